@@ -1,0 +1,326 @@
+"""A DICOM series → one (z, y, x) volume with its exact LPS geometry (the SimpleITK convention).
+
+Slices are sorted by their position along the slice normal (cross product of the row and column
+cosines); the slice step comes from the positions, never from SliceThickness. Series that are not
+one regular volume are refused with a clear :class:`~clara_stream.errors.DicomInputError` naming
+the problem (mixed orientations, all at one position, too few slices, missing slices, irregular
+steps, gantry tilt), or resampled onto a regular grid when configured.
+
+Pixels: native little-endian instances are read straight from the file offset found by the header
+pass into a preallocated array (no second parse); compressed ones (JPEG, JPEG 2000, RLE) go through
+pydicom's decoders (pylibjpeg plugins) in a thread pool. Rescale slope/intercept give HU; the result
+is int16 when the rescaled range fits, else int32 or float32.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pydicom
+
+from clara_stream.errors import DicomInputError
+from clara_stream.geometry import ImageGeometry
+
+from .study import DicomInstance, DicomSeries
+
+__all__ = ["Volume", "series_to_volume", "slice_layout", "SliceLayout"]
+
+Policy = Literal["error", "resample", "accept"]
+_OP = "SeriesToVolume"
+
+
+@dataclass
+class Volume:
+    """A volume and where it came from.
+
+    ``array`` is (z, y, x) in the modality's units (HU for CT); ``geometry`` is LPS;
+    ``instances`` are the source instances in slice order (index k ↔ array[k] unless resampled);
+    ``notes`` says what was done beyond a plain read (resampling, accepted irregularity).
+    """
+
+    array: np.ndarray
+    geometry: ImageGeometry
+    series: DicomSeries
+    instances: list[DicomInstance]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def series_uid(self) -> str:
+        return self.series.series_uid
+
+
+@dataclass
+class SliceLayout:
+    """Sorted instances and the geometry facts derived from their headers."""
+
+    instances: list[DicomInstance]
+    positions: np.ndarray  # (n, 3) LPS, sorted
+    distances: np.ndarray  # (n,) along the normal
+    row: np.ndarray
+    col: np.ndarray
+    normal: np.ndarray
+    pixel_spacing: tuple[float, float]  # (x, y) mm
+    rows: int
+    columns: int
+
+
+def _err(rule: str, got: str, series: DicomSeries, problem: str) -> DicomInputError:
+    exc = DicomInputError(f"{_OP}: expected {rule}; got {got} [series {series.series_uid}]")
+    exc.problem = problem  # type: ignore[attr-defined]
+    return exc
+
+
+def slice_layout(series: DicomSeries, *, min_slices: int = 3, orientation_tol: float = 1e-4) -> SliceLayout:
+    """Sort a series along its slice normal and check it has one orientation and distinct positions.
+
+    Raises
+    ------
+    DicomInputError
+        ``problem`` attribute: ``empty``, ``geometry-missing``, ``mixed-orientation``, ``mixed-size``,
+        ``not-a-volume`` (all at one position), ``duplicate-position``, ``slice-count``.
+    """
+    inst = series.instances
+    if not inst:
+        raise _err("at least one image instance", "none", series, "empty")
+    for i in inst:
+        for key in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows", "Columns"):
+            if i.get(key) is None:
+                raise _err(f"(attribute {key} present", f"none in {i.path.name}", series, "geometry-missing")
+    iops = np.array([[float(v) for v in i.header.ImageOrientationPatient] for i in inst])
+    distinct = [iops[0]]
+    for v in iops[1:]:
+        if not any(np.allclose(v, d, atol=orientation_tol) for d in distinct):
+            distinct.append(v)
+    if len(distinct) > 1:
+        shown = "; ".join(str(np.round(d, 4).tolist()) for d in distinct[:3])
+        raise _err("one ImageOrientationPatient (0020,0037) for the whole series",
+                   f"{len(distinct)} orientations: {shown}", series, "mixed-orientation")  # fmt: skip
+    sizes = {(int(i.header.Rows), int(i.header.Columns)) for i in inst}
+    spacings = {tuple(round(float(v), 6) for v in i.header.PixelSpacing) for i in inst}
+    if len(sizes) > 1 or len(spacings) > 1:
+        raise _err("one Rows x Columns and PixelSpacing", f"{sorted(sizes)} / {sorted(spacings)}", series,
+                   "mixed-size")  # fmt: skip
+    row, col = iops[0][:3], iops[0][3:]
+    row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
+    normal = np.cross(row, col)
+    pos = np.array([[float(v) for v in i.header.ImagePositionPatient] for i in inst])
+    dist = pos @ normal
+    order = np.argsort(dist, kind="stable")
+    pos, dist = pos[order], dist[order]
+    inst = [inst[k] for k in order]
+    steps = np.diff(dist)
+    if len(inst) > 1 and np.all(np.abs(dist - dist[0]) < 1e-3):
+        raise _err("instances at distinct positions along the slice normal",
+                   f"all {len(inst)} at {dist[0]:.3f} mm (not a volume)", series, "not-a-volume")  # fmt: skip
+    if np.any(steps < 1e-3):
+        k = int(np.argmax(steps < 1e-3))
+        raise _err("one instance per slice position",
+                   f"{inst[k].path.name} and {inst[k + 1].path.name} both at {dist[k]:.3f} mm "
+                   "(several acquisitions, echoes or time points in one series?)",
+                   series, "duplicate-position")  # fmt: skip
+    if len(inst) < min_slices:
+        raise _err(f"at least {min_slices} slices for a volume", f"{len(inst)}", series, "slice-count")
+    ps = [float(v) for v in inst[0].header.PixelSpacing]
+    return SliceLayout(inst, pos, dist, row, col, normal, (ps[1], ps[0]), int(inst[0].header.Rows),
+                       int(inst[0].header.Columns))  # fmt: skip
+
+
+def _check_steps(lay: SliceLayout, series: DicomSeries, rel_tol: float) -> str | None:
+    """None if the steps are regular, else a description (and the problem code in the text)."""
+    steps = np.diff(lay.distances)
+    smallest = float(steps.min())
+    if np.all(np.abs(steps - np.median(steps)) <= rel_tol * np.median(steps) + 1e-3):
+        return None
+    ratios = steps / smallest
+    uniq = sorted({round(float(s), 3) for s in steps})
+    if np.all(np.abs(ratios - np.rint(ratios)) < 0.05):
+        missing = int(np.sum(np.rint(ratios) - 1))
+        return f"missing-slices: steps of {uniq} mm ({missing} slice(s) missing at a {smallest:.3f} mm step)"
+    return f"irregular-spacing: steps of {uniq} mm"
+
+
+def _tilt_deg(lay: SliceLayout) -> float:
+    if len(lay.instances) < 2:
+        return 0.0
+    v = lay.positions[-1] - lay.positions[0]
+    cosang = abs(float(v @ lay.normal)) / float(np.linalg.norm(v))
+    return float(np.degrees(np.arccos(min(1.0, cosang))))
+
+
+def _stored_dtype(h: pydicom.Dataset) -> np.dtype:
+    bits = int(h.get("BitsAllocated", 16))
+    signed = int(h.get("PixelRepresentation", 0)) == 1
+    if bits not in (8, 16, 32):
+        raise DicomInputError(f"{_OP}: expected BitsAllocated 8, 16 or 32; got {bits}")
+    return np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder("<")
+
+
+def _read_native(inst: DicomInstance, out: np.ndarray) -> bool:
+    """Read native pixels straight into ``out`` (one slice); False if this instance needs a decoder."""
+    if inst.pixel_offset is None or inst.pixel_length is None or out.nbytes > inst.pixel_length:
+        return False
+    with open(inst.path, "rb", buffering=0) as f:
+        f.seek(inst.pixel_offset)
+        n = f.readinto(memoryview(out).cast("B"))
+    return n == out.nbytes
+
+
+def _read_decoded(inst: DicomInstance, out: np.ndarray) -> None:
+    ds = pydicom.dcmread(inst.path)
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # decoder plugins raise many types; name the file and the syntax
+        raise DicomInputError(
+            f"{_OP}: expected decodable Pixel Data; got {type(exc).__name__}: {exc} "
+            f"[{inst.path.name}, transfer syntax {inst.transfer_syntax}]"
+        ) from exc
+    if arr.shape != out.shape:
+        raise DicomInputError(f"{_OP}: expected one frame {out.shape}; got {arr.shape} [{inst.path.name}]")
+    out[...] = arr
+
+
+def _rescale(inst: DicomInstance) -> tuple[float, float]:
+    h = inst.header
+    return float(h.get("RescaleSlope", 1) or 1), float(h.get("RescaleIntercept", 0) or 0)
+
+
+def series_to_volume(
+    series: DicomSeries,
+    *,
+    irregular: Policy = "error",
+    tilt: Policy = "error",
+    min_slices: int = 3,
+    spacing_rel_tol: float = 0.01,
+    tilt_tol_deg: float = 0.05,
+    workers: int | None = None,
+    rescale: bool = True,
+) -> Volume:
+    """Build the volume of one series.
+
+    Parameters
+    ----------
+    series : from :func:`scan_study`.
+    irregular : what to do with missing slices or irregular steps: ``error`` (default) refuses;
+        ``resample`` interpolates linearly onto the smallest step; ``accept`` keeps the slices and
+        uses the mean step (what SimpleITK's ImageSeriesReader does, with only a warning).
+    tilt : gantry tilt (slices sheared along the normal): ``error``, ``resample`` (shift each slice
+        in plane onto an orthogonal grid), or ``accept`` (SimpleITK behaviour: geometry is wrong).
+    min_slices : fewest slices that make a volume (default 3).
+    spacing_rel_tol : allowed relative deviation of a step from the median step.
+    tilt_tol_deg : angles between the slice stack axis and the normal below this are not a tilt.
+    workers : decoder threads for compressed pixels (default: CPU count, at most 8).
+    rescale : apply RescaleSlope/Intercept (HU for CT); False keeps stored values.
+
+    Returns
+    -------
+    Volume: array (z, y, x), int16 when the rescaled range fits, int32 for wider integers, float32
+    for non-integer or per-slice rescale; geometry in LPS with origin at the first slice.
+
+    Raises
+    ------
+    DicomInputError
+        With ``.problem`` one of those of :func:`slice_layout`, or ``missing-slices``,
+        ``irregular-spacing``, ``gantry-tilt``, ``pixel-format``.
+    """
+    for name, v in (("irregular", irregular), ("tilt", tilt)):
+        if v not in ("error", "resample", "accept"):
+            raise ValueError(f"{_OP}: expected {name} in error, resample, accept; got {v!r}")
+    lay = slice_layout(series, min_slices=min_slices)
+    notes: list[str] = []
+    step_issue = _check_steps(lay, series, spacing_rel_tol)
+    if step_issue and irregular == "error":
+        code, text = step_issue.split(": ", 1)
+        raise _err("a constant slice step along the normal", text, series, code)
+    angle = _tilt_deg(lay)
+    if angle > tilt_tol_deg and tilt == "error":
+        raise _err("slices stacked along their normal (no gantry tilt)",
+                   f"a tilt of {angle:.2f} degrees", series, "gantry-tilt")  # fmt: skip
+    h0 = lay.instances[0].header
+    if int(h0.get("SamplesPerPixel", 1)) != 1 or int(h0.get("NumberOfFrames", 1) or 1) != 1:
+        raise _err("single-frame greyscale instances", f"SamplesPerPixel {h0.get('SamplesPerPixel')}, "
+                   f"NumberOfFrames {h0.get('NumberOfFrames', 1)}", series, "pixel-format")  # fmt: skip
+    stored = _stored_dtype(h0)
+    n, rows, cols = len(lay.instances), lay.rows, lay.columns
+    scales = [_rescale(i) for i in lay.instances] if rescale else [(1.0, 0.0)] * n
+    slope, intercept = scales[0]
+    uniform = all(s == scales[0] for s in scales)
+    integral = uniform and slope == 1.0 and intercept == int(intercept)
+    bits_stored = int(h0.get("BitsStored", stored.itemsize * 8))
+    lo = -(2 ** (bits_stored - 1)) if stored.kind == "i" else 0
+    hi = 2 ** (bits_stored - 1) - 1 if stored.kind == "i" else 2**bits_stored - 1
+    fits16 = integral and stored.itemsize <= 2 and -32768 <= lo + intercept and hi + intercept <= 32767
+    if fits16 and stored.itemsize == 2 and (stored.kind == "i" or bits_stored < 16):
+        buf = np.empty((n, rows, cols), dtype=np.int16)  # uint16 below 2**15 has the same bits: read in place
+    else:
+        buf = np.empty((n, rows, cols), dtype=stored.newbyteorder("="))
+    pending = [k for k in range(n) if not _read_native(lay.instances[k], buf[k])]
+    if pending:
+        with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+            list(pool.map(lambda k: _read_decoded(lay.instances[k], buf[k]), pending))
+    if integral and buf.dtype == np.int16:
+        if intercept:
+            buf += np.int16(intercept)
+        array = buf
+    elif integral:
+        wide = np.int16 if fits16 else np.int32
+        array = buf.astype(wide)
+        if intercept:
+            array += wide(intercept)
+    else:
+        array = buf.astype(np.float32)
+        for k, (s, b) in enumerate(scales):
+            if s != 1.0:
+                array[k] *= np.float32(s)
+            if b:
+                array[k] += np.float32(b)
+    step = (
+        float(np.linalg.norm(lay.positions[-1] - lay.positions[0]) / (n - 1))
+        if n > 1
+        else float(h0.get("SliceThickness", 1) or 1)
+    )
+    if angle > tilt_tol_deg and tilt == "resample":
+        array = _untilt(array, lay)
+        step = float((lay.distances[-1] - lay.distances[0]) / (n - 1))
+        notes.append(f"gantry tilt of {angle:.2f} degrees resampled onto an orthogonal grid")
+    elif angle > tilt_tol_deg:
+        notes.append(f"gantry tilt of {angle:.2f} degrees accepted: geometry is approximate")
+    if step_issue and irregular == "resample":
+        array, step = _regularise(array, lay.distances)
+        notes.append(f"{step_issue.split(': ', 1)[1]}; resampled to a {step:.4f} mm step")
+    elif step_issue:
+        notes.append(f"{step_issue.split(': ', 1)[1]}; accepted with the mean step {step:.4f} mm")
+    direction = np.stack([lay.row, lay.col, lay.normal], axis=1)
+    geometry = ImageGeometry(tuple(lay.positions[0]), (*lay.pixel_spacing, step), tuple(direction.ravel()))
+    return Volume(array, geometry, series, lay.instances, notes)
+
+
+def _untilt(array: np.ndarray, lay: SliceLayout) -> np.ndarray:
+    from scipy.ndimage import shift
+
+    out = np.empty(array.shape, dtype=np.float32 if array.dtype.kind == "f" else array.dtype)
+    fill = float(array.min())
+    for k in range(array.shape[0]):
+        d = lay.positions[k] - lay.positions[0]
+        dx, dy = float(d @ lay.row) / lay.pixel_spacing[0], float(d @ lay.col) / lay.pixel_spacing[1]
+        out[k] = shift(array[k].astype(np.float32), (dy, dx), order=1, cval=fill).round().astype(out.dtype) \
+            if out.dtype.kind != "f" else shift(array[k], (dy, dx), order=1, cval=fill)  # fmt: skip
+    return out
+
+
+def _regularise(array: np.ndarray, dist: Sequence[float]) -> tuple[np.ndarray, float]:
+    dist = np.asarray(dist, dtype=np.float64)
+    step = float(np.diff(dist).min())
+    m = int(round((dist[-1] - dist[0]) / step)) + 1
+    targets = dist[0] + step * np.arange(m)
+    hi = np.clip(np.searchsorted(dist, targets, side="left"), 1, len(dist) - 1)
+    lo = hi - 1
+    w = ((targets - dist[lo]) / (dist[hi] - dist[lo])).astype(np.float32)[:, None, None]
+    out = array[lo].astype(np.float32) * (1 - w) + array[hi].astype(np.float32) * w
+    if array.dtype.kind != "f":
+        out = np.rint(out).astype(array.dtype)
+    return out, step
