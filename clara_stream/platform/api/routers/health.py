@@ -1,0 +1,32 @@
+"""``/health``: liveness plus what the service is doing."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from clara_stream import __version__
+from clara_stream.platform.api.deps import get_service
+from clara_stream.platform.service import PlatformService
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health(svc: PlatformService = Depends(get_service)) -> dict:
+    counts = {
+        r["status"]: r["n"] for r in svc.db.query("SELECT status, COUNT(*) AS n FROM job GROUP BY status")
+    }
+    outbox = {
+        r["state"]: r["n"] for r in svc.db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+    }
+    adapter = svc.adapter
+    return {
+        "status": "ok" if svc.started else "stopped",
+        "version": __version__,
+        "aeTitle": svc.settings.ae_title,
+        "dicomPort": svc.dicom_port,
+        "tls": svc.settings.tls_enabled,
+        "activeAssociations": len(adapter.ae.active_associations) if adapter else 0,
+        "jobs": counts,
+        "outbox": outbox,
+    }

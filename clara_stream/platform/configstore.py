@@ -1,0 +1,150 @@
+"""CRUD over the configured AE titles, sources, destinations and pipelines (SQLite).
+
+The adapter reads from here on every association, so a change over REST takes effect for the next
+association without a restart.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from clara_stream.platform.db import Database
+from clara_stream.platform.schemas import AeConfig, DestinationConfig, PipelineConfig, SourceConfig
+from clara_stream.platform.status import ConflictError, InvalidRequestError, NotFoundError
+
+M = TypeVar("M", bound=BaseModel)
+
+_KINDS: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
+    "ae": (AeConfig, ("ae_title",)),
+    "source": (SourceConfig, ("ae_title", "host_ip")),
+    "destination": (DestinationConfig, ("ae_title", "host_ip", "port")),
+}
+
+
+class ConfigStore:
+    """Named configuration entities, stored as their JSON payload plus indexed columns."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- generic ---------------------------------------------------------------------------
+    def _columns(self, kind: str, item: BaseModel) -> dict:
+        _, cols = _KINDS[kind]
+        return {c: getattr(item, c) for c in cols}
+
+    def create(self, kind: str, item: M) -> M:
+        """Insert ``item``; ConflictError if its name (or an AE's title) is taken."""
+        cols = self._columns(kind, item)
+        names = ", ".join(["name", *cols, "body"])
+        marks = ", ".join("?" * (len(cols) + 2))
+        try:
+            with self.db.write() as con:
+                con.execute(
+                    f"INSERT INTO {kind} ({names}) VALUES ({marks})",
+                    (item.name, *cols.values(), item.model_dump_json(by_alias=True)),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(f"{kind} {item.name!r}: expected a unique name and AE title; {exc}") from None
+        return item
+
+    def update(self, kind: str, item: M) -> M:
+        """Replace the entity called ``item.name``; NotFoundError if absent."""
+        cols = self._columns(kind, item)
+        sets = ", ".join(f"{c} = ?" for c in [*cols, "body"])
+        try:
+            with self.db.write() as con:
+                cur = con.execute(
+                    f"UPDATE {kind} SET {sets} WHERE name = ?",
+                    (*cols.values(), item.model_dump_json(by_alias=True), item.name),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(f"{kind} {item.name!r}: {exc}") from None
+        if cur.rowcount == 0:
+            raise NotFoundError(f"{kind}: expected an existing name; got {item.name!r}")
+        return item
+
+    def get(self, kind: str, name: str) -> BaseModel:
+        row = self.db.query_one(f"SELECT body FROM {kind} WHERE name = ?", (name,))
+        if row is None:
+            raise NotFoundError(f"{kind}: expected an existing name; got {name!r}")
+        return _KINDS[kind][0].model_validate_json(row["body"])
+
+    def list(self, kind: str) -> list:
+        model = _KINDS[kind][0]
+        return [
+            model.model_validate_json(r["body"])
+            for r in self.db.query(f"SELECT body FROM {kind} ORDER BY name")
+        ]
+
+    def delete(self, kind: str, name: str) -> BaseModel:
+        item = self.get(kind, name)
+        with self.db.write() as con:
+            con.execute(f"DELETE FROM {kind} WHERE name = ?", (name,))
+        return item
+
+    # -- typed helpers used by the adapter -------------------------------------------------
+    def ae_by_title(self, ae_title: str) -> AeConfig | None:
+        row = self.db.query_one("SELECT body FROM ae WHERE ae_title = ?", (ae_title.strip(),))
+        return AeConfig.model_validate_json(row["body"]) if row else None
+
+    def source_allowed(self, ae_title: str, host: str) -> bool:
+        """True if a configured source has this calling AE title and host address."""
+        row = self.db.query_one(
+            "SELECT 1 FROM source WHERE ae_title = ? AND host_ip = ?", (ae_title.strip(), host)
+        )
+        return row is not None
+
+    def destination(self, name: str) -> DestinationConfig:
+        return self.get("destination", name)  # type: ignore[return-value]
+
+    def check_destinations(self, names: list[str]) -> None:
+        """InvalidRequestError naming the first unknown destination."""
+        known = {d.name for d in self.list("destination")}
+        for n in names:
+            if n not in known:
+                raise InvalidRequestError(
+                    f"destinations: expected configured names {sorted(known)}; got {n!r}"
+                )
+
+    # -- pipelines -------------------------------------------------------------------------
+    def put_pipeline(self, item: PipelineConfig) -> PipelineConfig:
+        """Register or replace a pipeline (keeps its first registration time)."""
+        with self.db.write() as con:
+            con.execute(
+                "INSERT INTO pipeline (name, body, registered_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET body = excluded.body",
+                (item.name, item.model_dump_json(by_alias=True), time.time()),
+            )
+        return item
+
+    def pipeline(self, name: str) -> PipelineConfig:
+        row = self.db.query_one("SELECT body FROM pipeline WHERE name = ?", (name,))
+        if row is None:
+            known = [r["name"] for r in self.db.query("SELECT name FROM pipeline ORDER BY name")]
+            raise NotFoundError(f"pipeline: expected a registered name {known}; got {name!r}")
+        return PipelineConfig.model_validate_json(row["body"])
+
+    def pipelines(self) -> list[dict]:
+        """Every pipeline with its registration time and queued/running job counts."""
+        rows = self.db.query(
+            "SELECT p.body, p.registered_at, "
+            "(SELECT COUNT(*) FROM job j WHERE j.pipeline = p.name AND j.status = 'queued') AS queued, "
+            "(SELECT COUNT(*) FROM job j WHERE j.pipeline = p.name AND j.status = 'running') AS running "
+            "FROM pipeline p ORDER BY p.name"
+        )
+        out = []
+        for r in rows:
+            d = PipelineConfig.model_validate_json(r["body"]).model_dump()
+            d.update(registered_at=r["registered_at"], queued=r["queued"], running=r["running"])
+            out.append(d)
+        return out
+
+    def delete_pipeline(self, name: str) -> PipelineConfig:
+        item = self.pipeline(name)
+        with self.db.write() as con:
+            con.execute("DELETE FROM pipeline WHERE name = ?", (name,))
+        return item

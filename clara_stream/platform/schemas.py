@@ -1,0 +1,159 @@
+"""Request/response payloads. Config payloads follow MONAI Informatics Gateway (camelCase).
+
+Extensions beyond MIG are optional fields with defaults (``priority``, ``destinations`` on an AE;
+the ``pipeline`` resource) so MIG clients' payloads are accepted unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+GROUPING_STUDY = "0020,000D"
+GROUPING_SERIES = "0020,000E"
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(f"expected 1-64 of A-Z a-z 0-9 _ . -; got {value!r}")
+    return value
+
+
+def _check_ae_title(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > 16 or "\\" in value or not value.isprintable():
+        raise ValueError(f"expected an AE title of 1-16 printable characters; got {value!r}")
+    return value
+
+
+class AeConfig(_Model):
+    """A local AE title that receives instances and triggers pipelines (MIG ``/config/ae``)."""
+
+    name: str
+    ae_title: str
+    grouping: Literal["0020,000D", "0020,000E"] = GROUPING_STUDY
+    timeout: int = Field(5, ge=1, le=86400, description="idle seconds before a group becomes a job")
+    workflows: list[str] = Field(default_factory=list, description="pipeline names to run per group")
+    allowed_sop_classes: list[str] = Field(default_factory=list)
+    ignored_sop_classes: list[str] = Field(default_factory=list)
+    priority: int = Field(0, ge=-100, le=100, description="job priority (higher runs first)")
+    destinations: list[str] = Field(default_factory=list, description="destination names for results")
+
+    _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+    _t = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+
+    @field_validator("allowed_sop_classes", "ignored_sop_classes")
+    @classmethod
+    def _uids(cls, values: list[str]) -> list[str]:
+        for v in values:
+            if not _UID_RE.match(v):
+                raise ValueError(f"expected SOP class UIDs (digits and dots); got {v!r}")
+        return values
+
+
+class SourceConfig(_Model):
+    """A calling AE allowed to send (MIG ``/config/source``); unknown sources are refused."""
+
+    name: str
+    ae_title: str
+    host_ip: str
+
+    _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+    _t = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+
+
+class DestinationConfig(_Model):
+    """A C-STORE SCP that receives results (MIG ``/config/destination``)."""
+
+    name: str
+    ae_title: str
+    host_ip: str
+    port: int = Field(ge=1, le=65535)
+
+    _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+    _t = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+
+
+class PipelineConfig(_Model):
+    """A registered pipeline: the app it runs and the resources one run needs."""
+
+    name: str
+    app: str = Field(description="app name (clara_stream.apps.<name>) or path to an app folder/file")
+    cpu_memory_mb: int = Field(512, ge=0)
+    gpu_memory_mb: int = Field(0, ge=0)
+    max_retries: int = Field(0, ge=0, le=10)
+    timeout_s: float | None = Field(None, gt=0)
+    overrides: list[str] = Field(default_factory=list, description="--set key=value for every run")
+
+    _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+
+class PipelineInfo(PipelineConfig):
+    """A pipeline as listed: its config plus registration time and queue depth."""
+
+    registered_at: float
+    queued: int
+    running: int
+
+
+class JobSubmit(_Model):
+    """A job submitted over REST: run ``pipeline`` on a folder the server can read."""
+
+    pipeline: str
+    input: str = Field(description="folder on the server's file system")
+    priority: int | None = Field(None, ge=-100, le=100)
+    destinations: list[str] = Field(default_factory=list)
+
+
+class JobInfo(_Model):
+    """A job's state."""
+
+    id: str
+    pipeline: str
+    app: str
+    priority: int
+    status: JobStatus
+    source: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    duration_s: float | None
+    attempts: int
+    max_retries: int
+    error: str | None
+    exit_code: int | None
+    input_dir: str
+    output_dir: str
+    destinations: list[str]
+
+
+class ResultInfo(_Model):
+    """One output file of a job and its export state per destination."""
+
+    id: int
+    job_id: str
+    path: str
+    size: int
+    sop_uid: str | None
+    sop_class: str | None
+    exports: list[dict]
+
+
+class EchoResult(_Model):
+    """Outcome of a C-ECHO to a destination."""
+
+    name: str
+    success: bool
+    status: int | None
+    detail: str

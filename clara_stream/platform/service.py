@@ -1,0 +1,108 @@
+"""The platform service: one process holding the SCP, grouper, scheduler, exporter and state.
+
+``clara-stream dicom serve`` builds a :class:`PlatformService`, starts it and serves the REST app
+(:func:`clara_stream.platform.api.app.create_app`) with uvicorn in the same process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from clara_stream.platform.adapter import DicomAdapter
+from clara_stream.platform.configstore import ConfigStore
+from clara_stream.platform.db import Database
+from clara_stream.platform.instances import InstanceStore
+from clara_stream.platform.jobs import JobQueue
+from clara_stream.platform.results import ResultsService
+from clara_stream.platform.scheduler import Scheduler
+from clara_stream.platform.schemas import JobInfo, JobSubmit
+from clara_stream.platform.settings import PlatformSettings
+from clara_stream.platform.status import InvalidRequestError
+
+log = logging.getLogger(__name__)
+
+
+class PlatformService:
+    """Everything behind ``dicom serve``; usable in-process by tests and the loadgen.
+
+    Parameters
+    ----------
+    settings : validated service settings.
+    dicom : start the SCP (False for a REST-and-scheduler-only service).
+    """
+
+    def __init__(self, settings: PlatformSettings, *, dicom: bool = True) -> None:
+        self.settings = settings
+        data = Path(settings.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        self.db = Database(data / "state.sqlite")
+        self.config = ConfigStore(self.db)
+        self.queue = JobQueue(self.db, data / "jobs")
+        self.store = InstanceStore(self.db, data / "store", fsync=settings.fsync)
+        self.results = ResultsService(self.db, self.queue, self.config, settings)
+        self.scheduler = Scheduler(self.queue, settings, on_success=self.results.collect)
+        self.adapter = DicomAdapter(settings, self.config, self.store) if dicom else None
+        self._stop = threading.Event()
+        self._grouper: threading.Thread | None = None
+        self.started = False
+
+    @property
+    def dicom_port(self) -> int | None:
+        return self.adapter.port if self.adapter else None
+
+    def start(self) -> None:
+        """Recover from a previous crash, then start the SCP and the worker threads."""
+        recovered = self.store.recover()
+        if recovered:
+            log.info("recovered %d instance(s) of associations cut by a restart", recovered)
+        self.scheduler.start()
+        self.results.start()
+        self._grouper = threading.Thread(target=self._group_loop, name="grouper", daemon=True)
+        self._grouper.start()
+        if self.adapter is not None:
+            self.adapter.start()
+        self.started = True
+
+    def stop(self) -> None:
+        """Stop accepting, stop threads; running jobs are requeued for the next start."""
+        if self.adapter is not None:
+            self.adapter.stop()
+        self._stop.set()
+        if self._grouper:
+            self._grouper.join(timeout=10)
+        self.results.stop()
+        self.scheduler.stop()
+        self.started = False
+
+    def _group_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.store.close_ready_groups(self.config, self.queue):
+                    self.scheduler.wake()
+            except Exception:  # keep grouping after one bad group; logged once here
+                log.exception("grouper pass failed")
+            self._stop.wait(self.settings.poll_interval_s)
+
+    def submit(self, req: JobSubmit) -> JobInfo:
+        """Queue a job from the REST API; checks pipeline, input folder, destinations and budget."""
+        pipeline = self.config.pipeline(req.pipeline)
+        self.config.check_destinations(req.destinations)
+        s = self.settings
+        if pipeline.cpu_memory_mb > s.cpu_memory_budget_mb or pipeline.gpu_memory_mb > s.gpu_memory_budget_mb:
+            raise InvalidRequestError(
+                f"pipeline {pipeline.name}: expected needs within the budget (cpu "
+                f"{s.cpu_memory_budget_mb} MB, gpu {s.gpu_memory_budget_mb} MB); got cpu "
+                f"{pipeline.cpu_memory_mb} MB, gpu {pipeline.gpu_memory_mb} MB"
+            )
+        job_id = self.queue.submit(
+            pipeline, Path(req.input), priority=req.priority or 0, source="api", destinations=req.destinations
+        )
+        self.scheduler.wake()
+        return self.queue.get(job_id)
+
+    def cancel(self, job_id: str) -> JobInfo:
+        info = self.queue.cancel(job_id)
+        self.scheduler.wake()
+        return info

@@ -1,0 +1,70 @@
+"""Service settings (pydantic-settings): environment ``CLARA_STREAM_*`` or CLI options.
+
+Kept apart from app graph YAML; validated once at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PlatformSettings(BaseSettings):
+    """Settings of ``clara-stream dicom serve``.
+
+    Parameters
+    ----------
+    data_dir : folder holding ``state.sqlite``, the instance store, job folders and logs.
+    host : address both servers bind (127.0.0.1 by default; never 0.0.0.0 unless asked).
+    dicom_port : C-STORE/C-ECHO port (0 picks a free one; the bound port is logged).
+    http_port : REST/console port.
+    ae_title : the SCP's own AE title (answers C-ECHO for it and every configured AE).
+    max_associations : concurrent associations accepted; more are rejected (transient).
+    keep_aborted : keep instances of an aborted association (False drops them, like MIG).
+    fsync : fsync every instance before answering success (turn off only for benchmarks).
+    tls_cert, tls_key, tls_ca : PEM files; cert+key turn TLS on, ca also requires client certs.
+    max_concurrent_jobs : jobs running at once.
+    cpu_memory_budget_mb, gpu_memory_budget_mb : what running jobs' declared needs may add up to.
+    poll_interval_s : how often the grouper, scheduler and outbox look for work.
+    export_max_attempts, export_backoff_s : C-STORE SCU retries (exponential backoff).
+    worker_python : interpreter that runs ``-m clara_stream.cli run`` for each job.
+    models_dir : model repository root shared with ``clara-stream models``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CLARA_STREAM_", extra="ignore")
+
+    data_dir: Path = Path("./clara-stream-data")
+    host: str = "127.0.0.1"
+    dicom_port: int = Field(104, ge=0, le=65535)
+    http_port: int = Field(8000, ge=0, le=65535)
+    ae_title: str = "CLARASTREAM"
+    max_associations: int = Field(32, ge=1)
+    keep_aborted: bool = False
+    fsync: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    max_concurrent_jobs: int = Field(2, ge=1)
+    cpu_memory_budget_mb: int = Field(16384, ge=0)
+    gpu_memory_budget_mb: int = Field(0, ge=0)
+    poll_interval_s: float = Field(0.2, gt=0)
+    export_max_attempts: int = Field(5, ge=1)
+    export_backoff_s: float = Field(1.0, ge=0)
+    worker_python: str = sys.executable
+    models_dir: Path | None = None
+
+    @field_validator("ae_title")
+    @classmethod
+    def _check_ae_title(cls, value: str) -> str:
+        value = value.strip()
+        if not value or len(value) > 16 or "\\" in value:
+            raise ValueError(f"ae_title: expected 1-16 characters without backslash; got {value!r}")
+        return value
+
+    @property
+    def tls_enabled(self) -> bool:
+        """True when a certificate and key are configured."""
+        return self.tls_cert is not None and self.tls_key is not None

@@ -1,0 +1,88 @@
+"""One table from exceptions to HTTP and DIMSE status codes.
+
+Every service path (REST handlers, the C-STORE handler, the exporter) maps failures through
+:func:`status_for`, so a given error reads the same over HTTP and over DICOM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clara_stream.errors import DicomInputError
+
+# DIMSE status codes (PS3.7 Annex C, PS3.4 B.2.3).
+DIMSE_SUCCESS = 0x0000
+DIMSE_PROCESSING_FAILURE = 0x0110
+DIMSE_SOP_CLASS_NOT_SUPPORTED = 0x0122
+DIMSE_OUT_OF_RESOURCES = 0xA700
+DIMSE_DATASET_MISMATCH = 0xA900
+DIMSE_CANNOT_UNDERSTAND = 0xC000
+
+# A-ASSOCIATE-RJ (result, source, diagnostic), PS3.8 9.3.4.
+REJECT_CALLING_AE = (0x01, 0x01, 0x03)  # permanent, service-user, calling AE title not recognised
+REJECT_CALLED_AE = (0x01, 0x01, 0x07)  # permanent, service-user, called AE title not recognised
+REJECT_NO_REASON = (0x01, 0x01, 0x01)  # permanent, service-user, no reason given (host not allowed)
+
+# HTTP status codes used by the REST API.
+HTTP_BAD_REQUEST = 400
+HTTP_NOT_FOUND = 404
+HTTP_CONFLICT = 409
+HTTP_UNPROCESSABLE = 422
+HTTP_INTERNAL = 500
+HTTP_BAD_GATEWAY = 502
+HTTP_INSUFFICIENT_STORAGE = 507
+
+
+class PlatformError(Exception):
+    """Base of the platform's own errors."""
+
+
+class NotFoundError(PlatformError, LookupError):
+    """No such configured entity, job or result."""
+
+
+class ConflictError(PlatformError):
+    """The request clashes with existing state (duplicate name or AE title, job already finished)."""
+
+
+class InvalidRequestError(PlatformError, ValueError):
+    """A request field is wrong; the message names the field."""
+
+
+class SopClassRefusedError(PlatformError):
+    """The called AE does not accept this SOP class (allowedSopClasses / ignoredSopClasses)."""
+
+
+class PeerError(PlatformError, ConnectionError):
+    """A DICOM peer refused, aborted or did not answer."""
+
+
+@dataclass(frozen=True)
+class StatusCode:
+    """How one exception family reads over HTTP and DIMSE."""
+
+    http: int
+    dimse: int
+    title: str
+
+
+#: Most specific first; :func:`status_for` walks the exception's MRO.
+STATUS_TABLE: dict[type[BaseException], StatusCode] = {
+    NotFoundError: StatusCode(HTTP_NOT_FOUND, DIMSE_PROCESSING_FAILURE, "not found"),
+    ConflictError: StatusCode(HTTP_CONFLICT, DIMSE_PROCESSING_FAILURE, "conflict"),
+    InvalidRequestError: StatusCode(HTTP_UNPROCESSABLE, DIMSE_PROCESSING_FAILURE, "invalid request"),
+    SopClassRefusedError: StatusCode(HTTP_UNPROCESSABLE, DIMSE_SOP_CLASS_NOT_SUPPORTED, "SOP class refused"),
+    DicomInputError: StatusCode(HTTP_UNPROCESSABLE, DIMSE_CANNOT_UNDERSTAND, "bad DICOM content"),
+    PeerError: StatusCode(HTTP_BAD_GATEWAY, DIMSE_PROCESSING_FAILURE, "peer failure"),
+    OSError: StatusCode(HTTP_INSUFFICIENT_STORAGE, DIMSE_OUT_OF_RESOURCES, "storage failure"),
+    ValueError: StatusCode(HTTP_BAD_REQUEST, DIMSE_CANNOT_UNDERSTAND, "bad value"),
+}
+DEFAULT_STATUS = StatusCode(HTTP_INTERNAL, DIMSE_PROCESSING_FAILURE, "internal error")
+
+
+def status_for(exc: BaseException) -> StatusCode:
+    """The status of the nearest class of ``exc`` in :data:`STATUS_TABLE` (else a 500 / 0x0110)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_TABLE:
+            return STATUS_TABLE[cls]
+    return DEFAULT_STATUS
