@@ -1,0 +1,274 @@
+"""Dataset registry: register folders/files under configured roots, list, describe, load lazily,
+and keep each dataset's saved render settings (``config_render.json``).
+
+Paths are resolved (symlinks followed) and must lie under one of the configured roots; anything
+else is refused with :class:`PathNotAllowed`. Registrations persist in ``state_dir/datasets.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from clara_stream.render import loaders
+from clara_stream.render.state import ViewState
+from clara_stream.render.tiles import ArraySource, SlideSource, TileServer
+from clara_stream.render.volume import Volume
+
+SETTINGS_FILE = "config_render.json"
+SETTINGS_FORMAT = "clara_stream.render.v1/ViewState"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class PathNotAllowed(PermissionError):
+    """A dataset path outside every configured root."""
+
+
+class UnknownDataset(KeyError):
+    """No dataset registered under that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass
+class DatasetRecord:
+    """One registered dataset. ``kind``: volume, slide or image; ``format``: how it was read."""
+
+    id: str
+    name: str
+    kind: str
+    format: str
+    path: str
+    mask_path: str = ""
+    series_uid: str = ""
+    labels: dict[str, dict[str, Any]] | None = None
+
+
+class DatasetRegistry:
+    """Registered datasets and their loaded data (loaded on first use, then kept).
+
+    Parameters
+    ----------
+    roots : list of Path
+        Only paths under these folders may be registered.
+    state_dir : Path
+        Where registrations and settings of read-only datasets are kept.
+    """
+
+    def __init__(self, roots: list[Path], state_dir: Path) -> None:
+        if not roots:
+            raise ValueError("DatasetRegistry: expected at least one dataset root; got none")
+        self.roots = [Path(r).resolve() for r in roots]
+        for r in self.roots:
+            if not r.is_dir():
+                raise ValueError(f"DatasetRegistry: expected dataset roots to be folders; got {r}")
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._records: dict[str, DatasetRecord] = {}
+        self._volumes: dict[str, Volume] = {}
+        self._tiles: dict[str, TileServer] = {}
+        self._lock = threading.RLock()
+        self._load_index()
+
+    # ---- paths --------------------------------------------------------------------------------
+    def confine(self, path: str | Path) -> Path:
+        """Resolved ``path`` if under a root, else :class:`PathNotAllowed`."""
+        if not str(path) or "\x00" in str(path) or len(str(path)) > 4096:
+            raise ValueError(f"datasets: expected a path of 1..4096 characters; got {str(path)[:80]!r}")
+        p = Path(path)
+        if not p.is_absolute():
+            p = self.roots[0] / p
+        p = p.resolve()
+        if not any(p.is_relative_to(r) for r in self.roots):
+            raise PathNotAllowed(f"datasets: expected a path under {[str(r) for r in self.roots]}; got {p}")
+        if not p.exists():
+            raise FileNotFoundError(f"datasets: expected an existing path; got {p}")
+        return p
+
+    # ---- registration -------------------------------------------------------------------------
+    def register(
+        self, path: str | Path, name: str = "", mask: str | Path = "", dataset_id: str = ""
+    ) -> DatasetRecord:
+        """Register a dataset (validated and probed now, pixel data loaded on first render)."""
+        p = self.confine(path)
+        fmt = loaders.detect(p)
+        mask_p = self.confine(mask) if mask else None
+        record = DatasetRecord(
+            id="",
+            name=name or p.name.split(".")[0] or p.name,
+            kind="volume",
+            format=fmt,
+            path=str(p),
+            mask_path=str(mask_p or ""),
+        )
+        if fmt == "seed":
+            meta = loaders.read_seed_meta(p)
+            record.name = name or str(meta.get("name", record.name))
+            record.labels = meta.get("labels")
+            if not mask_p and meta.get("mask"):
+                record.mask_path = str(p / meta["mask"])
+        elif fmt == "dicom":
+            record.series_uid, _ = loaders.dicom_series_files(p)
+        elif fmt == "slide":
+            record.kind = "slide"
+            SlideSource(p).close()  # probe now: a bad file fails registration, not the first view
+        elif fmt == "image":
+            record.kind = "image"
+            loaders.load_image(p)
+        if dataset_id and not _ID.match(dataset_id):
+            raise ValueError(f"datasets: expected id matching {_ID.pattern}; got {dataset_id!r}")
+        digest = hashlib.sha1(f"{p}|{record.mask_path}".encode()).hexdigest()[:8]
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", record.name).strip("-.")[:40] or "dataset"
+        record.id = dataset_id or f"{slug}-{digest}"
+        with self._lock:
+            self._records[record.id] = record
+            self._volumes.pop(record.id, None)
+            old = self._tiles.pop(record.id, None)
+            if old is not None:
+                old.close()
+            self._save_index()
+        return record
+
+    def list(self) -> list[DatasetRecord]:
+        with self._lock:
+            return sorted(self._records.values(), key=lambda r: r.name)
+
+    def get(self, dataset_id: str) -> DatasetRecord:
+        with self._lock:
+            rec = self._records.get(dataset_id)
+        if rec is None:
+            raise UnknownDataset(f"datasets: expected a registered dataset id; got {dataset_id!r}")
+        return rec
+
+    # ---- data ---------------------------------------------------------------------------------
+    def volume(self, dataset_id: str) -> Volume:
+        rec = self.get(dataset_id)
+        if rec.kind != "volume":
+            raise ValueError(f"datasets: expected a volume dataset; got {rec.kind} {dataset_id!r}")
+        with self._lock:
+            vol = self._volumes.get(dataset_id)
+            if vol is None:
+                vol = self._load_volume(rec)
+                self._volumes[dataset_id] = vol
+            return vol
+
+    def _load_volume(self, rec: DatasetRecord) -> Volume:
+        p = Path(rec.path)
+        mask = Path(rec.mask_path) if rec.mask_path else None
+        if rec.format == "seed":
+            return loaders.load_volume(p / loaders.read_seed_meta(p)["image"], mask)
+        if rec.format == "dicom":
+            _, files = loaders.dicom_series_files(p)
+            return loaders.load_volume(files, mask)
+        return loaders.load_volume(p, mask)
+
+    def tiles(self, dataset_id: str) -> TileServer:
+        rec = self.get(dataset_id)
+        if rec.kind not in ("slide", "image"):
+            raise ValueError(f"datasets: expected a slide or image dataset; got {rec.kind} {dataset_id!r}")
+        with self._lock:
+            ts = self._tiles.get(dataset_id)
+            if ts is None:
+                src = (
+                    SlideSource(Path(rec.path))
+                    if rec.kind == "slide"
+                    else ArraySource(loaders.load_image(Path(rec.path)))
+                )
+                ts = TileServer(src)
+                self._tiles[dataset_id] = ts
+            return ts
+
+    def info(self, dataset_id: str) -> dict[str, Any]:
+        """Record fields plus geometry (volumes) or levels (slides/images); loads the data."""
+        rec = self.get(dataset_id)
+        out: dict[str, Any] = asdict(rec)
+        if rec.kind == "volume":
+            vol = self.volume(dataset_id)
+            out.update(
+                shape_zyx=list(vol.shape_zyx),
+                dtype=str(vol.data.dtype),
+                geometry=vol.geometry.to_dict(),
+                has_geometry=vol.has_geometry,
+                value_range=list(vol.value_range()),
+                center_mm=vol.center_mm.tolist(),
+                label_values=sorted(int(v) for v in set(vol.labels.ravel().tolist()) - {0})
+                if vol.labels is not None
+                else [],
+            )
+        else:
+            ts = self.tiles(dataset_id)
+            out.update(
+                levels=[asdict(lv) for lv in ts.levels],
+                tile_size=ts.tile_size,
+                mpp=ts.source.mpp or 0.0,
+                label_values=[],
+            )
+        return out
+
+    # ---- settings -----------------------------------------------------------------------------
+    def settings_path(self, dataset_id: str) -> Path:
+        """The seed folder's own config_render.json when writable, else one under state_dir."""
+        rec = self.get(dataset_id)
+        if rec.format == "seed" and os.access(rec.path, os.W_OK):
+            return Path(rec.path) / SETTINGS_FILE
+        return self.state_dir / "settings" / rec.id / SETTINGS_FILE
+
+    def save_settings(self, dataset_id: str, state: ViewState) -> Path:
+        path = self.settings_path(dataset_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc: dict[str, Any] = {}
+        if path.is_file():  # keep keys other tools wrote (e.g. the seed's own render settings)
+            try:
+                doc = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                doc = {}
+        doc.update(format=SETTINGS_FORMAT, view=state.validate().to_dict())
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(path)
+        return path
+
+    def load_settings(self, dataset_id: str) -> ViewState | None:
+        """Saved view state, or None (a config_render.json without our ``view`` key is ignored)."""
+        for path in (
+            self.settings_path(dataset_id),
+            self.state_dir / "settings" / dataset_id / SETTINGS_FILE,
+        ):
+            if path.is_file():
+                try:
+                    doc = json.loads(path.read_text())
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"datasets: expected JSON in {path}; got {exc}") from exc
+                if isinstance(doc, dict) and isinstance(doc.get("view"), dict):
+                    return ViewState.from_dict(doc["view"]).validate()
+        return None
+
+    # ---- persistence --------------------------------------------------------------------------
+    def _index_path(self) -> Path:
+        return self.state_dir / "datasets.json"
+
+    def _save_index(self) -> None:
+        tmp = self._index_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps([asdict(r) for r in self._records.values()], indent=2))
+        tmp.replace(self._index_path())
+
+    def _load_index(self) -> None:
+        if not self._index_path().is_file():
+            return
+        for d in json.loads(self._index_path().read_text()):
+            rec = DatasetRecord(**d)
+            if any(Path(rec.path).is_relative_to(r) for r in self.roots) and Path(rec.path).exists():
+                self._records[rec.id] = rec
+
+    def close(self) -> None:
+        with self._lock:
+            for ts in self._tiles.values():
+                ts.close()
+            self._tiles.clear()

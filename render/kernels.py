@@ -1,0 +1,182 @@
+"""CPU render kernels, JIT-compiled with numba (parallel over output rows).
+
+All kernels take the volume in (z, y, x) order and describe the output image by an affine map
+in *continuous (x, y, z) index space*: pixel (row r, column c) samples
+``base + c * du + r * dv`` (and, for ray casting, steps ``t * dstep`` along the ray).
+Callers convert from LPS mm once per frame (see :mod:`clara_stream.render.views`).
+
+Notes
+-----
+Compiled on first use and cached on disk (``cache=True``); numba's thread count follows
+``NUMBA_NUM_THREADS``. cupy versions live in :mod:`clara_stream.render.gpu`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+
+_JIT = {"nogil": True, "cache": True, "fastmath": True}
+
+
+@nb.njit(**_JIT, inline="always")
+def _trilinear(vol, x, y, z, fill):  # pragma: no cover - compiled
+    nz, ny, nx = vol.shape
+    if x < 0.0 or y < 0.0 or z < 0.0 or x > nx - 1 or y > ny - 1 or z > nz - 1:
+        return fill
+    x0 = min(int(x), nx - 2) if nx > 1 else 0
+    y0 = min(int(y), ny - 2) if ny > 1 else 0
+    z0 = min(int(z), nz - 2) if nz > 1 else 0
+    x1 = min(x0 + 1, nx - 1)
+    y1 = min(y0 + 1, ny - 1)
+    z1 = min(z0 + 1, nz - 1)
+    fx = x - x0
+    fy = y - y0
+    fz = z - z0
+    c00 = vol[z0, y0, x0] * (1.0 - fx) + vol[z0, y0, x1] * fx
+    c01 = vol[z0, y1, x0] * (1.0 - fx) + vol[z0, y1, x1] * fx
+    c10 = vol[z1, y0, x0] * (1.0 - fx) + vol[z1, y0, x1] * fx
+    c11 = vol[z1, y1, x0] * (1.0 - fx) + vol[z1, y1, x1] * fx
+    c0 = c00 * (1.0 - fy) + c01 * fy
+    c1 = c10 * (1.0 - fy) + c11 * fy
+    return c0 * (1.0 - fz) + c1 * fz
+
+
+@nb.njit(**_JIT, parallel=True)
+def sample_plane(vol, base, du, dv, out, fill):  # pragma: no cover - compiled
+    """Trilinear samples of ``vol`` on a plane into ``out`` (H, W) float32."""
+    h, w = out.shape
+    for r in nb.prange(h):
+        bx = base[0] + r * dv[0]
+        by = base[1] + r * dv[1]
+        bz = base[2] + r * dv[2]
+        for c in range(w):
+            out[r, c] = _trilinear(vol, bx + c * du[0], by + c * du[1], bz + c * du[2], fill)
+
+
+@nb.njit(**_JIT, parallel=True)
+def sample_plane_nearest(vol, base, du, dv, out, fill):  # pragma: no cover - compiled
+    """Nearest-neighbour samples (for label maps) on a plane into ``out`` (H, W)."""
+    h, w = out.shape
+    nz, ny, nx = vol.shape
+    for r in nb.prange(h):
+        for c in range(w):
+            x = int(math.floor(base[0] + r * dv[0] + c * du[0] + 0.5))
+            y = int(math.floor(base[1] + r * dv[1] + c * du[1] + 0.5))
+            z = int(math.floor(base[2] + r * dv[2] + c * du[2] + 0.5))
+            if 0 <= x < nx and 0 <= y < ny and 0 <= z < nz:
+                out[r, c] = vol[z, y, x]
+            else:
+                out[r, c] = fill
+
+
+@nb.njit(**_JIT, inline="always")
+def _clip_ray(px, py, pz, sx, sy, sz, nx, ny, nz, nsteps):  # pragma: no cover - compiled
+    """Step range [t0, t1) of the ray p + t·s that lies inside the index box (slab method)."""
+    t0 = 0.0
+    t1 = float(nsteps)
+    for p, s, n in ((px, sx, nx), (py, sy, ny), (pz, sz, nz)):
+        if abs(s) < 1e-12:
+            if p < 0.0 or p > n - 1:
+                return 0, 0
+        else:
+            a = (0.0 - p) / s
+            b = (n - 1 - p) / s
+            if a > b:
+                a, b = b, a
+            t0 = max(t0, a)
+            t1 = min(t1, b)
+    if t1 < t0:
+        return 0, 0
+    return int(math.ceil(t0)), int(math.floor(t1)) + 1
+
+
+@nb.njit(**_JIT, parallel=True)
+def mip(vol, labels, base, du, dv, dstep, nsteps, out, out_label, fill):  # pragma: no cover
+    """Maximum intensity projection (nearest samples) and the label at the maximum."""
+    h, w = out.shape
+    nz, ny, nx = vol.shape
+    has_labels = labels.shape[0] == nz
+    for r in nb.prange(h):
+        for c in range(w):
+            px = base[0] + r * dv[0] + c * du[0]
+            py = base[1] + r * dv[1] + c * du[1]
+            pz = base[2] + r * dv[2] + c * du[2]
+            t0, t1 = _clip_ray(px, py, pz, dstep[0], dstep[1], dstep[2], nx, ny, nz, nsteps)
+            best = fill
+            lab = 0
+            for t in range(t0, t1):
+                x = int(px + t * dstep[0] + 0.5)
+                y = int(py + t * dstep[1] + 0.5)
+                z = int(pz + t * dstep[2] + 0.5)
+                if x < 0 or y < 0 or z < 0 or x >= nx or y >= ny or z >= nz:
+                    continue
+                v = vol[z, y, x]
+                if v > best:
+                    best = v
+                    if has_labels:
+                        lab = labels[z, y, x]
+            out[r, c] = best
+            out_label[r, c] = lab
+
+
+@nb.njit(**_JIT, parallel=True)
+def composite(vol, labels, base, du, dv, dstep, nsteps, lut, lut_lo, lut_scale, label_rgba, out):
+    """Front-to-back emission-absorption ray casting (trilinear samples) into ``out`` (H, W, 3).
+
+    ``lut`` (N, 4) maps intensity to opacity-weighted RGBA per unit step; ``label_rgba`` (256, 4)
+    gives a label's colour and opacity multiplier (alpha 0 = hidden). Rays stop at 0.98 opacity.
+    """  # pragma: no cover
+    h, w = out.shape[0], out.shape[1]
+    nz, ny, nx = vol.shape
+    nlut = lut.shape[0]
+    has_labels = labels.shape[0] == nz
+    for r in nb.prange(h):
+        for c in range(w):
+            px = base[0] + r * dv[0] + c * du[0]
+            py = base[1] + r * dv[1] + c * du[1]
+            pz = base[2] + r * dv[2] + c * du[2]
+            t0, t1 = _clip_ray(px, py, pz, dstep[0], dstep[1], dstep[2], nx, ny, nz, nsteps)
+            cr = 0.0
+            cg = 0.0
+            cb = 0.0
+            a = 0.0
+            for t in range(t0, t1):
+                x = px + t * dstep[0]
+                y = py + t * dstep[1]
+                z = pz + t * dstep[2]
+                v = _trilinear(vol, x, y, z, -1e30)
+                i = int((v - lut_lo) * lut_scale)
+                if i < 0:
+                    continue
+                if i >= nlut:
+                    i = nlut - 1
+                sa = lut[i, 3]
+                if sa <= 0.0:
+                    continue
+                sr = lut[i, 0]
+                sg = lut[i, 1]
+                sb = lut[i, 2]
+                if has_labels:
+                    lab = labels[int(z + 0.5), int(y + 0.5), int(x + 0.5)]
+                    la = label_rgba[lab, 3]
+                    if la <= 0.0:
+                        continue
+                    if lab > 0:
+                        sr = label_rgba[lab, 0]
+                        sg = label_rgba[lab, 1]
+                        sb = label_rgba[lab, 2]
+                    sa = sa * la
+                    if sa > 1.0:
+                        sa = 1.0
+                wgt = (1.0 - a) * sa
+                cr += wgt * sr
+                cg += wgt * sg
+                cb += wgt * sb
+                a += wgt
+                if a > 0.98:
+                    break
+            out[r, c, 0] = cr
+            out[r, c, 1] = cg
+            out[r, c, 2] = cb

@@ -1,0 +1,175 @@
+"""Readers that turn files on disk into render datasets (volumes, slides, 2D images).
+
+DICOM series are read with SimpleITK (GDCM, J2K included); NIfTI and MetaImage (.mhd) too, so
+every volume arrives in the same LPS convention. Label maps on another grid (e.g. a NIfTI label
+map stored RAS-flipped) are resampled onto the image grid with nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from clara_stream.render.volume import Volume
+
+from clara_stream.geometry import ImageGeometry
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mhd", ".mha", ".nrrd")
+SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+MASK_WORDS = ("mask", "seg", "label")
+MAX_VOXELS = 1024**3
+
+
+def suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def detect(path: Path) -> str:
+    """Format of a dataset path: seed, dicom, volume, slide or image.
+
+    Raises
+    ------
+    ValueError
+        If nothing renderable is recognised.
+    """
+    if path.is_dir():
+        if (path / "config.meta").is_file() or any(path.glob("*.mhd")):
+            return "seed"
+        if _dicom_files(path):
+            return "dicom"
+        raise ValueError(
+            f"datasets: expected a folder with config.meta, .mhd files or a DICOM series; got {path}"
+        )
+    s = suffix(path)
+    if s in VOLUME_SUFFIXES:
+        return "volume"
+    if s in SLIDE_SUFFIXES:
+        return "slide"
+    if s in IMAGE_SUFFIXES:
+        return "image"
+    raise ValueError(
+        f"datasets: expected a file ending in {VOLUME_SUFFIXES + SLIDE_SUFFIXES + IMAGE_SUFFIXES}; got {path}"
+    )
+
+
+def _dicom_files(folder: Path) -> list[Path]:
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.is_file():
+            with open(p, "rb") as f:
+                head = f.read(132)
+            if head[128:132] == b"DICM":
+                out.append(p)
+    return out
+
+
+def read_seed_meta(folder: Path) -> dict[str, Any]:
+    """The seed layout's config.meta (JSON) with image/mask file names filled in when absent."""
+    meta: dict[str, Any] = {}
+    cfg = folder / "config.meta"
+    if cfg.is_file():
+        try:
+            meta = json.loads(cfg.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"datasets: expected JSON in {cfg}; got {exc}") from exc
+        if not isinstance(meta, dict):
+            raise ValueError(f"datasets: expected a JSON object in {cfg}; got {type(meta).__name__}")
+    mhds = sorted(folder.glob("*.mhd"))
+    if "image" not in meta:
+        images = [p for p in mhds if not any(w in p.stem.lower() for w in MASK_WORDS)]
+        if not images:
+            raise ValueError(f"datasets: expected an image .mhd (name without mask/seg/label) in {folder}")
+        meta["image"] = images[0].name
+    if "mask" not in meta:
+        masks = [p for p in mhds if any(w in p.stem.lower() for w in MASK_WORDS)]
+        if masks:
+            meta["mask"] = masks[0].name
+    for key in ("image", "mask"):
+        if key in meta and not (folder / meta[key]).resolve().is_relative_to(folder.resolve()):
+            raise ValueError(f"datasets: expected {key} inside {folder}; got {meta[key]!r}")
+    return meta
+
+
+def _to_volume_array(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype in (np.int16, np.uint8, np.uint16, np.float32):
+        return arr
+    if np.issubdtype(arr.dtype, np.integer) and arr.min() >= -32768 and arr.max() <= 32767:
+        return arr.astype(np.int16)
+    return arr.astype(np.float32)
+
+
+def _check_size(size: tuple[int, ...], where: Path) -> None:
+    if int(np.prod(size)) > MAX_VOXELS:
+        raise ValueError(f"datasets: expected at most {MAX_VOXELS} voxels; got {size} [{where}]")
+
+
+def read_sitk(path: Path | list[Path]):
+    import SimpleITK as sitk
+
+    if isinstance(path, list):
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames([str(p) for p in path])
+        return reader.Execute()
+    return sitk.ReadImage(str(path))
+
+
+def dicom_series_files(folder: Path) -> tuple[str, list[Path]]:
+    """(SeriesInstanceUID, ordered files) of the largest series in ``folder`` (GDCM ordering)."""
+    import SimpleITK as sitk
+
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not ids:
+        raise ValueError(f"datasets: expected a DICOM image series in {folder}; got none")
+    best = max(ids, key=lambda i: len(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), i)))
+    return best, [Path(p) for p in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), best)]
+
+
+def load_volume(image: Path | list[Path], mask: Path | None = None) -> Volume:
+    """Read an image volume (file or ordered DICOM files) and an optional label map.
+
+    Raises
+    ------
+    ValueError
+        If the image is not 3D, too large, or the mask cannot be placed on the image grid.
+    """
+    import SimpleITK as sitk
+
+    img = read_sitk(image)
+    where = image if isinstance(image, Path) else image[0].parent
+    if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(
+            f"datasets: expected a 3D single-channel volume; got {img.GetDimension()}D with "
+            f"{img.GetNumberOfComponentsPerPixel()} components [{where}]"
+        )
+    _check_size(img.GetSize(), where)
+    geom = ImageGeometry.from_sitk(img)
+    data = _to_volume_array(sitk.GetArrayFromImage(img))
+    labels = None
+    if mask is not None:
+        m = sitk.ReadImage(str(mask))
+        if m.GetDimension() != 3:
+            raise ValueError(f"datasets: expected a 3D label map; got {m.GetDimension()}D [{mask}]")
+        same = m.GetSize() == img.GetSize() and ImageGeometry.from_sitk(m).allclose(geom, atol=1e-3)
+        if not same:
+            m = sitk.Resample(m, img, sitk.Transform(), sitk.sitkNearestNeighbor, 0, m.GetPixelID())
+        labels = sitk.GetArrayFromImage(m)
+        if labels.min() < 0 or labels.max() > 255:
+            raise ValueError(
+                f"datasets: expected label values 0..255; got {labels.min()}..{labels.max()} [{mask}]"
+            )
+        labels = labels.astype(np.uint8)
+    return Volume(data, geom, labels)
+
+
+def load_image(path: Path) -> np.ndarray:
+    """RGB uint8 of a 2D image file."""
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"datasets: expected a readable 2D image; got {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
