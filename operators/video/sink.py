@@ -1,0 +1,194 @@
+"""Write H.264 MP4 files with libx264 on a background thread.
+
+:class:`VideoSink` takes RGB frames with their :class:`FrameInfo`, converts them to I420 with
+OpenCV (not swscale) and encodes + muxes them on its own thread behind a bounded queue, so
+encoding overlaps the producer. Timestamps are the source's, shifted so the first frame is at 0,
+in the source's time base, so the output has the input's frame count, rate and duration.
+
+``fragmented=True`` writes a fragmented MP4 (``frag_keyframe+empty_moov+default_base_moof``)
+that browsers' Media Source Extensions play while it grows, and that stays playable up to the
+last complete fragment if the process dies. A plain MP4 is finalised by :meth:`VideoSink.close`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from clara_stream.operators.video.colour import rgb_to_i420
+
+from clara_stream.geometry import FrameInfo
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
+_FRAG = "frag_keyframe+empty_moov+default_base_moof"
+
+
+class VideoSink:
+    """Encode RGB frames to an H.264 file.
+
+    Parameters
+    ----------
+    path : path
+        Output file (``.mp4``, ``.mkv``, ``.mov``); its folder is created.
+    preset : str
+        libx264 preset (speed/size trade-off), one of ``PRESETS``.
+    crf : int
+        Constant rate factor 0–51 (lower = better quality).
+    gop : int or None
+        Keyframe interval in frames (``None``: one per second of the source). Fragments start
+        at keyframes, so this is also the fragment length when fragmented.
+    fragmented : bool
+        Fragmented MP4 for streaming (see module notes).
+    encode_threads : int
+        x264 threads (0 = x264's choice).
+    queue_size : int
+        Frames buffered ahead of the encoder (≥ 1); :meth:`write` blocks when full.
+    owner : str
+        Prefix for error messages.
+
+    Notes
+    -----
+    The encoder is opened at the first frame (its size and rate come from it). Errors on the
+    encoder thread are re-raised by the next :meth:`write` or by :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        preset: str = "veryfast",
+        crf: int = 23,
+        gop: int | None = None,
+        fragmented: bool = False,
+        encode_threads: int = 0,
+        queue_size: int = 8,
+        owner: str = "VideoSink",
+    ):
+        if preset not in PRESETS:
+            raise ValueError(f"{owner}: expected preset in {PRESETS}; got {preset!r}")
+        if not 0 <= int(crf) <= 51:
+            raise ValueError(f"{owner}: expected crf in [0, 51]; got {crf}")
+        if queue_size < 1 or (gop is not None and gop < 1):
+            raise ValueError(f"{owner}: expected queue_size >= 1 and gop >= 1; got {queue_size}, {gop}")
+        self.path, self.owner = Path(path), owner
+        self.preset, self.crf, self.gop, self.fragmented = preset, int(crf), gop, bool(fragmented)
+        self.threads = int(encode_threads)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._first_pts: int | None = None
+        self._last_pts: int | None = None
+        self.written = 0
+        self.closed = False
+
+    def _open(self, width: int, height: int, info: FrameInfo) -> tuple[Any, Any]:
+        import av
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        opts = {"movflags": _FRAG} if self.fragmented else {}
+        container = av.open(str(self.path), "w", options=opts)
+        stream = container.add_stream("libx264", rate=info.rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = info.time_base
+        stream.codec_context.time_base = info.time_base
+        stream.gop_size = int(self.gop or max(1, round(info.rate)))
+        stream.thread_count = self.threads
+        stream.options = {"preset": self.preset, "crf": str(self.crf)}
+        return container, stream
+
+    def _run(self, width: int, height: int, info0: FrameInfo) -> None:
+        import av
+
+        container = None
+        try:
+            container, stream = self._open(width, height, info0)
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    break
+                rgb, pts, tb = item
+                frame = av.VideoFrame.from_ndarray(rgb_to_i420(rgb), format="yuv420p")
+                frame.pts, frame.time_base = pts, tb
+                container.mux(stream.encode(frame))
+                self.written += 1
+            container.mux(stream.encode(None))
+        except BaseException as exc:  # surfaced to the producer by write()/close()
+            self._error = exc
+            while True:  # unblock a producer waiting on a full queue
+                try:
+                    if self._queue.get_nowait() is None:
+                        break
+                except queue.Empty:
+                    break
+        finally:
+            if container is not None:
+                container.close()
+
+    def write(self, rgb: np.ndarray, info: FrameInfo) -> None:
+        """Queue one (H, W, 3) uint8 RGB frame (even H and W) for encoding."""
+        if self.closed:
+            raise RuntimeError(f"{self.owner}: expected an open sink; got write after close [{self.path}]")
+        if self._error is not None:
+            raise RuntimeError(f"{self.owner}: encoder failed: {self._error} [{self.path}]") from self._error
+        if (
+            rgb.ndim != 3
+            or rgb.shape[2] != 3
+            or rgb.dtype != np.uint8
+            or rgb.shape[0] % 2
+            or rgb.shape[1] % 2
+        ):
+            raise ValueError(
+                f"{self.owner}: expected (H, W, 3) uint8 RGB with even H, W; got {rgb.shape} {rgb.dtype}"
+            )
+        if self._thread is None:
+            self._size = rgb.shape[:2]
+            self._thread = threading.Thread(
+                target=self._run,
+                args=(rgb.shape[1], rgb.shape[0], info),
+                name=f"{self.owner}-encode",
+                daemon=True,
+            )
+            self._thread.start()
+        elif rgb.shape[:2] != self._size:
+            raise ValueError(
+                f"{self.owner}: expected frames of {self._size}; got {rgb.shape[:2]} [{self.path}]"
+            )
+        if self._first_pts is None:
+            self._first_pts = info.pts
+        pts = info.pts - self._first_pts
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # keep strictly increasing timestamps (the muxer requires it)
+        self._last_pts = pts
+        while self._thread.is_alive():
+            try:
+                self._queue.put((rgb, pts, info.time_base), timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        if self._error is not None:
+            raise RuntimeError(f"{self.owner}: encoder failed: {self._error} [{self.path}]") from self._error
+
+    def close(self) -> int:
+        """Flush the encoder, finalise the file and return the number of frames written (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            if self._thread is not None:
+                while self._thread.is_alive():
+                    try:
+                        self._queue.put(None, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                self._thread.join()
+        if self._error is not None:
+            raise RuntimeError(f"{self.owner}: encoder failed: {self._error} [{self.path}]") from self._error
+        return self.written
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
