@@ -1,0 +1,168 @@
+"""Operator base with declarative typed ports over ``holoscan.core.Operator``.
+
+Subclasses declare class-level port templates (``inputs`` / ``outputs``, like GStreamer's pad
+templates) so contracts are known before any data flows; ``setup`` is derived from them. The
+per-message path stays thin: :meth:`Operator.receive` converts foreign arrays without copying and
+:meth:`Operator.emit` sets metadata and, only when ``app.check_contracts`` is on, checks the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from holoscan.core import ConditionType, IOSpec
+from holoscan.core import Operator as _HoloscanOperator
+
+from clara_stream.arrays import asarray
+from clara_stream.contracts import ANY, Contract, Kind, value_problems
+from clara_stream.errors import ContractViolation
+
+_POLICIES = {"pop": IOSpec.QueuePolicy.POP, "reject": IOSpec.QueuePolicy.REJECT, "fault": IOSpec.QueuePolicy.FAULT}
+
+
+@dataclass(frozen=True)
+class Port:
+    """One typed port.
+
+    Parameters
+    ----------
+    name : str
+        A name from :mod:`clara_stream.ports`.
+    contract : Contract
+        What the port carries.
+    optional : bool
+        Inputs only: the operator runs without it; ``receive`` returns None when nothing arrived.
+    queue_size : int
+        Receiver capacity (>= 1); larger queues decouple a bursty producer.
+    policy : str, optional
+        What a full queue does: ``pop`` (drop the oldest, counted by Holoscan), ``reject``
+        (drop the newest) or ``fault``. None keeps Holoscan's default.
+    """
+
+    name: str
+    contract: Contract = ANY
+    optional: bool = False
+    queue_size: int = 1
+    policy: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"Port: expected an identifier name; got {self.name!r}")
+        if self.queue_size < 1:
+            raise ValueError(f"Port {self.name}: expected queue_size >= 1; got {self.queue_size}")
+        if self.policy is not None and self.policy not in _POLICIES:
+            raise ValueError(f"Port {self.name}: expected policy in {sorted(_POLICIES)}; got {self.policy!r}")
+
+
+def _convert(value: Any) -> Any:
+    """Holoscan tensors and tensor maps → numpy/cupy arrays, without copying."""
+    t = type(value)
+    if t is np.ndarray or value is None:
+        return value
+    if t is dict:
+        if value and all(hasattr(v, "__array_interface__") or hasattr(v, "__cuda_array_interface__")
+                         for v in value.values()):
+            return {k: asarray(v) for k, v in value.items()}
+        return value
+    if hasattr(value, "__cuda_array_interface__") or (
+        hasattr(value, "__array_interface__") and not isinstance(value, np.generic)
+    ):
+        return asarray(value)
+    return value
+
+
+class Operator(_HoloscanOperator):
+    """Base of every clara-stream operator.
+
+    Subclasses set ``inputs`` / ``outputs`` (tuples of :class:`Port`), validate their own
+    keyword arguments in ``__init__`` *before* calling ``super().__init__(fragment, *args,
+    name=..., **kwargs)`` (Holoscan calls ``setup`` from there), and implement ``compute`` as
+    receive → call the library → emit.
+    """
+
+    inputs: ClassVar[tuple[Port, ...]] = ()
+    outputs: ClassVar[tuple[Port, ...]] = ()
+
+    def __init__(self, fragment: Any, *args: Any, **kwargs: Any) -> None:
+        self._check = bool(getattr(fragment, "check_contracts", False))
+        self._out_contracts: dict[str, Contract] = {p.name: p.contract for p in self.outputs}
+        names = [p.name for p in (*self.inputs, *self.outputs)]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"{type(self).__name__}: expected unique port names; got duplicates {sorted(dupes)}")
+        super().__init__(fragment, *args, **kwargs)
+        register = getattr(fragment, "_register_operator", None)
+        if register is not None:
+            register(self)
+
+    # -- declaration -------------------------------------------------------------------------
+    def setup(self, spec: Any) -> None:
+        """Declare the ports from the templates (extend with ``super().setup(spec)`` first)."""
+        for port in self.inputs:
+            io = spec.input(port.name)
+            if port.queue_size != 1 or port.policy is not None:
+                io = io.connector(
+                    IOSpec.ConnectorType.DOUBLE_BUFFER,
+                    capacity=port.queue_size,
+                    policy=int(_POLICIES[port.policy or "fault"]),
+                )
+            if port.optional:
+                io.condition(ConditionType.NONE)
+        for port in self.outputs:
+            spec.output(port.name)
+
+    def input_port(self, name: str) -> Port | None:
+        return next((p for p in self.inputs if p.name == name), None)
+
+    def output_port(self, name: str) -> Port | None:
+        return next((p for p in self.outputs if p.name == name), None)
+
+    # -- per-message helpers -----------------------------------------------------------------
+    def receive(self, op_input: Any, port: str) -> Any:
+        """The value on ``port`` as numpy/cupy (zero-copy), a Python object, or None."""
+        return _convert(op_input.receive(port))
+
+    def emit(self, op_output: Any, value: Any, port: str, *, meta: Mapping[str, Any] | None = None) -> None:
+        """Emit ``value`` on ``port``, first setting ``meta`` items as Holoscan metadata.
+
+        Raises
+        ------
+        ContractViolation
+            When contract checks are on and the value or its metadata breaks the port's contract.
+        """
+        if meta:
+            md = self.metadata
+            for key, item in meta.items():
+                md[key] = item
+        if self._check:
+            self._check_value(port, value)
+        op_output.emit(value, port)
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """Metadata received with this compute's inputs (or set upstream of them)."""
+        md = self.metadata
+        return md.get(key, default) if key in md else default
+
+    def stop_stream(self) -> None:
+        """End this operator's stream: it is not scheduled again and the app can finish."""
+        self.stop_execution()
+
+    def _check_value(self, port: str, value: Any) -> None:
+        contract = self._out_contracts.get(port)
+        if contract is None:
+            raise ContractViolation(
+                f"{type(self).__name__} '{self.name}': expected an output port in "
+                f"{sorted(self._out_contracts)}; got {port!r}"
+            )
+        meta = {k: None for k in contract.meta if k in self.metadata}
+        problems = value_problems(value, contract, meta if contract.meta else None)
+        if contract.kind is Kind.OBJECT and value is None:
+            problems.append("expected a value; got None")
+        if problems:
+            raise ContractViolation(
+                f"{type(self).__name__} '{self.name}'.{port}: emitted value breaks its contract "
+                f"[{contract.describe()}]: " + "; ".join(problems)
+            )
