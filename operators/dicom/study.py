@@ -155,9 +155,7 @@ def _iter_files(paths: Iterable[str | os.PathLike[str]], recursive: bool) -> Ite
         elif path.is_file():
             yield path
         else:
-            raise FileNotFoundError(
-                f"DicomStudyLoader: expected a file or folder; got {str(path)!r} (missing)"
-            )
+            raise FileNotFoundError(f"DicomStudyLoader: expected a file or folder; got {str(path)!r} (missing)")
 
 
 def read_instance(path: Path) -> DicomInstance | SkippedFile:
@@ -180,9 +178,7 @@ def read_instance(path: Path) -> DicomInstance | SkippedFile:
         return SkippedFile(path, f"missing {', '.join(missing)}")
     if header[:4] != b"\xe0\x7f\x10\x00" or "Rows" not in ds:
         modality = ds.get("Modality", "?")
-        return SkippedFile(
-            path, f"not an image instance (no Pixel Data; Modality {modality}, SOP Class {sop_class})"
-        )
+        return SkippedFile(path, f"not an image instance (no Pixel Data; Modality {modality}, SOP Class {sop_class})")
     ts = str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")) if meta else "1.2.840.10008.1.2"
     offset = length = None
     if ts in _NATIVE_LE:
@@ -225,9 +221,7 @@ def scan_study(
             continue
         uid = item.sop_instance_uid
         if uid and uid in seen:
-            index.skipped.append(
-                SkippedFile(path, f"duplicate SOPInstanceUID {uid} (first seen in {seen[uid]})")
-            )
+            index.skipped.append(SkippedFile(path, f"duplicate SOPInstanceUID {uid} (first seen in {seen[uid]})"))
             continue
         seen[uid] = path
         study_uid = str(item.header.StudyInstanceUID)

@@ -1,0 +1,263 @@
+"""Series selection rules: MONAI Deploy's rules JSON as is, plus AND/OR/NOT, instance-level tags, and a
+built-in rule that rejects 2D scouts/localizers. Every series gets a reason for its fate.
+
+MONAI Deploy form (accepted unchanged)::
+
+    {"selections": [{"name": "CT Series", "conditions": {"Modality": "(?i)CT", "ImageType": ["PRIMARY"]}}]}
+
+Matching of one condition ``Keyword: expected`` against the series' value (study/series attributes,
+else the first instance's):
+
+* strings: case-insensitive equality, else ``re.search`` (case-insensitive);
+* numbers: equality; ``[lo, hi]`` an inclusive range; ``[v, ">"]`` (also ``>=``, ``<``, ``<=``, ``!=``);
+* multi-valued attributes (ImageType): every listed value present (case-insensitive); ``"!X"`` means
+  X must be absent;
+* an empty expected value is ignored; a missing attribute never matches.
+
+Extensions (a ``conditions`` value may be any of these, nested):
+
+* a dict of conditions (implicit AND, MONAI form); ``{"all": [c, ...]}``; ``{"any": [c, ...]}``;
+  ``{"not": c}``;
+* ``{"instances": {"match": "all" | "any", "conditions": c}}``: the condition evaluated on each
+  instance header (e.g. ``ImageType`` that differs per instance, ``ContrastBolusAgent``);
+* ``{"min_instances": n}``.
+
+Per selection, ``all_matched`` (every matching series, default: the first) and
+``sort_by_sop_instance_count`` (largest series first) are accepted like MONAI Deploy's options.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from .study import DicomSeries, StudyIndex
+
+__all__ = ["SelectionResult", "select_series", "load_rules", "localizer_reason"]
+
+_OP = "SeriesSelector"
+_LOCALIZER_WORDS = re.compile(r"scout|locali[sz]er|topogram|surview|scanogram|survey|pilot", re.IGNORECASE)
+_COMPARATORS = {
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, "!=": lambda a, b: a != b, "=": lambda a, b: a == b,
+}  # fmt: skip
+
+
+@dataclass
+class SelectionResult:
+    """Selected series (selection name, series) and a decision record for every series seen."""
+
+    selected: list[tuple[str, DicomSeries]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "selected": [{"selection": n, "SeriesInstanceUID": s.series_uid} for n, s in self.selected],
+            "decisions": self.decisions,
+        }
+
+
+def load_rules(rules: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """Parse and validate a rules JSON string or dict (None: select every volume series)."""
+    if rules is None or (isinstance(rules, str) and not rules.strip()):
+        return None
+    if isinstance(rules, str):
+        try:
+            rules = json.loads(rules)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{_OP}: expected rules as JSON; got a parse error: {exc}") from exc
+    if not isinstance(rules, dict) or not isinstance(rules.get("selections"), list) or not rules["selections"]:
+        raise ValueError(f'{_OP}: expected {{"selections": [...]}} with at least one selection; got {rules!r}')
+    for i, sel in enumerate(rules["selections"]):
+        if not isinstance(sel, dict) or "conditions" not in sel:
+            raise ValueError(f"{_OP}: expected selection {i} to be an object with 'conditions'; got {sel!r}")
+        _validate(sel["conditions"], f"selections[{i}].conditions")
+    return rules
+
+
+def _validate(cond: Any, where: str) -> None:
+    if not isinstance(cond, dict):
+        raise ValueError(f"{_OP}: expected an object at {where}; got {cond!r}")
+    for key, val in cond.items():
+        if key in ("all", "any"):
+            if not isinstance(val, list):
+                raise ValueError(f"{_OP}: expected a list under {where}.{key}; got {val!r}")
+            for j, c in enumerate(val):
+                _validate(c, f"{where}.{key}[{j}]")
+        elif key == "not":
+            _validate(val, f"{where}.not")
+        elif key == "instances":
+            if not isinstance(val, dict) or val.get("match", "all") not in ("all", "any") or "conditions" not in val:
+                raise ValueError(f"{_OP}: expected {where}.instances as {{match: all|any, conditions: {{...}}}}")
+            _validate(val["conditions"], f"{where}.instances.conditions")
+        elif key == "min_instances":
+            if not isinstance(val, int) or val < 1:
+                raise ValueError(f"{_OP}: expected {where}.min_instances as an integer >= 1; got {val!r}")
+        elif not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", key):
+            raise ValueError(f"{_OP}: expected a DICOM keyword at {where}; got {key!r}")
+
+
+def _value(ds: Dataset, keyword: str) -> Any:
+    v = ds.get(keyword)
+    if v is None or v == "":
+        return None
+    if isinstance(v, MultiValue):
+        return [str(x) for x in v]
+    if isinstance(v, numbers.Number):
+        return v
+    return str(v)
+
+
+def _match_value(keyword: str, actual: Any, expected: Any) -> str | None:
+    """None when it matches, else the reason it does not."""
+    if actual is None:
+        return f"{keyword} missing"
+    if isinstance(actual, numbers.Number) and not isinstance(actual, bool):
+        a = float(actual)
+        if isinstance(expected, list) and len(expected) == 2 and isinstance(expected[1], str):
+            op = expected[1].strip()
+            if op not in _COMPARATORS:
+                raise ValueError(f"{_OP}: expected a comparator among {sorted(_COMPARATORS)}; got {op!r}")
+            ok = _COMPARATORS[op](a, float(expected[0]))
+            return None if ok else f"{keyword} {actual} not {op} {expected[0]}"
+        if isinstance(expected, list) and len(expected) == 2:
+            return None if float(expected[0]) <= a <= float(expected[1]) else f"{keyword} {actual} not in {expected}"
+        try:
+            return None if a == float(expected) else f"{keyword} {actual} != {expected}"
+        except (TypeError, ValueError):
+            return f"{keyword} {actual} != {expected!r}"
+    if isinstance(actual, list):
+        have = {x.strip().lower() for x in actual}
+        wanted = expected if isinstance(expected, list) else [expected]
+        for w in wanted:
+            w = str(w).strip().lower()
+            if w.startswith("!"):
+                if w[1:] in have:
+                    return f"{keyword} {actual} contains excluded {w[1:].upper()}"
+            elif w not in have:
+                return f"{keyword} {actual} lacks {w.upper()}"
+        return None
+    text = str(actual)
+    exp = str(expected)
+    if text.casefold() == exp.casefold():
+        return None
+    try:
+        return None if re.search(exp, text, re.IGNORECASE) else f"{keyword} {text!r} does not match {exp!r}"
+    except re.error as exc:
+        raise ValueError(f"{_OP}: expected a valid regular expression for {keyword}; got {exp!r}: {exc}") from exc
+
+
+def _eval(cond: dict[str, Any], series: DicomSeries, ds: Dataset | None = None) -> str | None:
+    """Evaluate a condition object; None when it holds, else the first reason it fails."""
+    header = series.first if ds is None else ds
+    for key, expected in cond.items():
+        if key == "all":
+            for c in expected:
+                r = _eval(c, series, ds)
+                if r:
+                    return r
+        elif key == "any":
+            reasons = [_eval(c, series, ds) for c in expected]
+            if expected and all(reasons):
+                return "none of: " + "; ".join(str(r) for r in reasons)
+        elif key == "not":
+            if _eval(expected, series, ds) is None:
+                return f"NOT condition holds ({json.dumps(expected)})"
+        elif key == "min_instances":
+            if len(series) < expected:
+                return f"{len(series)} instances < {expected}"
+        elif key == "instances":
+            results = [_eval(expected["conditions"], series, i.header) for i in series.instances]
+            if expected.get("match", "all") == "all":
+                bad = [r for r in results if r]
+                if bad:
+                    return f"{len(bad)}/{len(results)} instances fail: {bad[0]}"
+            elif all(results):
+                return f"no instance matches: {results[0]}"
+        else:
+            if expected is None or expected == "" or expected == []:
+                continue  # MONAI Deploy ignores empty expectations
+            r = _match_value(key, _value(header, key), expected)
+            if r:
+                return r
+    return None
+
+
+def localizer_reason(series: DicomSeries, *, min_slices: int = 3) -> str | None:
+    """Why a series looks like a 2D scout/localizer (None if it does not)."""
+    image_type = [str(v).upper() for v in (series.get("ImageType") or [])]
+    if "LOCALIZER" in image_type:
+        return "ImageType contains LOCALIZER"
+    desc = series.description
+    if desc and _LOCALIZER_WORDS.search(desc):
+        return f"SeriesDescription {desc!r} names a scout/localizer"
+    if len(series) < min_slices:
+        return f"{len(series)} instance(s): fewer than {min_slices}, not a volume"
+    iops = {tuple(round(float(v), 3) for v in (i.get("ImageOrientationPatient") or [])) for i in series.instances}
+    if len(iops) > 1:
+        return f"{len(iops)} different orientations (a multi-plane localizer?)"
+    return None
+
+
+def select_series(
+    index: StudyIndex,
+    rules: str | dict[str, Any] | None = None,
+    *,
+    all_matched: bool = False,
+    sort_by_sop_instance_count: bool = False,
+    reject_localizers: bool = True,
+    min_slices: int = 3,
+) -> SelectionResult:
+    """Apply selection rules to every study in ``index``.
+
+    Returns the selected (selection name, series) pairs, study by study, and one decision per series
+    (``{"SeriesInstanceUID", "SeriesDescription", "Modality", "instances", "selected_by": [...],
+    "reasons": {selection name or "localizer": reason}}``).
+    """
+    parsed = load_rules(rules)
+    selections = parsed["selections"] if parsed else [{"name": "all", "conditions": {}, "all_matched": True}]
+    result = SelectionResult()
+    for study in index.studies.values():
+        series_list = list(study.series.values())
+        decisions = {
+            s.series_uid: {
+                "SeriesInstanceUID": s.series_uid,
+                "StudyInstanceUID": study.study_uid,
+                "SeriesDescription": s.description,
+                "Modality": s.modality,
+                "instances": len(s),
+                "selected_by": [],
+                "reasons": {},
+            }  # fmt: skip
+            for s in series_list
+        }
+        candidates = []
+        for s in series_list:
+            why = localizer_reason(s, min_slices=min_slices) if reject_localizers else None
+            if why:
+                decisions[s.series_uid]["reasons"]["localizer"] = f"rejected as scout/localizer: {why}"
+            else:
+                candidates.append(s)
+        for i, sel in enumerate(selections):
+            name = str(sel.get("name", "") or f"selection {i}").strip()
+            take_all = bool(sel.get("all_matched", all_matched))
+            ordered = candidates
+            if sel.get("sort_by_sop_instance_count", sort_by_sop_instance_count):
+                ordered = sorted(candidates, key=len, reverse=True)
+            for s in ordered:
+                why = _eval(sel["conditions"], s)
+                if why:
+                    decisions[s.series_uid]["reasons"][name] = why
+                    continue
+                decisions[s.series_uid]["selected_by"].append(name)
+                result.selected.append((name, s))
+                if not take_all:
+                    break
+        result.decisions.extend(decisions.values())
+    return result
