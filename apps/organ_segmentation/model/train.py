@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from clara_stream.operators.volume.segment import ModelCard, prepare_input, segment
 
 from clara_stream.geometry import ImageGeometry
-from clara_stream.operators.volume.segment import ModelCard, prepare_input, segment
 from clara_stream.samples.ct import LABELS, make_phantom
 
 CROP = (64, 64, 48)  # MONAI order (X, Y, Z)
