@@ -25,7 +25,7 @@ APP_DEFAULTS: dict[str, Any] = {
     "scheduler": "greedy",
     "threads": 2,
     "check_contracts": False,
-    "log_level": "warn",
+    "log_level": "error",
     "input": None,
     "output": None,
 }

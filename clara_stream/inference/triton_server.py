@@ -128,7 +128,7 @@ def write_onnx_python_model(
             dims_txt = ", ".join("-1" if d is None else str(d) for d in dims)
             items.append(
                 f'  {{ name: "{s.name}" data_type: {_NP_TO_TRITON[np.dtype(s.dtype).name]} '
-                f"dims: [ {dims_txt} ] }}}}"
+                f"dims: [ {dims_txt} ] }}"
             )
         return f"{kind} [\n" + ",\n".join(items) + "\n]\n"
 

@@ -11,7 +11,7 @@ import warnings
 # The stack is handled by Application.run (a 32 MiB thread); Holoscan's import-time warning about
 # the main thread's stack would only confuse users.
 warnings.filterwarnings("ignore", message="Current stack size", category=RuntimeWarning)
-os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "WARN")
+os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "ERROR")
 
 from clara_stream.runtime.application import Application, run_with_stack  # noqa: E402
 from clara_stream.runtime.conditions import (  # noqa: E402

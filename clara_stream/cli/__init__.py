@@ -1,0 +1,50 @@
+"""``clara-stream``: the one command-line entry (typer + rich).
+
+Core commands live in :mod:`clara_stream.cli.core`; domain groups (dicom, models, loadgen, jobs,
+render, voice, bench) are modules of this package exposing ``register(app)`` and are added when
+present, so a slim install without an extra still has a working CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+import typer
+
+from clara_stream.cli.core import app, report_error
+
+GROUPS = ("bench", "dicom", "models", "loadgen", "jobs", "render", "voice")
+
+
+def _register_groups() -> None:
+    for group in GROUPS:
+        name = f"clara_stream.cli.{group}"
+        if importlib.util.find_spec(name) is None:
+            continue
+        module = importlib.import_module(name)
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (tests call ``main([...])``)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    if debug:
+        os.environ["CLARA_STREAM_DEBUG"] = "1"
+    try:
+        _register_groups()
+        app(args=argv, prog_name="clara-stream", standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the CLI's single place that turns errors into exit codes
+        return report_error(exc)
+    return 0
+
+
+__all__ = ["app", "main"]

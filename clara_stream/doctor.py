@@ -1,0 +1,84 @@
+"""Environment checks for ``clara-stream doctor``: engine, GPU, codecs, packages, tools."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+OPTIONAL = {
+    "video": ["av", "opencv-python-headless", "onnxruntime"],
+    "volume": ["pydicom", "pylibjpeg-openjpeg", "highdicom", "rt-utils", "SimpleITK", "nibabel"],
+    "monai": ["torch", "monai"],
+    "dicom": ["pynetdicom", "fastapi", "uvicorn"],
+    "triton": ["tritonclient", "nvidia-pytriton"],
+    "render": ["grpcio", "tiffslide", "numba"],
+    "voice": ["nvidia-riva-client"],
+    "bench": ["matplotlib", "psutil"],
+}
+TOOLS = {
+    "storescu": "dcmtk (DICOM peers in tests)",
+    "Orthanc": "orthanc (PACS peer in tests)",
+    "dciodvfy": "dicom3tools (SEG validation)",
+    "chromium": "chromium (browser tests)",
+    "dot": "graphviz (`clara-stream graph`)",
+    "espeak-ng": "espeak-ng (embedded TTS)",
+}
+
+Check = tuple[str, bool, str]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _codecs() -> list[Check]:
+    try:
+        import av
+    except ImportError:
+        return [("codecs", False, "PyAV not installed (extra: video)")]
+    out = []
+    for name, mode in (("h264", "r"), ("libx264", "w"), ("hevc", "r")):
+        try:
+            av.codec.Codec(name, mode)
+            out.append((f"codec {name} ({'decode' if mode == 'r' else 'encode'})", True, f"PyAV {av.__version__}"))
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            out.append((f"codec {name}", False, str(exc)))
+    return out
+
+
+def _tritonserver() -> Check:
+    try:
+        import pytriton
+    except ImportError:
+        return ("tritonserver binary", False, "nvidia-pytriton not installed (extra: triton)")
+    binary = Path(pytriton.__file__).parent / "tritonserver" / "bin" / "tritonserver"
+    return ("tritonserver binary", binary.is_file(), str(binary))
+
+
+def collect() -> list[Check]:
+    """Every check as (name, ok, detail)."""
+    from clara_stream.arrays import gpu_unavailable_reason
+    from clara_stream.runtime import holoscan_version
+
+    checks: list[Check] = [
+        ("python", True, f"{sys.version.split()[0]} on {platform.machine()} ({platform.platform()})"),
+        ("holoscan", True, holoscan_version()),
+    ]
+    reason = gpu_unavailable_reason()
+    checks.append(("gpu (cupy)", reason is None, reason or "usable CUDA device: arrays run on cupy"))
+    checks += _codecs()
+    for extra, dists in OPTIONAL.items():
+        for dist in dists:
+            v = _version(dist)
+            checks.append((f"[{extra}] {dist}", v is not None, v or f"pip install 'clara-stream[{extra}]'"))
+    checks.append(_tritonserver())
+    for tool, what in TOOLS.items():
+        path = shutil.which(tool)
+        checks.append((f"tool {tool}", path is not None, path or f"apt-get install {what.split()[0]}"))
+    return checks
