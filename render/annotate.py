@@ -35,9 +35,7 @@ def draw_scale_bar(rgb: np.ndarray, units_per_px: float, unit: str) -> tuple[flo
     cv2.rectangle(rgb, (x0, y0 - thick), (x0 + px, y0), (255, 255, 255), -1)
     text = f"{length:g} {unit}"
     cv2.putText(rgb, text, (x0, y0 - thick - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(
-        rgb, text, (x0, y0 - thick - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA
-    )
+    cv2.putText(rgb, text, (x0, y0 - thick - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
     return length, px
 
 

@@ -93,9 +93,7 @@ class DatasetRegistry:
         return p
 
     # ---- registration -------------------------------------------------------------------------
-    def register(
-        self, path: str | Path, name: str = "", mask: str | Path = "", dataset_id: str = ""
-    ) -> DatasetRecord:
+    def register(self, path: str | Path, name: str = "", mask: str | Path = "", dataset_id: str = "") -> DatasetRecord:
         """Register a dataset (validated and probed now, pixel data loaded on first render)."""
         p = self.confine(path)
         fmt = loaders.detect(p)

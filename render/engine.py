@@ -104,9 +104,7 @@ class RenderEngine:
                 st.window_center, st.window_width = 40.0, 400.0
             return st
         lv = self.registry.tiles(dataset_id).levels[0]
-        return ViewState(
-            mode="slide" if rec.kind == "slide" else "image", focus_mm=(lv.width / 2, lv.height / 2, 0.0)
-        )
+        return ViewState(mode="slide" if rec.kind == "slide" else "image", focus_mm=(lv.width / 2, lv.height / 2, 0.0))
 
     def get(self, session_id: str) -> Session:
         with self._lock:
@@ -126,9 +124,7 @@ class RenderEngine:
         state.validate()
         allowed = VOLUME_MODES if sess.kind == "volume" else (sess.state.mode,)
         if state.mode not in allowed:
-            raise ValueError(
-                f"render: expected mode in {allowed} for a {sess.kind} dataset; got {state.mode!r}"
-            )
+            raise ValueError(f"render: expected mode in {allowed} for a {sess.kind} dataset; got {state.mode!r}")
         with sess.lock:
             sess.state = copy.deepcopy(state)
         return sess.state
@@ -142,11 +138,7 @@ class RenderEngine:
         """
         sess = self.get(session_id)
         for k, v in a.items():
-            if (
-                isinstance(v, float | int)
-                and not isinstance(v, bool)
-                and (not math.isfinite(v) or abs(v) > 1e6)
-            ):
+            if isinstance(v, float | int) and not isinstance(v, bool) and (not math.isfinite(v) or abs(v) > 1e6):
                 raise ValueError(f"render: expected {k} finite with |{k}| <= 1e6; got {v}")
         with sess.lock:
             st = copy.deepcopy(sess.state)
@@ -156,9 +148,7 @@ class RenderEngine:
             elif op == "mode":
                 st.mode = str(a.get("mode", ""))
                 if st.mode not in (VOLUME_MODES if sess.kind == "volume" else (sess.state.mode,)):
-                    raise ValueError(
-                        f"render: expected a mode valid for a {sess.kind} dataset; got {st.mode!r}"
-                    )
+                    raise ValueError(f"render: expected a mode valid for a {sess.kind} dataset; got {st.mode!r}")
             elif op == "label":
                 lab = st.label_style(int(a["value"]))
                 if "hidden" in a:

@@ -41,9 +41,7 @@ def detect(path: Path) -> str:
             return "seed"
         if _dicom_files(path):
             return "dicom"
-        raise ValueError(
-            f"datasets: expected a folder with config.meta, .mhd files or a DICOM series; got {path}"
-        )
+        raise ValueError(f"datasets: expected a folder with config.meta, .mhd files or a DICOM series; got {path}")
     s = suffix(path)
     if s in VOLUME_SUFFIXES:
         return "volume"
@@ -158,9 +156,7 @@ def load_volume(image: Path | list[Path], mask: Path | None = None) -> Volume:
             m = sitk.Resample(m, img, sitk.Transform(), sitk.sitkNearestNeighbor, 0, m.GetPixelID())
         labels = sitk.GetArrayFromImage(m)
         if labels.min() < 0 or labels.max() > 255:
-            raise ValueError(
-                f"datasets: expected label values 0..255; got {labels.min()}..{labels.max()} [{mask}]"
-            )
+            raise ValueError(f"datasets: expected label values 0..255; got {labels.min()}..{labels.max()} [{mask}]")
         labels = labels.astype(np.uint8)
     return Volume(data, geom, labels)
 

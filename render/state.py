@@ -142,9 +142,7 @@ class ViewState:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(
-                f"ViewState: expected fields from {sorted(known)}; got unknown {sorted(unknown)}"
-            )
+            raise ValueError(f"ViewState: expected fields from {sorted(known)}; got unknown {sorted(unknown)}")
         kw = dict(d)
         if "transfer" in kw:
             kw["transfer"] = [p if isinstance(p, TransferPoint) else _tp(p) for p in kw["transfer"]]
@@ -157,9 +155,7 @@ class ViewState:
 
 
 def _tp(d: dict[str, Any]) -> TransferPoint:
-    return TransferPoint(
-        float(d.get("value", 0.0)), tuple(d.get("color", (1, 1, 1))), float(d.get("opacity", 0))
-    )
+    return TransferPoint(float(d.get("value", 0.0)), tuple(d.get("color", (1, 1, 1))), float(d.get("opacity", 0)))
 
 
 def _ls(d: dict[str, Any]) -> LabelStyle:

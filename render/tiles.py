@@ -65,9 +65,7 @@ class SlideSource:
         try:
             self._slide = tiffslide.TiffSlide(str(self.path))
         except Exception as exc:  # tiffslide raises several types for non-slides
-            raise ValueError(
-                f"SlideSource: expected a pyramidal TIFF/SVS slide; got {self.path} ({exc})"
-            ) from exc
+            raise ValueError(f"SlideSource: expected a pyramidal TIFF/SVS slide; got {self.path} ({exc})") from exc
         self.levels = [
             Level(int(w), int(h), float(d))
             for (w, h), d in zip(self._slide.level_dimensions, self._slide.level_downsamples, strict=True)
@@ -196,9 +194,7 @@ class TileServer:
                 return patch, True
         return self._load((level, tx, ty)), False
 
-    def _from_level(
-        self, src: int, dst: int, x: int, y: int, w: int, h: int, cached_only: bool
-    ) -> np.ndarray | None:
+    def _from_level(self, src: int, dst: int, x: int, y: int, w: int, h: int, cached_only: bool) -> np.ndarray | None:
         """Pixels of the ``dst``-level box (x, y, w, h) built from ``src``-level tiles, resized."""
         scale = self.levels[dst].downsample / self.levels[src].downsample
         sx0, sy0 = x * scale, y * scale
@@ -218,9 +214,7 @@ class TileServer:
         interp = cv2.INTER_LINEAR if scale < 1 else cv2.INTER_AREA
         if scale >= 1:
             return cv2.resize(img, (w, h), interpolation=interp)
-        return cv2.warpAffine(
-            img, affine, (w, h), flags=interp | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
-        )
+        return cv2.warpAffine(img, affine, (w, h), flags=interp | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
     def _assemble(self, level: int, x: int, y: int, w: int, h: int, cached_only: bool) -> np.ndarray | None:
         """Level pixels of box (x, y, w, h); outside the image is background."""

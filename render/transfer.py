@@ -51,9 +51,7 @@ def default_transfer(lo: float, hi: float) -> list[TransferPoint]:
     ]
 
 
-def build_lut(
-    points: list[TransferPoint], lo: float, hi: float, step_mm: float
-) -> tuple[np.ndarray, float, float]:
+def build_lut(points: list[TransferPoint], lo: float, hi: float, step_mm: float) -> tuple[np.ndarray, float, float]:
     """(LUT (N, 4) float32, value of entry 0, entries per unit value) for ``composite``.
 
     Opacities are given per millimetre and corrected for the ray step

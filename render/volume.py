@@ -48,9 +48,7 @@ class Volume:
         self.data = np.ascontiguousarray(self.data)
         if self.labels is not None:
             if self.labels.shape != self.data.shape:
-                raise ValueError(
-                    f"Volume: expected labels of shape {self.data.shape}; got {self.labels.shape}"
-                )
+                raise ValueError(f"Volume: expected labels of shape {self.data.shape}; got {self.labels.shape}")
             if self.labels.min(initial=0) < 0 or self.labels.max(initial=0) > 255:
                 raise ValueError("Volume: expected label values in 0..255")
             self.labels = np.ascontiguousarray(self.labels.astype(np.uint8, copy=False))
@@ -71,9 +69,7 @@ class Volume:
 
     def to_mm(self, index_xyz: np.ndarray) -> np.ndarray:
         """LPS mm of continuous (x, y, z) indices (…, 3)."""
-        return np.asarray(index_xyz, dtype=np.float64) @ self.index_matrix.T + np.asarray(
-            self.geometry.origin
-        )
+        return np.asarray(index_xyz, dtype=np.float64) @ self.index_matrix.T + np.asarray(self.geometry.origin)
 
     @property
     def center_mm(self) -> np.ndarray:
