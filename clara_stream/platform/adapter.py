@@ -74,8 +74,7 @@ def parse_header(data: bytes, sop_uid: str, sop_class: str) -> tuple[str, str]:
             raise DicomInputError(f"C-STORE: expected ({tag}) {keyword}; got none [SOP Instance {sop_uid}]")
     if str(ds.get("SOPInstanceUID", "")) != sop_uid:
         raise DicomInputError(
-            f"C-STORE: expected (0008,0018) SOPInstanceUID {sop_uid} as requested; got "
-            f"{ds.get('SOPInstanceUID')!r}"
+            f"C-STORE: expected (0008,0018) SOPInstanceUID {sop_uid} as requested; got {ds.get('SOPInstanceUID')!r}"
         )
     if str(ds.get("SOPClassUID", "")) != sop_class:
         raise DicomInputError(
@@ -171,12 +170,17 @@ class DicomAdapter:
         assoc.clara_assoc_id = uuid.uuid4().hex[:12]
         if not self.config.source_allowed(calling, host):
             log.warning("refused association from %s@%s: not a configured source", calling, host)
-            assoc.acse.send_reject(*REJECT_CALLING_AE)
+            self._reject(assoc, REJECT_CALLING_AE)
         elif called != self.settings.ae_title and self.config.ae_by_title(called) is None:
-            log.warning(
-                "refused association from %s@%s to %s: called AE not configured", calling, host, called
-            )
-            assoc.acse.send_reject(*REJECT_CALLED_AE)
+            log.warning("refused association from %s@%s to %s: called AE not configured", calling, host, called)
+            self._reject(assoc, REJECT_CALLED_AE)
+
+    @staticmethod
+    def _reject(assoc, reason: tuple[int, int, int]) -> None:
+        """Send A-ASSOCIATE-RJ and wait for the DUL to put it on the wire (as pynetdicom's own path)."""
+        assoc.acse.send_reject(*reason)
+        evt.trigger(assoc, evt.EVT_REJECTED, {})
+        assoc.kill()
 
     def _on_echo(self, event: evt.Event) -> int:
         return DIMSE_SUCCESS
@@ -193,9 +197,7 @@ class DicomAdapter:
             if sop_class in ae.ignored_sop_classes:
                 return DIMSE_SUCCESS  # MIG semantics: accepted and dropped
             if ae.allowed_sop_classes and sop_class not in ae.allowed_sop_classes:
-                raise SopClassRefusedError(
-                    f"C-STORE: expected SOP class in allowedSopClasses; got {sop_class}"
-                )
+                raise SopClassRefusedError(f"C-STORE: expected SOP class in allowedSopClasses; got {sop_class}")
             data = event.encoded_dataset(include_meta=True)
             study, series = parse_header(data, sop_uid, sop_class)
             self.store.store(

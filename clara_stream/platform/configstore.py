@@ -75,10 +75,7 @@ class ConfigStore:
 
     def list(self, kind: str) -> list:
         model = _KINDS[kind][0]
-        return [
-            model.model_validate_json(r["body"])
-            for r in self.db.query(f"SELECT body FROM {kind} ORDER BY name")
-        ]
+        return [model.model_validate_json(r["body"]) for r in self.db.query(f"SELECT body FROM {kind} ORDER BY name")]
 
     def delete(self, kind: str, name: str) -> BaseModel:
         item = self.get(kind, name)
@@ -93,9 +90,7 @@ class ConfigStore:
 
     def source_allowed(self, ae_title: str, host: str) -> bool:
         """True if a configured source has this calling AE title and host address."""
-        row = self.db.query_one(
-            "SELECT 1 FROM source WHERE ae_title = ? AND host_ip = ?", (ae_title.strip(), host)
-        )
+        row = self.db.query_one("SELECT 1 FROM source WHERE ae_title = ? AND host_ip = ?", (ae_title.strip(), host))
         return row is not None
 
     def destination(self, name: str) -> DestinationConfig:
@@ -106,9 +101,7 @@ class ConfigStore:
         known = {d.name for d in self.list("destination")}
         for n in names:
             if n not in known:
-                raise InvalidRequestError(
-                    f"destinations: expected configured names {sorted(known)}; got {n!r}"
-                )
+                raise InvalidRequestError(f"destinations: expected configured names {sorted(known)}; got {n!r}")
 
     # -- pipelines -------------------------------------------------------------------------
     def put_pipeline(self, item: PipelineConfig) -> PipelineConfig:

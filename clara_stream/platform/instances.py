@@ -90,8 +90,7 @@ class InstanceStore:
             ).fetchone()
             if grp is None:
                 gid = con.execute(
-                    "INSERT INTO grp (called_ae, group_uid, opened_at, last_at, state) "
-                    "VALUES (?, ?, ?, ?, 'open')",
+                    "INSERT INTO grp (called_ae, group_uid, opened_at, last_at, state) VALUES (?, ?, ?, ?, 'open')",
                     (called_ae, group_uid, now, now),
                 ).lastrowid
             else:
@@ -150,9 +149,7 @@ class InstanceStore:
 
     def count(self, **where: str) -> int:
         clause = " AND ".join(f"{k} = ?" for k in where) or "1"
-        return self.db.query_one(f"SELECT COUNT(*) AS n FROM instance WHERE {clause}", tuple(where.values()))[
-            "n"
-        ]
+        return self.db.query_one(f"SELECT COUNT(*) AS n FROM instance WHERE {clause}", tuple(where.values()))["n"]
 
     # -- grouping --------------------------------------------------------------------------
     def close_ready_groups(self, config: ConfigStore, queue: JobQueue, now: float | None = None) -> list[str]:

@@ -123,9 +123,7 @@ class JobQueue:
     def get(self, job_id: str) -> JobInfo:
         return job_info(self.row(job_id))
 
-    def list(
-        self, *, status: str | None = None, pipeline: str | None = None, limit: int = 200
-    ) -> list[JobInfo]:
+    def list(self, *, status: str | None = None, pipeline: str | None = None, limit: int = 200) -> list[JobInfo]:
         """Newest first."""
         where, params = [], []
         if status:
@@ -152,9 +150,7 @@ class JobQueue:
             if row is None:
                 raise NotFoundError(f"job: expected an existing id; got {job_id!r}")
             if row["status"] in FINISHED:
-                raise ConflictError(
-                    f"job {job_id}: expected queued or running to cancel; got {row['status']}"
-                )
+                raise ConflictError(f"job {job_id}: expected queued or running to cancel; got {row['status']}")
             if row["status"] == "queued":
                 con.execute(
                     "UPDATE job SET status = 'cancelled', finished_at = ?, error = 'cancelled' WHERE id = ?",
@@ -172,13 +168,10 @@ class JobQueue:
                 (time.time(), pid, worker_started, job_id),
             )
 
-    def finish(
-        self, job_id: str, status: str, *, exit_code: int | None = None, error: str | None = None
-    ) -> None:
+    def finish(self, job_id: str, status: str, *, exit_code: int | None = None, error: str | None = None) -> None:
         with self.db.write() as con:
             con.execute(
-                "UPDATE job SET status = ?, finished_at = ?, exit_code = ?, error = ?, worker_pid = NULL "
-                "WHERE id = ?",
+                "UPDATE job SET status = ?, finished_at = ?, exit_code = ?, error = ?, worker_pid = NULL WHERE id = ?",
                 (status, time.time(), exit_code, error, job_id),
             )
 

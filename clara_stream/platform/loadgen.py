@@ -125,9 +125,7 @@ class LoadGenerator:
         if rate < 0:
             raise ValueError(f"loadgen: expected --rate >= 0 jobs/s; got {rate}")
         if order not in ("sequential", "random") or via not in ("api", "dicom"):
-            raise ValueError(
-                f"loadgen: expected --order sequential|random and --via api|dicom; got {order}, {via}"
-            )
+            raise ValueError(f"loadgen: expected --order sequential|random and --via api|dicom; got {order}, {via}")
         pool = cases(dataset)
         rng = random.Random(seed)
         picks = [pool[i % len(pool)] if order == "sequential" else rng.choice(pool) for i in range(jobs)]
@@ -160,11 +158,7 @@ class LoadGenerator:
             ids = self._await_new_jobs(before, pipeline, jobs)
         final = self._await_finished(ids)
         wall = max((j["finishedAt"] or time.time()) for j in final) - t0
-        lat = [
-            j["finishedAt"] - s
-            for j, s in zip(final, submit_times, strict=True)
-            if j["status"] == "succeeded"
-        ]
+        lat = [j["finishedAt"] - s for j, s in zip(final, submit_times, strict=True) if j["status"] == "succeeded"]
         return LoadReport(
             submitted=jobs,
             succeeded=sum(j["status"] == "succeeded" for j in final),

@@ -51,9 +51,7 @@ class ResultsService:
     settings : ae_title (our calling AE), export_max_attempts, export_backoff_s, poll_interval_s.
     """
 
-    def __init__(
-        self, db: Database, queue: JobQueue, config: ConfigStore, settings: PlatformSettings
-    ) -> None:
+    def __init__(self, db: Database, queue: JobQueue, config: ConfigStore, settings: PlatformSettings) -> None:
         self.db = db
         self.queue = queue
         self.config = config
@@ -77,8 +75,7 @@ class ResultsService:
             con.execute("DELETE FROM result WHERE job_id = ?", (job_id,))
             for p, sop_uid, sop_class in entries:
                 rid = con.execute(
-                    "INSERT INTO result (job_id, path, size, sop_uid, sop_class, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO result (job_id, path, size, sop_uid, sop_class, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (job_id, str(p), p.stat().st_size, sop_uid, sop_class, now),
                 ).lastrowid
                 ids.append(rid)
@@ -103,8 +100,7 @@ class ResultsService:
             exports = [
                 dict(e)
                 for e in self.db.query(
-                    "SELECT destination, state, attempts, last_error, sent_at FROM outbox "
-                    "WHERE result_id = ?",
+                    "SELECT destination, state, attempts, last_error, sent_at FROM outbox WHERE result_id = ?",
                     (r["id"],),
                 )
             ]
@@ -132,8 +128,7 @@ class ResultsService:
         self.queue.row(job_id)
         with self.db.write() as con:
             n = con.execute(
-                "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ? "
-                "WHERE job_id = ? AND state = 'failed'",
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ? WHERE job_id = ? AND state = 'failed'",
                 (time.time(), job_id),
             ).rowcount
         self._wake.set()

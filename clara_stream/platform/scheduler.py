@@ -228,10 +228,7 @@ class Scheduler:
             if not queued:
                 return
             head = queued[0]
-            if (
-                head["cpu_memory_mb"] > s.cpu_memory_budget_mb
-                or head["gpu_memory_mb"] > s.gpu_memory_budget_mb
-            ):
+            if head["cpu_memory_mb"] > s.cpu_memory_budget_mb or head["gpu_memory_mb"] > s.gpu_memory_budget_mb:
                 self.queue.finish(
                     head["id"],
                     "failed",

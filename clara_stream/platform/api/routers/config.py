@@ -55,6 +55,4 @@ def cecho(name: str, svc: PlatformService = Depends(get_service)) -> EchoResult:
     code = scu.echo(dest.host_ip, dest.port, dest.ae_title, calling_ae=svc.settings.ae_title)
     if code != 0:
         raise PeerError(f"C-ECHO {name}: expected status 0x0000; got 0x{code:04X}")
-    return EchoResult(
-        name=name, success=True, status=code, detail=f"{dest.ae_title}@{dest.host_ip}:{dest.port}"
-    )
+    return EchoResult(name=name, success=True, status=code, detail=f"{dest.ae_title}@{dest.host_ip}:{dest.port}")

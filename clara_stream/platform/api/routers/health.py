@@ -13,12 +13,8 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health")
 def health(svc: PlatformService = Depends(get_service)) -> dict:
-    counts = {
-        r["status"]: r["n"] for r in svc.db.query("SELECT status, COUNT(*) AS n FROM job GROUP BY status")
-    }
-    outbox = {
-        r["state"]: r["n"] for r in svc.db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
-    }
+    counts = {r["status"]: r["n"] for r in svc.db.query("SELECT status, COUNT(*) AS n FROM job GROUP BY status")}
+    outbox = {r["state"]: r["n"] for r in svc.db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")}
     adapter = svc.adapter
     return {
         "status": "ok" if svc.started else "stopped",
