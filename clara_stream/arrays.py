@@ -120,7 +120,7 @@ def asarray(x: Any) -> Any:
     if is_device_array(x):
         cp = array_module(x)
         return x if isinstance(x, cp.ndarray) else cp.asarray(x)
-    if hasattr(x, "__array_interface__"):
+    if hasattr(x, "__array_interface__") or isinstance(x, memoryview):
         return np.asarray(x)
     if hasattr(x, "__dlpack__"):
         return np.from_dlpack(x)

@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CLARA_STREAM_DEBUG"] = "1"
     try:
         _register_groups()
-        app(args=argv, prog_name="clara-stream", standalone_mode=False)
+        result = app(args=argv, prog_name="clara-stream", standalone_mode=False)
+        if isinstance(result, int):  # click returns typer.Exit codes when not standalone
+            return result
     except SystemExit as exc:
         return int(exc.code or 0)
     except typer.Exit as exc:

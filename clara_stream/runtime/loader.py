@@ -66,10 +66,9 @@ def _load_by_path(path: Path) -> AppSpec:
 
 def list_apps() -> list[str]:
     """Names of the installed reference apps."""
-    import clara_stream.apps as pkg
-
+    spec = importlib.util.find_spec("clara_stream.apps")  # located, not imported: the core never imports apps
     names = set()
-    for root in pkg.__path__:
+    for root in (spec.submodule_search_locations or []) if spec else []:
         for child in Path(root).iterdir():
             if (child / "app.py").is_file():
                 names.add(child.name)

@@ -1,0 +1,104 @@
+"""The `clara-stream` CLI, driven through main(argv) and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clara_stream.cli import main
+
+BROKEN_APP = '''
+from clara_stream import ports as P
+from clara_stream.operators.common.scale_op import ScaleOp
+from clara_stream.operators.common.source_op import ArraySourceOp
+from clara_stream.operators.common.stats_sink_op import StatsSinkOp
+from clara_stream.runtime import Application
+
+
+class BrokenApp(Application):
+    def compose(self):
+        src = ArraySourceOp(self, name="source", count=2)
+        scale = ScaleOp(self, name="scale", factor=2)
+        sink = StatsSinkOp(self, name="sink")
+        self.add_flow(src, scale, {(P.FRAME, P.FRAME_IN)})
+        self.add_flow(scale, sink, {(P.FRAME_OUT, "frames")})
+'''
+
+
+def test_run_writes_outputs_and_says_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "hello_stream", "--output", str(tmp_path), "--set", "source.count=5",
+                 "--scheduler", "event", "--threads", "2"]) == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["frames"] == 5
+    assert str(tmp_path.resolve()) in capsys.readouterr().out
+
+
+def test_bad_override_is_one_line_with_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "hello_stream", "--set", "scale.factr=2"]) == 2
+    err = capsys.readouterr().err
+    assert "expected an existing key in 'scale'; got 'factr'; did you mean factor?" in err
+    assert "hint:" in err and "Traceback" not in err
+
+
+def test_unknown_app_lists_installed_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "no_such_app"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_app" in err and "hello_stream" in err
+
+
+def test_operator_failure_is_one_line_then_traceback_with_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "hello_stream", "--set", "scale.factor=0"]) == 1
+    err = capsys.readouterr().err
+    assert "ValueError: ScaleOp: expected a finite, non-zero factor; got 0.0" in err and "Traceback" not in err
+    assert main(["run", "hello_stream", "--set", "scale.factor=0", "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_validate_lists_ports_and_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "hello_stream"]) == 0
+    out = capsys.readouterr().out
+    assert "ScaleOp" in out and "frame_in" in out and "image/intensity" in out and "graph OK" in out
+    app_file = tmp_path / "broken_app.py"
+    app_file.write_text(BROKEN_APP)
+    assert main(["validate", str(app_file)]) == 1
+    out = capsys.readouterr().out
+    assert "unknown input port 'frames' on sink" in out
+    assert main(["run", str(app_file)]) == 1
+    assert "graph refused before run" in capsys.readouterr().err
+
+
+def test_graph_writes_svg_and_dot(tmp_path: Path) -> None:
+    assert main(["graph", "hello_stream", "--out", str(tmp_path / "g.dot")]) == 0
+    dot = (tmp_path / "g.dot").read_text()
+    assert "source -> scale" in dot and "frame → frame_in" in dot
+    if subprocess.run(["which", "dot"], capture_output=True).returncode == 0:
+        assert main(["graph", "hello_stream", "--out", str(tmp_path / "g.svg")]) == 0
+        svg = (tmp_path / "g.svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "ScaleOp" in svg
+    assert main(["graph", "hello_stream", "--out", str(tmp_path / "g.gif")]) == 2
+
+
+def test_sample_rejects_unknown_kind(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["sample", "mri", "--out", str(tmp_path)]) == 2
+    assert "expected a kind in" in capsys.readouterr().err
+
+
+def test_doctor_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "holoscan" in out and "gpu (cupy)" in out and "libx264" in out
+    assert main(["version"]) == 0
+    assert "holoscan 4." in capsys.readouterr().out
+
+
+def test_console_script_runs_in_a_subprocess(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("clara-stream")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "clara_stream.cli"]
+    proc = subprocess.run([*cmd, "run", "hello_stream", "-o", str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "summary.json").is_file()
+    assert "warning" not in proc.stderr.lower()  # no engine noise on a clean run

@@ -1,0 +1,85 @@
+"""Architecture rules that keep the seam: imports point one way; the wheel holds the namespace."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from clara_stream import ports as P
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ["clara_stream", "operators", "apps", "render", "voice"]
+CORE = ["arrays.py", "contracts.py", "geometry.py", "config.py", "ports.py", "errors.py", "inference", "models"]
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def _py_files(*folders: str) -> list[Path]:
+    files = []
+    for folder in folders:
+        base = ROOT / folder
+        files += [base] if base.is_file() else sorted(base.rglob("*.py")) if base.exists() else []
+    return [f for f in files if "__pycache__" not in f.parts]
+
+
+def test_only_the_runtime_imports_holoscan() -> None:
+    offenders = [
+        str(f.relative_to(ROOT)) for f in _py_files(*PACKAGES)
+        if "runtime" not in f.relative_to(ROOT).parts[:2]
+        and any(n == "holoscan" or n.startswith("holoscan.") for n in _imports(f))
+    ]
+    assert offenders == []
+
+
+def test_core_never_imports_operators_apps_or_services() -> None:
+    banned = ("clara_stream.operators", "clara_stream.apps", "clara_stream.render", "clara_stream.voice",
+              "clara_stream.platform", "clara_stream.cli")
+    files = _py_files(*[f"clara_stream/{c}" for c in CORE], "clara_stream/runtime")
+    offenders = [f"{f.relative_to(ROOT)} imports {n}" for f in files for n in _imports(f) if n.startswith(banned)]
+    assert offenders == []
+
+
+def test_port_vocabulary() -> None:
+    assert P.is_canonical("frame") and P.is_canonical("mask_prior") and P.is_canonical("frame_in")
+    assert not P.is_canonical("seg_image")
+    assert P.suffixed(P.MASK, "prior") == "mask_prior"
+    with pytest.raises(ValueError, match="vocabulary"):
+        P.suffixed("seg_image", "x")
+
+
+@pytest.mark.slow
+def test_wheel_installs_the_namespace(tmp_path: Path) -> None:
+    """Build the wheel, install it into a folder and import the mapped packages from there."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+                           str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next((tmp_path / "dist").glob("clara_stream-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "clara_stream/operators/common/scale_op.py" in names
+    assert "clara_stream/apps/hello_stream/app.yaml" in names
+    assert not any(n.startswith(("operators/", "apps/", "render/", "voice/")) for n in names)
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    code = ("import clara_stream, clara_stream.operators.common.scale_op as s, clara_stream.runtime as r;"
+            "print(clara_stream.__file__); print(r.find_app('hello_stream').config_path)")
+    env = {**os.environ, "PYTHONPATH": str(target), "PYTHONNOUSERSITE": "1"}
+    out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = out.stdout.splitlines()[:2]
+    assert first.startswith(str(target)) and second.startswith(str(target))
