@@ -50,17 +50,13 @@ def create_backend(
     """
     if kind in ("onnxruntime", "onnx", "ort"):
         if model is None:
-            raise ValueError(
-                "create_backend: expected model=<path to .onnx> for kind 'onnxruntime'; got None"
-            )
+            raise ValueError("create_backend: expected model=<path to .onnx> for kind 'onnxruntime'; got None")
         from clara_stream.inference.onnx_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(model, threads=threads)
     if kind in ("torch", "torchscript"):
         if model is None:
-            raise ValueError(
-                "create_backend: expected model=<path to TorchScript .pt> for kind 'torch'; got None"
-            )
+            raise ValueError("create_backend: expected model=<path to TorchScript .pt> for kind 'torch'; got None")
         from clara_stream.inference.torch_backend import TorchBackend
 
         return TorchBackend(model, threads=threads)
@@ -68,8 +64,7 @@ def create_backend(
         name = model_name or (Path(model).stem if model is not None else None)
         if not url or not name:
             raise ValueError(
-                f"create_backend: expected url and model_name for kind 'triton'; "
-                f"got url={url!r}, model_name={name!r}"
+                f"create_backend: expected url and model_name for kind 'triton'; got url={url!r}, model_name={name!r}"
             )
         from clara_stream.inference.triton_backend import TritonBackend
 

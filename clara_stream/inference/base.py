@@ -124,9 +124,7 @@ class InferenceBackend(ABC):
         if limit is None or n <= limit or not self._inputs[0].shape:
             out = self._run(prepared)
         else:
-            parts = [
-                self._run({k: v[i : i + limit] for k, v in prepared.items()}) for i in range(0, n, limit)
-            ]
+            parts = [self._run({k: v[i : i + limit] for k, v in prepared.items()}) for i in range(0, n, limit)]
             out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if unbatched:
             out = {k: v[0] if v.ndim and v.shape[0] == 1 else v for k, v in out.items()}

@@ -58,15 +58,11 @@ class OnnxRuntimeBackend(InferenceBackend):
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         available = ort.get_available_providers()
-        chosen = [
-            p for p in (providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]) if p in available
-        ]
+        chosen = [p for p in (providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]) if p in available]
         try:
             self._session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ValueError(
-                f"OnnxRuntimeBackend: expected a loadable ONNX model; got {exc} [{path}]"
-            ) from exc
+            raise ValueError(f"OnnxRuntimeBackend: expected a loadable ONNX model; got {exc} [{path}]") from exc
         self.path = path
         self._inputs = tuple(_spec(a) for a in self._session.get_inputs())
         self._outputs = tuple(_spec(a) for a in self._session.get_outputs())

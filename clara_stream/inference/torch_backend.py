@@ -25,9 +25,7 @@ def save_torchscript(
 
     io = {
         "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": np.dtype(s.dtype).name} for s in inputs],
-        "outputs": [
-            {"name": s.name, "shape": list(s.shape), "dtype": np.dtype(s.dtype).name} for s in outputs
-        ],
+        "outputs": [{"name": s.name, "shape": list(s.shape), "dtype": np.dtype(s.dtype).name} for s in outputs],
     }
     torch.jit.save(module, str(path), _extra_files={IO_FILE: json.dumps(io)})
     return Path(path)
@@ -91,6 +89,4 @@ class TorchBackend(InferenceBackend):
 
 
 def _spec(d: dict) -> TensorSpec:
-    return TensorSpec(
-        str(d["name"]), tuple(None if v is None else int(v) for v in d["shape"]), np.dtype(d["dtype"])
-    )
+    return TensorSpec(str(d["name"]), tuple(None if v is None else int(v) for v in d["shape"]), np.dtype(d["dtype"]))

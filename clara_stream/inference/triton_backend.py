@@ -63,9 +63,7 @@ class TritonBackend(InferenceBackend):
         try:
             ready = self._client.is_model_ready(model_name, self.model_version)
         except Exception as exc:  # tritonclient raises InferenceServerException and socket errors
-            raise ConnectionError(
-                f"TritonBackend: expected a Triton server at {protocol}://{url}; got {exc}"
-            ) from exc
+            raise ConnectionError(f"TritonBackend: expected a Triton server at {protocol}://{url}; got {exc}") from exc
         if not ready:
             raise ConnectionError(
                 f"TritonBackend: expected model {model_name!r} (version {self.model_version or 'any'}) "
@@ -99,9 +97,7 @@ class TritonBackend(InferenceBackend):
             inputs.append(item)
         outputs = [tc.InferRequestedOutput(s.name) for s in self._outputs]
         kw: dict[str, Any] = {"client_timeout": self._timeout_s} if self.protocol == "grpc" else {}
-        result = self._client.infer(
-            self.model_name, inputs, model_version=self.model_version, outputs=outputs, **kw
-        )
+        result = self._client.infer(self.model_name, inputs, model_version=self.model_version, outputs=outputs, **kw)
         return {s.name: result.as_numpy(s.name) for s in self._outputs}
 
     def close(self) -> None:

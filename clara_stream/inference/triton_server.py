@@ -5,6 +5,11 @@ generated Python-backend ``model.py`` that runs onnxruntime (:func:`write_onnx_p
 The backend stub runs the system ``libpython`` and does not see this environment's packages,
 so the generated ``model.py`` puts this environment's site-packages on ``sys.path`` first.
 
+The stub's pybind11 reads numpy's C structs with the numpy 1.x layout: with numpy 2 it returns
+empty output tensors and misreads inputs (checked: all-zero ``binary_data_size``). So a *stub
+site* with ``numpy<2`` goes before the environment's site-packages (:func:`ensure_stub_site`
+installs it once with pip, beside the venv; the venv's own numpy is not touched).
+
 Used by tests (fixtures), benchmarks and tools::
 
     repo = tmp / "models"
@@ -19,6 +24,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -43,14 +49,21 @@ import json
 import os
 import sys
 
-sys.path.insert(0, {site!r})
+sys.path[:0] = [{stub_site!r}, {site!r}]
 
+import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
 
 class TritonPythonModel:
     def initialize(self, args):
+        if int(np.__version__.split(".")[0]) >= 2:
+            raise RuntimeError(
+                "Triton Python backend stub: expected numpy<2 (its pybind11 misreads numpy 2 arrays); "
+                f"got numpy {{np.__version__}} from {{np.__file__}}: "
+                "run clara_stream.inference.triton_server.ensure_stub_site()"
+            )
         cfg = json.loads(args["model_config"])
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         opts = ort.SessionOptions()
@@ -87,10 +100,40 @@ def pytriton_root() -> Path:
         )
     root = Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
     if not (root / "bin" / "tritonserver").is_file():
-        raise FileNotFoundError(
-            f"tritonserver: expected the binary at {root / 'bin' / 'tritonserver'}; got none"
-        )
+        raise FileNotFoundError(f"tritonserver: expected the binary at {root / 'bin' / 'tritonserver'}; got none")
     return root
+
+
+STUB_NUMPY = "numpy==1.26.4"
+
+
+def default_stub_site() -> Path:
+    """Where the stub's numpy<2 lives: ``$CLARA_STREAM_TRITON_STUB_SITE`` or ``<venv>/triton-stub-site``."""
+    env = os.environ.get("CLARA_STREAM_TRITON_STUB_SITE")
+    return Path(env) if env else Path(sys.prefix) / "triton-stub-site"
+
+
+def ensure_stub_site(path: str | Path | None = None, *, install: bool = True) -> Path:
+    """Return a folder holding ``numpy<2`` for the Triton Python stub, installing it once with pip.
+
+    Raises
+    ------
+    FileNotFoundError
+        It is missing and ``install`` is False, or pip could not install it (no network).
+    """
+    site = Path(path) if path else default_stub_site()
+    if (site / "numpy" / "__init__.py").is_file():
+        return site
+    if not install:
+        raise FileNotFoundError(f"ensure_stub_site: expected numpy<2 in {site}; got none")
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), STUB_NUMPY]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0 or not (site / "numpy" / "__init__.py").is_file():
+        raise FileNotFoundError(
+            f"ensure_stub_site: expected pip to install {STUB_NUMPY} into {site}; got exit {done.returncode}: "
+            f"{done.stderr.strip()[-300:]}"
+        )
+    return site
 
 
 def write_onnx_python_model(
@@ -102,11 +145,14 @@ def write_onnx_python_model(
     instances: int = 1,
     threads: int = 1,
     version: int = 1,
+    stub_site: str | Path | None = None,
 ) -> Path:
     """Write ``repository/name`` serving an ONNX file through the Python backend.
 
     The config's inputs and outputs come from the ONNX graph. A free leading dimension becomes
     Triton's batch dimension (``max_batch_size``); a fixed one makes ``max_batch_size: 0``.
+
+    ``stub_site`` is the numpy<2 folder (default :func:`ensure_stub_site`, installed if missing).
 
     Returns
     -------
@@ -127,8 +173,7 @@ def write_onnx_python_model(
             dims = s.shape[1:] if batched else s.shape
             dims_txt = ", ".join("-1" if d is None else str(d) for d in dims)
             items.append(
-                f'  {{ name: "{s.name}" data_type: {_NP_TO_TRITON[np.dtype(s.dtype).name]} '
-                f"dims: [ {dims_txt} ] }}"
+                f'  {{ name: "{s.name}" data_type: {_NP_TO_TRITON[np.dtype(s.dtype).name]} dims: [ {dims_txt} ] }}'
             )
         return f"{kind} [\n" + ",\n".join(items) + "\n]\n"
 
@@ -136,7 +181,8 @@ def write_onnx_python_model(
     (folder / str(version)).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(onnx_path, folder / str(version) / "model.onnx")
     site = str(Path(ort.__file__).resolve().parent.parent)
-    (folder / str(version) / "model.py").write_text(_MODEL_PY.format(site=site))
+    stub = str(Path(stub_site) if stub_site else ensure_stub_site())
+    (folder / str(version) / "model.py").write_text(_MODEL_PY.format(site=site, stub_site=stub))
     (folder / "config.pbtxt").write_text(
         f'name: "{name}"\nbackend: "python"\nmax_batch_size: {mbs}\n'
         + block(backend.inputs, "input")
@@ -192,9 +238,7 @@ class TritonServer:
     ):
         self.repository = Path(model_repository)
         if not self.repository.is_dir():
-            raise FileNotFoundError(
-                f"TritonServer: expected a model repository folder; got missing {self.repository}"
-            )
+            raise FileNotFoundError(f"TritonServer: expected a model repository folder; got missing {self.repository}")
         self.host = host
         self.http_port = http_port or free_port(host)
         self.grpc_port = grpc_port or free_port(host)
@@ -247,24 +291,20 @@ class TritonServer:
             "--strict-readiness=true",
         ]
         log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the process lifetime
-        self._proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(
-                    f"TritonServer: expected a running server; got exit {self._proc.returncode}\n"
-                    + self.log_tail()
+                    f"TritonServer: expected a running server; got exit {self._proc.returncode}\n" + self.log_tail()
                 )
             if self.ready():
                 return self
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(
-            f"TritonServer: expected ready within {self.startup_timeout_s} s; got not ready\n"
-            + self.log_tail()
+            f"TritonServer: expected ready within {self.startup_timeout_s} s; got not ready\n" + self.log_tail()
         )
 
     def ready(self) -> bool:
