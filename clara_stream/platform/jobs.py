@@ -175,15 +175,18 @@ class JobQueue:
                 (status, time.time(), exit_code, error, job_id),
             )
 
-    def requeue(self, job_id: str, *, error: str | None, exit_code: int | None = None) -> None:
-        """Back to the queue in its original place (a retry or an interrupted run)."""
+    def requeue(
+        self, job_id: str, *, error: str | None, exit_code: int | None = None, interrupted: bool = False
+    ) -> None:
+        """Back to the queue in its original place (a retry, or ``interrupted`` by a service stop,
+        which does not use up a retry)."""
         row = self.row(job_id)
         shutil.rmtree(row["output_dir"], ignore_errors=True)
         with self.db.write() as con:
             con.execute(
                 "UPDATE job SET status = 'queued', started_at = NULL, worker_pid = NULL, error = ?, "
-                "exit_code = ? WHERE id = ?",
-                (error, exit_code, job_id),
+                "exit_code = ?, attempts = MAX(attempts - ?, 0) WHERE id = ?",
+                (error, exit_code, int(interrupted), job_id),
             )
 
     def recover(self) -> list[sqlite3.Row]:

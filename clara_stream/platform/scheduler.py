@@ -118,7 +118,7 @@ class Scheduler:
                 self._signal(w, signal.SIGKILL)
                 w.proc.wait(timeout=10)
                 w.log_file.close()
-                self.queue.requeue(w.job_id, error="interrupted by service stop")
+                self.queue.requeue(w.job_id, error="interrupted by service stop", interrupted=True)
             self._workers.clear()
 
     def wake(self) -> None:
@@ -137,9 +137,7 @@ class Scheduler:
                         os.killpg(pid, signal.SIGKILL)
                 except (psutil.NoSuchProcess, ProcessLookupError, PermissionError):
                     pass
-            with self.queue.db.write() as con:
-                con.execute("UPDATE job SET attempts = MAX(attempts - 1, 0) WHERE id = ?", (row["id"],))
-            self.queue.requeue(row["id"], error="interrupted by service restart; requeued")
+            self.queue.requeue(row["id"], error="interrupted by service restart; requeued", interrupted=True)
             ids.append(row["id"])
         if ids:
             log.info("requeued %d interrupted job(s): %s", len(ids), ", ".join(ids))
@@ -268,7 +266,10 @@ class Scheduler:
             log_file.close()
             self.queue.finish(row["id"], "failed", error=f"scheduler: could not start worker {cmd[0]}: {exc}")
             return
-        started = psutil.Process(proc.pid).create_time()
+        try:
+            started = psutil.Process(proc.pid).create_time()
+        except psutil.NoSuchProcess:  # exited already; _reap records how
+            started = time.time()
         self.queue.mark_running(row["id"], proc.pid, started)
         deadline = time.time() + row["timeout_s"] if row["timeout_s"] else None
         self._workers[row["id"]] = _Worker(
