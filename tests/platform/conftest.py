@@ -174,17 +174,8 @@ class ServeProcess:
     def start(self, timeout_s: float = 60.0) -> ServeProcess:
         info_file = self.data_dir / "service.json"
         info_file.unlink(missing_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "clara_stream.platform",
-            "--data-dir",
-            str(self.data_dir),
-            "--dicom-port",
-            "0",
-            "--http-port",
-            "0",
-        ]
+        cmd = [sys.executable, "-m", "clara_stream.cli", "dicom", "serve", "--data-dir", str(self.data_dir)]
+        cmd += ["--dicom-port", "0", "--http-port", "0"]
         if self.seed:
             cmd += ["--seed", str(self.seed)]
         self.data_dir.mkdir(parents=True, exist_ok=True)

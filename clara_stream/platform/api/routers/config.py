@@ -1,6 +1,5 @@
 """``/config/ae``, ``/config/source``, ``/config/destination``: MIG-style CRUD (+ C-ECHO)."""
-
-from __future__ import annotations
+# No "from __future__ import annotations": the CRUD factory passes models to FastAPI at runtime.
 
 from fastapi import APIRouter, Depends, status
 
