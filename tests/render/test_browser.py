@@ -1,0 +1,256 @@
+"""The viewer page in headless Chromium with touch: gestures change what the screenshot shows.
+
+The whole stack runs for real: ``python -m clara_stream.render.serve`` (gRPC services + gateway)
+in a subprocess on free loopback ports, stopped by its pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.chromium
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(render_root, tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium not installed")
+    state = tmp_path_factory.mktemp("serve_state")
+    ready = state / "ready.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "clara_stream.render.serve",
+        "--root",
+        str(render_root),
+        "--state-dir",
+        str(state),
+        "--grpc-port",
+        "0",
+        "--http-port",
+        str(_free_port()),
+        "--token",
+        "t0k",
+        "--register",
+        str(render_root / "seed"),
+        "--register",
+        str(render_root / "slide.tif"),
+        "--ready-file",
+        str(ready),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            out = proc.stdout.read() if proc.poll() is not None else ""
+            proc.kill()
+            pytest.fail(f"render serve did not start: {out}")
+        time.sleep(0.1)
+    yield json.loads(ready.read_text())
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def page(stack):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        ctx = browser.new_context(has_touch=True, viewport={"width": 900, "height": 620})
+        pg = ctx.new_page()
+        pg.goto(stack["http"] + "?token=t0k")
+        pg.wait_for_selector("#datasets button")
+        pg.cdp = ctx.new_cdp_session(pg)
+        yield pg
+        browser.close()
+
+
+def _tap(page, selector: str) -> None:
+    box = page.locator(selector).first.bounding_box()
+    page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def _settled(page, frames_before: int) -> dict:
+    """Wait for a new, full-quality frame; return its header."""
+    page.wait_for_function(
+        f"window.__viewer.frames > {frames_before} && window.__viewer.lastFrame"
+        " && !window.__viewer.lastFrame.interactive",
+        timeout=30000,
+    )
+    page.wait_for_timeout(100)
+    return page.evaluate("window.__viewer.lastFrame")
+
+
+def _shot(page) -> np.ndarray:
+    png = page.locator("#view").screenshot()
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _frames(page) -> int:
+    return page.evaluate("window.__viewer.frames")
+
+
+def _gesture(page, start: list[tuple[float, float]], end: list[tuple[float, float]], steps: int = 8) -> None:
+    """Dispatch real multi-touch events (CDP) moving each finger from start to end, canvas pixels."""
+    box = page.locator("#view").bounding_box()
+
+    def pts(t: float):
+        return [
+            {"x": box["x"] + s[0] + (e[0] - s[0]) * t, "y": box["y"] + s[1] + (e[1] - s[1]) * t, "id": i}
+            for i, (s, e) in enumerate(zip(start, end, strict=True))
+        ]
+
+    page.cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": pts(0)})
+    for k in range(1, steps + 1):
+        page.cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": pts(k / steps)})
+        page.wait_for_timeout(16)
+    page.cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def _bright_fraction(img: np.ndarray) -> float:
+    return float((img.mean(axis=2) > 20).mean())
+
+
+def _centroid(img: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(img.mean(axis=2) > 20)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_volume_gestures_change_the_picture(page):
+    n = _frames(page)
+    _tap(page, "#datasets button >> text=phantom")
+    first = _settled(page, n)
+    assert first["mode"] == "axial" and first["unit"] == "mm"
+    base = _shot(page)
+    assert _bright_fraction(base) > 0.2 and base.std() > 20  # a body is drawn, not a blank canvas
+
+    n = _frames(page)  # one-finger drag: pan right and down
+    _gesture(page, [(200, 200)], [(260, 240)])
+    _settled(page, n)
+    panned = _shot(page)
+    moved = _centroid(panned) - _centroid(base)
+    assert moved[0] > 20 and moved[1] > 10
+
+    n = _frames(page)  # pinch out: zoom in around the centre
+    _gesture(page, [(216, 256), (296, 256)], [(136, 256), (376, 256)])
+    zoomed_hdr = _settled(page, n)
+    zoomed = _shot(page)
+    assert zoomed_hdr["zoom"] > 1.5
+    assert _bright_fraction(zoomed) > _bright_fraction(panned) + 0.1
+
+    n = _frames(page)  # two-finger vertical drag scrolls slices: same zoom, different anatomy
+    before = _shot(page)
+    _gesture(page, [(200, 150), (300, 150)], [(200, 330), (300, 330)], steps=10)
+    hdr = _settled(page, n)
+    after = _shot(page)
+    assert hdr["zoom"] == pytest.approx(zoomed_hdr["zoom"], rel=0.05)
+    assert np.abs(after.astype(int) - before.astype(int)).mean() > 2
+
+
+def test_modes_labels_and_measurement(page):
+    if page.evaluate("!window.__viewer.lastFrame"):
+        _tap(page, "#datasets button >> text=phantom")
+        _settled(page, 0)
+    n = _frames(page)
+    _tap(page, "#reset")
+    _settled(page, n)
+    axial = _shot(page)
+    n = _frames(page)
+    _tap(page, "#modes button[data-mode=mip]")
+    assert _settled(page, n)["mode"] == "mip"
+    mip = _shot(page)
+    assert np.abs(mip.astype(int) - axial.astype(int)).mean() > 5
+
+    n = _frames(page)
+    _tap(page, "#modes button[data-mode=composite]")
+    _settled(page, n)
+    vr = _shot(page)
+    n = _frames(page)
+    _tap(page, "#labels input[data-label='2']")  # hide the ribs
+    _settled(page, n)
+    no_ribs = _shot(page)
+    assert np.abs(vr.astype(int) - no_ribs.astype(int)).mean() > 1
+
+    n = _frames(page)  # one-finger drag rotates the 3D view
+    _gesture(page, [(150, 256)], [(330, 256)])
+    _settled(page, n)
+    assert np.abs(_shot(page).astype(int) - no_ribs.astype(int)).mean() > 1
+
+    n = _frames(page)
+    _tap(page, "#modes button[data-mode=axial]")
+    hdr = _settled(page, n)
+    _tap(page, "#measure-btn")
+    box = page.locator("#view").bounding_box()
+    page.touchscreen.tap(box["x"] + 156, box["y"] + 256)
+    page.touchscreen.tap(box["x"] + 356, box["y"] + 256)
+    page.wait_for_function("window.__viewer.measure !== null", timeout=10000)
+    m = page.evaluate("window.__viewer.measure")
+    assert m["unit"] == "mm" and m["distance"] == pytest.approx(200 * hdr["units_per_px"], rel=0.01)
+    assert "mm" in page.locator("#measure-result").inner_text()
+    line = _shot(page)
+    yellow = (line[..., 0] > 200) & (line[..., 1] > 180) & (line[..., 2] < 80)
+    assert yellow[250:262, 160:350].sum() > 100  # the measurement line is drawn over the image
+    _tap(page, "#measure-btn")
+
+
+def test_slide_pinch_and_overview(page):
+    n = _frames(page)
+    _tap(page, "#datasets button >> text=slide")
+    hdr = _settled(page, n)
+    assert hdr["mode"] == "slide"
+    base = _shot(page)
+    pink = (base[..., 0] > 180) & (base[..., 1] < 190) & (base[..., 2] > 150)
+    assert pink.mean() > 0.05  # synthetic tissue is visible
+    n = _frames(page)
+    _gesture(page, [(226, 256), (286, 256)], [(106, 256), (406, 256)])
+    assert _settled(page, n)["zoom"] > 2
+    zoomed = _shot(page)
+    assert np.abs(zoomed.astype(int) - base.astype(int)).mean() > 5
+    n = _frames(page)
+    page.locator("#picture_in_picture").check()
+    _settled(page, n)
+    pip = _shot(page)
+    corner = np.s_[-130:-10, -130:-10]
+    assert np.abs(pip[corner].astype(int) - zoomed[corner].astype(int)).mean() > 5
+    lat = page.evaluate("window.__viewer.latencies")
+    assert len(lat) >= 3  # every gesture was answered by a frame
+
+
+def test_gateway_refuses_without_token(stack):
+    import httpx
+
+    r = httpx.get(stack["http"] + "api/datasets")
+    assert r.status_code == 401 and "expected a valid token" in r.text
+    r = httpx.get(stack["http"] + "api/datasets", headers={"Authorization": "Bearer t0k"})
+    assert r.status_code == 200 and {d["id"] for d in r.json()} == set(stack["datasets"])
+    r = httpx.get(stack["http"] + "api/tiles/nope/0/0/0.jpg?token=t0k")
+    assert r.status_code == 404
