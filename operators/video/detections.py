@@ -83,9 +83,7 @@ def load_labels(path: str | Path) -> tuple[str, ...]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"load_labels: expected a labels file; got missing {p}")
-    labels = tuple(
-        s.strip() for s in p.read_text().splitlines() if s.strip() and not s.lstrip().startswith("#")
-    )
+    labels = tuple(s.strip() for s in p.read_text().splitlines() if s.strip() and not s.lstrip().startswith("#"))
     if not labels:
         raise ValueError(f"load_labels: expected at least one label; got an empty file [{p}]")
     if any(" " in s for s in labels):
@@ -152,13 +150,9 @@ def postprocess(
     """
     boxes, scores = np.asarray(boxes, np.float32), np.asarray(scores, np.float32)
     if boxes.ndim != 2 or boxes.shape[1] != 4 or scores.ndim != 2 or scores.shape[0] != boxes.shape[0]:
-        raise ValueError(
-            f"postprocess: expected boxes (A, 4) and scores (A, C); got {boxes.shape} and {scores.shape}"
-        )
+        raise ValueError(f"postprocess: expected boxes (A, 4) and scores (A, C); got {boxes.shape} and {scores.shape}")
     if scores.shape[1] != len(labels):
-        raise ValueError(
-            f"postprocess: expected {len(labels)} score columns (one per label); got {scores.shape[1]}"
-        )
+        raise ValueError(f"postprocess: expected {len(labels)} score columns (one per label); got {scores.shape[1]}")
     cand, cls = np.nonzero(scores >= score_threshold)
     if cand.size == 0:
         return Detections(labels=tuple(labels))

@@ -33,15 +33,11 @@ def kitti_lines(det: Detections) -> list[str]:
     lines = []
     for name, (x0, y0, x1, y1), s in zip(det.names(), det.boxes.tolist(), det.scores.tolist(), strict=True):
         label = name.replace(" ", "_")
-        lines.append(
-            f"{label} 0.0 0 0.0 {x0:.2f} {y0:.2f} {x1:.2f} {y1:.2f} 0.0 0.0 0.0 0.0 0.0 0.0 0.0 {s:.4f}"
-        )
+        lines.append(f"{label} 0.0 0 0.0 {x0:.2f} {y0:.2f} {x1:.2f} {y1:.2f} 0.0 0.0 0.0 0.0 0.0 0.0 0.0 {s:.4f}")
     return lines
 
 
-def write_kitti(
-    folder: str | Path, index: int, det: Detections, *, digits: int = 6, prefix: str = ""
-) -> Path:
+def write_kitti(folder: str | Path, index: int, det: Detections, *, digits: int = 6, prefix: str = "") -> Path:
     """Write one frame's file (atomically: temp file + rename) and return its path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,14 @@ from clara_stream.operators.video.detections import Detections
 
 # distinct, colour-blind-friendlier RGB colours (Okabe-Ito), cycled by class id
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167),
-    (86, 180, 233), (213, 94, 0), (240, 228, 66),
-)  # fmt: skip
+    (0, 114, 178),
+    (230, 159, 0),
+    (0, 158, 115),
+    (204, 121, 167),
+    (86, 180, 233),
+    (213, 94, 0),
+    (240, 228, 66),
+)
 
 
 def draw_detections(
@@ -48,9 +53,7 @@ def draw_detections(
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         ty = y0 - 4 if y0 - th - base - 4 >= 0 else min(h - 1, y0 + th + 4)
         cv2.rectangle(rgb, (x0, ty - th - 2), (min(w - 1, x0 + tw + 4), ty + base - 1), colour, -1)
-        cv2.putText(
-            rgb, text, (x0 + 2, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1, cv2.LINE_AA
-        )
+        cv2.putText(rgb, text, (x0 + 2, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1, cv2.LINE_AA)
     return rgb
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ class VideoSink:
         self._first_pts: int | None = None
         self._last_pts: int | None = None
         self.written = 0
+        self.written_at: list[float] = []  # time.perf_counter() when each frame was encoded
         self.closed = False
 
     def _open(self, width: int, height: int, info: FrameInfo) -> tuple[Any, Any]:
@@ -114,6 +116,7 @@ class VideoSink:
                 frame.pts, frame.time_base = pts, tb
                 container.mux(stream.encode(frame))
                 self.written += 1
+                self.written_at.append(time.perf_counter())
             container.mux(stream.encode(None))
         except BaseException as exc:  # surfaced to the producer by write()/close()
             self._error = exc
@@ -133,16 +136,8 @@ class VideoSink:
             raise RuntimeError(f"{self.owner}: expected an open sink; got write after close [{self.path}]")
         if self._error is not None:
             raise RuntimeError(f"{self.owner}: encoder failed: {self._error} [{self.path}]") from self._error
-        if (
-            rgb.ndim != 3
-            or rgb.shape[2] != 3
-            or rgb.dtype != np.uint8
-            or rgb.shape[0] % 2
-            or rgb.shape[1] % 2
-        ):
-            raise ValueError(
-                f"{self.owner}: expected (H, W, 3) uint8 RGB with even H, W; got {rgb.shape} {rgb.dtype}"
-            )
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.shape[0] % 2 or rgb.shape[1] % 2:
+            raise ValueError(f"{self.owner}: expected (H, W, 3) uint8 RGB with even H, W; got {rgb.shape} {rgb.dtype}")
         if self._thread is None:
             self._size = rgb.shape[:2]
             self._thread = threading.Thread(
@@ -153,9 +148,7 @@ class VideoSink:
             )
             self._thread.start()
         elif rgb.shape[:2] != self._size:
-            raise ValueError(
-                f"{self.owner}: expected frames of {self._size}; got {rgb.shape[:2]} [{self.path}]"
-            )
+            raise ValueError(f"{self.owner}: expected frames of {self._size}; got {rgb.shape[:2]} [{self.path}]")
         if self._first_pts is None:
             self._first_pts = info.pts
         pts = info.pts - self._first_pts

@@ -87,9 +87,7 @@ def _video_stream(container: Any, path: Path, codecs: Sequence[str], owner: str)
         raise VideoInputError(f"{owner}: expected a video codec in {tuple(codecs)}; got {codec!r} [{path}]")
     if not stream.codec_context.width or not stream.codec_context.height:
         container.close()
-        raise VideoInputError(
-            f"{owner}: expected a video stream with a frame size; got 0x0 (corrupt header) [{path}]"
-        )
+        raise VideoInputError(f"{owner}: expected a video stream with a frame size; got 0x0 (corrupt header) [{path}]")
     return stream
 
 
@@ -113,13 +111,17 @@ def probe(path: str | Path, *, codecs: Sequence[str] = SUPPORTED_CODECS, owner: 
     try:
         s = _video_stream(container, p, codecs, owner)
         tb = Fraction(s.time_base) if s.time_base else 1 / _rate(s)
-        dur = (
-            float(s.duration * tb)
-            if s.duration
-            else (container.duration / 1e6 if container.duration else None)
+        dur = float(s.duration * tb) if s.duration else (container.duration / 1e6 if container.duration else None)
+        return VideoInfo(
+            p,
+            s.codec_context.name,
+            s.codec_context.width,
+            s.codec_context.height,
+            _rate(s),
+            tb,
+            int(s.frames or 0),
+            dur,
         )
-        return VideoInfo(p, s.codec_context.name, s.codec_context.width, s.codec_context.height, _rate(s), tb,
-                         int(s.frames or 0), dur)  # fmt: skip
     finally:
         container.close()
 
@@ -213,9 +215,7 @@ class VideoSource:
                         if first_pts is None:
                             first_pts = pts
                         rel = pts - first_pts + offset
-                        item = DecodedFrame(
-                            self.convert(frame), FrameInfo(rel, tb, index, rate), time.perf_counter()
-                        )
+                        item = DecodedFrame(self.convert(frame), FrameInfo(rel, tb, index, rate), time.perf_counter())
                         if not self._put(item):
                             return
                         n_pass, index, last = n_pass + 1, index + 1, rel
@@ -232,9 +232,7 @@ class VideoSource:
                         f"the file is truncated or corrupt [{self.path}]"
                     )
                 if n_pass == 0:
-                    raise VideoInputError(
-                        f"{self.owner}: expected at least one decodable frame; got 0 [{self.path}]"
-                    )
+                    raise VideoInputError(f"{self.owner}: expected at least one decodable frame; got 0 [{self.path}]")
                 if not self.loop:
                     break
                 offset = (last or 0) + step
