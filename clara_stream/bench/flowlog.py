@@ -37,7 +37,21 @@ class Message:
         return (self.end_us - self.start_us) / 1000.0
 
     def operator_ms(self) -> dict[str, float]:
-        """Time each operator held the message (publish − receive)."""
+        """Each operator's share of the end-to-end latency, in ms.
+
+        Holoscan stamps a hop when the operator *receives* (dequeues) and *publishes* the message;
+        work done before ``receive`` and time spent queued both sit between the previous hop's
+        publish and this one's. So an operator's share is its publish − the upstream publish (the
+        source's: publish − receive); the shares add up to the end-to-end latency exactly.
+        """
+        shares, previous = {}, None
+        for name, rec, pub in self.hops:
+            shares[name] = (pub - (rec if previous is None else previous)) / 1000.0
+            previous = pub
+        return shares
+
+    def compute_ms(self) -> dict[str, float]:
+        """Receive-to-publish time per operator (excludes queueing and work before ``receive``)."""
         return {name: (pub - rec) / 1000.0 for name, rec, pub in self.hops}
 
 
