@@ -44,10 +44,10 @@ def default_transfer(lo: float, hi: float) -> list[TransferPoint]:
     """A bone/soft-tissue ramp over [lo, hi]: transparent below 35 %, warm, then white."""
     span = hi - lo
     return [
-        TransferPoint(lo + 0.35 * span, (0.8, 0.4, 0.3), 0.0),
-        TransferPoint(lo + 0.55 * span, (0.9, 0.6, 0.5), 0.03),
-        TransferPoint(lo + 0.80 * span, (1.0, 0.95, 0.85), 0.25),
-        TransferPoint(hi, (1.0, 1.0, 1.0), 0.6),
+        TransferPoint(lo + 0.30 * span, (0.9, 0.5, 0.4), 0.0),
+        TransferPoint(lo + 0.45 * span, (0.95, 0.65, 0.55), 0.08),
+        TransferPoint(lo + 0.70 * span, (1.0, 0.95, 0.85), 0.5),
+        TransferPoint(hi, (1.0, 1.0, 1.0), 0.9),
     ]
 
 

@@ -221,7 +221,8 @@ def render_volume(volume: Volume, state: ViewState) -> tuple[np.ndarray, ViewMap
         return _fit(rgb, full), full
     lut, lut_lo, lut_scale = build_lut(state.transfer, lo, hi, step_mm=dt)
     out = np.zeros((m.height, m.width, 3), np.float32)
-    kernels.composite(data, lab_arg, base, du, dv, dstep, nsteps, lut, lut_lo, lut_scale, table, out)
+    grad_scale = 1.0 / (np.asarray(volume.geometry.spacing) * factor)
+    kernels.composite(data, lab_arg, base, du, dv, dstep, nsteps, lut, lut_lo, lut_scale, table, grad_scale, out)
     return _fit((np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), full), full
 
 
