@@ -28,10 +28,28 @@ from clara_stream.geometry import ImageGeometry
 
 from .study import DicomInstance, DicomSeries
 
-__all__ = ["Volume", "series_to_volume", "slice_layout", "SliceLayout"]
+__all__ = ["Volume", "VolumeSource", "series_to_volume", "slice_layout", "SliceLayout"]
 
 Policy = Literal["error", "resample", "accept"]
 _OP = "SeriesToVolume"
+
+
+@dataclass
+class VolumeSource:
+    """Where a volume's slices came from (travels as ``dicom_source`` metadata to the DICOM writers).
+
+    ``instances`` are in slice order; ``aligned`` is False when the volume was resampled, so that
+    array slice k no longer is instance k.
+    """
+
+    series: DicomSeries
+    instances: list[DicomInstance]
+    notes: list[str] = field(default_factory=list)
+    aligned: bool = True
+
+    @property
+    def headers(self) -> list[pydicom.Dataset]:
+        return [i.header for i in self.instances]
 
 
 @dataclass
@@ -52,6 +70,11 @@ class Volume:
     @property
     def series_uid(self) -> str:
         return self.series.series_uid
+
+    @property
+    def source(self) -> VolumeSource:
+        aligned = not any("resampled" in n for n in self.notes)
+        return VolumeSource(self.series, self.instances, self.notes, aligned)
 
 
 @dataclass

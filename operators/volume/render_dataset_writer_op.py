@@ -1,0 +1,56 @@
+"""RenderDatasetWriterOp: write the render service's seed layout (config.meta, config_render.json, .mhd)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from clara_stream.operators.volume.contracts import LABELS, VOLUME
+from clara_stream.operators.volume.render_dataset import write_render_dataset
+
+from clara_stream import ports as P
+from clara_stream.arrays import to_host
+from clara_stream.runtime import Operator, Port
+
+
+class RenderDatasetWriterOp(Operator):
+    """Write original image + mask + config files into ``output/<folder>``.
+
+    Ports
+    -----
+    volume : (z, y, x) image, metadata ``geometry``
+    mask : uint8 (z, y, x) labels on the same grid
+
+    Parameters
+    ----------
+    output : path
+        Parent folder (required).
+    folder : str
+        Dataset folder name (default ``render``).
+    labels : mapping value → name, or the app's ``segments`` mapping (value → {label, ...})
+    window : [center, width]
+        Initial display window (default CT soft tissue 40/400).
+    """
+
+    inputs = (Port(P.VOLUME, VOLUME), Port(P.MASK, LABELS))
+
+    def __init__(self, fragment: Any, *args: Any, output: Any = None, folder: str = "render", labels: Any = None,
+                 window: Any = (40.0, 400.0), name: str = "render_writer", **kwargs: Any) -> None:  # fmt: skip
+        if output is None:
+            raise ValueError("RenderDatasetWriterOp: expected output=<folder>; got None")
+        labels = labels or {}
+        self.labels = {int(k): (v["label"] if isinstance(v, dict) else str(v)) for k, v in labels.items()}
+        if len(tuple(window)) != 2:
+            raise ValueError(f"RenderDatasetWriterOp: expected window [center, width]; got {window!r}")
+        self.folder, self.window = Path(output) / folder, (float(window[0]), float(window[1]))
+        super().__init__(fragment, *args, name=name, **kwargs)
+
+    def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+        image = to_host(self.receive(op_input, P.VOLUME))
+        mask = to_host(self.receive(op_input, P.MASK))
+        src = self.get_meta("dicom_source")
+        write_render_dataset(
+            self.folder, image, self.get_meta("geometry"), mask, self.labels, window=self.window,
+            name=(src.series.description if src else "") or self.folder.name,
+            modality=src.series.modality if src else "", series_uid=src.series.series_uid if src else "",
+        )  # fmt: skip

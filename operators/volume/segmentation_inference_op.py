@@ -1,0 +1,83 @@
+"""SegmentationInferenceOp: 3D segmentation with MONAI sliding-window inference on any backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from clara_stream.operators.volume.contracts import LABELS, VOLUME
+from clara_stream.operators.volume.segment import ModelCard, segment
+
+from clara_stream import ports as P
+from clara_stream.inference import create_backend
+from clara_stream.runtime import Operator, Port
+
+_BACKENDS = ("torch", "onnxruntime", "triton")
+
+
+class SegmentationInferenceOp(Operator):
+    """Resample to the model's spacing, MONAI layout (channel-first, RAS), sliding window, labels back.
+
+    The conversions to MONAI's conventions happen only inside this operator (library:
+    :mod:`clara_stream.operators.volume.segment`); input and output stay (z, y, x) LPS.
+
+    Ports
+    -----
+    volume : (z, y, x) host array in HU, metadata ``geometry``
+    mask : uint8 (z, y, x) labels on the input's grid, same ``geometry``
+
+    Parameters
+    ----------
+    model : path
+        Folder with ``model.json`` (spacing, HU window, ROI, labels, files) and the weights.
+    backend : {"onnxruntime", "torch", "triton"}
+        ``torch`` runs the TorchScript file, ``onnxruntime`` the ONNX file (both via
+        ``clara_stream.inference.create_backend``), ``triton`` a model served at ``url``.
+    url, model_name : str
+        Triton only: ``host:port`` and the served model name.
+    overlap : float in [0, 1)
+        Sliding-window overlap (default 0.25).
+    sw_batch_size : int
+        Windows per backend call (default 1).
+    threads : int, optional
+        Intra-op threads of the local backends.
+    """
+
+    inputs = (Port(P.VOLUME, VOLUME),)
+    outputs = (Port(P.MASK, LABELS),)
+
+    def __init__(self, fragment: Any, *args: Any, model: Any = None, backend: str = "onnxruntime",
+                 url: str | None = None, model_name: str | None = None, overlap: float = 0.25,
+                 sw_batch_size: int = 1, threads: int | None = None, name: str = "inference",
+                 **kwargs: Any) -> None:  # fmt: skip
+        if backend not in _BACKENDS:
+            raise ValueError(f"SegmentationInferenceOp: expected backend in {_BACKENDS}; got {backend!r}")
+        if model is None:
+            raise ValueError("SegmentationInferenceOp: expected model=<folder with model.json>; got None")
+        if not 0 <= float(overlap) < 1 or int(sw_batch_size) < 1:
+            raise ValueError(f"SegmentationInferenceOp: expected 0 <= overlap < 1 and sw_batch_size >= 1; "
+                             f"got {overlap}, {sw_batch_size}")  # fmt: skip
+        self.card = ModelCard.load(model)
+        folder = Path(model) if Path(model).is_dir() else Path(model).parent
+        if backend == "triton":
+            self.backend = create_backend("triton", url=url, model_name=model_name or "organ_segmentation")
+        else:
+            key = "torchscript" if backend == "torch" else "onnx"
+            self.backend = create_backend(backend, folder / self.card.files[key], threads=threads)
+        self.overlap, self.sw_batch_size = float(overlap), int(sw_batch_size)
+        super().__init__(fragment, *args, name=name, **kwargs)
+
+    def _predict(self, x: Any) -> Any:
+        import torch
+
+        out = self.backend.infer(x.numpy())
+        return torch.from_numpy(next(iter(out.values())))
+
+    def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+        vol = self.receive(op_input, P.VOLUME)
+        geom = self.get_meta("geometry")
+        labels = segment(vol, geom, self.card, self._predict, overlap=self.overlap, sw_batch_size=self.sw_batch_size)
+        self.emit(op_output, labels, P.MASK, meta={"geometry": geom})
+
+    def stop(self) -> None:
+        self.backend.close()
