@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from clara_stream.operators.video.detections import iou_matrix
@@ -59,4 +60,29 @@ def evaluate(frames: Iterable[tuple[tuple, tuple]], iou_threshold: float = 0.5) 
     total = Score()
     for (pb, ps, pc), (gb, gc) in frames:
         total.add(match_frame(pb, ps, pc, gb, gc, iou_threshold))
+    return total
+
+
+def evaluate_kitti(kitti_dir: str | Path, ground_truth: str | Path, iou_threshold: float = 0.5) -> Score:
+    """Score a folder of per-frame KITTI files against a :mod:`clara_stream.samples.video` ground truth.
+
+    Frames without a KITTI file count all their objects as missed.
+    """
+    from clara_stream.operators.video.kitti import kitti_name, read_kitti
+
+    from clara_stream.samples.video import load_ground_truth
+
+    gt = load_ground_truth(Path(ground_truth))
+    classes = list(gt["classes"])
+    total = Score()
+    for index, objects in enumerate(gt["boxes"]):
+        gb = np.asarray([o["box"] for o in objects], np.float32).reshape(-1, 4)
+        gc = np.asarray([o["class_id"] for o in objects], np.int64)
+        path = Path(kitti_dir) / kitti_name(index)
+        if not path.is_file():
+            total.add(Score(0, 0, len(gb)))
+            continue
+        det = read_kitti(path, classes)
+        ids = np.asarray([classes.index(n) for n in det.names()], np.int64)
+        total.add(match_frame(det.boxes, det.scores, ids, gb, gc, iou_threshold))
     return total
