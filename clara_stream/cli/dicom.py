@@ -13,9 +13,7 @@ import yaml
 
 from clara_stream.errors import UserError
 
-dicom_app = typer.Typer(
-    help="DICOM adapter: serve (SCP + REST + scheduler), echo, send.", no_args_is_help=True
-)
+dicom_app = typer.Typer(help="DICOM adapter: serve (SCP + REST + scheduler), echo, send.", no_args_is_help=True)
 
 
 def seed_config(service, path: Path) -> dict[str, int]:
@@ -34,9 +32,7 @@ def seed_config(service, path: Path) -> dict[str, int]:
         raise UserError(f"dicom serve: expected a readable YAML/JSON seed file; got {exc}") from None
     unknown = set(data) - {"sources", "destinations", "pipelines", "aes"}
     if unknown:
-        raise UserError(
-            f"dicom serve: expected seed keys sources, destinations, pipelines, aes; got {sorted(unknown)}"
-        )
+        raise UserError(f"dicom serve: expected seed keys sources, destinations, pipelines, aes; got {sorted(unknown)}")
     counts = {}
     try:
         for item in data.get("pipelines", []):
@@ -129,7 +125,9 @@ def serve(
         "host": settings.host,
         "aeTitle": settings.ae_title,
     }
-    (Path(settings.data_dir) / "service.json").write_text(json.dumps(info))
+    info_path = Path(settings.data_dir) / "service.json"
+    info_path.with_suffix(".tmp").write_text(json.dumps(info))
+    os.replace(info_path.with_suffix(".tmp"), info_path)  # readers never see half a file
     logging.getLogger(__name__).info(
         "REST API on http://%s:%d (console /console, OpenAPI /docs)", settings.host, info["httpPort"]
     )

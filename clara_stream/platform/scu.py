@@ -88,11 +88,34 @@ def store(
     Raises PeerError when the association cannot be made; per-file failures go in the report.
     """
     files = [Path(p) for p in paths]
-    datasets = []
+    return _store(files, [dcmread(p) for p in files], host, port, called_ae, calling_ae, tls)
+
+
+def store_datasets(
+    datasets: list,
+    host: str,
+    port: int,
+    called_ae: str,
+    *,
+    calling_ae: str = "CLARASTREAM",
+    tls: ssl.SSLContext | None = None,
+) -> StoreReport:
+    """Like :func:`store` for in-memory datasets (reported by their SOP Instance UID as a Path)."""
+    keys = [Path(str(ds.SOPInstanceUID)) for ds in datasets]
+    return _store(keys, list(datasets), host, port, called_ae, calling_ae, tls)
+
+
+def _store(
+    files: list[Path],
+    datasets: list,
+    host: str,
+    port: int,
+    called_ae: str,
+    calling_ae: str,
+    tls: ssl.SSLContext | None,
+) -> StoreReport:
     contexts: dict[str, set[str]] = {}
-    for p in files:
-        ds = dcmread(p)
-        datasets.append(ds)
+    for ds in datasets:
         ts = str(ds.file_meta.TransferSyntaxUID)
         contexts.setdefault(str(ds.SOPClassUID), set(_FALLBACK_SYNTAXES)).add(ts)
     report = StoreReport()
