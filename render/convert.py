@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clara_stream.render.datasets import unit_color
 from clara_stream.render.engine import Frame, Measurement
 from clara_stream.render.proto import render_pb2 as pb
 from clara_stream.render.state import LabelStyle, TransferPoint, ViewState, default_label_color
@@ -165,7 +166,7 @@ def info_to_pb(d: dict[str, Any]) -> pb.DatasetInfo:
             pb.LabelInfo(
                 value=v,
                 name=str(meta.get("name", "")),
-                color=color(meta.get("color", default_label_color(v))),
+                color=color(unit_color(meta.get("color", default_label_color(v)))),
             )
         )
     return msg

@@ -26,6 +26,16 @@ SETTINGS_FORMAT = "clara_stream.render.v1/ViewState"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def unit_color(c: Any) -> tuple[float, float, float]:
+    """An RGB colour as 0..1 floats (0..255 values, as some writers store them, are scaled)."""
+    vals = [float(x) for x in list(c)[:3]]
+    if len(vals) != 3:
+        raise ValueError(f"datasets: expected a colour of 3 numbers; got {c!r}")
+    if max(vals) > 1.0:
+        vals = [v / 255.0 for v in vals]
+    return (vals[0], vals[1], vals[2])
+
+
 class PathNotAllowed(PermissionError):
     """A dataset path outside every configured root."""
 
@@ -113,7 +123,8 @@ class DatasetRegistry:
             if not mask_p and meta.get("mask"):
                 record.mask_path = str(p / meta["mask"])
         elif fmt == "dicom":
-            record.series_uid, _ = loaders.dicom_series_files(p)
+            if not loaders._dicom_files(p):
+                raise ValueError(f"datasets: expected DICOM files in {p}; got none")
         elif fmt == "slide":
             record.kind = "slide"
             SlideSource(p).close()  # probe now: a bad file fails registration, not the first view
@@ -163,8 +174,8 @@ class DatasetRegistry:
         if rec.format == "seed":
             return loaders.load_volume(p / loaders.read_seed_meta(p)["image"], mask)
         if rec.format == "dicom":
-            _, files = loaders.dicom_series_files(p)
-            return loaders.load_volume(files, mask)
+            vol, rec.series_uid = loaders.load_dicom_volume(p, mask)
+            return vol
         return loaders.load_volume(p, mask)
 
     def tiles(self, dataset_id: str) -> TileServer:
@@ -247,6 +258,42 @@ class DatasetRegistry:
                 if isinstance(doc, dict) and isinstance(doc.get("view"), dict):
                     return ViewState.from_dict(doc["view"]).validate()
         return None
+
+    def render_hints(self, dataset_id: str) -> dict[str, Any]:
+        """Initial display hints a writer left in the seed layout: label names/colours from
+        config.meta and window/label opacity from a config_render.json without a saved ``view``.
+
+        Returns ``{"window": (center, width) | None, "labels": {value: {name, color, opacity, hidden}}}``
+        with colours as 0..1 floats (0..255 integers are converted).
+        """
+        rec = self.get(dataset_id)
+        labels: dict[int, dict[str, Any]] = {}
+        for k, v in (rec.labels or {}).items():
+            if str(k).isdigit() and isinstance(v, dict):
+                labels[int(k)] = {
+                    "name": str(v.get("name", "")),
+                    **({"color": unit_color(v["color"])} if "color" in v else {}),
+                }
+        window = None
+        path = Path(rec.path) / SETTINGS_FILE
+        if rec.format == "seed" and path.is_file():
+            try:
+                doc = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                doc = {}
+            w = doc.get("window") if isinstance(doc, dict) else None
+            if isinstance(w, dict) and {"center", "width"} <= set(w):
+                window = (float(w["center"]), float(w["width"]))
+            for k, v in (doc.get("labels") or {}).items() if isinstance(doc, dict) else ():
+                if str(k).isdigit() and isinstance(v, dict):
+                    entry = labels.setdefault(int(k), {})
+                    if "color" in v:
+                        entry["color"] = unit_color(v["color"])
+                    if "opacity" in v:
+                        entry["opacity"] = float(v["opacity"])
+                    if "visible" in v:
+                        entry["hidden"] = not bool(v["visible"])
+        return {"window": window, "labels": labels}
 
     # ---- persistence --------------------------------------------------------------------------
     def _index_path(self) -> Path:

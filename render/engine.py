@@ -102,6 +102,15 @@ class RenderEngine:
             )
             if vol.data.dtype == np.int16 and lo < -500:  # CT: a soft-tissue window reads best
                 st.window_center, st.window_width = 40.0, 400.0
+            hints = self.registry.render_hints(dataset_id)
+            if hints["window"]:
+                st.window_center, st.window_width = hints["window"]
+            for value, h in sorted(hints["labels"].items()):
+                lab = st.label_style(value)
+                lab.name = h.get("name", lab.name)
+                lab.color = h.get("color", lab.color)
+                lab.opacity = h.get("opacity", lab.opacity)
+                lab.hidden = h.get("hidden", lab.hidden)
             return st
         lv = self.registry.tiles(dataset_id).levels[0]
         return ViewState(mode="slide" if rec.kind == "slide" else "image", focus_mm=(lv.width / 2, lv.height / 2, 0.0))

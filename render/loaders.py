@@ -1,7 +1,9 @@
 """Readers that turn files on disk into render datasets (volumes, slides, 2D images).
 
-DICOM series are read with SimpleITK (GDCM, J2K included); NIfTI and MetaImage (.mhd) too, so
-every volume arrives in the same LPS convention. Label maps on another grid (e.g. a NIfTI label
+DICOM series are read with the volume pipeline's library (``clara_stream.operators.dicom``:
+slice sorting, HU rescale, irregular steps and gantry tilt resampled) when it is installed, else
+with SimpleITK (GDCM, J2K included); NIfTI and MetaImage (.mhd) with SimpleITK, so every volume
+arrives in the same LPS convention. Label maps on another grid (e.g. a NIfTI label
 map stored RAS-flipped) are resampled onto the image grid with nearest neighbour.
 """
 
@@ -115,6 +117,27 @@ def read_sitk(path: Path | list[Path]):
     return sitk.ReadImage(str(path))
 
 
+def load_dicom_volume(folder: Path, mask: Path | None = None) -> tuple[Volume, str]:
+    """(Volume, SeriesInstanceUID) of the largest image series in ``folder``.
+
+    Uses ``clara_stream.operators.dicom`` when importable; SimpleITK otherwise.
+    """
+    try:
+        from clara_stream.operators.dicom.series import series_to_volume
+        from clara_stream.operators.dicom.study import scan_study
+    except ImportError:  # volume extra not installed: GDCM through SimpleITK
+        uid, files = dicom_series_files(folder)
+        return load_volume(files, mask), uid
+    index = scan_study(folder)
+    series = index.all_series()
+    if not series:
+        raise ValueError(f"datasets: expected a DICOM image series in {folder}; got none")
+    best = max(series, key=len)
+    vol = series_to_volume(best, irregular="resample", tilt="resample")
+    _check_size(vol.array.shape, folder)
+    return _with_mask(_to_volume_array(vol.array), vol.geometry, mask), best.series_uid
+
+
 def dicom_series_files(folder: Path) -> tuple[str, list[Path]]:
     """(SeriesInstanceUID, ordered files) of the largest series in ``folder`` (GDCM ordering)."""
     import SimpleITK as sitk
@@ -145,15 +168,23 @@ def load_volume(image: Path | list[Path], mask: Path | None = None) -> Volume:
         )
     _check_size(img.GetSize(), where)
     geom = ImageGeometry.from_sitk(img)
-    data = _to_volume_array(sitk.GetArrayFromImage(img))
+    return _with_mask(_to_volume_array(sitk.GetArrayFromImage(img)), geom, mask)
+
+
+def _with_mask(data: np.ndarray, geom: ImageGeometry, mask: Path | None) -> Volume:
+    """A Volume of ``data``; the label map (if any) is resampled onto its grid when it differs."""
+    import SimpleITK as sitk
+
     labels = None
     if mask is not None:
         m = sitk.ReadImage(str(mask))
         if m.GetDimension() != 3:
             raise ValueError(f"datasets: expected a 3D label map; got {m.GetDimension()}D [{mask}]")
-        same = m.GetSize() == img.GetSize() and ImageGeometry.from_sitk(m).allclose(geom, atol=1e-3)
+        size = tuple(reversed(data.shape))
+        same = m.GetSize() == size and ImageGeometry.from_sitk(m).allclose(geom, atol=1e-3)
         if not same:
-            m = sitk.Resample(m, img, sitk.Transform(), sitk.sitkNearestNeighbor, 0, m.GetPixelID())
+            ref = geom.apply_to_sitk(sitk.Image(size, sitk.sitkUInt8))
+            m = sitk.Resample(m, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, m.GetPixelID())
         labels = sitk.GetArrayFromImage(m)
         if labels.min() < 0 or labels.max() > 255:
             raise ValueError(f"datasets: expected label values 0..255; got {labels.min()}..{labels.max()} [{mask}]")

@@ -22,8 +22,20 @@ def demo_server(tmp_path_factory):
     state = tmp_path_factory.mktemp("cli_state")
     ready = state / "ready.json"
     exe = shutil.which("clara-stream", path=os.path.dirname(sys.executable))
-    cmd = [exe, "render", "serve", "--demo", "--state-dir", str(state), "--grpc-port", "0", "--http-port", "0",
-           "--ready-file", str(ready)]
+    cmd = [
+        exe,
+        "render",
+        "serve",
+        "--demo",
+        "--state-dir",
+        str(state),
+        "--grpc-port",
+        "0",
+        "--http-port",
+        "0",
+        "--ready-file",
+        str(ready),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 90
     while not ready.exists():

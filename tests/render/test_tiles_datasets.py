@@ -201,3 +201,35 @@ def test_real_svs_pyramid_tiles(shared_render_data, tmp_path):
     tile = ts.tile(1, 2, 2)
     assert tile.shape == (256, 256, 3) and tile.std() > 5  # J2K tiles decode to tissue
     reg.close()
+
+
+def test_volume_pipeline_seed_layout_and_hints(render_root, tmp_path):
+    """A folder written by the volume pipeline's writer opens with its label names, colours and window."""
+    writer = pytest.importorskip("clara_stream.operators.volume.render_dataset")
+    from clara_stream.render.synthetic import phantom
+
+    from clara_stream.geometry import ImageGeometry
+
+    vol, labels = phantom((16, 48, 48))
+    folder = render_root / "from_pipeline"
+    writer.write_render_dataset(
+        folder,
+        vol,
+        ImageGeometry((1, 2, 3), (1.0, 1.0, 2.5)),
+        labels,
+        {1: "body", 2: "ribs", 3: "lesion"},
+        name="pipeline",
+        window=(50.0, 350.0),
+    )
+    doc = json.loads((folder / "config_render.json").read_text())
+    doc["labels"]["2"]["visible"] = False
+    (folder / "config_render.json").write_text(json.dumps(doc))
+    reg = DatasetRegistry([render_root], tmp_path / "state")
+    rec = reg.register(folder)
+    engine = RenderEngine(reg)
+    st = engine.open(rec.id).state
+    assert (st.window_center, st.window_width) == (50.0, 350.0)
+    ribs = st.label_style(2)
+    assert ribs.name == "ribs" and ribs.hidden and max(ribs.color) <= 1.0
+    assert reg.volume(rec.id).geometry.spacing == (1.0, 1.0, 2.5)
+    reg.close()
