@@ -28,6 +28,7 @@ from clara_stream.geometry import FrameInfo
 
 SUPPORTED_CODECS: tuple[str, ...] = ("h264", "hevc")
 DROP_POLICIES: tuple[str, ...] = ("none", "drop_late")
+_ISO = (".mp4", ".mov", ".m4v", ".3gp")
 
 
 class VideoInputError(ValueError):
@@ -69,9 +70,10 @@ def _open(path: Path, owner: str) -> Any:
     try:
         return av.open(str(path), "r")
     except av.FFmpegError as exc:
+        hint = " (an MP4/MOV cut short loses its index, the moov atom)" if path.suffix.lower() in _ISO else ""
         raise VideoInputError(
             f"{owner}: expected a readable video container (MP4/MKV/MOV/raw H.264/H.265); "
-            f"got {exc.strerror or exc} [{path}]"
+            f"got {exc.strerror or exc}{hint} [{path}]"
         ) from exc
 
 

@@ -1,0 +1,150 @@
+"""Pure video library: decode/encode round trip, colour conversion, letterbox, NMS, KITTI, pacing."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from clara_stream.operators.video.colour import frame_to_rgb, rgb_to_i420
+from clara_stream.operators.video.detections import Detections, Letterbox, iou_matrix, nms, postprocess
+from clara_stream.operators.video.evaluate import match_frame
+from clara_stream.operators.video.kitti import kitti_lines, read_kitti, write_kitti
+from clara_stream.operators.video.preprocess import letterbox_image
+from clara_stream.operators.video.sink import VideoSink
+from clara_stream.operators.video.source import Pacer, VideoSource, probe
+
+from clara_stream.samples.video import load_ground_truth, render_scene
+
+
+def test_sample_ground_truth_matches_video(clip: dict[str, Path]) -> None:
+    info = probe(clip["video"])
+    gt = load_ground_truth(clip["ground_truth"])
+    assert (info.codec, info.width, info.height, info.frames, info.rate) == ("h264", 640, 360, 90, 30)
+    assert gt["frames"] == len(gt["boxes"]) == 90 and gt["classes"] == ["instrument", "polyp"]
+    boxes = np.array([o["box"] for f in gt["boxes"] for o in f])
+    assert len(boxes) > 90 and (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 640).all() and (boxes[:, 3] <= 360).all()
+    # deterministic: the same seed renders the same pixels and boxes
+    a, b = next(render_scene(seed=3)), next(render_scene(seed=3))
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+
+
+def test_colour_conversion_matches_pyav_swscale(clip: dict[str, Path]) -> None:
+    with av.open(str(clip["video"])) as c:
+        frame = next(c.decode(video=0))
+        ours, ref = frame_to_rgb(frame), frame.to_ndarray(format="rgb24")
+    assert ours.shape == ref.shape == (360, 640, 3)
+    assert np.abs(ours.astype(int) - ref.astype(int)).mean() < 2.0
+    back = rgb_to_i420(ours)
+    assert back.shape == (540, 640)
+    with pytest.raises(ValueError, match="even height and width"):
+        rgb_to_i420(np.zeros((5, 8, 3), np.uint8))
+
+
+def test_source_to_sink_round_trip_keeps_count_rate_and_duration(clip: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "copy.mp4"
+    with VideoSource(clip["video"], queue_size=4) as src, VideoSink(out, preset="ultrafast") as sink:
+        infos = []
+        for f in src:
+            sink.write(f.rgb, f.info)
+            infos.append(f.info)
+    assert [i.index for i in infos] == list(range(90))
+    a, b = probe(clip["video"]), probe(out)
+    assert (b.frames, b.rate, b.width, b.height) == (a.frames, a.rate, a.width, a.height)
+    assert abs(b.duration_s - a.duration_s) < 1e-3
+
+
+def test_raw_h264_bitstream_decodes(clip: dict[str, Path], tmp_path: Path) -> None:
+    raw = tmp_path / "clip.h264"
+    with av.open(str(clip["video"])) as src, av.open(str(raw), "w", format="h264") as dst:
+        s_in = src.streams.video[0]
+        s_out = dst.add_stream_from_template(s_in)
+        for pkt in src.demux(s_in):
+            if pkt.dts is not None:
+                pkt.stream = s_out
+                dst.mux(pkt)
+    frames = list(VideoSource(raw))
+    assert len(frames) == 90
+    times = [f.info.time_s for f in frames]
+    assert all(t1 > t0 for t0, t1 in zip(times, times[1:], strict=False))
+
+
+def test_fragmented_sink_is_playable_and_streamable(tmp_path: Path) -> None:
+    out = tmp_path / "frag.mp4"
+    with VideoSink(out, preset="ultrafast", fragmented=True, gop=5) as sink:
+        for i in range(15):
+            sink.write(np.full((48, 64, 3), i * 10, np.uint8), _info(i))
+    data = out.read_bytes()
+    assert data.count(b"moof") >= 3 and b"mvex" in data
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 15
+
+
+def _info(i: int):  # noqa: ANN202
+    from clara_stream.geometry import FrameInfo
+
+    return FrameInfo(i, Fraction(1, 30), i, Fraction(30))
+
+
+def test_sink_rejects_bad_frames(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path / "x.mp4")
+    with pytest.raises(ValueError, match="even H, W"):
+        sink.write(np.zeros((5, 6, 3), np.uint8), _info(0))
+    sink.write(np.zeros((8, 8, 3), np.uint8), _info(0))
+    with pytest.raises(ValueError, match="expected frames of"):
+        sink.write(np.zeros((16, 16, 3), np.uint8), _info(1))
+    assert sink.close() == 1
+
+
+def test_letterbox_round_trip_and_image() -> None:
+    lb = Letterbox.fit((720, 1280), (320, 192))
+    assert lb.scale == 0.25 and lb.resized_wh == (320, 180) and (lb.pad_x, lb.pad_y) == (0, 6)
+    boxes = np.array([[100, 50, 300, 400], [0, 0, 1280, 720]], np.float32)
+    np.testing.assert_allclose(lb.to_frame(lb.to_model(boxes)), boxes, atol=1e-3)
+    img, lb2 = letterbox_image(np.zeros((480, 640, 3), np.uint8), (320, 192))
+    assert img.shape == (192, 320, 3) and lb2.pad_x == 32 and img[100, 10, 0] == 114 and img[100, 160, 0] == 0
+
+
+def test_nms_and_postprocess() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], np.float32)
+    assert nms(boxes, np.array([0.5, 0.9, 0.7], np.float32), 0.5).tolist() == [1, 2]
+    assert iou_matrix(boxes[:1], boxes[:1])[0, 0] == pytest.approx(1.0)
+    lb = Letterbox(1.0, 0, 0, 100, 100)
+    scores = np.array([[0.9, 0.1], [0.8, 0.85], [0.1, 0.2]], np.float32)
+    det = postprocess(boxes, scores, lb, ("a", "b"), score_threshold=0.5, iou_threshold=0.5)
+    assert det.names() == ["a", "b"] and det.scores.tolist() == pytest.approx([0.9, 0.85])  # NMS is per class
+    with pytest.raises(ValueError, match="one per label"):
+        postprocess(boxes, scores, lb, ("a",))
+
+
+def test_kitti_lines_and_matching(tmp_path: Path) -> None:
+    det = Detections(np.array([[10, 20, 30, 40]], np.float32), np.array([0.5], np.float32), np.array([1]), ("x", "y"))
+    (line,) = kitti_lines(det)
+    cols = line.split()
+    assert len(cols) == 16 and cols[0] == "y" and cols[15] == "0.5000" and cols[1:4] == ["0.0", "0", "0.0"]
+    path = write_kitti(tmp_path, 7, det)
+    assert path.name == "000007.txt" and len(read_kitti(path, ("x", "y"))) == 1
+    bad = tmp_path / "bad.txt"
+    bad.write_text("y 0 0 0 1 2 3\n")
+    with pytest.raises(ValueError, match="expected 16 columns; got 7"):
+        read_kitti(bad)
+    s = match_frame(det.boxes, det.scores, [1], np.array([[11, 21, 31, 41], [0, 0, 5, 5]]), [1, 0])
+    assert (s.tp, s.fp, s.fn) == (1, 0, 1)
+
+
+def test_pacer_paces_and_drops_late_frames() -> None:
+    pacer = Pacer(drop_policy="drop_late", late_tolerance_s=0.02)
+    start = time.perf_counter()
+    assert pacer.admit(0.0) and pacer.admit(0.05)
+    assert time.perf_counter() - start >= 0.045  # waited for the second frame's time
+    time.sleep(0.1)  # the consumer fell behind: frames due at 0.1 s are late by > 20 ms
+    assert not pacer.admit(0.1) and pacer.dropped == 1
+    keep = Pacer(drop_policy="none", late_tolerance_s=0.0)
+    keep.admit(0.0)
+    time.sleep(0.05)
+    assert keep.admit(0.01) and keep.dropped == 0  # released late, nothing lost
+    with pytest.raises(ValueError, match="drop_policy"):
+        Pacer(drop_policy="newest")
