@@ -102,3 +102,23 @@ def test_console_script_runs_in_a_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "summary.json").is_file()
     assert "warning" not in proc.stderr.lower()  # no engine noise on a clean run
+
+
+def test_sample_video_and_ct(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    av = pytest.importorskip("av")
+    pydicom = pytest.importorskip("pydicom")
+    assert main(["sample", "video", "--out", str(tmp_path / "v"), "--set", "frames=12", "--set", "width=160",
+                 "--set", "height=96"]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.strip().splitlines())
+    with av.open(printed["video"]) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        frames = list(container.decode(stream))
+    assert len(frames) == 12 and (frames[0].width, frames[0].height) == (160, 96)
+    assert Path(printed["ground_truth"]).is_file()
+    assert main(["sample", "ct", "--out", str(tmp_path / "c"), "--set", "shape=[6,32,32]"]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.strip().splitlines())
+    slices = sorted(Path(printed["dicom"]).glob("*"))
+    assert len(slices) == 6
+    ds = pydicom.dcmread(slices[0])
+    assert ds.Modality == "CT" and (ds.Rows, ds.Columns) == (32, 32)
