@@ -31,19 +31,26 @@ class RtStructWriterOp(Operator):
         Root for the new UIDs (required).
     equipment : mapping
         ``manufacturer`` is used.
+    on_missing_uids : {"error", "skip"}
+        A source anonymised without Study/Series/SOP UIDs cannot be referenced: ``error`` (default)
+        raises; ``skip`` writes ``<filename stem>.skipped.txt`` with the reason instead.
     """
 
     inputs = (Port(P.MASK, DICOM_LABELS),)
 
     def __init__(self, fragment: Any, *args: Any, output: Any = None, filename: str = "rtstruct.dcm",
                  segments: Any = None, uid_root: str | None = None, equipment: Any = None,
-                 series_number: int = 902, name: str = "rtstruct_writer", **kwargs: Any) -> None:  # fmt: skip
+                 series_number: int = 902, on_missing_uids: str = "error",
+                 name: str = "rtstruct_writer", **kwargs: Any) -> None:  # fmt: skip
         if output is None or not uid_root:
             raise ValueError(f"RtStructWriterOp: expected output and uid_root; got {output!r}, {uid_root!r}")
         self.segments = segment_specs(segments or {})
         manufacturer = dict(equipment or {}).get("manufacturer")
         if not self.segments or not manufacturer:
             raise ValueError("RtStructWriterOp: expected segments and equipment.manufacturer; got them missing")
+        if on_missing_uids not in ("error", "skip"):
+            raise ValueError(f"RtStructWriterOp: expected on_missing_uids in error, skip; got {on_missing_uids!r}")
+        self.on_missing_uids = on_missing_uids
         self.path = Path(output) / filename
         self.fields = dict(uid_root=uid_root if uid_root.endswith(".") else uid_root + ".", manufacturer=manufacturer,
                            series_number=int(series_number))  # fmt: skip
@@ -55,4 +62,12 @@ class RtStructWriterOp(Operator):
         if src is None or not src.aligned:
             raise DicomInputError("RtStructWriterOp: expected labels on the source series' grid; got "
                                   f"{'no dicom_source metadata' if src is None else 'a resampled volume'}")  # fmt: skip
+        missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+                   if not str(src.headers[0].get(k, "") or "")]  # fmt: skip
+        if missing and self.on_missing_uids == "skip":
+            reason = (f"{type(self).__name__}: skipped; the source series has empty {', '.join(missing)} "
+                      "(anonymised without UIDs), so no DICOM object can reference it")  # fmt: skip
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.with_suffix(".skipped.txt").write_text(reason + "\n")
+            return
         write_rtstruct(self.path, labels, self.get_meta("geometry"), src.headers, self.segments, **self.fields)

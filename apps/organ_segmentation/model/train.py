@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--eval-seeds", type=int, default=6, help="held-out phantoms (seeds 9000+)")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", type=Path, default=None, help="TorchScript weights to continue from (model.pt)")
     args = ap.parse_args(argv)
 
     import torch
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args.out.mkdir(parents=True, exist_ok=True)
     cases = [make_case(1000 + i, rng) for i in range(args.phantoms)]
     net = build_network()
+    if args.init is not None:  # continue training: the traced module keeps the parameter names
+        net.load_state_dict(torch.jit.load(str(args.init)).state_dict())
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     t0, step, deadline = time.monotonic(), 0, time.monotonic() + 60 * args.minutes
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     export(net, args.out)
     card = ModelCard(**{**CARD.__dict__})
     card.metrics = {"steps": step, "train_minutes": round((time.monotonic() - t0) / 60, 2),
-                    "train_phantoms": args.phantoms}  # fmt: skip
+                    "train_phantoms": args.phantoms, "init": str(args.init) if args.init else None}  # fmt: skip
     if not args.no_eval:
         dice = evaluate(net, [9000 + i for i in range(args.eval_seeds)])
         card.metrics["dice_heldout"] = dice
