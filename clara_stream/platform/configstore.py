@@ -6,8 +6,11 @@ association without a restart.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import sqlite3
 import time
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -23,6 +26,24 @@ _KINDS: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
     "source": (SourceConfig, ("ae_title", "host_ip")),
     "destination": (DestinationConfig, ("ae_title", "host_ip", "port")),
 }
+
+
+def app_requirements(app: str) -> dict:
+    """``application.requirements`` of an installed app's metadata.json ({} when absent).
+
+    Found by module spec, so the service never imports the app (or Holoscan) to read it.
+    """
+    try:
+        spec = importlib.util.find_spec(f"clara_stream.apps.{app}")
+    except (ImportError, ValueError):
+        return {}
+    if spec is None or not spec.origin:
+        return {}
+    meta = Path(spec.origin).parent / "metadata.json"
+    try:
+        return dict(json.loads(meta.read_text()).get("application", {}).get("requirements", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 class ConfigStore:
@@ -49,6 +70,7 @@ class ConfigStore:
                 )
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"{kind} {item.name!r}: expected a unique name and AE title; {exc}") from None
+        self._register_workflows(kind, item)
         return item
 
     def update(self, kind: str, item: M) -> M:
@@ -65,7 +87,14 @@ class ConfigStore:
             raise ConflictError(f"{kind} {item.name!r}: {exc}") from None
         if cur.rowcount == 0:
             raise NotFoundError(f"{kind}: expected an existing name; got {item.name!r}")
+        self._register_workflows(kind, item)
         return item
+
+    def _register_workflows(self, kind: str, item: BaseModel) -> None:
+        """An AE's workflows show up as pipelines at once (the console lists them)."""
+        if kind == "ae":
+            for name in item.workflows:
+                self.pipeline_or_register(name)
 
     def get(self, kind: str, name: str) -> BaseModel:
         row = self.db.query_one(f"SELECT body FROM {kind} WHERE name = ?", (name,))
@@ -104,6 +133,22 @@ class ConfigStore:
                 raise InvalidRequestError(f"destinations: expected configured names {sorted(known)}; got {n!r}")
 
     # -- pipelines -------------------------------------------------------------------------
+    def pipeline_or_register(self, name: str) -> PipelineConfig:
+        """The registered pipeline ``name``; else register the installed app of that name with the
+        memory its ``metadata.json`` declares (``application.requirements``)."""
+        try:
+            return self.pipeline(name)
+        except NotFoundError:
+            pass
+        needs = app_requirements(name)
+        item = PipelineConfig(
+            name=name,
+            app=name,
+            cpu_memory_mb=int(needs.get("memory_mb", 512)),
+            gpu_memory_mb=int(needs.get("gpu_memory_mb", 0)),
+        )
+        return self.put_pipeline(item)
+
     def put_pipeline(self, item: PipelineConfig) -> PipelineConfig:
         """Register or replace a pipeline (keeps its first registration time)."""
         with self.db.write() as con:

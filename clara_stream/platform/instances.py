@@ -17,7 +17,7 @@ from pathlib import Path
 from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import Database
 from clara_stream.platform.jobs import JobQueue
-from clara_stream.platform.schemas import GROUPING_SERIES, PipelineConfig
+from clara_stream.platform.schemas import GROUPING_SERIES
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +171,7 @@ class InstanceStore:
 
     def _close(self, grp, ae, config: ConfigStore, queue: JobQueue) -> list[str]:
         instances = self.db.query("SELECT path, sop_uid FROM instance WHERE group_id = ?", (grp["id"],))
-        pipelines = []
-        for name in ae.workflows if ae else []:
-            try:
-                pipelines.append(config.pipeline(name))
-            except LookupError:  # a workflow named after an app: register it with default needs
-                pipelines.append(config.put_pipeline(PipelineConfig(name=name, app=name)))
+        pipelines = [config.pipeline_or_register(name) for name in (ae.workflows if ae else [])]
         planned = []
         for p in pipelines:
             job_id = queue.new_id()

@@ -1,0 +1,93 @@
+"""End to end: dcmtk storescu → ORGANSEG → organ_segmentation → SEG at dcmtk storescp and Orthanc."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pydicom import dcmread
+
+from .conftest import NODELAY_ENV
+
+SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def wait_for(fn, timeout_s: float, what: str):
+    deadline = time.time() + timeout_s
+    while True:
+        value = fn()
+        if value:
+            return value
+        assert time.time() < deadline, f"{what}: not reached within {timeout_s} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_storescu_to_organseg_to_storescp_and_orthanc(serve_factory, storescp, orthanc, ct_small):
+    seed = {
+        "sources": [{"name": "modality", "aeTitle": "STORESCU", "hostIp": "127.0.0.1"}],
+        "destinations": [
+            {"name": "dcmtk", "aeTitle": storescp.ae_title, "hostIp": "127.0.0.1", "port": storescp.port},
+            {"name": "orthanc", "aeTitle": orthanc.ae_title, "hostIp": "127.0.0.1", "port": orthanc.dicom_port},
+        ],
+        "aes": [
+            {
+                "name": "organseg",
+                "aeTitle": "ORGANSEG",
+                "timeout": 1,
+                "workflows": ["organ_segmentation"],
+                "destinations": ["dcmtk", "orthanc"],
+            }
+        ],
+    }
+    serve = serve_factory(seed).start()
+    api = httpx.Client(base_url=serve.url, timeout=10)
+    assert api.get("/config/destination/cecho/orthanc").json()["success"] is True
+    pipe = api.get("/pipelines/organ_segmentation").json()
+    assert pipe["cpuMemoryMb"] == 2048  # from the app's metadata.json
+
+    r = subprocess.run(
+        ["storescu", "-aet", "STORESCU", "-aec", "ORGANSEG", "127.0.0.1", str(serve.dicom_port), "+sd", str(ct_small)],
+        env=NODELAY_ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+
+    job = wait_for(lambda: next(iter(api.get("/jobs").json()), None), 30, "job created")
+    assert job["pipeline"] == "organ_segmentation" and job["source"] == "dicom:ORGANSEG"
+    assert len(list(Path(job["inputDir"]).iterdir())) == 16
+    job = wait_for(
+        lambda: (j := api.get(f"/jobs/{job['id']}").json())["status"] in ("succeeded", "failed") and j,
+        300,
+        "job finished",
+    )
+    assert job["status"] == "succeeded", api.get(f"/jobs/{job['id']}/log").text[-3000:]
+
+    seg_path = Path(job["outputDir"]) / "seg.dcm"
+    seg = dcmread(seg_path, stop_before_pixels=True)
+    assert seg.SOPClassUID == SEG_STORAGE
+    source_series = dcmread(next(ct_small.iterdir()), stop_before_pixels=True).SeriesInstanceUID
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source_series
+
+    def exported():
+        res = api.get("/results", params={"job_id": job["id"]}).json()
+        seg_res = [x for x in res if x["sopUid"] == seg.SOPInstanceUID]
+        return seg_res and {e["destination"]: e["state"] for e in seg_res[0]["exports"]} == {
+            "dcmtk": "sent",
+            "orthanc": "sent",
+        }
+
+    wait_for(exported, 120, "SEG exported to both destinations")
+    got = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p for p in storescp.files()}
+    assert seg.SOPInstanceUID in got
+    assert dcmread(got[seg.SOPInstanceUID]).PixelData == dcmread(seg_path).PixelData
+
+    ids = orthanc.api("/instances")
+    tags = [orthanc.api(f"/instances/{i}/simplified-tags") for i in ids]
+    segs = [t for t in tags if t.get("SOPInstanceUID") == seg.SOPInstanceUID]
+    assert len(segs) == 1 and segs[0]["SOPClassUID"] == SEG_STORAGE
