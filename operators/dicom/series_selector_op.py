@@ -20,7 +20,7 @@ class SeriesSelectorOp(Operator):
     Ports
     -----
     study : StudyIndex
-    series : list of DicomSeries, in selection order (never empty)
+    series : list of DicomSeries, in selection order (never empty when ``require_selection``)
 
     Parameters
     ----------
@@ -29,14 +29,17 @@ class SeriesSelectorOp(Operator):
     all_matched, sort_by_sop_instance_count, reject_localizers, min_slices
         See :func:`clara_stream.operators.dicom.selector.select_series`.
     output : path, optional
-        Folder to write ``selection.json`` (every series' decision with reasons, and skipped files).
+        Folder to write ``selection.json``: the header summary of every study and series, each series'
+        decision with reasons, and the skipped files with theirs.
+    require_selection : bool
+        True (default): selecting nothing is an error; False: an empty list is emitted.
 
     Raises
     ------
     ValueError
         At construction, for malformed rules.
     DicomInputError
-        At run time, when no series is selected (the message lists why, per series).
+        At run time, when no series is selected and ``require_selection`` (the message lists why, per series).
     """
 
     inputs = (Port(P.STUDY, STUDY),)
@@ -44,7 +47,8 @@ class SeriesSelectorOp(Operator):
 
     def __init__(self, fragment: Any, *args: Any, rules: Any = None, all_matched: bool = False,
                  sort_by_sop_instance_count: bool = False, reject_localizers: bool = True, min_slices: int = 3,
-                 output: Any = None, name: str = "selector", **kwargs: Any) -> None:  # fmt: skip
+                 output: Any = None, require_selection: bool = True, name: str = "selector",
+                 **kwargs: Any) -> None:  # fmt: skip
         if isinstance(rules, str) and rules.strip().endswith(".json") and Path(rules).is_file():
             rules = Path(rules).read_text()
         self.rules = load_rules(rules)
@@ -53,6 +57,7 @@ class SeriesSelectorOp(Operator):
         self.options = dict(all_matched=bool(all_matched), sort_by_sop_instance_count=bool(sort_by_sop_instance_count),
                             reject_localizers=bool(reject_localizers), min_slices=int(min_slices))  # fmt: skip
         self.output = Path(output) if output else None
+        self.require_selection = bool(require_selection)
         super().__init__(fragment, *args, name=name, **kwargs)
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
@@ -60,9 +65,9 @@ class SeriesSelectorOp(Operator):
         result = select_series(index, self.rules, **self.options)
         if self.output is not None:
             self.output.mkdir(parents=True, exist_ok=True)
-            doc = {**result.to_dict(), "skipped": [s.to_dict() for s in index.skipped]}
+            doc = {**result.to_dict(), **index.to_dict()}
             (self.output / "selection.json").write_text(json.dumps(doc, indent=2) + "\n")
-        if not result.selected:
+        if not result.selected and self.require_selection:
             why = "; ".join(
                 f"{d['SeriesDescription'] or d['SeriesInstanceUID']}: {d['reasons']}" for d in result.decisions
             )
