@@ -86,6 +86,7 @@ class VideoDetectionApp(Application):
             "backend": parts["inference"].backend.describe(),
             "wall_s": round(wall_s, 3),
             "fps": round(enc["frames"] / wall_s, 2) if wall_s > 0 else None,
+            "output_fps": enc["fps"],
             "latency_ms": enc["latency"],
             "scheduler": self.config_value("app.scheduler"),
             "error": str(error) if error else None,

@@ -34,6 +34,8 @@ class VideoEncoderOp(Operator):
         Keyframe interval in frames (default: one second of the source).
     fragmented : bool
         Fragmented MP4 for streaming / crash safety.
+    tune : str, optional
+        libx264 tune; ``zerolatency`` for live pipelines (frames leave the encoder at once).
     encode_threads : int
         x264 threads (0 = automatic).
     queue_size : int
@@ -57,6 +59,7 @@ class VideoEncoderOp(Operator):
         crf: int = 23,
         gop: int | None = None,
         fragmented: bool = False,
+        tune: str | None = None,
         encode_threads: int = 0,
         queue_size: int = 8,
         name: str = "encoder",
@@ -72,6 +75,7 @@ class VideoEncoderOp(Operator):
             crf=int(crf),
             gop=gop,
             fragmented=bool(fragmented),
+            tune=tune or None,
             encode_threads=int(encode_threads),
             queue_size=int(queue_size),
             owner="VideoEncoderOp",

@@ -24,6 +24,7 @@ from clara_stream.operators.video.colour import rgb_to_i420
 from clara_stream.geometry import FrameInfo
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
+TUNES = ("zerolatency", "film", "animation", "grain", "stillimage", "fastdecode", "psnr", "ssim")
 _FRAG = "frag_keyframe+empty_moov+default_base_moof"
 
 
@@ -43,6 +44,9 @@ class VideoSink:
         at keyframes, so this is also the fragment length when fragmented.
     fragmented : bool
         Fragmented MP4 for streaming (see module notes).
+    tune : str, optional
+        libx264 tune, e.g. ``zerolatency`` (no lookahead or B-frames: each frame leaves the encoder
+        at once, which is what a live pipeline's latency needs; files are somewhat larger).
     encode_threads : int
         x264 threads (0 = x264's choice).
     queue_size : int
@@ -64,6 +68,7 @@ class VideoSink:
         crf: int = 23,
         gop: int | None = None,
         fragmented: bool = False,
+        tune: str | None = None,
         encode_threads: int = 0,
         queue_size: int = 8,
         owner: str = "VideoSink",
@@ -76,7 +81,9 @@ class VideoSink:
             raise ValueError(f"{owner}: expected queue_size >= 1 and gop >= 1; got {queue_size}, {gop}")
         self.path, self.owner = Path(path), owner
         self.preset, self.crf, self.gop, self.fragmented = preset, int(crf), gop, bool(fragmented)
-        self.threads = int(encode_threads)
+        if tune is not None and tune not in TUNES:
+            raise ValueError(f"{owner}: expected tune in {TUNES}; got {tune!r}")
+        self.threads, self.tune = int(encode_threads), tune
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -98,7 +105,7 @@ class VideoSink:
         stream.codec_context.time_base = info.time_base
         stream.gop_size = int(self.gop or max(1, round(info.rate)))
         stream.thread_count = self.threads
-        stream.options = {"preset": self.preset, "crf": str(self.crf)}
+        stream.options = {"preset": self.preset, "crf": str(self.crf), **({"tune": self.tune} if self.tune else {})}
         return container, stream
 
     def _run(self, width: int, height: int, info0: FrameInfo) -> None:

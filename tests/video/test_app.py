@@ -1,0 +1,154 @@
+"""video_detection end to end on the real Holoscan engine: counts, timing, H.264, KITTI, accuracy, Triton."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from clara_stream.operators.video.evaluate import evaluate_kitti
+from clara_stream.operators.video.kitti import read_kitti
+from clara_stream.operators.video.source import probe
+
+from clara_stream.runtime import load_app
+
+APP_DIR = Path(__file__).resolve().parents[2] / "apps" / "video_detection"
+MODEL = APP_DIR / "model" / "model.onnx"
+
+
+def _check_outputs(video: Path, out: Path) -> None:
+    """Same frame count, rate and duration as the input; valid H.264; one 16-column KITTI file per frame."""
+    src, dst = probe(video), probe(out / "output.mp4")
+    assert dst.codec == "h264" and (dst.width, dst.height) == (src.width, src.height)
+    assert dst.frames == src.frames and dst.rate == src.rate
+    assert abs(dst.duration_s - src.duration_s) <= 1.0 / float(src.rate)
+    with av.open(str(out / "output.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == src.frames
+    kitti = sorted((out / "kitti").glob("*.txt"))
+    assert [p.name for p in kitti] == [f"{i:06d}.txt" for i in range(src.frames)]
+    for p in kitti:
+        lines = p.read_text().splitlines()
+        assert all(len(line.split()) == 16 for line in lines)
+        det = read_kitti(p)
+        if len(det):
+            b = det.boxes
+            assert (b[:, 0] >= 0).all() and (b[:, 1] >= 0).all() and (b[:, 2] <= src.width).all()
+            assert (b[:, 3] <= src.height).all() and (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
+
+
+def test_app_on_synthetic_clip_meets_accuracy(clip: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    app = load_app("video_detection", input=clip["video"], output=out)
+    app.run()
+    _check_outputs(clip["video"], out)
+    score = evaluate_kitti(out / "kitti", clip["ground_truth"], iou_threshold=0.5)
+    assert score.recall >= 0.9, score
+    assert score.precision >= 0.8, score
+    summary = app.summary
+    assert summary["frames_written"] == summary["kitti_files"] == 90 and summary["error"] is None
+    assert summary["latency_ms"]["frames"] == 90 and (out / "latency.json").is_file()
+
+
+def test_app_realtime_mode_accounts_for_every_frame(small_clip: dict[str, Path], tmp_path: Path) -> None:
+    app = load_app(
+        "video_detection",
+        input=small_clip["video"],
+        output=tmp_path / "rt",
+        overrides=["decoder.realtime=true", "decoder.drop_policy=drop_late"],
+    )
+    app.run()
+    s = app.summary
+    assert s["input"]["realtime"] is True
+    assert s["frames_written"] + s["input"]["dropped"] == 40 and s["kitti_files"] == s["frames_written"]
+
+
+def test_app_through_triton_matches_onnxruntime(small_clip: dict[str, Path], tmp_path: Path) -> None:
+    from clara_stream.inference.triton_server import (
+        TritonServer,
+        ensure_stub_site,
+        pytriton_root,
+        write_onnx_python_model,
+    )
+
+    try:
+        pytriton_root()
+        stub = ensure_stub_site()
+    except FileNotFoundError as exc:
+        pytest.skip(f"tritonserver not available: {exc}")
+    write_onnx_python_model(tmp_path / "repo", "detector", MODEL, max_batch_size=4, stub_site=stub)
+    local = load_app("video_detection", input=small_clip["video"], output=tmp_path / "ort")
+    local.run()
+    with TritonServer(tmp_path / "repo") as server:
+        remote = load_app(
+            "video_detection",
+            input=small_clip["video"],
+            output=tmp_path / "triton",
+            overrides=["inference.backend=triton", f"inference.url={server.grpc_url}", "inference.model_name=detector"],
+        )
+        remote.run()
+    assert remote.summary["backend"].startswith("triton(")
+    _check_outputs(small_clip["video"], tmp_path / "triton")
+    for a in sorted((tmp_path / "ort" / "kitti").glob("*.txt")):
+        da, db = read_kitti(a), read_kitti(tmp_path / "triton" / "kitti" / a.name)
+        assert da.names() == db.names()
+        np.testing.assert_allclose(da.boxes, db.boxes, atol=0.02)
+    shutil.rmtree(tmp_path / "repo")
+
+
+@pytest.mark.slow
+def test_app_on_real_endoscopy_video(shared_data: Path, tmp_path: Path) -> None:
+    video = shared_data / "video_endoscopy_rvimlab" / "data" / "endo.mp4"
+    if not video.is_file():
+        pytest.skip(f"{video} not present")
+    out = tmp_path / "endo"
+    load_app("video_detection", input=video, output=out).run()
+    _check_outputs(video, out)  # 250 frames, 25 fps, 10 s, B-frames in the source
+
+
+def test_cli_run_writes_outputs_and_summary(small_clip: dict[str, Path], tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "clara_stream.cli",
+        "run",
+        "video_detection",
+        "--input",
+        str(small_clip["video"]),
+        "--output",
+        str(tmp_path / "cli"),
+        "--set",
+        "encoder.fragmented=true",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "video_detection: 40 frames" in done.stdout and "p99" in done.stdout
+    assert b"moof" in (tmp_path / "cli" / "output.mp4").read_bytes()
+    _check_outputs(small_clip["video"], tmp_path / "cli")
+
+
+def test_training_script_runs_one_step(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        str(APP_DIR / "model" / "train.py"),
+        "--steps",
+        "1",
+        "--scenes",
+        "2",
+        "--per-scene",
+        "2",
+        "--batch",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from clara_stream.inference import create_backend
+
+    b = create_backend("onnxruntime", tmp_path / "model.onnx")
+    assert [(s.name, s.shape) for s in b.outputs] == [("boxes", (None, 960, 4)), ("scores", (None, 960, 2))]
+    assert (tmp_path / "labels.txt").read_text().split() == ["instrument", "polyp"]
