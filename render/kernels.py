@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numba as nb
+import numpy as np
 
 _JIT = {"nogil": True, "cache": True, "fastmath": True}
 
@@ -43,16 +44,7 @@ def _trilinear(vol, x, y, z, fill):  # pragma: no cover - compiled
     return c0 * (1.0 - fz) + c1 * fz
 
 
-@nb.njit(**_JIT, parallel=True)
-def sample_plane(vol, base, du, dv, out, fill):  # pragma: no cover - compiled
-    """Trilinear samples of ``vol`` on a plane into ``out`` (H, W) float32."""
-    h, w = out.shape
-    for r in nb.prange(h):
-        bx = base[0] + r * dv[0]
-        by = base[1] + r * dv[1]
-        bz = base[2] + r * dv[2]
-        for c in range(w):
-            out[r, c] = _trilinear(vol, bx + c * du[0], by + c * du[1], bz + c * du[2], fill)
+TILE = 32  # output pixels per tile edge: a tile's voxel footprint stays in cache on oblique planes
 
 
 @nb.njit(**_JIT, parallel=True)
@@ -93,8 +85,81 @@ def _clip_ray(px, py, pz, sx, sy, sz, nx, ny, nz, nsteps):  # pragma: no cover -
 
 
 @nb.njit(**_JIT, parallel=True)
-def mip(vol, labels, base, du, dv, dstep, nsteps, out, out_label, fill):  # pragma: no cover
-    """Maximum intensity projection (nearest samples) and the label at the maximum."""
+def sample_plane(vol, base, du, dv, out, fill):  # pragma: no cover - compiled
+    """Trilinear samples of ``vol`` on a plane into ``out`` (H, W) float32, in 32×32 tiles.
+
+    Each row's inside span is found analytically (slab clip), so the inner loop has no bounds test.
+    """
+    h, w = out.shape
+    nz, ny, nx = vol.shape
+    ty_n = (h + TILE - 1) // TILE
+    tx_n = (w + TILE - 1) // TILE
+    for t in nb.prange(ty_n * tx_n):
+        r0 = (t // tx_n) * TILE
+        c0 = (t % tx_n) * TILE
+        c1 = min(c0 + TILE, w)
+        for r in range(r0, min(r0 + TILE, h)):
+            bx = base[0] + r * dv[0]
+            by = base[1] + r * dv[1]
+            bz = base[2] + r * dv[2]
+            lo, hi = _clip_ray(bx, by, bz, du[0], du[1], du[2], nx, ny, nz, w)
+            lo = max(lo, c0)
+            hi = min(hi, c1)
+            for c in range(c0, min(lo, c1)):
+                out[r, c] = fill
+            for c in range(max(hi, c0), c1):
+                out[r, c] = fill
+            for c in range(lo, hi):
+                x = bx + c * du[0]
+                y = by + c * du[1]
+                z = bz + c * du[2]
+                x0 = min(max(int(x), 0), max(nx - 2, 0))
+                y0 = min(max(int(y), 0), max(ny - 2, 0))
+                z0 = min(max(int(z), 0), max(nz - 2, 0))
+                x1 = min(x0 + 1, nx - 1)
+                y1 = min(y0 + 1, ny - 1)
+                z1 = min(z0 + 1, nz - 1)
+                fx = x - x0
+                fy = y - y0
+                fz = z - z0
+                c00 = vol[z0, y0, x0] + (vol[z0, y0, x1] - vol[z0, y0, x0]) * fx
+                c01 = vol[z0, y1, x0] + (vol[z0, y1, x1] - vol[z0, y1, x0]) * fx
+                c10 = vol[z1, y0, x0] + (vol[z1, y0, x1] - vol[z1, y0, x0]) * fx
+                c11 = vol[z1, y1, x0] + (vol[z1, y1, x1] - vol[z1, y1, x0]) * fx
+                a = c00 + (c01 - c00) * fy
+                b = c10 + (c11 - c10) * fy
+                out[r, c] = a + (b - a) * fz
+
+
+BLOCK = 8  # edge of the max blocks MIP uses to skip voxels that cannot raise the maximum
+
+
+def block_max(vol: np.ndarray) -> np.ndarray:
+    """Per-8³-block maxima of ``vol`` (edge blocks padded with the volume minimum)."""
+    nz, ny, nx = vol.shape
+    pz, py, px = (-nz) % BLOCK, (-ny) % BLOCK, (-nx) % BLOCK
+    v = np.pad(vol, ((0, pz), (0, py), (0, px)), constant_values=vol.min()) if pz or py or px else vol
+    z, y, x = v.shape
+    return np.ascontiguousarray(v.reshape(z // BLOCK, BLOCK, y // BLOCK, BLOCK, x // BLOCK, BLOCK).max(axis=(1, 3, 5)))
+
+
+@nb.njit(**_JIT, inline="always")
+def _steps_to_leave_block(p, s, b):  # pragma: no cover - compiled
+    """Ray steps until nearest-voxel index along one axis leaves block ``b`` (inf if parallel)."""
+    if s > 1e-12:
+        return ((b + 1) * BLOCK - 0.5 - p) / s
+    if s < -1e-12:
+        return (b * BLOCK - 0.5 - p) / s
+    return 1e30
+
+
+@nb.njit(**_JIT, parallel=True)
+def mip(vol, labels, bmax, base, du, dv, dstep, nsteps, out, out_label, fill):  # pragma: no cover
+    """Maximum intensity projection (nearest samples) and the label at the maximum.
+
+    ``bmax`` (from :func:`block_max`) lets a ray jump over any 8³ block whose maximum cannot beat
+    the best value found so far: exact, and much faster on CT where bone dominates.
+    """
     h, w = out.shape
     nz, ny, nx = vol.shape
     has_labels = labels.shape[0] == nz
@@ -106,17 +171,34 @@ def mip(vol, labels, base, du, dv, dstep, nsteps, out, out_label, fill):  # prag
             t0, t1 = _clip_ray(px, py, pz, dstep[0], dstep[1], dstep[2], nx, ny, nz, nsteps)
             best = fill
             lab = 0
-            for t in range(t0, t1):
-                x = int(px + t * dstep[0] + 0.5)
-                y = int(py + t * dstep[1] + 0.5)
-                z = int(pz + t * dstep[2] + 0.5)
+            t = t0
+            while t < t1:
+                fx = px + t * dstep[0]
+                fy = py + t * dstep[1]
+                fz = pz + t * dstep[2]
+                x = int(fx + 0.5)
+                y = int(fy + 0.5)
+                z = int(fz + 0.5)
                 if x < 0 or y < 0 or z < 0 or x >= nx or y >= ny or z >= nz:
+                    t += 1
+                    continue
+                bx = x // BLOCK
+                by = y // BLOCK
+                bz = z // BLOCK
+                if bmax[bz, by, bx] <= best:
+                    k = min(
+                        _steps_to_leave_block(fx, dstep[0], bx),
+                        _steps_to_leave_block(fy, dstep[1], by),
+                        _steps_to_leave_block(fz, dstep[2], bz),
+                    )
+                    t += max(1, int(k) + 1)
                     continue
                 v = vol[z, y, x]
                 if v > best:
                     best = v
                     if has_labels:
                         lab = labels[z, y, x]
+                t += 1
             out[r, c] = best
             out_label[r, c] = lab
 

@@ -214,7 +214,8 @@ def render_volume(volume: Volume, state: ViewState) -> tuple[np.ndarray, ViewMap
     if state.mode == "mip":
         img = np.empty((m.height, m.width), np.float32)
         lab = np.empty((m.height, m.width), np.uint8)
-        kernels.mip(data, lab_arg, base, du, dv, dstep, nsteps, img, lab, np.float32(FILL))
+        bmax = volume.block_max(factor)
+        kernels.mip(data, lab_arg, bmax, base, du, dv, dstep, nsteps, img, lab, np.float32(FILL))
         rgb = window_to_u8(img, lo, hi)
         if labels is not None and state.show_mask:
             rgb = blend_labels(rgb, lab, table, state.mask_opacity)

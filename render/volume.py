@@ -88,6 +88,15 @@ class Volume:
         lo, hi = np.percentile(sample, [0.5, 99.5])
         return float(lo), float(max(hi, lo + 1))
 
+    def block_max(self, factor: int = 1) -> np.ndarray:
+        """8³-block maxima of the (``factor``-pooled) intensities, cached (MIP skipping)."""
+        from clara_stream.render.kernels import block_max
+
+        key = -factor
+        if key not in self._coarse:
+            self._coarse[key] = (block_max(self.coarse(factor)[0]), None)
+        return self._coarse[key][0]
+
     def coarse(self, factor: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Max-pooled copy (intensities) and nearest-sampled labels, ``factor`` per axis, cached.
 
