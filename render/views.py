@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from clara_stream.render import kernels
+from clara_stream.render import gpu, kernels
 from clara_stream.render.state import RAY_MODES, SLICE_MODES, ViewState
 from clara_stream.render.transfer import blend_labels, build_lut, label_table, window_to_u8
 from clara_stream.render.volume import Volume
@@ -124,8 +124,11 @@ def sample_slice(volume: Volume, state: ViewState, m: ViewMapping) -> tuple[np.n
     h, w = m.height, m.width
     labels_vol = volume.labels if state.show_mask else None
     if state.mode == "oblique":
-        img = np.empty((h, w), np.float32)
-        kernels.sample_plane(volume.data, base, du, dv, img, FILL)
+        if gpu.available():
+            img = gpu.sample_plane(volume.device_data(1), base, du, dv, w, h, FILL)
+        else:
+            img = np.empty((h, w), np.float32)
+            kernels.sample_plane(volume.data, base, du, dv, img, FILL)
         lab = None
         if labels_vol is not None:
             lab = np.empty((h, w), np.uint8)
@@ -214,8 +217,11 @@ def render_volume(volume: Volume, state: ViewState) -> tuple[np.ndarray, ViewMap
     if state.mode == "mip":
         img = np.empty((m.height, m.width), np.float32)
         lab = np.empty((m.height, m.width), np.uint8)
-        bmax = volume.block_max(factor)
-        kernels.mip(data, lab_arg, bmax, base, du, dv, dstep, nsteps, img, lab, np.float32(FILL))
+        if gpu.available():
+            img, lab = gpu.mip(volume.device_data(factor), labels, base, du, dv, dstep, nsteps, m.width, m.height, FILL)
+        else:
+            bmax = volume.block_max(factor)
+            kernels.mip(data, lab_arg, bmax, base, du, dv, dstep, nsteps, img, lab, np.float32(FILL))
         rgb = window_to_u8(img, lo, hi)
         if labels is not None and state.show_mask:
             rgb = blend_labels(rgb, lab, table, state.mask_opacity)

@@ -88,6 +88,15 @@ class Volume:
         lo, hi = np.percentile(sample, [0.5, 99.5])
         return float(lo), float(max(hi, lo + 1))
 
+    def device_data(self, factor: int = 1):
+        """cupy copy of the (``factor``-pooled) intensities, uploaded once (GPU rendering)."""
+        from clara_stream.render import gpu
+
+        cache = self.__dict__.setdefault("_device", {})
+        if factor not in cache:
+            cache[factor] = gpu.device_volume(self.coarse(factor)[0])
+        return cache[factor]
+
     def block_max(self, factor: int = 1) -> np.ndarray:
         """8³-block maxima of the (``factor``-pooled) intensities, cached (MIP skipping)."""
         from clara_stream.render.kernels import block_max
