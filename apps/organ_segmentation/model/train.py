@@ -35,25 +35,36 @@ CARD = ModelCard(
 SHAPES = [(48, 128, 128), (40, 112, 112), (60, 144, 144)]  # native grids the phantoms are drawn on
 
 
-def build_network():
+def build_network(num_classes: int = CARD.num_classes):
     """The network (also used by tests to rebuild it)."""
     from monai.networks.nets import UNet
 
-    return UNet(3, 1, CARD.num_classes, channels=(8, 16, 32, 64), strides=(2, 2, 2), num_res_units=0)
+    return UNet(3, 1, num_classes, channels=(8, 16, 32, 64), strides=(2, 2, 2), num_res_units=0)
 
 
-def make_case(seed: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def make_case(
+    seed: int, rng: np.random.Generator, card: ModelCard = CARD, keep: dict[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One phantom as model input (1, X, Y, Z) float32 and labels (X, Y, Z) int64 on the model grid."""
     from clara_stream.operators.volume.resample import resample_to_grid
 
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
     hu, lab, g = make_phantom(shape, seed=seed, noise_hu=float(rng.uniform(5, 25)))
     geom = ImageGeometry(g["origin"], g["spacing"], g["direction"])
-    x, grid_shape, grid = prepare_input(hu, geom, CARD)
+    x, grid_shape, grid = prepare_input(hu, geom, card)
+    if keep is not None:  # a model for a subset of organs: phantom value -> model value, others background
+        lab = _remap(lab, keep)
     y = resample_to_grid(lab, geom, grid_shape, grid, order=0)
     from clara_stream.operators.volume.segment import to_monai
 
     return x[0], np.ascontiguousarray(to_monai(y, grid)).astype(np.int64)
+
+
+def _remap(lab: np.ndarray, keep: dict[int, int]) -> np.ndarray:
+    lut = np.zeros(256, dtype=np.uint8)
+    for src, dst in keep.items():
+        lut[src] = dst
+    return lut[lab]
 
 
 def random_crop(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -70,27 +81,29 @@ def random_crop(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple
     return x[(slice(None), *sl)], y[sl]
 
 
-def dice_per_label(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def dice_per_label(pred: np.ndarray, truth: np.ndarray, card: ModelCard = CARD) -> dict[str, float]:
     out = {}
-    for value, name in CARD.labels.items():
+    for value, name in card.labels.items():
         p, t = pred == value, truth == value
         denom = int(p.sum() + t.sum())
         out[name] = 1.0 if denom == 0 else float(2 * (p & t).sum() / denom)
     return out
 
 
-def evaluate(net, seeds: list[int]) -> dict[str, float]:
+def evaluate(net, seeds: list[int], card: ModelCard = CARD, keep: dict[int, int] | None = None) -> dict[str, float]:
     """Mean Dice per organ on held-out phantoms, at their original resolution, via the deploy path."""
     import torch
 
     net.eval()
-    scores: dict[str, list[float]] = {n: [] for n in CARD.labels.values()}
+    scores: dict[str, list[float]] = {n: [] for n in card.labels.values()}
     for seed in seeds:
         hu, lab, g = make_phantom((48, 128, 128), seed=seed)
         geom = ImageGeometry(g["origin"], g["spacing"], g["direction"])
+        if keep is not None:
+            lab = _remap(lab, keep)
         with torch.inference_mode():
-            pred = segment(hu, geom, CARD, net)
-        for k, v in dice_per_label(pred, lab).items():
+            pred = segment(hu, geom, card, net)
+        for k, v in dice_per_label(pred, lab, card).items():
             scores[k].append(v)
     return {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
 
@@ -119,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--eval-seeds", type=int, default=6, help="held-out phantoms (seeds 9000+)")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--labels", default="", help="train on a subset of phantom labels, e.g. 3,4 (kidneys)")
     ap.add_argument("--init", type=Path, default=None, help="TorchScript weights to continue from (model.pt)")
     args = ap.parse_args(argv)
 
@@ -129,8 +143,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     args.out.mkdir(parents=True, exist_ok=True)
-    cases = [make_case(1000 + i, rng) for i in range(args.phantoms)]
-    net = build_network()
+    keep = None
+    card = ModelCard(**{**CARD.__dict__})
+    if args.labels:
+        values = [int(v) for v in args.labels.split(",")]
+        keep = {v: i + 1 for i, v in enumerate(values)}
+        card.labels = {i + 1: LABELS[v][0] for i, v in enumerate(values)}
+    cases = [make_case(1000 + i, rng, card, keep) for i in range(args.phantoms)]
+    net = build_network(card.num_classes)
     if args.init is not None:  # continue training: the traced module keeps the parameter names
         net.load_state_dict(torch.jit.load(str(args.init)).state_dict())
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
@@ -153,11 +173,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         if step % 50 == 0 or step == 1:
             print(f"step {step} loss {loss.item():.4f} t {time.monotonic() - t0:.0f}s", flush=True)
     export(net, args.out)
-    card = ModelCard(**{**CARD.__dict__})
     card.metrics = {"steps": step, "train_minutes": round((time.monotonic() - t0) / 60, 2),
                     "train_phantoms": args.phantoms, "init": str(args.init) if args.init else None}  # fmt: skip
     if not args.no_eval:
-        dice = evaluate(net, [9000 + i for i in range(args.eval_seeds)])
+        dice = evaluate(net, [9000 + i for i in range(args.eval_seeds)], card, keep)
         card.metrics["dice_heldout"] = dice
         card.metrics["eval_phantoms"] = args.eval_seeds
         print("held-out Dice:", dice, flush=True)
