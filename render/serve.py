@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.demo = args.demo or not (args.root or args.register)
     roots = args.root or ([shared_data_dir()] if args.demo and shared_data_dir().is_dir() else [])
     if not roots and not args.demo:
         print("render serve: expected at least one --root (or --demo)", file=sys.stderr)

@@ -26,12 +26,17 @@ def serve(
     demo: bool = typer.Option(False, help="register the shared CT and slides, or synthetic data if absent"),
     ready_file: Path = typer.Option(None, help="write the bound addresses here (JSON) when ready"),
 ) -> None:
-    """Serve the dataset + render gRPC services and the touch-enabled web viewer until Ctrl-C."""
+    """Serve the dataset + render gRPC services and the touch-enabled web viewer until Ctrl-C.
+
+    Without --root or --register it serves the demo data: the real CT and slides from ../shared/data
+    when present, synthetic data otherwise.
+    """
     from clara_stream.render.serve import run, shared_data_dir
 
+    demo = demo or not (root or register)
     roots = list(root) or ([shared_data_dir()] if demo and shared_data_dir().is_dir() else [])
     if not roots and not demo:
-        raise UserError("render serve: expected at least one --root", hint="or pass --demo")
+        raise UserError("render serve: expected at least one --root for --register", hint="or pass --demo")
     try:
         code = run(roots, state_dir, host, grpc_port, http_port, token, register, demo, ready_file)
     except (ValueError, PermissionError, FileNotFoundError) as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from clara_stream.render import gpu, kernels
 
 pytestmark = pytest.mark.gpu
