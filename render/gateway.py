@@ -9,6 +9,7 @@ when the user pauses, one full-quality frame follows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -58,7 +59,13 @@ def create_app(render_address: str, token: str = "", grpc_token: str = "") -> Fa
     ``grpc_token`` is sent to the render server.
     """
     client = RenderClient(render_address, token=grpc_token)
-    app = FastAPI(title="clara-stream render gateway")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        client.close_channel()
+
+    app = FastAPI(title="clara-stream render gateway", lifespan=lifespan)
     app.state.client = client
 
     def authorised(headers, query) -> bool:
@@ -117,10 +124,6 @@ def create_app(render_address: str, token: str = "", grpc_token: str = "") -> Fa
             return
         await socket.accept()
         await ViewerSession(client, socket).run()
-
-    @app.on_event("shutdown")
-    def _close() -> None:
-        client.close_channel()
 
     return app
 
@@ -204,22 +207,20 @@ class ViewerSession:
         t = msg["type"]
         c = self.client
         if t == "open":
+            width, height = _size(msg)  # validate before opening anything
+            st = c.open(str(msg["dataset"]))
             if self.session_id:
                 c.close(self.session_id)
-            st = c.open(str(msg["dataset"]))
             self.session_id = st.session_id
             view = st.view
-            view.width, view.height = _size(msg)
+            view.width, view.height = width, height
             c.set_view(self.session_id, view)
             self._send_json_sync({"type": "info", "info": _msg_dict(c.info(st.dataset_id))})
             return True
         if not self.session_id:
             raise ValueError("gateway: expected an 'open' message first")
         if t in ACTIONS:
-            kw = ACTIONS[t](msg)
-            if t == "zoom" and isinstance(kw["zoom"], tuple) and kw["zoom"][1] < 0:
-                kw = {"zoom": kw["zoom"][0]}
-            c.interact(self.session_id, **kw)
+            c.interact(self.session_id, **ACTIONS[t](msg))
             return True
         if t in ("toggle", "resize", "set"):
             state = c.state(self.session_id).view

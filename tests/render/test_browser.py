@@ -254,3 +254,28 @@ def test_gateway_refuses_without_token(stack):
     assert r.status_code == 200 and {d["id"] for d in r.json()} == set(stack["datasets"])
     r = httpx.get(stack["http"] + "api/tiles/nope/0/0/0.jpg?token=t0k")
     assert r.status_code == 404
+
+
+def test_websocket_refuses_bad_messages(stack):
+    from websockets.sync.client import connect
+
+    url = stack["http"].replace("http://", "ws://") + "ws?token=t0k"
+    with connect(url) as ws:
+        for msg, text in [
+            ("not json", "Expecting value"),
+            (json.dumps({"type": "pan", "dx": 1, "dy": 1}), "expected an 'open' message first"),
+            (json.dumps({"type": "open", "dataset": "nope"}), "expected a registered dataset id"),
+            (
+                json.dumps({"type": "open", "dataset": stack["datasets"][0], "width": 99999}),
+                "expected width and height in 16..4096",
+            ),
+            (json.dumps({"type": "x" * 5000}), "expected messages of at most 4096 bytes"),
+        ]:
+            ws.send(msg)
+            reply = json.loads(ws.recv(timeout=20))
+            while reply["type"] != "error":  # an open that half-succeeded may send info first
+                reply = json.loads(ws.recv(timeout=20))
+            assert reply["type"] == "error" and text in reply["message"], (msg, reply)
+    with pytest.raises(Exception, match="4401|403|rejected"):
+        with connect(stack["http"].replace("http://", "ws://") + "ws") as ws:
+            ws.recv(timeout=10)
