@@ -116,8 +116,9 @@ def test_mhd_and_nifti_match_simpleitk(tmp_path: Path, name: str) -> None:
 
 def test_render_dataset_layout(tmp_path: Path, phantom) -> None:
     vol, labels = phantom
-    out = write_render_dataset(tmp_path / "render", vol.array, vol.geometry, labels, {k: v[0] for k, v in LABELS.items()},
-                               name="phantom", series_uid=vol.series_uid)  # fmt: skip
+    names = {k: v[0] for k, v in LABELS.items()}
+    out = write_render_dataset(tmp_path / "render", vol.array, vol.geometry, labels, names, name="phantom",
+                               series_uid=vol.series_uid)  # fmt: skip
     meta = json.loads(out["config_meta"].read_text())
     assert meta["image"] == "original.mhd" and meta["mask"] == "mask.mhd" and meta["labels"]["1"]["name"] == "liver"
     assert json.loads(out["config_render"].read_text())["labels"]["5"]["name"] == "spine"
