@@ -56,8 +56,8 @@ def test_organ_segmentation_phantom_outputs(organ_run: Path, ct_sample: dict[str
 
 def test_organ_segmentation_real_j2k_ct_without_uids(tmp_path: Path, shared_data: Path) -> None:
     src = shared_data / "totalsegmentator_ct_dicom/tests/reference_files/example_ct_dicom"
-    res = run_cli("run", "organ_segmentation", "--input", str(src), "--output", str(tmp_path),
-                  "--set", "seg_writer.on_missing_uids=skip", "--set", "rtstruct_writer.on_missing_uids=skip")  # fmt: skip
+    skip = ["--set", "seg_writer.on_missing_uids=skip", "--set", "rtstruct_writer.on_missing_uids=skip"]
+    res = run_cli("run", "organ_segmentation", "--input", str(src), "--output", str(tmp_path), *skip)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "empty StudyInstanceUID" in (tmp_path / "seg.skipped.txt").read_text()
     assert (tmp_path / "rtstruct.skipped.txt").is_file() and not (tmp_path / "seg.dcm").exists()
