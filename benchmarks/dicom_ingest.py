@@ -74,6 +74,7 @@ def round_trips_ms(datasets: list, port: int, aec: str) -> np.ndarray:
         event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     scu = SCU(ae_title="STORESCU")
+    scu.dimse_timeout = scu.network_timeout = 120
     scu.add_requested_context(str(datasets[0].SOPClassUID), [str(datasets[0].file_meta.TransferSyntaxUID)])
     assoc = scu.associate("127.0.0.1", port, ae_title=aec, evt_handlers=[(evt.EVT_CONN_OPEN, nodelay)])
     assert assoc.is_established, f"no association with {aec}"
@@ -83,7 +84,11 @@ def round_trips_ms(datasets: list, port: int, aec: str) -> np.ndarray:
             t0 = time.perf_counter()
             rsp = assoc.send_c_store(ds)
             out.append((time.perf_counter() - t0) * 1000.0)
-            assert rsp.Status == 0, f"C-STORE status 0x{rsp.Status:04X}"
+            if rsp.get("Status") != 0:
+                raise RuntimeError(
+                    f"C-STORE to {aec}: expected status 0x0000; got {rsp.get('Status')} "
+                    f"(association {'up' if assoc.is_established else 'gone'})"
+                )
     finally:
         assoc.release()
     return np.asarray(out)
