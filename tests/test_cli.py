@@ -122,3 +122,20 @@ def test_sample_video_and_ct(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert len(slices) == 6
     ds = pydicom.dcmread(slices[0])
     assert ds.Modality == "CT" and (ds.Rows, ds.Columns) == (32, 32)
+
+
+def test_ctrl_c_stops_the_graph_and_keeps_outputs(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "clara_stream.cli", "run", "hello_stream", "-o", str(tmp_path),
+                             "--set", "source.count=100000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(4)  # let it start and stream for a while
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    summary = json.loads((tmp_path / "summary.json").read_text())  # the sink's stop() still ran
+    assert 0 < summary["frames"] < 100000000

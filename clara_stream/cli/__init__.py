@@ -30,6 +30,12 @@ def _register_groups() -> None:
             register(app)
 
 
+def _say_interrupted() -> None:
+    from clara_stream.cli.core import err_console
+
+    err_console.print("interrupted: the graph was stopped; outputs written so far are kept")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (tests call ``main([...])``)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -39,11 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         _register_groups()
         result = app(args=argv, prog_name="clara-stream", standalone_mode=False)
         if isinstance(result, int):  # click returns typer.Exit codes when not standalone
+            if result == 130:  # ... and turns Ctrl-C into 130 without a word
+                _say_interrupted()
             return result
     except SystemExit as exc:
         return int(exc.code or 0)
     except typer.Exit as exc:
         return int(exc.exit_code)
+    except KeyboardInterrupt:
+        _say_interrupted()
+        return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's single place that turns errors into exit codes
         return report_error(exc)
     return 0
