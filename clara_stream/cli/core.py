@@ -28,6 +28,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="App YAML (default: the app's app.yaml).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: section.key=value (repeatable).")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and engine logs.")]
+InputOpt = Annotated[Path | None, typer.Option("--input", "-i", help="Input file or folder.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output folder.")]
 
 
 def report_error(exc: BaseException) -> int:
@@ -78,8 +80,8 @@ def run(
     app_name: Annotated[str, typer.Argument(metavar="APP", help="Installed app name or path to an app.")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    input: Annotated[Path | None, typer.Option("--input", "-i", help="Input file or folder.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output folder.")] = None,
+    input: InputOpt = None,
+    output: OutputOpt = None,
     scheduler: Annotated[str | None, typer.Option(help="greedy | event | multithread")] = None,
     threads: Annotated[int | None, typer.Option(help="Worker threads (event/multithread).")] = None,
     log_level: Annotated[str | None, typer.Option(help="Engine log level (default: quiet).")] = None,
@@ -111,12 +113,16 @@ def validate(
     app_name: Annotated[str, typer.Argument(metavar="APP")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    input: InputOpt = None,
+    output: OutputOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Print every operator, port and contract, then every wiring problem (exit 1 if any)."""
+    from clara_stream.ports import is_canonical
     from clara_stream.runtime import load_app
 
-    instance = load_app(app_name, config=config, overrides=set_ or [], extra=["app.log_level=critical"])
+    instance = load_app(app_name, config=config, overrides=set_ or [], input=input, output=output,
+                        extra=["app.log_level=critical"])
     errors = instance.validate()
     table = Table(title=f"{instance.app_name}: operators and ports")
     for col in ("operator", "class", "dir", "port", "contract"):
@@ -132,6 +138,10 @@ def validate(
     console.print(table)
     for e in instance.edges:
         console.print(f"  {e.src.name}.{e.out_port} → {e.dst.name}.{e.in_port}", highlight=False)
+    odd = sorted({f"{op.name}.{p.name}" for op in instance.operators
+                  for p in (*getattr(op, "inputs", ()), *getattr(op, "outputs", ())) if not is_canonical(p.name)})
+    if odd:
+        console.print(f"[yellow]warning:[/] port names outside the vocabulary (clara_stream.ports): {', '.join(odd)}")
     if errors:
         console.print(f"[bold red]{len(errors)} problem(s):[/]")
         for line in errors:
@@ -143,16 +153,19 @@ def validate(
 @app.command()
 def graph(
     app_name: Annotated[str, typer.Argument(metavar="APP")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Picture to write: .svg or .png (or .dot).")],
+    out: Annotated[Path, typer.Option("--out", help="Picture to write: .svg or .png (or .dot).")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    input: InputOpt = None,
+    output: OutputOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Write a picture of the app's graph (Graphviz)."""
     from clara_stream.cli.graphviz_export import write_graph
     from clara_stream.runtime import load_app
 
-    instance = load_app(app_name, config=config, overrides=set_ or [], extra=["app.log_level=critical"])
+    instance = load_app(app_name, config=config, overrides=set_ or [], input=input, output=output,
+                        extra=["app.log_level=critical"])
     instance.validate()
     path = write_graph(instance, out)
     console.print(f"graph written: {path}", highlight=False)
