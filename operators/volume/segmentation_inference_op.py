@@ -70,8 +70,8 @@ class SegmentationInferenceOp(Operator):
     def _predict(self, x: Any) -> Any:
         import torch
 
-        out = self.backend.infer(x.numpy())
-        return torch.from_numpy(next(iter(out.values())))
+        logits = next(iter(self.backend.infer(x.numpy()).values()))
+        return torch.from_numpy(logits if logits.flags.writeable else logits.copy())  # Triton's are read-only
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         vol = self.receive(op_input, P.VOLUME)

@@ -1,0 +1,158 @@
+"""Volume operators in tiny graphs: zero-copy crop (copy counter), resample, inference on three backends."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from clara_stream.operators.volume.crop_op import CropOp
+from clara_stream.operators.volume.mhd import read_mhd
+from clara_stream.operators.volume.resample_op import ResampleOp
+from clara_stream.operators.volume.segmentation_inference_op import SegmentationInferenceOp
+from clara_stream.operators.volume.volume_reader_op import VolumeReaderOp
+
+from clara_stream import ports as P
+from clara_stream.arrays import count_copies
+from clara_stream.contracts import Contract, Kind
+from clara_stream.runtime import Application, Operator, Port
+
+MODEL = Path(__file__).resolve().parents[2] / "apps" / "organ_segmentation" / "model"
+_ANY = Contract(kind=Kind.TENSOR, ndim=3, meta=("geometry",))
+
+
+class CaptureOp(Operator):
+    """Test sink: keeps what arrives and the geometry metadata."""
+
+    inputs = (Port(P.VOLUME, _ANY),)
+
+    def __init__(self, fragment: Any, *args: Any, name: str = "capture", **kwargs: Any) -> None:
+        self.items: list[tuple[Any, Any]] = []
+        super().__init__(fragment, *args, name=name, **kwargs)
+
+    def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+        self.items.append((self.receive(op_input, P.VOLUME), self.get_meta("geometry")))
+
+
+class ChainApp(Application):
+    """reader → <op under test> → capture."""
+
+    def __init__(self, path: Path, make_op: Any, in_port: str, out_port: str) -> None:
+        super().__init__({"app": {"check_contracts": True}})
+        self.path, self.make_op, self.ports = path, make_op, (in_port, out_port)
+
+    def compose(self) -> None:
+        self.reader = VolumeReaderOp(self, name="reader", path=self.path)
+        self.op = self.make_op(self)
+        self.capture = CaptureOp(self, name="capture")
+        self.add_flow(self.reader, self.op, {(P.VOLUME, self.ports[0])})
+        self.add_flow(self.op, self.capture, {(self.ports[1], P.VOLUME)})
+
+
+def test_crop_op_is_zero_copy(ct_labels: Path) -> None:
+    app = ChainApp(ct_labels, lambda a: CropOp(a, name="crop", box=[[5, 10, 20], [30, 90, 80]]),
+                   P.VOLUME_IN, P.VOLUME_OUT)  # fmt: skip
+    with count_copies() as counter:
+        app.run()
+    ((view, geom),) = app.capture.items
+    assert counter.count == 0, counter.events
+    assert np.shares_memory(view, app.reader.last) and view.base is not None
+    full, full_geom = read_mhd(ct_labels)
+    np.testing.assert_array_equal(view, full[5:30, 10:90, 20:80])
+    np.testing.assert_allclose(geom.origin, full_geom.index_to_physical((5, 10, 20)), atol=1e-9)
+
+
+def test_crop_op_validates_at_construction(ct_labels: Path) -> None:
+    with pytest.raises(ValueError, match="expected exactly one of box, box_mm"):
+        ChainApp(ct_labels, lambda a: CropOp(a, name="crop"), P.VOLUME_IN, P.VOLUME_OUT).run()
+
+
+def test_resample_op_updates_geometry(ct_labels: Path) -> None:
+    app = ChainApp(ct_labels, lambda a: ResampleOp(a, name="rs", spacing_mm=[6, 6, 8], order=0),
+                   P.VOLUME_IN, P.VOLUME_OUT)  # fmt: skip
+    app.run()
+    ((arr, geom),) = app.capture.items
+    full, full_geom = read_mhd(ct_labels)
+    assert geom.spacing == (6.0, 6.0, 8.0) and arr.dtype == full.dtype
+    extent = np.asarray(full.shape[::-1]) * np.asarray(full_geom.spacing)
+    np.testing.assert_allclose(np.asarray(arr.shape[::-1]) * 6.0 / np.array([1, 1, 6 / 8]), extent, atol=8.0)
+
+
+@pytest.fixture(scope="module")
+def small_ct(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from clara_stream.samples.ct import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("small"), shape=(20, 48, 48), fov_mm=220, z_extent_mm=120)["dicom"]
+
+
+@pytest.fixture(scope="module")
+def ct_labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from clara_stream.samples.ct import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("lab"), shape=(40, 96, 96))["labels"]
+
+
+def _infer(path: Path, **kw: Any) -> np.ndarray:
+    app = ChainApp(path, lambda a: SegmentationInferenceOp(a, name="inference", model=MODEL, **kw), P.VOLUME, P.MASK)
+    app.run()
+    ((labels, _),) = app.capture.items
+    return labels
+
+
+@pytest.fixture(scope="module")
+def reference_labels(small_ct: Path) -> np.ndarray:
+    import torch
+    from clara_stream.operators.volume.segment import ModelCard, segment
+    from clara_stream.operators.volume.volume_reader_op import read_any
+
+    from clara_stream.inference import create_backend
+
+    arr, geom, _ = read_any(small_ct)
+    backend = create_backend("onnxruntime", MODEL / "model.onnx")
+    return segment(arr, geom, ModelCard.load(MODEL),
+                   lambda x: torch.from_numpy(next(iter(backend.infer(x.numpy()).values()))))  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_inference_op_local_backends(small_ct: Path, reference_labels: np.ndarray, backend: str) -> None:
+    labels = _infer(small_ct, backend=backend)
+    assert labels.shape == reference_labels.shape and labels.dtype == np.uint8
+    assert (labels == reference_labels).mean() > 0.999
+    assert len(np.unique(labels)) > 2
+
+
+def test_inference_op_triton(small_ct: Path, reference_labels: np.ndarray, tmp_path: Path) -> None:
+    from clara_stream.inference.triton_server import (
+        TritonServer,
+        ensure_stub_site,
+        pytriton_root,
+        write_onnx_python_model,
+    )  # fmt: skip
+
+    try:
+        pytriton_root()
+        stub = ensure_stub_site(install=False)
+    except FileNotFoundError as exc:
+        pytest.skip(f"tritonserver not available: {exc}")
+    write_onnx_python_model(tmp_path / "repo", "organ_segmentation", MODEL / "model.onnx", stub_site=stub)
+    server = TritonServer(tmp_path / "repo").start()
+    try:
+        labels = _infer(small_ct, backend="triton", url=server.grpc_url, model_name="organ_segmentation")
+    finally:
+        server.stop()
+        shutil.rmtree(tmp_path / "repo", ignore_errors=True)
+    assert (labels == reference_labels).mean() > 0.999
+
+
+def test_inference_op_rejects_bad_arguments(small_ct: Path) -> None:
+    def chain(**kw: Any) -> ChainApp:
+        return ChainApp(small_ct, lambda a: SegmentationInferenceOp(a, name="inference", **kw), P.VOLUME, P.MASK)
+
+    with pytest.raises(ValueError, match="expected backend in"):
+        chain(model=MODEL, backend="tf").run()
+    with pytest.raises(FileNotFoundError, match="expected a model.json"):
+        chain(model=MODEL / "nope").run()
+    with pytest.raises(ValueError, match="expected 0 <= overlap < 1"):
+        chain(model=MODEL, overlap=1.5).run()
