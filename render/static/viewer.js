@@ -1,5 +1,5 @@
 // clara-stream render viewer: one WebSocket to the gateway; gestures in, JPEG frames out.
-// Mouse: drag = pan (slice views) / rotate (3D), shift-drag = tilt plane, wheel = slices, ctrl-wheel = zoom.
+// Mouse: drag = pan (orthogonal slices) / rotate (3D) / tilt (oblique), shift-drag = tilt plane, wheel = slices, ctrl-wheel = zoom.
 // Touch: one-finger drag = pan/rotate, pinch = zoom, two-finger drag = scroll slices (pan on slides).
 "use strict";
 const params = new URLSearchParams(location.search);
@@ -36,7 +36,7 @@ function flush() {
 }
 function schedule() { if (!scheduled) { scheduled = true; requestAnimationFrame(flush); } }
 function drag(dx, dy, tilt) {
-  if (RAY.includes(mode) || tilt) { acc.rotate[0] += dx; acc.rotate[1] += dy; } else { acc.pan[0] += dx; acc.pan[1] += dy; }
+  if (RAY.includes(mode) || mode === "oblique" || tilt) { acc.rotate[0] += dx; acc.rotate[1] += dy; } else { acc.pan[0] += dx; acc.pan[1] += dy; }
   schedule();
 }
 function pos(e) {
