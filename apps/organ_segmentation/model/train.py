@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     cases = [make_case(1000 + i, rng, card, keep) for i in range(args.phantoms)]
     net = build_network(card.num_classes)
     if args.init is not None:  # continue training: the traced module keeps the parameter names
-        net.load_state_dict(torch.jit.load(str(args.init)).state_dict())
+        own = net.state_dict()  # a subset model keeps the features; its output layer (other shape) starts fresh
+        init = {k: v for k, v in torch.jit.load(str(args.init)).state_dict().items() if own[k].shape == v.shape}
+        net.load_state_dict(init, strict=False)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     t0, step, deadline = time.monotonic(), 0, time.monotonic() + 60 * args.minutes
