@@ -34,6 +34,7 @@ class BenchOptions:
 
     app: str
     out: Path
+    input: str | None = None
     config: str | None = None
     overrides: list[str] = field(default_factory=list)
     frames: int | None = None
@@ -64,6 +65,8 @@ def app_overrides(opts: BenchOptions) -> list[str]:
     cfg_path = Path(opts.config) if opts.config else spec.config_path
     cfg = load_yaml(cfg_path) if cfg_path else {}
     items = list(opts.overrides)
+    if opts.input:
+        items.append(f"app.input={Path(opts.input).resolve()}")
     for flag, key, value in (("--frames", "frames_key", opts.frames), ("--realtime", "realtime_key",
                                                                          True if opts.realtime else None)):
         if value is None:
@@ -124,7 +127,8 @@ def run_bench(opts: BenchOptions, on_progress: Callable[[int, int], None] | None
         procs = []
         for k in range(opts.instances):
             log, result = logs_dir / f"run{r}_inst{k}.log", logs_dir / f"run{r}_inst{k}.json"
-            procs.append((k, log, result, _launch(opts, overrides, log, result)))
+            app_out = (opts.out / "app-output" / f"run{r}_inst{k}").resolve()  # instances never share files
+            procs.append((k, log, result, _launch(opts, [*overrides, f"app.output={app_out}"], log, result)))
         for k, log, result, proc in procs:
             _, err = proc.communicate()
             if proc.returncode != 0:
