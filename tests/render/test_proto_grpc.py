@@ -133,3 +133,17 @@ def test_oversized_request_is_refused(client):
     with pytest.raises(grpc.RpcError) as err:
         client.register("x" * (2 << 20))
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_provisional_tile_then_exact_over_grpc(client, render_root):
+    client.register(str(render_root / "slide.tif"), dataset_id="slide_prov")
+    client.tile("slide_prov", 3, 0, 0)  # the overview level is cached
+    first = client.tile("slide_prov", 0, 5, 3, allow_provisional=True)
+    assert first.provisional and decode(first.data).shape == (256, 256, 3)
+    for _ in range(200):  # the exact tile loads in the background
+        again = client.tile("slide_prov", 0, 5, 3, allow_provisional=True)
+        if not again.provisional:
+            break
+    assert not again.provisional
+    exact = client.tile("slide_prov", 0, 5, 3)
+    assert exact.data == again.data

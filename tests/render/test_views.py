@@ -178,3 +178,26 @@ def test_mip_block_skipping_is_exact():
         outs.append(img)
     np.testing.assert_array_equal(outs[0], outs[1])
     assert (outs[0] > -1e8).sum() > 2000
+
+
+def test_scale_bar_and_overview_are_drawn_on_request(tmp_path):
+    from clara_stream.render.annotate import decode
+    from clara_stream.render.datasets import DatasetRegistry
+    from clara_stream.render.engine import RenderEngine
+    from clara_stream.render.synthetic import write_seed_dataset
+
+    write_seed_dataset(tmp_path / "seed", (24, 64, 64))
+    reg = DatasetRegistry([tmp_path], tmp_path / "state")
+    engine = RenderEngine(reg)
+    s = engine.open(reg.register(tmp_path / "seed").id)
+    engine.interact(s.id, "zoom", factor=3.0)
+    plain = decode(engine.render(s.id).data)
+    st = s.state
+    st.scale_bar, st.picture_in_picture, st.format = True, True, "png"
+    engine.set_view(s.id, st)
+    annotated = decode(engine.render(s.id).data)
+    bar = np.s_[-30:-8, 8:200]
+    assert ((annotated[bar] == 255).all(axis=2).sum()) > 50 > ((plain[bar] == 255).all(axis=2).sum())
+    inset = np.s_[-136:-8, -136:-8]
+    assert np.abs(annotated[inset].astype(int) - plain[inset].astype(int)).mean() > 10
+    reg.close()
