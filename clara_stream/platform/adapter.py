@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -40,6 +41,7 @@ from clara_stream.platform.status import (
 
 log = logging.getLogger(__name__)
 
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
 
 
@@ -193,6 +195,12 @@ class DicomAdapter:
         sop_uid, sop_class = str(req.AffectedSOPInstanceUID), str(req.AffectedSOPClassUID)
         called = assoc.requestor.primitive.called_ae_title.strip()
         try:
+            if not (_UID_RE.match(sop_uid) and _UID_RE.match(sop_class) and len(sop_uid) <= 64):
+                # the UID becomes a file name: never let "../" or "/" through
+                raise DicomInputError(
+                    f"C-STORE: expected (0000,1000) and (0000,0002) to be UIDs of digits and dots "
+                    f"(<= 64 chars); got {sop_uid[:70]!r}, {sop_class[:70]!r}"
+                )
             ae = self.config.ae_by_title(called)
             if ae is None:
                 raise SopClassRefusedError(f"C-STORE: expected a configured AE; got {called} (echo only)")

@@ -32,8 +32,14 @@ def _check_name(value: str) -> str:
 
 def _check_ae_title(value: str) -> str:
     value = value.strip()
-    if not value or len(value) > 16 or "\\" in value or not value.isprintable():
-        raise ValueError(f"expected an AE title of 1-16 printable characters; got {value!r}")
+    if (
+        not value
+        or len(value) > 16
+        or not value.isprintable()
+        or any(c in value for c in "\\/")
+        or value in (".", "..")
+    ):
+        raise ValueError(f"expected an AE title of 1-16 printable characters without \\ or /; got {value!r}")
     return value
 
 

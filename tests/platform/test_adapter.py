@@ -284,3 +284,35 @@ def test_concurrent_writers_do_not_lock_the_database(env, ct_small):
         t.join()
     assert not errors
     assert env.store.count() == 16
+
+
+def test_accepted_sockets_have_nagle_off(env):
+    import socket
+
+    assoc = env.scu()
+    try:
+        _wait(lambda: env.adapter.ae.active_associations)
+        (server_side,) = env.adapter.ae.active_associations
+        sock = server_side.dul.socket.socket
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        assoc.release()
+
+
+def test_sop_instance_uid_cannot_escape_the_store(env, ct_small, tmp_path):
+    from pydicom import config as pydicom_config
+
+    ds = dcmread(sorted(ct_small.iterdir())[0])
+    evil = "../../../../" + tmp_path.name + "-escaped"
+    old = pydicom_config.settings.writing_validation_mode
+    pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
+    try:
+        ds.SOPInstanceUID = evil
+        assoc = env.scu()
+        rsp = assoc.send_c_store(ds)
+        assoc.release()
+    finally:
+        pydicom_config.settings.writing_validation_mode = old
+    assert rsp.Status == DIMSE_CANNOT_UNDERSTAND and "expected (0000,1000)" in rsp.ErrorComment
+    assert env.store.count() == 0
+    assert not list(Path(env.settings.data_dir).parent.rglob("*-escaped*"))

@@ -81,3 +81,57 @@ def test_cli_add_list_show_remove(tmp_path):
     assert r.exit_code == 0 and "removed seg" in r.output
     r = runner.invoke(models_app, ["show", "seg", "--repo", repo])
     assert r.exit_code != 0
+
+
+PY_MODEL = """
+import sys
+sys.path.insert(0, {site!r})
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", (x + {add}).astype(np.float32))]))
+        return out
+"""
+
+PY_CONFIG = """name: "add"
+backend: "python"
+max_batch_size: 0
+version_policy: { all {} }
+input [ { name: "INPUT0", data_type: TYPE_FP32, dims: [ -1 ] } ]
+output [ { name: "OUTPUT0", data_type: TYPE_FP32, dims: [ -1 ] } ]
+"""
+
+
+def test_tritonserver_serves_every_version_of_the_repository(tmp_path):
+    """The real tritonserver binary loads the repository as laid out (catalog.json at the root)."""
+    import httpx
+
+    from clara_stream.inference.triton_server import TritonServer, ensure_stub_site, pytriton_root
+
+    try:
+        pytriton_root()
+        site = ensure_stub_site(install=False)
+    except FileNotFoundError as exc:
+        pytest.skip(f"tritonserver not available: {exc}")
+    repo = ModelRepository(tmp_path / "repo")
+    (tmp_path / "config.pbtxt").write_text(PY_CONFIG)
+    for add in (1, 2):
+        src = tmp_path / f"add{add}.py"
+        src.write_text(PY_MODEL.format(site=str(site), add=add))
+        repo.add("add", src, config=tmp_path / "config.pbtxt")
+    assert (repo.root / "catalog.json").is_file()
+    server = TritonServer(repo.root).start()
+    try:
+        for version, add in ((1, 1), (2, 2)):
+            body = {"inputs": [{"name": "INPUT0", "shape": [3], "datatype": "FP32", "data": [0.0, 1.0, 2.0]}]}
+            r = httpx.post(f"http://{server.http_url}/v2/models/add/versions/{version}/infer", json=body, timeout=30)
+            assert r.status_code == 200, r.text
+            assert r.json()["outputs"][0]["data"] == [0.0 + add, 1.0 + add, 2.0 + add]
+    finally:
+        server.stop()
