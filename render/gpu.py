@@ -46,8 +46,8 @@ __global__ void sample_plane(const T* v, int nx, int ny, int nz, const double* f
 }
 
 template <typename T>
-__global__ void mip(const T* v, int nx, int ny, int nz, const double* f, int nsteps, float* out, int* arg,
-                    int w, int h, float fill) {
+__global__ void mip(const T* v, const unsigned char* lab, const bool* hidden, int nx, int ny, int nz,
+                    const double* f, int nsteps, float* out, int* arg, int w, int h, float fill) {
     int c = blockIdx.x * blockDim.x + threadIdx.x, r = blockIdx.y * blockDim.y + threadIdx.y;
     if (c >= w || r >= h) return;
     float px = f[0] + c * f[3] + r * f[6], py = f[1] + c * f[4] + r * f[7], pz = f[2] + c * f[5] + r * f[8];
@@ -58,7 +58,7 @@ __global__ void mip(const T* v, int nx, int ny, int nz, const double* f, int nst
         if (x < 0 || y < 0 || z < 0 || x >= nx || y >= ny || z >= nz) continue;
         long i = ((long)z * ny + y) * nx + x;
         float s = (float)v[i];
-        if (s > best) { best = s; where = (int)i; }
+        if (s > best && (lab == nullptr || !hidden[lab[i]])) { best = s; where = (int)i; }
     }
     out[r * w + c] = best; arg[r * w + c] = where;
 }
@@ -103,6 +103,22 @@ def device_volume(data: np.ndarray) -> Any:
     import cupy
 
     return cupy.ascontiguousarray(cupy.asarray(data))
+
+
+_LABELS: dict[int, Any] = {}
+
+
+def _device_labels(labels: np.ndarray | None) -> Any:
+    """Device copy of a label volume, cached by the host array's identity."""
+    if labels is None:
+        return None
+    import cupy
+
+    key = id(labels)
+    if key not in _LABELS:
+        _LABELS.clear()
+        _LABELS[key] = cupy.asarray(np.ascontiguousarray(labels))
+    return _LABELS[key]
 
 
 def _launch(w: int, h: int) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -217,11 +217,14 @@ def render_volume(volume: Volume, state: ViewState) -> tuple[np.ndarray, ViewMap
     if state.mode == "mip":
         img = np.empty((m.height, m.width), np.float32)
         lab = np.empty((m.height, m.width), np.uint8)
+        hidden = table[:, 3] <= 0.0  # hidden labels leave the projection ("remove ribs")
         if gpu.available():
-            img, lab = gpu.mip(volume.device_data(factor), labels, base, du, dv, dstep, nsteps, m.width, m.height, FILL)
+            img, lab = gpu.mip(
+                volume.device_data(factor), labels, hidden, base, du, dv, dstep, nsteps, m.width, m.height, FILL
+            )
         else:
             bmax = volume.block_max(factor)
-            kernels.mip(data, lab_arg, bmax, base, du, dv, dstep, nsteps, img, lab, np.float32(FILL))
+            kernels.mip(data, lab_arg, hidden, bmax, base, du, dv, dstep, nsteps, img, lab, np.float32(FILL))
         rgb = window_to_u8(img, lo, hi)
         if labels is not None and state.show_mask:
             rgb = blend_labels(rgb, lab, table, state.mask_opacity)

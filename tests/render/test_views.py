@@ -174,7 +174,8 @@ def test_mip_block_skipping_is_exact():
     for bmax in (kernels.block_max(data), np.full_like(kernels.block_max(data), np.iinfo(np.int16).max)):
         img = np.empty((80, 90), np.float32)
         lab = np.empty((80, 90), np.uint8)
-        kernels.mip(data, np.zeros((0, 0, 0), np.uint8), bmax, base, du, dv, dstep, nsteps, img, lab, np.float32(-1e9))
+        no_labels, hidden = np.zeros((0, 0, 0), np.uint8), np.zeros(256, bool)
+        kernels.mip(data, no_labels, hidden, bmax, base, du, dv, dstep, nsteps, img, lab, np.float32(-1e9))
         outs.append(img)
     np.testing.assert_array_equal(outs[0], outs[1])
     assert (outs[0] > -1e8).sum() > 2000
@@ -201,3 +202,19 @@ def test_scale_bar_and_overview_are_drawn_on_request(tmp_path):
     inset = np.s_[-136:-8, -136:-8]
     assert np.abs(annotated[inset].astype(int) - plain[inset].astype(int)).mean() > 10
     reg.close()
+
+
+def test_hidden_label_leaves_the_mip(vol):
+    st = ViewState(
+        mode="mip",
+        width=96,
+        height=96,
+        focus_mm=tuple(vol.center_mm),
+        window_center=300,
+        window_width=1000,
+        show_mask=False,
+    )
+    with_ribs, _ = render_volume(vol, st)
+    st.labels = [LabelStyle(2, (1, 1, 1), 1.0, hidden=True)]
+    without, _ = render_volume(vol, st)
+    assert with_ribs.max() > 200 and without.max() < 150  # 700 HU shell gone; 300 HU lesion is brightest
