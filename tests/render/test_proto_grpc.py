@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import grpc
 import numpy as np
 import pytest
@@ -90,6 +93,38 @@ def test_interaction_stream_and_measurement(client, render_root):
     assert m.b.y - m.a.y == pytest.approx(m.distance)  # axial rows run along +y (posterior)
     path = client.save_settings(s.session_id)
     assert path.endswith("seed/config_render.json")
+    saved = json.loads(Path(path).read_text())["view"]
+    assert saved["zoom"] == pytest.approx(2.0) and saved["mode"] == "axial"
+    s2 = client.open("phantom")  # a new session starts from the saved view
+    assert s2.view.camera.zoom == pytest.approx(2.0)
+    Path(path).unlink()  # leave the shared fixture folder as it was
+
+
+def test_transfer_function_and_window_over_grpc(client, render_root):
+    client.register(str(render_root / "seed"), dataset_id="phantom")
+    s = client.open("phantom")
+    view = s.view
+    view.mode = pb.VIEW_MODE_COMPOSITE
+    view.window.center, view.window.width = 0, 2000
+    client.set_view(s.session_id, view)
+    default_tf = client.render_rgb(s.session_id)
+    del view.transfer[:]
+    view.transfer.extend(
+        [
+            pb.TransferPoint(value=-200, color=pb.Color(r=0, g=1, b=0), opacity=0.0),
+            pb.TransferPoint(value=0, color=pb.Color(r=0, g=1, b=0), opacity=0.3),
+        ]
+    )
+    view.show_mask = False
+    del view.labels[:]
+    view.labels.extend([pb.LabelStyle(value=v, color=pb.Color(r=0, g=1, b=0), opacity=1.0) for v in (1, 2, 3)])
+    client.set_view(s.session_id, view)
+    green = client.render_rgb(s.session_id)
+    assert green[..., 1].mean() > 2 * green[..., 0].mean() + 1  # soft tissue now renders green
+    assert np.abs(green.astype(int) - default_tf.astype(int)).mean() > 5
+    before = client.state(s.session_id).view.window
+    after = client.interact(s.session_id, window=(100, -500)).state.view.window
+    assert (after.center, after.width) == (before.center + 100, before.width - 500)
 
 
 def test_slide_tiles_and_regions(client, render_root):
