@@ -61,6 +61,9 @@ def test_storescu_to_organseg_to_storescp_and_orthanc(serve_factory, storescp, o
     job = wait_for(lambda: next(iter(api.get("/jobs").json()), None), 30, "job created")
     assert job["pipeline"] == "organ_segmentation" and job["source"] == "dicom:ORGANSEG"
     assert len(list(Path(job["inputDir"]).iterdir())) == 16
+    inputs = api.get(f"/jobs/{job['id']}/instances").json()
+    sent = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in ct_small.iterdir()}
+    assert {i["sop_uid"] for i in inputs} == sent and {i["calling_ae"] for i in inputs} == {"STORESCU"}
     job = wait_for(
         lambda: (j := api.get(f"/jobs/{job['id']}").json())["status"] in ("succeeded", "failed") and j,
         300,

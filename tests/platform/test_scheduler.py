@@ -89,6 +89,9 @@ def test_memory_budget_serialises_big_jobs(settings, inbox):
     try:
         with pytest.raises(InvalidRequestError, match="expected needs within the budget"):
             submit(svc, "huge", inbox)
+        svc.config.put_pipeline(PipelineConfig(name="gpu", app=PROBE, gpu_memory_mb=1))  # budget: 0 MB GPU
+        with pytest.raises(InvalidRequestError, match="gpu 0 MB"):
+            submit(svc, "gpu", inbox)
         a, b = submit(svc, "big", inbox), submit(svc, "big", inbox)
         ja, jb = wait_jobs(svc, [a, b])
     finally:

@@ -41,6 +41,20 @@ def cancel_job(job_id: str, svc: PlatformService = Depends(get_service)):
     return svc.cancel(job_id)
 
 
+@router.get("/{job_id}/instances")
+def job_instances(job_id: str, svc: PlatformService = Depends(get_service)) -> list[dict]:
+    """The received DICOM instances a job was made from (empty for jobs submitted over REST)."""
+    row = svc.queue.row(job_id)
+    if row["group_id"] is None:
+        return []
+    rows = svc.db.query(
+        "SELECT sop_uid, sop_class, study_uid, series_uid, calling_ae, calling_host, called_ae, received_at, size "
+        "FROM instance WHERE group_id = ? ORDER BY id",
+        (row["group_id"],),
+    )
+    return [dict(r) for r in rows]
+
+
 @router.get("/{job_id}/log", response_class=PlainTextResponse)
 def job_log(job_id: str, svc: PlatformService = Depends(get_service)) -> str:
     """The latest worker log of the job (empty before it first ran)."""
