@@ -92,6 +92,31 @@ class SliceLayout:
     columns: int
 
 
+def _floats(ds: pydicom.Dataset, keyword: str) -> list[float] | None:
+    """A DS/IS attribute as floats, parsed from the raw bytes when pydicom has not converted it yet.
+
+    pydicom's DSfloat construction (with validation) costs more than the rest of the geometry code;
+    this is the hot path of a 500-slice series.
+    """
+    tag = _TAGS[keyword]
+    if tag not in ds:
+        return None
+    raw = ds.get_item(tag)
+    value = raw.value if raw is not None else None
+    if isinstance(value, bytes):
+        text = value.strip(b" \x00")
+        return [float(v) for v in text.split(b"\\")] if text else None
+    value = ds[tag].value
+    if value is None or value == "":
+        return None
+    return [float(v) for v in value] if isinstance(value, list | pydicom.multival.MultiValue) else [float(value)]
+
+
+_TAGS = {k: pydicom.datadict.tag_for_keyword(k) for k in (
+    "ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "RescaleSlope", "RescaleIntercept",
+)}  # fmt: skip
+
+
 def _err(rule: str, got: str, series: DicomSeries, problem: str) -> DicomInputError:
     exc = DicomInputError(f"{_OP}: expected {rule}; got {got} [series {series.series_uid}]")
     exc.problem = problem  # type: ignore[attr-defined]
@@ -110,28 +135,33 @@ def slice_layout(series: DicomSeries, *, min_slices: int = 3, orientation_tol: f
     inst = series.instances
     if not inst:
         raise _err("at least one image instance", "none", series, "empty")
+    geo = []
     for i in inst:
-        for key in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows", "Columns"):
-            if i.get(key) is None:
-                raise _err(f"(attribute {key} present", f"none in {i.path.name}", series, "geometry-missing")
-    iops = np.array([[float(v) for v in i.header.ImageOrientationPatient] for i in inst])
+        values = [_floats(i.header, k) for k in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing")]
+        for key, v, n in zip(("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing"), values, (6, 3, 2),
+                             strict=True):  # fmt: skip
+            if v is None or len(v) != n:
+                raise _err(f"{key} with {n} values", f"{v} in {i.path.name}", series, "geometry-missing")
+        geo.append(values)
+    iops = np.array([g[0] for g in geo])
     distinct = [iops[0]]
-    for v in iops[1:]:
-        if not any(np.allclose(v, d, atol=orientation_tol) for d in distinct):
-            distinct.append(v)
+    if np.abs(iops - iops[0]).max() > orientation_tol:  # rare: collect the distinct orientations for the message
+        for v in iops[1:]:
+            if not any(np.abs(v - d).max() <= orientation_tol for d in distinct):
+                distinct.append(v)
     if len(distinct) > 1:
         shown = "; ".join(str(np.round(d, 4).tolist()) for d in distinct[:3])
         raise _err("one ImageOrientationPatient (0020,0037) for the whole series",
                    f"{len(distinct)} orientations: {shown}", series, "mixed-orientation")  # fmt: skip
-    sizes = {(int(i.header.Rows), int(i.header.Columns)) for i in inst}
-    spacings = {tuple(round(float(v), 6) for v in i.header.PixelSpacing) for i in inst}
+    sizes = {(int(i.header.get("Rows", 0) or 0), int(i.header.get("Columns", 0) or 0)) for i in inst}
+    spacings = {tuple(round(v, 6) for v in g[2]) for g in geo}
     if len(sizes) > 1 or len(spacings) > 1:
         raise _err("one Rows x Columns and PixelSpacing", f"{sorted(sizes)} / {sorted(spacings)}", series,
                    "mixed-size")  # fmt: skip
     row, col = iops[0][:3], iops[0][3:]
     row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
     normal = np.cross(row, col)
-    pos = np.array([[float(v) for v in i.header.ImagePositionPatient] for i in inst])
+    pos = np.array([g[1] for g in geo])
     dist = pos @ normal
     order = np.argsort(dist, kind="stable")
     pos, dist = pos[order], dist[order]
@@ -148,7 +178,7 @@ def slice_layout(series: DicomSeries, *, min_slices: int = 3, orientation_tol: f
                    series, "duplicate-position")  # fmt: skip
     if len(inst) < min_slices:
         raise _err(f"at least {min_slices} slices for a volume", f"{len(inst)}", series, "slice-count")
-    ps = [float(v) for v in inst[0].header.PixelSpacing]
+    ps = geo[int(order[0])][2]
     return SliceLayout(inst, pos, dist, row, col, normal, (ps[1], ps[0]), int(inst[0].header.Rows),
                        int(inst[0].header.Columns))  # fmt: skip
 
@@ -208,8 +238,8 @@ def _read_decoded(inst: DicomInstance, out: np.ndarray) -> None:
 
 
 def _rescale(inst: DicomInstance) -> tuple[float, float]:
-    h = inst.header
-    return float(h.get("RescaleSlope", 1) or 1), float(h.get("RescaleIntercept", 0) or 0)
+    slope, intercept = _floats(inst.header, "RescaleSlope"), _floats(inst.header, "RescaleIntercept")
+    return (slope[0] if slope else 1.0) or 1.0, intercept[0] if intercept else 0.0
 
 
 def series_to_volume(

@@ -1,0 +1,163 @@
+"""Volume pipeline benchmark: DICOM series → volume against SimpleITK in the same run, and
+organ_segmentation end to end with a per-stage breakdown.
+
+Anchors (measured here, same run, same warm page cache):
+  1. a generated 200 x 512² uncompressed CT series (shuffled file names) → volume:
+     ours (header scan + selection + series_to_volume) vs SimpleITK ImageSeriesReader (GDCM file
+     discovery + Execute); the ratio is SimpleITK time / our time (target >= 3).
+  2. the real JPEG 2000 CT (TotalSegmentator, 20 x 512²) the same way.
+  3. organ_segmentation per study on the phantom (48 x 128²): stages timed through the same library
+     calls the operators make, plus the whole app through the runtime.
+
+Usage: python benchmarks/volume_pipeline.py [--repeats 5] [--slices 200] [--data DIR] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+J2K = SHARED / "totalsegmentator_ct_dicom/tests/reference_files/example_ct_dicom"
+
+
+def pct(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values) * 1e3
+    return {"p50_ms": round(float(np.percentile(a, 50)), 1), "p90_ms": round(float(np.percentile(a, 90)), 1),
+            "max_ms": round(float(a.max()), 1), "n": len(values)}  # fmt: skip
+
+
+def ours(folder: Path) -> np.ndarray:
+    from clara_stream.operators.dicom.selector import select_series
+    from clara_stream.operators.dicom.series import series_to_volume
+    from clara_stream.operators.dicom.study import scan_study
+
+    sel = select_series(scan_study(folder), None, sort_by_sop_instance_count=True)
+    return series_to_volume(sel.selected[0][1], min_slices=2).array
+
+
+def simpleitk(folder: Path):
+    """The anchor: GDCM file discovery and sorting, then the series read (a SimpleITK image)."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    return reader.Execute()
+
+
+def compare(folder: Path, repeats: int) -> dict:
+    """Alternate the two readers ``repeats`` times (after one warm-up each); check equal voxels."""
+    import SimpleITK as sitk
+
+    a, b = ours(folder), sitk.GetArrayFromImage(simpleitk(folder))
+    if not np.array_equal(a, b):
+        raise SystemExit(f"volume_pipeline: expected equal voxels to SimpleITK; got a difference in {folder}")
+    t_ours, t_sitk = [], []
+    for _ in range(repeats):
+        for fn, acc in ((ours, t_ours), (simpleitk, t_sitk)):
+            t0 = time.perf_counter()
+            fn(folder)
+            acc.append(time.perf_counter() - t0)
+    ratio = statistics.median(t_sitk) / statistics.median(t_ours)
+    ratios = [s / o for s, o in zip(t_sitk, t_ours, strict=True)]
+    return {"slices": int(a.shape[0]), "shape": list(a.shape), "ours": pct(t_ours), "simpleitk": pct(t_sitk),
+            "ratio_median": round(ratio, 2), "ratio_min": round(min(ratios), 2), "ratio_max": round(max(ratios), 2),
+            "ours_slices_per_s": round(a.shape[0] / statistics.median(t_ours), 1)}  # fmt: skip
+
+
+def stage_breakdown(dicom: Path, out: Path, repeats: int) -> dict:
+    """organ_segmentation's stages via the operators' library calls, then the whole app via the runtime."""
+    import torch
+    from clara_stream.operators.dicom.rtstruct import write_rtstruct
+    from clara_stream.operators.dicom.seg import segment_specs, write_dicom_seg
+    from clara_stream.operators.dicom.selector import select_series
+    from clara_stream.operators.dicom.series import series_to_volume
+    from clara_stream.operators.dicom.study import scan_study
+    from clara_stream.operators.volume.mhd import write_mhd
+    from clara_stream.operators.volume.render_dataset import write_render_dataset
+    from clara_stream.operators.volume.segment import ModelCard, segment
+
+    from clara_stream.inference import create_backend
+    from clara_stream.runtime import load_app
+    from clara_stream.samples.ct import LABELS
+
+    app_dir = Path(__file__).resolve().parents[1] / "apps" / "organ_segmentation"
+    card = ModelCard.load(app_dir / "model")
+    backend = create_backend("onnxruntime", app_dir / "model" / card.files["onnx"], threads=2)
+    predict: Callable = lambda x: torch.from_numpy(next(iter(backend.infer(x.numpy()).values())))  # noqa: E731
+    specs = segment_specs({k: {"label": n, "code": c, "meaning": m} for k, (n, c, m) in LABELS.items()})
+    eq = dict(manufacturer="bench", manufacturer_model_name="bench", software_versions="0", device_serial_number="0")
+    root = "1.2.826.0.1.3680043.8.498."
+    times: dict[str, list[float]] = {}
+
+    def timed(name: str, fn: Callable, *args, **kw):
+        t0 = time.perf_counter()
+        r = fn(*args, **kw)
+        times.setdefault(name, []).append(time.perf_counter() - t0)
+        return r
+
+    names = {k: v[0] for k, v in LABELS.items()}
+    for _ in range(repeats):
+        index = timed("scan", scan_study, dicom)
+        sel = timed("select", select_series, index, None)
+        vol = timed("volume", series_to_volume, sel.selected[0][1])
+        labels = timed("inference", segment, vol.array, vol.geometry, card, predict)
+        g, h = vol.geometry, vol.source.headers
+        timed("seg", write_dicom_seg, out / "seg.dcm", labels, g, h, specs, uid_root=root, **eq)
+        timed("rtstruct", write_rtstruct, out / "rt.dcm", labels, g, h, specs, uid_root=root, manufacturer="bench")
+        timed("mhd", write_mhd, out / "mask.mhd", labels, g)
+        timed("render", write_render_dataset, out / "render", vol.array, g, labels, names)
+    e2e = []
+    for i in range(repeats):
+        app = load_app("organ_segmentation", input=dicom, output=out / f"app{i}")
+        t0 = time.perf_counter()
+        app.run()
+        e2e.append(time.perf_counter() - t0)
+    stages = {k: pct(v) for k, v in times.items()}
+    total = sum(statistics.median(v) for v in times.values())
+    share = {k: round(100 * statistics.median(v) / total, 1) for k, v in times.items()}
+    return {"stages": stages, "stage_share_pct": share, "app_end_to_end": pct(e2e),
+            "runtime_overhead_ms": round((statistics.median(e2e) - total) * 1e3, 1)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--slices", type=int, default=200)
+    ap.add_argument("--data", type=Path, default=None, help="where to keep the generated series (default: temp)")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--skip-e2e", action="store_true")
+    args = ap.parse_args(argv)
+    from clara_stream.samples.ct import write_sample
+
+    tmp = Path(tempfile.mkdtemp(prefix="volbench-"))
+    data = args.data or tmp
+    big = data / f"ct_{args.slices}x512"
+    if not (big / "dicom").is_dir():
+        write_sample(big, shape=(args.slices, 512, 512), shuffle_names=True)
+    result: dict = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+                    "date": time.strftime("%Y-%m-%d"), "repeats": args.repeats}  # fmt: skip
+    result["uncompressed_512"] = compare(big / "dicom", args.repeats)
+    print("uncompressed", json.dumps(result["uncompressed_512"]), flush=True)
+    if J2K.is_dir():
+        result["j2k_real"] = compare(J2K, args.repeats)
+        print("j2k", json.dumps(result["j2k_real"]), flush=True)
+    if not args.skip_e2e:
+        small = write_sample(tmp / "phantom")["dicom"]
+        result["organ_segmentation"] = stage_breakdown(small, tmp / "e2e", max(1, args.repeats // 2 + 1))
+        print("organ_segmentation", json.dumps(result["organ_segmentation"]), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
