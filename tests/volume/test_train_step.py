@@ -1,0 +1,26 @@
+"""One training step of the organ model's training script, exported and served through the app's path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from clara_stream.apps.organ_segmentation.model import train
+from clara_stream.inference import create_backend
+from clara_stream.operators.volume.segment import ModelCard
+
+
+def test_one_training_step_exports_a_working_model(tmp_path: Path) -> None:
+    # the subset form (--labels) as used for multi_ai's kidney model: 2 organs -> 3 classes
+    train.main(["--steps", "1", "--phantoms", "1", "--no-eval", "--threads", "1", "--labels", "3,4",
+                "--out", str(tmp_path)])  # fmt: skip
+    card = ModelCard.load(tmp_path)
+    assert card.metrics["steps"] == 1 and card.labels == {1: "left kidney", 2: "right kidney"}
+    assert card.num_classes == 3
+    x = np.random.default_rng(0).random((1, 1, *card.roi_size), dtype=np.float32)
+    onnx = create_backend("onnxruntime", tmp_path / card.files["onnx"]).infer(x)
+    ts = create_backend("torch", tmp_path / card.files["torchscript"]).infer(x)
+    a, b = next(iter(onnx.values())), next(iter(ts.values()))
+    assert a.shape == (1, 3, *card.roi_size)
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
