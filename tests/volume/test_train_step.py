@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from clara_stream.apps.organ_segmentation.model import train
-from clara_stream.inference import create_backend
 from clara_stream.operators.volume.segment import ModelCard
+
+from clara_stream.inference import create_backend
 
 
 def test_one_training_step_exports_a_working_model(tmp_path: Path) -> None:
