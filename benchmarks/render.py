@@ -283,7 +283,7 @@ def bench_browser(gestures: int) -> list[dict]:
                         "--disable-sync",
                     ],
                 )
-                ctx = browser.new_context(has_touch=True, viewport={"width": 900, "height": 620})
+                ctx = browser.new_context(has_touch=True, viewport={"width": 900, "height": 900})
                 page = ctx.new_page()
                 page.goto(info["http"])
                 page.wait_for_selector(f"#datasets button[data-id={volume}]")

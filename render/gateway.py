@@ -236,6 +236,9 @@ class ViewerSession:
             else:
                 if "mask_opacity" in msg:
                     state.mask_opacity = float(msg["mask_opacity"])
+                if "window_center" in msg and "window_width" in msg:
+                    state.window.center = float(msg["window_center"])
+                    state.window.width = float(msg["window_width"])
             c.set_view(self.session_id, state)
             return True
         if t == "measure":

@@ -1,5 +1,6 @@
 // clara-stream render viewer: one WebSocket to the gateway; gestures in, JPEG frames out.
-// Mouse: drag = pan (orthogonal slices) / rotate (3D) / tilt (oblique), shift-drag = tilt plane, wheel = slices, ctrl-wheel = zoom.
+// Mouse: drag = pan (orthogonal slices) / rotate (3D) / tilt (oblique), shift-drag = tilt plane,
+// right-drag = window/level, wheel = slices, ctrl-wheel = zoom.
 // Touch: one-finger drag = pan/rotate, pinch = zoom, two-finger drag = scroll slices (pan on slides).
 "use strict";
 const params = new URLSearchParams(location.search);
@@ -46,12 +47,15 @@ function pos(e) {
 
 // ---- mouse ----
 let mouse = null;
-canvas.addEventListener("mousedown", (e) => { mouse = { p: pos(e), start: pos(e), moved: false, tilt: e.shiftKey || e.button === 2 }; });
+canvas.addEventListener("mousedown", (e) => {
+  mouse = { p: pos(e), start: pos(e), moved: false, tilt: e.shiftKey, level: e.button === 2 };
+});
 window.addEventListener("mousemove", (e) => {
   if (!mouse) return;
   const p = pos(e);
   if (Math.hypot(p[0] - mouse.start[0], p[1] - mouse.start[1]) > 3) mouse.moved = true;
-  if (!measuring) drag(p[0] - mouse.p[0], p[1] - mouse.p[1], mouse.tilt);
+  if (mouse.level) { wl[0] += p[1] - mouse.p[1]; wl[1] += p[0] - mouse.p[0]; scheduleWl(); }
+  else if (!measuring) drag(p[0] - mouse.p[0], p[1] - mouse.p[1], mouse.tilt);
   mouse.p = p;
 });
 window.addEventListener("mouseup", (e) => { if (mouse && !mouse.moved && measuring) addPoint(pos(e)); mouse = null; });
@@ -62,6 +66,13 @@ canvas.addEventListener("wheel", (e) => {
   else acc.scroll += Math.sign(e.deltaY);
   schedule();
 }, { passive: false });
+
+let wl = [0, 0], wlScheduled = false;  // window/level drag: (dcenter, dwidth) in HU-ish units per pixel
+function scheduleWl() {
+  if (wlScheduled) return;
+  wlScheduled = true;
+  requestAnimationFrame(() => { wlScheduled = false; send("window", { dcenter: 2 * wl[0], dwidth: 4 * wl[1] }); wl = [0, 0]; });
+}
 
 // ---- touch ----
 let touch = null;
@@ -118,6 +129,8 @@ for (const name of ["scale_bar", "picture_in_picture", "show_mask"]) {
   document.getElementById(name).addEventListener("change", (e) => send("toggle", { name, value: e.target.checked }));
 }
 document.getElementById("mask-opacity").addEventListener("input", (e) => send("set", { mask_opacity: e.target.value / 100 }));
+document.querySelectorAll("#presets button").forEach((b) => b.addEventListener("click",
+  () => send("set", { window_center: Number(b.dataset.c), window_width: Number(b.dataset.w) })));
 document.getElementById("save").addEventListener("click", () => send("save"));
 document.getElementById("reset").addEventListener("click", () => send("reset"));
 

@@ -85,7 +85,7 @@ def page(stack):
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        ctx = browser.new_context(has_touch=True, viewport={"width": 900, "height": 620})
+        ctx = browser.new_context(has_touch=True, viewport={"width": 900, "height": 900})
         pg = ctx.new_page()
         pg.goto(stack["http"] + "?token=t0k")
         pg.wait_for_selector("#datasets button")
@@ -95,6 +95,7 @@ def page(stack):
 
 
 def _tap(page, selector: str) -> None:
+    page.locator(selector).first.scroll_into_view_if_needed()
     box = page.locator(selector).first.bounding_box()
     page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
@@ -184,6 +185,14 @@ def test_modes_labels_and_measurement(page):
     _tap(page, "#reset")
     _settled(page, n)
     axial = _shot(page)
+    n = _frames(page)
+    _tap(page, "#presets button >> text=Lung")  # a wide window: soft tissue turns grey, not white
+    _settled(page, n)
+    lung = _shot(page)
+    assert np.abs(lung.astype(int) - axial.astype(int)).mean() > 3
+    n = _frames(page)
+    _tap(page, "#presets button >> text=Soft")
+    _settled(page, n)
     n = _frames(page)
     _tap(page, "#modes button[data-mode=mip]")
     assert _settled(page, n)["mode"] == "mip"
