@@ -24,6 +24,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
+from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -41,6 +42,7 @@ from clara_stream.platform.status import (
 
 log = logging.getLogger(__name__)
 
+_PREFIX = 64 * 1024
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
 
@@ -56,8 +58,12 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
         return client, address
 
 
-def parse_header(data: bytes, sop_uid: str, sop_class: str) -> tuple[str, str]:
+def parse_header(head: bytes, body: memoryview | bytes, sop_uid: str, sop_class: str) -> tuple[str, str]:
     """(StudyInstanceUID, SeriesInstanceUID) of an encoded instance, checked against the request.
+
+    ``head`` is the preamble + file meta, ``body`` the dataset. The first 64 KiB of the dataset
+    are parsed first (the UIDs precede the pixel data); the whole dataset only if they are not
+    all there.
 
     Raises
     ------
@@ -66,7 +72,9 @@ def parse_header(data: bytes, sop_uid: str, sop_class: str) -> tuple[str, str]:
         differ from the C-STORE request's.
     """
     try:
-        ds = dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+        ds = dcmread(io.BytesIO(head + bytes(body[:_PREFIX])), stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+        if len(body) > _PREFIX and any(k not in ds for k in _HEADER_TAGS):
+            ds = dcmread(io.BytesIO(head + bytes(body)), stop_before_pixels=True, specific_tags=_HEADER_TAGS)
     except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError) as exc:
         raise DicomInputError(
             f"C-STORE: expected a decodable dataset; got {type(exc).__name__}: {exc} [SOP Instance {sop_uid}]"
@@ -208,10 +216,12 @@ class DicomAdapter:
                 return DIMSE_SUCCESS  # MIG semantics: accepted and dropped
             if ae.allowed_sop_classes and sop_class not in ae.allowed_sop_classes:
                 raise SopClassRefusedError(f"C-STORE: expected SOP class in allowedSopClasses; got {sop_class}")
-            data = event.encoded_dataset(include_meta=True)
-            study, series = parse_header(data, sop_uid, sop_class)
+            # preamble + file meta, then the peer's dataset bytes as they arrived (no copy)
+            head = b"\x00" * 128 + b"DICM" + encode_file_meta(event.file_meta)
+            body = event.request.DataSet.getbuffer()
+            study, series = parse_header(head, body, sop_uid, sop_class)
             self.store.store(
-                data,
+                [head, body],
                 sop_uid=sop_uid,
                 sop_class=sop_class,
                 study_uid=study,

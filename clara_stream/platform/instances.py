@@ -24,23 +24,31 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 5.0
 
 
-def durable_write(path: Path, data: bytes, *, fsync: bool = True, tmp_suffix: str = ".tmp") -> None:
-    """Write ``data`` to ``path`` atomically: temp file, (f)datasync, rename over the target.
+def durable_write(path: Path, parts: list, *, fsync: bool = True, tag: str = "") -> int:
+    """Write ``parts`` (bytes or memoryviews) to ``path`` atomically; returns the size written.
 
-    A crash at any point leaves either the old file, no file, or the complete new file at
-    ``path`` (plus a stray ``*.tmp`` that :meth:`InstanceStore.recover` removes).
+    Temp file ``<name>.<tag>.<size>.tmp`` → (f)datasync → rename over ``path``. A crash leaves the
+    old file, no file, or the complete new one at ``path``, plus maybe a temp file whose name
+    says how long it must be, so :meth:`InstanceStore.recover` can tell complete from partial.
     """
-    tmp = path.with_name(path.name + tmp_suffix)
+    size = sum(len(p) for p in parts)
+    tmp = path.with_name(f"{path.name}.{tag}.{size}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        views = [memoryview(p) for p in parts]
+        while views:
+            n = os.writev(fd, views)
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if views and n:
+                views[0] = views[0][n:]
         if fsync:
             os.fdatasync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    return size
 
 
 class InstanceStore:
@@ -62,7 +70,7 @@ class InstanceStore:
 
     def store(
         self,
-        data: bytes,
+        parts: list,
         *,
         sop_uid: str,
         sop_class: str,
@@ -80,7 +88,38 @@ class InstanceStore:
             folder.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(called_ae)
         path = folder / f"{sop_uid}.dcm"
-        durable_write(path, data, fsync=self.fsync, tmp_suffix=f".{assoc_id}.tmp")
+        size = durable_write(path, parts, fsync=self.fsync, tag=assoc_id)
+        return self._index(
+            path,
+            size,
+            sop_uid=sop_uid,
+            sop_class=sop_class,
+            study_uid=study_uid,
+            series_uid=series_uid,
+            called_ae=called_ae,
+            calling_ae=calling_ae,
+            calling_host=calling_host,
+            assoc_id=assoc_id,
+            grouping=grouping,
+            state="pending",
+        )
+
+    def _index(
+        self,
+        path: Path,
+        size: int,
+        *,
+        sop_uid: str,
+        sop_class: str,
+        study_uid: str,
+        series_uid: str,
+        called_ae: str,
+        calling_ae: str,
+        calling_host: str,
+        assoc_id: str,
+        grouping: str,
+        state: str,
+    ) -> int:
         group_uid = series_uid if grouping == GROUPING_SERIES else study_uid
         now = time.time()
         with self.db.write() as con:
@@ -100,18 +139,19 @@ class InstanceStore:
             return con.execute(
                 "INSERT INTO instance (sop_uid, sop_class, study_uid, series_uid, path, size, called_ae, "
                 "calling_ae, calling_host, assoc_id, state, group_id, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     sop_uid,
                     sop_class,
                     study_uid,
                     series_uid,
                     str(path),
-                    len(data),
+                    size,
                     called_ae,
                     calling_ae,
                     calling_host,
                     assoc_id,
+                    state,
                     gid,
                     now,
                 ),
@@ -140,12 +180,64 @@ class InstanceStore:
             log.info("association %s aborted: dropped %d instance(s)", assoc_id, len(rows))
         return len(rows)
 
-    def recover(self) -> int:
-        """After a crash: remove partial temp files; keep instances the sender was told are stored."""
+    def recover(self, config: ConfigStore | None = None) -> dict[str, int]:
+        """After a crash or power cut, make the index match the files; returns what it did.
+
+        - a temp file of full length (its name says the length) was written completely: it is
+          renamed into place (a power cut may have lost the rename); shorter ones are deleted;
+        - instance files with no row (a lost commit) are parsed and indexed as complete;
+        - rows still 'pending' (their association was cut by our crash, not aborted by the peer)
+          become complete: their senders were told they are stored.
+        """
+        done = {"promoted": 0, "deleted": 0, "indexed": 0, "completed": 0}
         for tmp in self.store_dir.glob("*/*.tmp"):
-            tmp.unlink(missing_ok=True)
+            name, _, rest = tmp.name.partition(".dcm.")
+            expected = rest.rsplit(".", 2)[-2] if rest.count(".") >= 2 else ""
+            if expected.isdigit() and tmp.stat().st_size == int(expected):
+                os.replace(tmp, tmp.with_name(name + ".dcm"))
+                done["promoted"] += 1
+            else:
+                tmp.unlink(missing_ok=True)
+                done["deleted"] += 1
+        known = {r["path"] for r in self.db.query("SELECT path FROM instance")}
+        for path in sorted(self.store_dir.glob("*/*.dcm")):
+            if str(path) not in known and self._index_orphan(path, config):
+                done["indexed"] += 1
         with self.db.write() as con:
-            return con.execute("UPDATE instance SET state = 'complete' WHERE state = 'pending'").rowcount
+            done["completed"] = con.execute("UPDATE instance SET state = 'complete' WHERE state = 'pending'").rowcount
+        return done
+
+    def _index_orphan(self, path: Path, config: ConfigStore | None) -> bool:
+        from pydicom import dcmread
+        from pydicom.errors import InvalidDicomError
+
+        try:
+            ds = dcmread(
+                path,
+                stop_before_pixels=True,
+                specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"],
+            )
+            ids = [str(ds[k].value) for k in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")]
+        except (InvalidDicomError, KeyError, ValueError, OSError, EOFError):
+            log.warning("recover: %s is not a readable instance; left in place, not indexed", path)
+            return False
+        called = path.parent.name
+        ae = config.ae_by_title(called) if config is not None else None
+        self._index(
+            path,
+            path.stat().st_size,
+            sop_uid=ids[0],
+            sop_class=ids[1],
+            study_uid=ids[2],
+            series_uid=ids[3],
+            called_ae=called,
+            calling_ae="",
+            calling_host="",
+            assoc_id="recovered",
+            grouping=ae.grouping if ae else "0020,000D",
+            state="complete",
+        )
+        return True
 
     def count(self, **where: str) -> int:
         clause = " AND ".join(f"{k} = ?" for k in where) or "1"

@@ -54,9 +54,9 @@ class PlatformService:
 
     def start(self) -> None:
         """Recover from a previous crash, then start the SCP and the worker threads."""
-        recovered = self.store.recover()
-        if recovered:
-            log.info("recovered %d instance(s) of associations cut by a restart", recovered)
+        recovered = self.store.recover(self.config)
+        if any(recovered.values()):
+            log.info("instance store recovered after a restart: %s", recovered)
         self.scheduler.start()
         self.results.start()
         self._grouper = threading.Thread(target=self._group_loop, name="grouper", daemon=True)
