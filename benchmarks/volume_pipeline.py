@@ -155,8 +155,30 @@ def main(argv: list[str] | None = None) -> dict:
         result["organ_segmentation"] = stage_breakdown(small, tmp / "e2e", max(1, args.repeats // 2 + 1))
         print("organ_segmentation", json.dumps(result["organ_segmentation"]), flush=True)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(json.dumps({"benchmark": "volume_pipeline", "rows": rows(result), "details": result},
+                                        indent=2) + "\n")  # fmt: skip
     return result
+
+
+def rows(result: dict) -> list[dict]:
+    """The run_all protocol's rows: our median against the anchor's median, same run."""
+    out = []
+    for key, case in (("uncompressed_512", "generated CT {n} x 512² uncompressed → volume"),
+                      ("j2k_real", "real CT {n} x 512² JPEG 2000 → volume")):  # fmt: skip
+        r = result.get(key)
+        if r:
+            metric = f"ms p50 of {r['ours']['n']} (p90 {r['ours']['p90_ms']})"
+            out.append({"case": case.format(n=r["slices"]), "metric": metric, "value": r["ours"]["p50_ms"],
+                        "anchor": "SimpleITK ImageSeriesReader", "anchor_value": r["simpleitk"]["p50_ms"],
+                        "ratio": r["ratio_median"]})  # fmt: skip
+    e2e = result.get("organ_segmentation")
+    if e2e:
+        total = sum(v["p50_ms"] for v in e2e["stages"].values())
+        out.append({"case": "organ_segmentation 48 x 128² phantom, app end to end", "metric": "ms p50",
+                    "value": e2e["app_end_to_end"]["p50_ms"], "anchor": "sum of its library stages",
+                    "anchor_value": round(total, 1),
+                    "ratio": round(e2e["app_end_to_end"]["p50_ms"] / total, 2)})  # fmt: skip
+    return out
 
 
 if __name__ == "__main__":
