@@ -31,11 +31,14 @@ def draw_scale_bar(rgb: np.ndarray, units_per_px: float, unit: str) -> tuple[flo
     px = max(1, int(round(length / units_per_px)))
     x0, y0 = 12, h - 14
     thick = max(2, h // 170)
-    cv2.rectangle(rgb, (x0 - 2, y0 - thick - 2), (x0 + px + 2, y0 + 2), (0, 0, 0), -1)
-    cv2.rectangle(rgb, (x0, y0 - thick), (x0 + px, y0), (255, 255, 255), -1)
     text = f"{length:g} {unit}"
-    cv2.putText(rgb, text, (x0, y0 - thick - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(rgb, text, (x0, y0 - thick - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    # a dark plate keeps bar and label readable on bright (slide) and dark (CT) backgrounds alike
+    x1, top = x0 + max(px, tw) + 6, y0 - thick - th - 14
+    plate = rgb[max(0, top) : y0 + 6, max(0, x0 - 6) : min(w, x1)]
+    plate[:] = (plate.astype(np.uint16) * 2 // 5).astype(np.uint8)
+    cv2.rectangle(rgb, (x0, y0 - thick), (x0 + px, y0), (255, 255, 255), -1)
+    cv2.putText(rgb, text, (x0, y0 - thick - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return length, px
 
 

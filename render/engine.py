@@ -102,6 +102,9 @@ class RenderEngine:
             )
             if vol.data.dtype == np.int16 and lo < -500:  # CT: a soft-tissue window reads best
                 st.window_center, st.window_width = 40.0, 400.0
+            ext = vol.extent_mm
+            if ext[2] < 0.5 * min(ext[0], ext[1]):  # a thin slab: 3D views look at it from above
+                st.elevation_deg = 60.0
             hints = self.registry.render_hints(dataset_id)
             if hints["window"]:
                 st.window_center, st.window_width = hints["window"]

@@ -146,7 +146,7 @@ function showLabels(info) {
     row.querySelector("input").addEventListener("change", (e) => send("label", { value: lab.value, hidden: e.target.checked }));
     box.appendChild(row);
   }
-  document.getElementById("modes").style.display = info.kind === "DATASET_KIND_VOLUME" ? "grid" : "none";
+  document.body.classList.toggle("planar", info.kind !== "DATASET_KIND_VOLUME");
 }
 
 function draw() {
