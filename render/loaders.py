@@ -39,11 +39,14 @@ def detect(path: Path) -> str:
         If nothing renderable is recognised.
     """
     if path.is_dir():
-        if (path / "config.meta").is_file() or any(path.glob("*.mhd")):
+        if (path / "config.meta").is_file() or _volume_files(path):
             return "seed"
         if _dicom_files(path):
             return "dicom"
-        raise ValueError(f"datasets: expected a folder with config.meta, .mhd files or a DICOM series; got {path}")
+        raise ValueError(
+            "datasets: expected a folder with config.meta, volume files (.mhd, .nii.gz, ...) or a DICOM "
+            f"series; got {path}"
+        )
     s = suffix(path)
     if s in VOLUME_SUFFIXES:
         return "volume"
@@ -54,6 +57,11 @@ def detect(path: Path) -> str:
     raise ValueError(
         f"datasets: expected a file ending in {VOLUME_SUFFIXES + SLIDE_SUFFIXES + IMAGE_SUFFIXES}; got {path}"
     )
+
+
+def _volume_files(folder: Path) -> list[Path]:
+    """Volume files (.mhd, .nii(.gz), .mha, .nrrd) directly in ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and suffix(p) in VOLUME_SUFFIXES)
 
 
 def _dicom_files(folder: Path) -> list[Path]:
@@ -68,7 +76,11 @@ def _dicom_files(folder: Path) -> list[Path]:
 
 
 def read_seed_meta(folder: Path) -> dict[str, Any]:
-    """The seed layout's config.meta (JSON) with image/mask file names filled in when absent."""
+    """The seed layout's config.meta (JSON) with image/mask file names filled in when absent.
+
+    Without config.meta, a folder of volume files works too (e.g. ``ct.nii.gz`` + ``seg.nii.gz``):
+    a file whose name holds mask/seg/label is the label map, the first other one the image.
+    """
     meta: dict[str, Any] = {}
     cfg = folder / "config.meta"
     if cfg.is_file():
@@ -78,14 +90,16 @@ def read_seed_meta(folder: Path) -> dict[str, Any]:
             raise ValueError(f"datasets: expected JSON in {cfg}; got {exc}") from exc
         if not isinstance(meta, dict):
             raise ValueError(f"datasets: expected a JSON object in {cfg}; got {type(meta).__name__}")
-    mhds = sorted(folder.glob("*.mhd"))
+    files = _volume_files(folder)
     if "image" not in meta:
-        images = [p for p in mhds if not any(w in p.stem.lower() for w in MASK_WORDS)]
+        images = [p for p in files if not any(w in p.name.lower() for w in MASK_WORDS)]
         if not images:
-            raise ValueError(f"datasets: expected an image .mhd (name without mask/seg/label) in {folder}")
+            raise ValueError(
+                f"datasets: expected an image volume (.mhd/.nii.gz/..., name without mask/seg/label) in {folder}"
+            )
         meta["image"] = images[0].name
     if "mask" not in meta:
-        masks = [p for p in mhds if any(w in p.stem.lower() for w in MASK_WORDS)]
+        masks = [p for p in files if any(w in p.name.lower() for w in MASK_WORDS)]
         if masks:
             meta["mask"] = masks[0].name
     for key in ("image", "mask"):

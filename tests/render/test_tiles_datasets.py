@@ -233,3 +233,20 @@ def test_volume_pipeline_seed_layout_and_hints(render_root, tmp_path):
     assert ribs.name == "ribs" and ribs.hidden and max(ribs.color) <= 1.0
     assert reg.volume(rec.id).geometry.spacing == (1.0, 1.0, 2.5)
     reg.close()
+
+
+def test_folder_of_nifti_files_with_a_label_map(render_root, tmp_path):
+    folder = render_root / "nifti_folder"
+    folder.mkdir(exist_ok=True)
+    img = sitk.ReadImage(str(render_root / "seed" / "image.mhd"))
+    sitk.WriteImage(img, str(folder / "ct.nii.gz"))
+    sitk.WriteImage(sitk.ReadImage(str(render_root / "seed" / "mask.mhd")), str(folder / "ct_seg.nii.gz"))
+    reg = DatasetRegistry([render_root], tmp_path / "state")
+    rec = reg.register(folder)
+    assert rec.format == "seed" and rec.mask_path.endswith("ct_seg.nii.gz")
+    assert reg.info(rec.id)["label_values"] == [1, 2, 3]
+    empty = render_root / "empty_folder"
+    empty.mkdir(exist_ok=True)
+    with pytest.raises(ValueError, match="expected a folder with config.meta"):
+        reg.register(empty)
+    reg.close()
