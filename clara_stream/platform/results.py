@@ -90,10 +90,11 @@ class ResultsService:
         self._wake.set()
         return ids
 
-    def results(self, *, job_id: str | None = None, limit: int = 500) -> list[ResultInfo]:
+    def results(self, *, job_id: str | None = None, result_id: int | None = None, limit: int = 500) -> list[ResultInfo]:
+        """Newest first, optionally one job's or one result."""
         rows = self.db.query(
-            "SELECT * FROM result WHERE (? IS NULL OR job_id = ?) ORDER BY id DESC LIMIT ?",
-            (job_id, job_id, limit),
+            "SELECT * FROM result WHERE (? IS NULL OR job_id = ?) AND (? IS NULL OR id = ?) ORDER BY id DESC LIMIT ?",
+            (job_id, job_id, result_id, result_id, limit),
         )
         out = []
         for r in rows:
@@ -118,9 +119,9 @@ class ResultsService:
         return out
 
     def result(self, result_id: int) -> ResultInfo:
-        for r in self.results(limit=1_000_000):
-            if r.id == result_id:
-                return r
+        found = self.results(result_id=result_id, limit=1)
+        if found:
+            return found[0]
         raise NotFoundError(f"result: expected an existing id; got {result_id}")
 
     def retry(self, job_id: str) -> int:

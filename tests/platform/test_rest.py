@@ -90,6 +90,7 @@ def test_jobs_submit_run_results_and_errors(client, tmp_path):
     results = client.get("/results", params={"job_id": jid}).json()
     assert [Path(x["path"]).name for x in results] == ["probe.json"]
     assert client.get(f"/results/{results[0]['id']}").json()["jobId"] == jid
+    assert client.get("/results/999999").status_code == 404
     assert "done: probe" in client.get(f"/jobs/{jid}/log").text
     r = client.post(f"/jobs/{jid}/cancel")
     assert r.status_code == 409 and "expected queued or running" in r.json()["detail"]
