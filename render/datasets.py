@@ -188,7 +188,7 @@ class DatasetRegistry:
                 src = (
                     SlideSource(Path(rec.path))
                     if rec.kind == "slide"
-                    else ArraySource(loaders.load_image(Path(rec.path)))
+                    else ArraySource(*loaders.load_image(Path(rec.path)))
                 )
                 ts = TileServer(src)
                 self._tiles[dataset_id] = ts

@@ -48,6 +48,8 @@ def detect(path: Path) -> str:
             f"series; got {path}"
         )
     s = suffix(path)
+    if s == ".dcm" or _is_dicom(path):
+        return "image"  # one DICOM file: a 2D image (X-ray, a single slice)
     if s in VOLUME_SUFFIXES:
         return "volume"
     if s in SLIDE_SUFFIXES:
@@ -64,15 +66,13 @@ def _volume_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and suffix(p) in VOLUME_SUFFIXES)
 
 
+def _is_dicom(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(132)[128:132] == b"DICM"
+
+
 def _dicom_files(folder: Path) -> list[Path]:
-    out = []
-    for p in sorted(folder.iterdir()):
-        if p.is_file():
-            with open(p, "rb") as f:
-                head = f.read(132)
-            if head[128:132] == b"DICM":
-                out.append(p)
-    return out
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and _is_dicom(p)]
 
 
 def read_seed_meta(folder: Path) -> dict[str, Any]:
@@ -206,11 +206,53 @@ def _with_mask(data: np.ndarray, geom: ImageGeometry, mask: Path | None) -> Volu
     return Volume(data, geom, labels)
 
 
-def load_image(path: Path) -> np.ndarray:
-    """RGB uint8 of a 2D image file."""
+def load_image(path: Path) -> tuple[np.ndarray, float | None]:
+    """(RGB uint8, microns per pixel or None) of a 2D image file (PNG/JPEG/BMP or one DICOM image).
+
+    DICOM: modality LUT, then the file's VOI window (or a 0.5–99.5 % stretch), MONOCHROME1
+    inverted; PixelSpacing (or ImagerPixelSpacing) gives the pixel size, so distances are in mm.
+    """
     import cv2
 
+    if suffix(path) == ".dcm" or _is_dicom(path):
+        return _load_dicom_image(path)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"datasets: expected a readable 2D image; got {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
+
+
+def _load_dicom_image(path: Path) -> tuple[np.ndarray, float | None]:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    ds = pydicom.dcmread(str(path))
+    if "PixelData" not in ds:
+        raise ValueError(f"datasets: expected a DICOM image with PixelData; got {ds.get('SOPClassUID', '?')} [{path}]")
+    arr = ds.pixel_array
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        arr = arr[0]
+    if str(ds.get("PhotometricInterpretation", "")).startswith("MONOCHROME"):
+        values = apply_modality_lut(arr, ds).astype(np.float32)
+        if "WindowCenter" in ds or "VOILUTSequence" in ds:
+            values = apply_voi_lut(values, ds).astype(np.float32)
+        lo, hi = np.percentile(values, [0.5, 99.5])
+        grey = np.clip((values - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+        if ds.PhotometricInterpretation == "MONOCHROME1":
+            grey = 255 - grey
+        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 3:
+        from pydicom.pixels import convert_color_space
+
+        rgb = (
+            arr
+            if ds.PhotometricInterpretation == "RGB"
+            else convert_color_space(arr, ds.PhotometricInterpretation, "RGB")
+        )
+        rgb = rgb.astype(np.uint8)
+    else:
+        raise ValueError(f"datasets: expected a grey or RGB 2D DICOM image; got shape {arr.shape} [{path}]")
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    mpp = float(spacing[1]) * 1000.0 if spacing else None  # column spacing (x), mm → µm
+    return np.ascontiguousarray(rgb), mpp

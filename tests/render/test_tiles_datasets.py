@@ -250,3 +250,23 @@ def test_folder_of_nifti_files_with_a_label_map(render_root, tmp_path):
     with pytest.raises(ValueError, match="expected a folder with config.meta"):
         reg.register(empty)
     reg.close()
+
+
+def test_single_dicom_image_measures_mm(shared_render_data, tmp_path):
+    import pydicom
+
+    path = shared_render_data.root / "highdicom_seg_ct" / "data" / "test_files" / "ct_image.dcm"
+    if not path.is_file():
+        pytest.skip(f"absent: {path}")
+    reg = DatasetRegistry([shared_render_data.root], tmp_path / "state")
+    rec = reg.register(path)
+    assert rec.kind == "image"
+    spacing = float(pydicom.dcmread(str(path), stop_before_pixels=True).PixelSpacing[1])
+    engine = RenderEngine(reg)
+    s = engine.open(rec.id)
+    frame = decode(engine.render(s.id).data)
+    assert frame.std() > 10  # the CT slice is drawn, windowed
+    m = engine.measure(s.id, (100, 100), (200, 100))
+    ds = 128 / 512  # 128 px image fitted to 512 px
+    assert m.unit == "mm" and m.distance == pytest.approx(100 * ds * spacing, rel=1e-6)
+    reg.close()
