@@ -85,6 +85,7 @@ class DatasetRegistry:
         self._volumes: dict[str, Volume] = {}
         self._tiles: dict[str, TileServer] = {}
         self._lock = threading.RLock()
+        self._loading: dict[str, threading.Lock] = {}
         self._load_index()
 
     # ---- paths --------------------------------------------------------------------------------
@@ -163,9 +164,16 @@ class DatasetRegistry:
             raise ValueError(f"datasets: expected a volume dataset; got {rec.kind} {dataset_id!r}")
         with self._lock:
             vol = self._volumes.get(dataset_id)
+            if vol is not None:
+                return vol
+            loading = self._loading.setdefault(dataset_id, threading.Lock())
+        with loading:  # one load per dataset; other datasets and list() stay responsive meanwhile
+            with self._lock:
+                vol = self._volumes.get(dataset_id)
             if vol is None:
                 vol = self._load_volume(rec)
-                self._volumes[dataset_id] = vol
+                with self._lock:
+                    self._volumes[dataset_id] = vol
             return vol
 
     def _load_volume(self, rec: DatasetRecord) -> Volume:
