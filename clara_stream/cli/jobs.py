@@ -9,9 +9,8 @@ import typer
 
 from clara_stream.errors import UserError
 
-jobs_app = typer.Typer(
-    help="Jobs of a running `dicom serve`: list, show, submit, cancel, log.", no_args_is_help=True
-)
+# The bearer token, when the service has one, comes from $CLARA_STREAM_API_TOKEN (never argv).
+jobs_app = typer.Typer(help="Jobs of a running `dicom serve`: list, show, submit, cancel, log.", no_args_is_help=True)
 ApiOpt = typer.Option(os.environ.get("CLARA_STREAM_API", "http://127.0.0.1:8000"), help="service URL")
 
 
@@ -19,7 +18,9 @@ def _call(api: str, method: str, path: str, **kwargs) -> dict | list | str:
     import httpx
 
     try:
-        r = httpx.request(method, api.rstrip("/") + path, timeout=30.0, **kwargs)
+        token = os.environ.get("CLARA_STREAM_API_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        r = httpx.request(method, api.rstrip("/") + path, timeout=30.0, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
         raise UserError(
             f"jobs: expected the service at {api}; got {exc}", hint="start `clara-stream dicom serve`"

@@ -65,9 +65,7 @@ def show(name: str, repo: Path = RepoOpt) -> None:
 
 
 @models_app.command("remove")
-def remove(
-    name: str, version: int = typer.Option(None, help="only this version"), repo: Path = RepoOpt
-) -> None:
+def remove(name: str, version: int = typer.Option(None, help="only this version"), repo: Path = RepoOpt) -> None:
     """Remove NAME (or one of its versions)."""
     try:
         removed = _repo(repo).remove(name, version)

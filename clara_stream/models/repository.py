@@ -115,9 +115,7 @@ class ModelRepository:
     @staticmethod
     def _entry(name: str, raw: dict) -> ModelEntry:
         versions = sorted((ModelVersion(**v) for v in raw["versions"].values()), key=lambda v: v.version)
-        return ModelEntry(
-            name=name, format=raw["format"], description=raw.get("description", ""), versions=versions
-        )
+        return ModelEntry(name=name, format=raw["format"], description=raw.get("description", ""), versions=versions)
 
     # -- operations ------------------------------------------------------------------------
     def add(
@@ -148,23 +146,19 @@ class ModelRepository:
         if suffix not in FORMATS:
             raise ValueError(f"models add: expected a file ending in {sorted(FORMATS)}; got {source.name!r}")
         if config is not None and not Path(config).is_file():
-            raise FileNotFoundError(
-                f"models add: expected a config.pbtxt file; got {str(config)!r} (missing)"
-            )
+            raise FileNotFoundError(f"models add: expected a config.pbtxt file; got {str(config)!r} (missing)")
         inputs, outputs = onnx_io(source) if suffix == ".onnx" else ([], [])
         with self._locked() as catalog:
             raw = catalog["models"].setdefault(name, {"format": suffix, "description": "", "versions": {}})
             if raw["format"] != suffix:
                 raise ValueError(
-                    f"models add {name}: expected a {raw['format']} file like earlier versions; "
-                    f"got {source.name!r}"
+                    f"models add {name}: expected a {raw['format']} file like earlier versions; got {source.name!r}"
                 )
             existing = [int(v) for v in raw["versions"]]
             version = version if version is not None else max(existing, default=0) + 1
             if version < 1 or version in existing:
                 raise ValueError(
-                    f"models add {name}: expected a new version >= 1; got {version} "
-                    f"(present: {sorted(existing)})"
+                    f"models add {name}: expected a new version >= 1; got {version} (present: {sorted(existing)})"
                 )
             file_name = FORMATS[suffix][0]
             vdir = self.root / name / str(version)
@@ -183,11 +177,7 @@ class ModelRepository:
             raw["versions"][str(version)] = asdict(entry)
             if description is not None:
                 raw["description"] = description
-            cfg = (
-                Path(config).read_text()
-                if config is not None
-                else config_pbtxt(name, suffix, inputs, outputs)
-            )
+            cfg = Path(config).read_text() if config is not None else config_pbtxt(name, suffix, inputs, outputs)
             (self.root / name / "config.pbtxt").write_text(cfg)
         return entry
 
@@ -206,9 +196,7 @@ class ModelRepository:
         with self._locked() as catalog:
             raw = catalog["models"].get(name)
             if raw is None:
-                raise LookupError(
-                    f"models remove: expected a model in {sorted(catalog['models'])}; got {name!r}"
-                )
+                raise LookupError(f"models remove: expected a model in {sorted(catalog['models'])}; got {name!r}")
             if version is None:
                 removed = sorted(int(v) for v in raw["versions"])
                 del catalog["models"][name]
@@ -239,15 +227,12 @@ class ModelRepository:
             matches = [x for x in entry.versions if x.version == wanted]
             if not matches:
                 raise LookupError(
-                    f"models: expected a version of {name} in {[x.version for x in entry.versions]}; "
-                    f"got {version}"
+                    f"models: expected a version of {name} in {[x.version for x in entry.versions]}; got {version}"
                 )
             v = matches[0]
         path = self.root / v.file
         if verify and _sha256(path) != v.sha256:
-            raise ValueError(
-                f"models: expected sha256 {v.sha256[:12]}… for {name} v{v.version}; file changed [{path}]"
-            )
+            raise ValueError(f"models: expected sha256 {v.sha256[:12]}… for {name} v{v.version}; file changed [{path}]")
         return path
 
     def resolve_uri(self, uri: str) -> Path:

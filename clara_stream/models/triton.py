@@ -46,9 +46,7 @@ def onnx_io(path: Path) -> tuple[list[dict], list[dict]]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends without a common base
-        raise ValueError(
-            f"models: expected a loadable ONNX model; got {type(exc).__name__} [{path}]"
-        ) from None
+        raise ValueError(f"models: expected a loadable ONNX model; got {type(exc).__name__} [{path}]") from None
     init = {i.name for i in model.graph.initializer}
 
     def describe(values) -> list[dict]:
@@ -64,9 +62,7 @@ def onnx_io(path: Path) -> tuple[list[dict], list[dict]]:
     return describe(model.graph.input), describe(model.graph.output)
 
 
-def config_pbtxt(
-    name: str, suffix: str, inputs: list[dict] | None = None, outputs: list[dict] | None = None
-) -> str:
+def config_pbtxt(name: str, suffix: str, inputs: list[dict] | None = None, outputs: list[dict] | None = None) -> str:
     """A Triton model config serving every stored version (``version_policy: { all {} }``)."""
     _, key, value = FORMATS[suffix]
     lines = [f'name: "{name}"', f'{key}: "{value}"', "max_batch_size: 0", "version_policy: { all {} }"]

@@ -7,6 +7,7 @@ root) so every send forms its own group and job, as distinct patients would.
 from __future__ import annotations
 
 import io
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -93,7 +94,9 @@ class LoadGenerator:
 
     def __init__(self, api: str, *, timeout_s: float = 600.0, calling_ae: str = "LOADGEN") -> None:
         self.api = api.rstrip("/")
-        self.client = httpx.Client(base_url=self.api, timeout=30.0)
+        token = os.environ.get("CLARA_STREAM_API_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=self.api, timeout=30.0, headers=headers)
         self.timeout_s = timeout_s
         self.calling_ae = calling_ae
 

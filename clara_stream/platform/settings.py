@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +32,8 @@ class PlatformSettings(BaseSettings):
     export_max_attempts, export_backoff_s : C-STORE SCU retries (exponential backoff).
     worker_python : interpreter that runs ``-m clara_stream.cli run`` for each job.
     models_dir : model repository root shared with ``clara-stream models``.
+    api_token : when set, every REST route but /health, /console and the docs needs
+        ``Authorization: Bearer <token>`` (the console takes it from ``/console#token=…``).
     """
 
     model_config = SettingsConfigDict(env_prefix="CLARA_STREAM_", extra="ignore")
@@ -55,6 +57,7 @@ class PlatformSettings(BaseSettings):
     export_backoff_s: float = Field(1.0, ge=0)
     worker_python: str = sys.executable
     models_dir: Path | None = None
+    api_token: SecretStr | None = None
 
     @field_validator("ae_title")
     @classmethod

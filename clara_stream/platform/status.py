@@ -25,6 +25,7 @@ REJECT_NO_REASON = (0x01, 0x01, 0x01)  # permanent, service-user, no reason give
 
 # HTTP status codes used by the REST API.
 HTTP_BAD_REQUEST = 400
+HTTP_UNAUTHORIZED = 401
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
 HTTP_UNPROCESSABLE = 422
@@ -35,6 +36,10 @@ HTTP_INSUFFICIENT_STORAGE = 507
 
 class PlatformError(Exception):
     """Base of the platform's own errors."""
+
+
+class UnauthorizedError(PlatformError):
+    """A REST call without the configured bearer token."""
 
 
 class NotFoundError(PlatformError, LookupError):
@@ -68,6 +73,7 @@ class StatusCode:
 
 #: Most specific first; :func:`status_for` walks the exception's MRO.
 STATUS_TABLE: dict[type[BaseException], StatusCode] = {
+    UnauthorizedError: StatusCode(HTTP_UNAUTHORIZED, DIMSE_PROCESSING_FAILURE, "unauthorized"),
     NotFoundError: StatusCode(HTTP_NOT_FOUND, DIMSE_PROCESSING_FAILURE, "not found"),
     ConflictError: StatusCode(HTTP_CONFLICT, DIMSE_PROCESSING_FAILURE, "conflict"),
     InvalidRequestError: StatusCode(HTTP_UNPROCESSABLE, DIMSE_PROCESSING_FAILURE, "invalid request"),

@@ -51,6 +51,7 @@ class Env:
             ),
         )
         self.config.create("ae", AeConfig(name="mronly", ae_title="MRONLY", allowed_sop_classes=[MR_STORAGE]))
+        self.config.create("ae", AeConfig(name="noct", ae_title="NOCT", ignored_sop_classes=[str(CTImageStorage)]))
         self.adapter = DicomAdapter(settings, self.config, self.store)
         self.port = self.adapter.start()
 
@@ -154,8 +155,12 @@ def test_malformed_dataset_fails_and_service_keeps_serving(env, ct_small):
     rsp = assoc.send_c_store(mismatched)
     assert rsp.Status == DIMSE_SOP_CLASS_NOT_SUPPORTED
     assoc.release()
+    assoc = env.scu(called="NOCT")
+    assert assoc.send_c_store(good).Status == DIMSE_SUCCESS  # MIG: ignored classes are acknowledged, dropped
+    assoc.release()
     _wait(lambda: env.store.count(state="complete") == 1)
     assert env.store.count(sop_uid=str(good.SOPInstanceUID)) == 1
+    assert env.store.count(called_ae="NOCT") == 0
     assert env.store.count(sop_uid=str(bad.SOPInstanceUID)) == 0
 
 

@@ -123,3 +123,17 @@ def test_health_openapi_and_console(client):
     assert client.get("/docs").status_code == 200
     page = client.get("/console")
     assert page.status_code == 200 and '<table id="jobs">' in page.text
+
+
+def test_bearer_token_guards_everything_but_health_and_console(settings):
+    from pydantic import SecretStr
+
+    settings.api_token = SecretStr("s3cret")
+    with TestClient(create_app(PlatformService(settings, dicom=False))) as c:
+        r = c.get("/jobs")
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert "Authorization: Bearer" in r.json()["detail"]
+        assert c.get("/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.post("/config/ae", json={"name": "a", "aeTitle": "A"}).status_code == 401
+        assert c.get("/jobs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert c.get("/health").status_code == 200 and c.get("/console").status_code == 200

@@ -6,11 +6,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from clara_stream import __version__
 from clara_stream.errors import DicomInputError
+from clara_stream.platform.api.deps import require_token
 from clara_stream.platform.api.routers import config, console, health, jobs, pipelines, results
 from clara_stream.platform.service import PlatformService
 from clara_stream.platform.status import PlatformError, status_for
@@ -47,10 +48,13 @@ def create_app(service: PlatformService, *, manage: bool = True) -> FastAPI:
 
     async def _error(request: Request, exc: Exception) -> JSONResponse:
         code = status_for(exc)
-        return JSONResponse(status_code=code.http, content={"detail": str(exc), "error": code.title})
+        headers = {"WWW-Authenticate": "Bearer"} if code.http == 401 else None
+        return JSONResponse(status_code=code.http, content={"detail": str(exc), "error": code.title}, headers=headers)
 
     for exc_type in (PlatformError, DicomInputError, ValueError, OSError):
         app.add_exception_handler(exc_type, _error)
-    for r in (health.router, config.router, pipelines.router, jobs.router, results.router, console.router):
+    for r in (health.router, console.router):
         app.include_router(r)
+    for r in (config.router, pipelines.router, jobs.router, results.router):
+        app.include_router(r, dependencies=[Depends(require_token)])
     return app
