@@ -252,7 +252,7 @@ def composite(vol, labels, base, du, dv, dstep, nsteps, lut, lut_lo, lut_scale, 
                     la = label_rgba[lab, 3]
                     if la <= 0.0:
                         continue
-                    if lab > 0:
+                    if lab > 0 and label_rgba[lab, 0] >= 0.0:  # colour < 0: keep the TF colour
                         sr = label_rgba[lab, 0]
                         sg = label_rgba[lab, 1]
                         sb = label_rgba[lab, 2]

@@ -230,6 +230,9 @@ def render_volume(volume: Volume, state: ViewState) -> tuple[np.ndarray, ViewMap
             rgb = blend_labels(rgb, lab, table, state.mask_opacity)
         return _fit(rgb, full), full
     lut, lut_lo, lut_scale = build_lut(state.transfer, lo, hi, step_mm=dt)
+    if not state.show_mask:  # labels still hide/fade tissue, but the transfer function colours it
+        table = table.copy()
+        table[1:, :3] = -1.0
     out = np.zeros((m.height, m.width, 3), np.float32)
     grad_scale = 1.0 / (np.asarray(volume.geometry.spacing) * factor)
     kernels.composite(data, lab_arg, base, du, dv, dstep, nsteps, lut, lut_lo, lut_scale, table, grad_scale, out)

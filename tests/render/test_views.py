@@ -218,3 +218,20 @@ def test_hidden_label_leaves_the_mip(vol):
     st.labels = [LabelStyle(2, (1, 1, 1), 1.0, hidden=True)]
     without, _ = render_volume(vol, st)
     assert with_ribs.max() > 200 and without.max() < 150  # 700 HU shell gone; 300 HU lesion is brightest
+
+
+def test_composite_label_colours_follow_show_mask(vol):
+    st = ViewState(
+        mode="composite",
+        width=64,
+        height=64,
+        focus_mm=tuple(vol.center_mm),
+        window_center=0,
+        window_width=2000,
+        labels=[LabelStyle(v, (0.0, 0.0, 1.0), 1.0) for v in (1, 2, 3)],
+    )
+    coloured, _ = render_volume(vol, st)
+    st.show_mask = False
+    plain, _ = render_volume(vol, st)
+    assert coloured[..., 2].mean() > coloured[..., 0].mean() + 5  # labels paint it blue
+    assert plain[..., 0].mean() >= plain[..., 2].mean()  # the warm default transfer function
