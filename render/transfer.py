@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cv2
+import numba as nb
 import numpy as np
 from clara_stream.render.state import LabelStyle, TransferPoint, default_label_color
 
@@ -13,7 +15,7 @@ def window_to_u8(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Grey (H, W) → RGB (H, W, 3) uint8 with a linear window [lo, hi]."""
     scale = 255.0 / max(hi - lo, 1e-6)
     g = np.clip((img - np.float32(lo)) * np.float32(scale), 0, 255).astype(np.uint8)
-    return np.repeat(g[:, :, None], 3, axis=2)
+    return cv2.cvtColor(g, cv2.COLOR_GRAY2RGB)
 
 
 def label_table(styles: list[LabelStyle], labels: np.ndarray | None) -> np.ndarray:
@@ -30,14 +32,26 @@ def label_table(styles: list[LabelStyle], labels: np.ndarray | None) -> np.ndarr
 
 
 def blend_labels(rgb: np.ndarray, lab: np.ndarray, table: np.ndarray, opacity: float) -> np.ndarray:
-    """Alpha-blend label colours over ``rgb`` (hidden labels and label 0 untouched)."""
-    mask = lab > 0
-    if not mask.any():
-        return rgb
-    col = table[lab]  # (H, W, 4)
-    a = (col[..., 3] * opacity * mask)[..., None]
-    out = rgb.astype(np.float32) * (1 - a) + col[..., :3] * 255.0 * a
-    return (out + 0.5).astype(np.uint8)
+    """Alpha-blend label colours over ``rgb`` in place (hidden labels and label 0 untouched)."""
+    lut = np.empty((256, 4), np.int32)  # colour 0..255 and alpha 0..256 per label value
+    lut[:, :3] = np.clip(table[:, :3] * 255.0 + 0.5, 0, 255).astype(np.int32)
+    lut[:, 3] = np.clip(table[:, 3] * opacity * 256.0 + 0.5, 0, 256).astype(np.int32)
+    lut[0, 3] = 0
+    rgb = np.ascontiguousarray(rgb)
+    _blend(rgb, np.ascontiguousarray(lab), lut)
+    return rgb
+
+
+@nb.njit(nogil=True, cache=True)
+def _blend(rgb, lab, lut):  # pragma: no cover - compiled
+    h, w = lab.shape
+    for r in range(h):
+        for c in range(w):
+            a = lut[lab[r, c], 3]
+            if a == 0:
+                continue
+            for ch in range(3):
+                rgb[r, c, ch] = (rgb[r, c, ch] * (256 - a) + lut[lab[r, c], ch] * a) >> 8
 
 
 def default_transfer(lo: float, hi: float) -> list[TransferPoint]:
