@@ -18,13 +18,21 @@ def window_to_u8(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return cv2.cvtColor(g, cv2.COLOR_GRAY2RGB)
 
 
-def label_table(styles: list[LabelStyle], labels: np.ndarray | None) -> np.ndarray:
-    """(256, 4) float32 RGBA per label value; alpha 0 = hidden. Label 0 is transparent grey."""
+def _default_table() -> np.ndarray:
     table = np.zeros((256, 4), np.float32)
     for value in range(1, 256):
         table[value, :3] = default_label_color(value)
         table[value, 3] = 1.0
     table[0] = (0.0, 0.0, 0.0, 1.0)  # background tissue keeps the TF colour, full opacity
+    return table
+
+
+_DEFAULT_TABLE = _default_table()
+
+
+def label_table(styles: list[LabelStyle], labels: np.ndarray | None) -> np.ndarray:
+    """(256, 4) float32 RGBA per label value; alpha 0 = hidden. Label 0 keeps the TF colour."""
+    table = _DEFAULT_TABLE.copy()
     for s in styles:
         table[s.value, :3] = s.color
         table[s.value, 3] = 0.0 if s.hidden else s.opacity
