@@ -137,6 +137,7 @@ class ViewerSession:
         self.session_id = ""
         self.queue: asyncio.Queue = asyncio.Queue()
         self.pending_json: list[dict[str, Any]] = []
+        self.view = None
 
     async def run(self) -> None:
         reader = asyncio.create_task(self._read())
@@ -214,13 +215,13 @@ class ViewerSession:
             self.session_id = st.session_id
             view = st.view
             view.width, view.height = width, height
-            c.set_view(self.session_id, view)
+            self.view = c.set_view(self.session_id, view).view
             self._send_json_sync({"type": "info", "info": _msg_dict(c.info(st.dataset_id))})
             return True
         if not self.session_id:
             raise ValueError("gateway: expected an 'open' message first")
         if t in ACTIONS:
-            c.interact(self.session_id, **ACTIONS[t](msg))
+            self.view = c.interact(self.session_id, **ACTIONS[t](msg)).state.view
             return True
         if t in ("toggle", "resize", "set"):
             state = c.state(self.session_id).view
@@ -239,7 +240,7 @@ class ViewerSession:
                 if "window_center" in msg and "window_width" in msg:
                     state.window.center = float(msg["window_center"])
                     state.window.width = float(msg["window_width"])
-            c.set_view(self.session_id, state)
+            self.view = c.set_view(self.session_id, state).view
             return True
         if t == "measure":
             m = c.measure(self.session_id, tuple(msg["a"]), tuple(msg["b"]))
@@ -279,7 +280,7 @@ class ViewerSession:
         except grpc.RpcError as exc:
             await self.socket.send_text(json.dumps({"type": "error", "message": exc.details()}))
             return
-        view = (await asyncio.to_thread(self.client.state, self.session_id)).view
+        view = self.view  # the state every change returned: no extra round trip per frame
         header = {
             "type": "frame",
             "ack": ack,
