@@ -108,20 +108,18 @@ def bench_mpr(vol: np.ndarray, repeats: int) -> list[dict]:
         map_coordinates(vol, coords, order=1, output=ref, mode="constant", cval=-1e9)
 
     ours(), anchor()
-    ours_ms, anchor_ms, ours_cpu, anchor_cpu = [], [], [], []
+    ours_ms, anchor_ms = [], []
     for _ in range(repeats):  # interleaved: both see the same machine load
-        for fn, acc, cpu in ((ours, ours_ms, ours_cpu), (anchor, anchor_ms, anchor_cpu)):
-            c, t = time.process_time(), time.perf_counter()
+        for fn, acc in ((ours, ours_ms), (anchor, anchor_ms)):
+            t = time.perf_counter()
             fn()
             acc.append((time.perf_counter() - t) * 1e3)
-            cpu.append((time.process_time() - c) * 1e3)
     inside = (out > -1e8) & (ref > -1e8)
     err = float(np.abs(out[inside] - ref[inside]).max())
     frame_ms = timed(lambda: render_volume(v, st), repeats)
     print(
         f"MPR 512² oblique: ours p50 {pct(ours_ms, 50):.2f} ms p95 {pct(ours_ms, 95):.2f} | scipy p50 "
         f"{pct(anchor_ms, 50):.2f} ms p95 {pct(anchor_ms, 95):.2f} | ratio {pct(anchor_ms, 50) / pct(ours_ms, 50):.2f}x"
-        f" | CPU ms p50 ours {pct(ours_cpu, 50):.2f} scipy {pct(anchor_cpu, 50):.2f}"
         f" | max |diff| {err:.2e} over {inside.sum()} px | full frame (sample+window) p50 {pct(frame_ms, 50):.2f} ms"
     )
     return [
@@ -138,13 +136,6 @@ def bench_mpr(vol: np.ndarray, repeats: int) -> list[dict]:
             pct(ours_ms, 95),
             "scipy map_coordinates order=1",
             pct(anchor_ms, 95),
-        ),
-        row(
-            "oblique MPR 512² from 300×512² int16",
-            "CPU ms (all threads), p50",
-            pct(ours_cpu, 50),
-            "scipy map_coordinates order=1",
-            pct(anchor_cpu, 50),
         ),
         row("oblique MPR frame (sample + window to RGB)", "p50 ms", pct(frame_ms, 50)),
     ]
