@@ -6,16 +6,21 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
-import signal
-import sys
-import threading
-from pathlib import Path
 
-from clara_stream.render.datasets import DatasetRegistry
+# The render kernels run on numba's OpenMP threads; let idle ones sleep instead of spinning, so a
+# co-located pipeline (or the gateway thread) gets the cores between frames. Set before numba starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from clara_stream.render.datasets import DatasetRegistry  # noqa: E402
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
