@@ -74,7 +74,7 @@ def ct_like_volume(shape=(300, 512, 512)) -> np.ndarray:
 def bench_mpr(vol: np.ndarray, repeats: int) -> list[dict]:
     from clara_stream.render import kernels
     from clara_stream.render.state import ViewState
-    from clara_stream.render.views import _index_frame, render_volume, view_mapping
+    from clara_stream.render.views import index_frame, render_volume, view_mapping
     from clara_stream.render.volume import Volume
     from scipy.ndimage import map_coordinates
 
@@ -93,7 +93,7 @@ def bench_mpr(vol: np.ndarray, repeats: int) -> list[dict]:
         show_mask=False,
     )
     m = view_mapping(v, st)
-    base, du, dv = _index_frame(v, m, m.center)
+    base, du, dv = index_frame(v, m, m.center)
     out = np.empty((512, 512), np.float32)
     r, c = np.mgrid[0:512, 0:512]
     pts = base[:, None, None] + c * du[:, None, None] + r * dv[:, None, None]

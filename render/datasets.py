@@ -124,7 +124,7 @@ class DatasetRegistry:
             if not mask_p and meta.get("mask"):
                 record.mask_path = str(p / meta["mask"])
         elif fmt == "dicom":
-            if not loaders._dicom_files(p):
+            if not loaders.dicom_files(p):
                 raise ValueError(f"datasets: expected DICOM files in {p}; got none")
         elif fmt == "slide":
             record.kind = "slide"

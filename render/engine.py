@@ -17,7 +17,7 @@ import numpy as np
 from clara_stream.render.annotate import draw_pip, draw_scale_bar, encode, pip_size
 from clara_stream.render.datasets import DatasetRegistry
 from clara_stream.render.state import MAX_ZOOM, MODES, RAY_MODES, SLICE_MODES, VOLUME_MODES, ViewState
-from clara_stream.render.views import _rotate, render_volume, view_mapping
+from clara_stream.render.views import render_volume, rotate, view_mapping
 from clara_stream.render.volume import Volume
 
 OPS = ("pan", "zoom", "rotate", "scroll", "window", "mode", "label", "reset")
@@ -224,9 +224,9 @@ class RenderEngine:
                 st.elevation_deg = max(-89.0, min(89.0, st.elevation_deg + 0.5 * dy))
             else:  # tilt the cutting plane (switches an orthogonal view to oblique)
                 n, up = m.forward, -m.v
-                n = _rotate(n, m.v, 0.3 * dx)
-                n = _rotate(n, m.u, -0.3 * dy)
-                up = _rotate(_rotate(up, m.v, 0.3 * dx), m.u, -0.3 * dy)
+                n = rotate(n, m.v, 0.3 * dx)
+                n = rotate(n, m.u, -0.3 * dy)
+                up = rotate(rotate(up, m.v, 0.3 * dx), m.u, -0.3 * dy)
                 st.mode, st.normal, st.up = "oblique", tuple(n.tolist()), tuple(up.tolist())
         st.focus_mm = tuple(self._clamp_focus(vol, focus).tolist())
 

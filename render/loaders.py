@@ -41,7 +41,7 @@ def detect(path: Path) -> str:
     if path.is_dir():
         if (path / "config.meta").is_file() or _volume_files(path):
             return "seed"
-        if _dicom_files(path):
+        if dicom_files(path):
             return "dicom"
         raise ValueError(
             "datasets: expected a folder with config.meta, volume files (.mhd, .nii.gz, ...) or a DICOM "
@@ -71,7 +71,7 @@ def _is_dicom(path: Path) -> bool:
         return f.read(132)[128:132] == b"DICM"
 
 
-def _dicom_files(folder: Path) -> list[Path]:
+def dicom_files(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.iterdir()) if p.is_file() and _is_dicom(p)]
 
 

@@ -47,7 +47,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n
 
 
-def _rotate(vec: np.ndarray, axis: np.ndarray, deg: float) -> np.ndarray:
+def rotate(vec: np.ndarray, axis: np.ndarray, deg: float) -> np.ndarray:
     """Rodrigues rotation of ``vec`` about unit ``axis`` by ``deg`` degrees."""
     a = math.radians(deg)
     k = _unit(axis)
@@ -75,8 +75,8 @@ def view_axes(volume: Volume, state: ViewState) -> tuple[np.ndarray, np.ndarray,
     # 3D: anterior view (looking posteriorly), then azimuth about superior, elevation about u.
     u, v, f = dx.copy(), -dz.copy(), dy.copy()
     sup = dz
-    u, v, f = (_rotate(x, sup, state.azimuth_deg) for x in (u, v, f))
-    v, f = (_rotate(x, u, state.elevation_deg) for x in (v, f))
+    u, v, f = (rotate(x, sup, state.azimuth_deg) for x in (u, v, f))
+    v, f = (rotate(x, u, state.elevation_deg) for x in (v, f))
     return u, v, f
 
 
@@ -105,7 +105,7 @@ def view_mapping(volume: Volume, state: ViewState) -> ViewMapping:
     )
 
 
-def _index_frame(volume: Volume, m: ViewMapping, start_mm: np.ndarray) -> tuple[np.ndarray, ...]:
+def index_frame(volume: Volume, m: ViewMapping, start_mm: np.ndarray) -> tuple[np.ndarray, ...]:
     """(base, du, dv) of the frame in continuous (x, y, z) index space."""
     inv = np.linalg.inv(volume.index_matrix)
     s = m.mm_per_px
@@ -120,7 +120,7 @@ def sample_slice(volume: Volume, state: ViewState, m: ViewMapping) -> tuple[np.n
     Orthogonal views show the *original* slice nearest the focus (in-plane bilinear via
     ``cv2.warpAffine``); oblique views sample trilinearly through the volume.
     """
-    base, du, dv = _index_frame(volume, m, m.center)
+    base, du, dv = index_frame(volume, m, m.center)
     h, w = m.height, m.width
     labels_vol = volume.labels if state.show_mask else None
     if state.mode == "oblique":
@@ -168,12 +168,12 @@ def sample_slice(volume: Volume, state: ViewState, m: ViewMapping) -> tuple[np.n
     return img, lab
 
 
-def _ray_setup(volume: Volume, m: ViewMapping, factor: int) -> tuple:
+def ray_setup(volume: Volume, m: ViewMapping, factor: int) -> tuple:
     spacing = np.asarray(volume.geometry.spacing)
     radius = float(np.linalg.norm(volume.extent_mm)) / 2
     dt = float(spacing.min()) * factor
     start = m.center - radius * m.forward
-    base, du, dv = _index_frame(volume, m, start)
+    base, du, dv = index_frame(volume, m, start)
     dstep = np.linalg.inv(volume.index_matrix) @ (m.forward * dt)
     if factor > 1:  # coarse grid: index' = (index - (f-1)/2) / f
         base = (base - (factor - 1) / 2) / factor
@@ -211,7 +211,7 @@ def render_volume(volume: Volume, state: ViewState) -> tuple[np.ndarray, ViewMap
             max(1, m.height // factor),
             m.has_geometry,
         )
-    base, du, dv, dstep, nsteps, dt = _ray_setup(volume, m, factor)
+    base, du, dv, dstep, nsteps, dt = ray_setup(volume, m, factor)
     no_labels = np.zeros((0, 0, 0), np.uint8)
     lab_arg = labels if labels is not None else no_labels
     if state.mode == "mip":

@@ -162,14 +162,14 @@ def test_interactive_ray_frame_is_close_to_the_full_one(vol):
 
 def test_mip_block_skipping_is_exact():
     """Jumping over 8³ blocks that cannot raise the maximum gives the same image as visiting all."""
-    from clara_stream.render.views import _ray_setup
+    from clara_stream.render.views import ray_setup
 
     rng = np.random.default_rng(3)
     data = (rng.normal(0, 50, (37, 45, 51)) + np.linspace(0, 400, 51)[None, None, :]).astype(np.int16)
     v = Volume(data, ImageGeometry((0, 0, 0), (0.7, 0.9, 1.6)))
     st = ViewState(mode="mip", width=90, height=80, focus_mm=tuple(v.center_mm), azimuth_deg=37, elevation_deg=-23)
     m = view_mapping(v, st)
-    base, du, dv, dstep, nsteps, _ = _ray_setup(v, m, 1)
+    base, du, dv, dstep, nsteps, _ = ray_setup(v, m, 1)
     outs = []
     for bmax in (kernels.block_max(data), np.full_like(kernels.block_max(data), np.iinfo(np.int16).max)):
         img = np.empty((80, 90), np.float32)
