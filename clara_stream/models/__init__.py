@@ -3,6 +3,6 @@
 Apps resolve models by name and version (:meth:`ModelRepository.resolve`, ``models://name/version``).
 """
 
-from clara_stream.models.repository import ModelEntry, ModelRepository, ModelVersion, default_root
+from clara_stream.models.repository import ModelEntry, ModelRepository, ModelVersion, default_root, resolve_model
 
-__all__ = ["ModelEntry", "ModelRepository", "ModelVersion", "default_root"]
+__all__ = ["ModelEntry", "ModelRepository", "ModelVersion", "default_root", "resolve_model"]

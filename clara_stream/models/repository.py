@@ -241,3 +241,28 @@ class ModelRepository:
             return Path(uri)
         name, _, version = uri[len(URI_PREFIX) :].partition("/")
         return self.resolve(name, version or None)
+
+
+def resolve_model(ref: str | Path, *, base: Path | None = None, root: Path | None = None) -> Path:
+    """Where an app's model reference points: the one call apps and backends need.
+
+    ``models://name`` (newest) or ``models://name/version`` resolves in the repository at ``root``
+    (default :func:`default_root`); anything else is a path, relative to ``base`` (the app folder)
+    when not absolute.
+
+    Raises
+    ------
+    LookupError
+        Unknown model or version.
+    FileNotFoundError
+        A plain path that does not exist.
+    """
+    text = str(ref)
+    if text.startswith(URI_PREFIX):
+        return ModelRepository(root).resolve_uri(text)
+    path = Path(text)
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    if not path.exists():
+        raise FileNotFoundError(f"models: expected a model file or folder; got {str(path)!r} (missing)")
+    return path

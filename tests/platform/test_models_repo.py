@@ -8,7 +8,7 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from clara_stream.cli.models import models_app
-from clara_stream.models import ModelRepository
+from clara_stream.models import ModelRepository, resolve_model
 
 
 def _onnx(path, scale: float = 2.0):
@@ -135,3 +135,16 @@ def test_tritonserver_serves_every_version_of_the_repository(tmp_path):
             assert r.json()["outputs"][0]["data"] == [0.0 + add, 1.0 + add, 2.0 + add]
     finally:
         server.stop()
+
+
+def test_resolve_model_for_apps(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLARA_STREAM_MODELS", str(tmp_path / "repo"))
+    ModelRepository().add("seg", _onnx(tmp_path / "a.onnx"))
+    ModelRepository().add("seg", _onnx(tmp_path / "b.onnx"))
+    assert resolve_model("models://seg") == tmp_path / "repo/seg/2/model.onnx"
+    assert resolve_model("models://seg/1") == tmp_path / "repo/seg/1/model.onnx"
+    assert resolve_model("a.onnx", base=tmp_path) == tmp_path / "a.onnx"
+    with pytest.raises(LookupError, match="expected a version of seg"):
+        resolve_model("models://seg/9")
+    with pytest.raises(FileNotFoundError, match="missing"):
+        resolve_model("nope.onnx", base=tmp_path)
