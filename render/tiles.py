@@ -73,8 +73,26 @@ class SlideSource:
         mpp = self._slide.properties.get("tiffslide.mpp-x")
         self.mpp = float(mpp) if mpp else None
         self._lock = threading.Lock()
+        self._virtual: dict[int, np.ndarray] = {}
+        self._add_thumbnail_level()
+
+    def _add_thumbnail_level(self) -> None:
+        """Use the slide's thumbnail as an extra coarsest level when the pyramid stops much finer
+        (e.g. single-level slides): overviews and provisional tiles then cost one small image."""
+        thumb = self._slide.associated_images.get("thumbnail") if "thumbnail" in self._slide.associated_images else None
+        if thumb is None:
+            return
+        w, h = thumb.size
+        l0, last = self.levels[0], self.levels[-1]
+        same_shape = abs(w / h - l0.width / l0.height) < 0.02 * (l0.width / l0.height)
+        if not same_shape or w * 2 > last.width:
+            return
+        self._virtual[len(self.levels)] = np.asarray(thumb.convert("RGB"))
+        self.levels.append(Level(w, h, l0.width / w))
 
     def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        if level in self._virtual:
+            return np.ascontiguousarray(self._virtual[level][y : y + h, x : x + w])
         ds = self.levels[level].downsample
         with self._lock:
             arr = self._slide.read_region((int(x * ds), int(y * ds)), level, (w, h), as_array=True)

@@ -197,9 +197,17 @@ def test_real_svs_pyramid_tiles(shared_render_data, tmp_path):
     reg = DatasetRegistry([shared_render_data.root], tmp_path / "state")
     rec = reg.register(shared_render_data.svs_dir / "tcga-cr-7395-01a-01-ts1.svs")
     ts = reg.tiles(rec.id)
-    assert len(ts.levels) == 2
+    assert [(lv.width, lv.height) for lv in ts.levels[:2]] == [(4443, 3567), (2221, 1783)]
     tile = ts.tile(1, 2, 2)
     assert tile.shape == (256, 256, 3) and tile.std() > 5  # J2K tiles decode to tissue
+    # single-level slide: its thumbnail becomes the overview level, so a fit view reads few tiles
+    small = reg.tiles(reg.register(shared_render_data.svs_dir / "cmu-1-small-region.svs").id)
+    assert len(small.levels) == 2 and small.levels[1].width == 574
+    overview, _ = small.region(0, 0, 300, 400, 2220 / 300)
+    assert small.reads <= 9 and overview.std() > 10
+    _, provisional = small.region(600, 600, 256, 256, 1.0, allow_provisional=True)
+    assert provisional  # the upscaled thumbnail stands in while level-0 tiles load
+    small.wait_loaded()
     reg.close()
 
 
