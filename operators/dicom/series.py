@@ -114,6 +114,7 @@ def _floats(ds: pydicom.Dataset, keyword: str) -> list[float] | None:
 
 _TAGS = {k: pydicom.datadict.tag_for_keyword(k) for k in (
     "ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "RescaleSlope", "RescaleIntercept",
+    "SpacingBetweenSlices", "SliceThickness",
 )}  # fmt: skip
 
 
@@ -186,6 +187,8 @@ def slice_layout(series: DicomSeries, *, min_slices: int = 3, orientation_tol: f
 def _check_steps(lay: SliceLayout, series: DicomSeries, rel_tol: float) -> str | None:
     """None if the steps are regular, else a description (and the problem code in the text)."""
     steps = np.diff(lay.distances)
+    if steps.size < 2:
+        return None  # one or two slices: nothing to compare
     smallest = float(steps.min())
     if np.all(np.abs(steps - np.median(steps)) <= rel_tol * np.median(steps) + 1e-3):
         return None
@@ -331,11 +334,10 @@ def series_to_volume(
                 array[k] *= np.float32(s)
             if b:
                 array[k] += np.float32(b)
-    step = (
-        float(np.linalg.norm(lay.positions[-1] - lay.positions[0]) / (n - 1))
-        if n > 1
-        else float(h0.get("SliceThickness", 1) or 1)
-    )
+    if n > 1:
+        step = float(np.linalg.norm(lay.positions[-1] - lay.positions[0]) / (n - 1))
+    else:  # one slice: what GDCM reports (SpacingBetweenSlices, else SliceThickness, else 1 mm)
+        step = (_floats(h0, "SpacingBetweenSlices") or _floats(h0, "SliceThickness") or [1.0])[0] or 1.0
     if angle > tilt_tol_deg and tilt == "resample":
         array = _untilt(array, lay)
         step = float((lay.distances[-1] - lay.distances[0]) / (n - 1))

@@ -134,3 +134,14 @@ def test_compressed_phantom_equals_uncompressed(tmp_path: Path, syntax: str) -> 
     assert b.instances[0].transfer_syntax != a.instances[0].transfer_syntax or syntax == "explicit"
     np.testing.assert_array_equal(a.array, b.array)
     assert a.geometry.allclose(b.geometry, atol=1e-9)
+
+
+def test_single_slice_ct_matches_simpleitk(shared_data: Path) -> None:
+    # highdicom's ct_image.dcm: one 128² GE CT slice; the z spacing follows GDCM (SpacingBetweenSlices)
+    path = shared_data / "highdicom_seg_ct/data/test_files/ct_image.dcm"
+    vol = series_to_volume(scan_study(path).all_series()[0], min_slices=1)
+    ref = sitk.ReadImage(str(path))
+    assert vol.geometry.allclose(ImageGeometry.from_sitk(ref), atol=1e-4)
+    np.testing.assert_array_equal(vol.array, sitk.GetArrayFromImage(ref))
+    with pytest.raises(DicomInputError, match="expected at least 3 slices for a volume; got 1"):
+        series_to_volume(scan_study(path).all_series()[0])
