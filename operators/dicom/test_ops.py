@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from clara_stream import ports as P
 from clara_stream.errors import DicomInputError
 from clara_stream.runtime import Application, Operator, Port
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = Path(
+    os.environ.get("CLARA_STREAM_SHARED_DATA") or Path(__file__).resolve().parents[2].parent / "shared" / "data"
+)
 
 
 class CaptureOp(Operator):
