@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,15 @@ class DatasetRegistry:
         Only paths under these folders may be registered.
     state_dir : Path
         Where registrations and settings of read-only datasets are kept.
+    max_loaded_gb : float
+        Budget for volumes kept in memory; the least recently used ones are dropped (and reloaded
+        on demand) when a new load would exceed it. Default 8.
     """
 
-    def __init__(self, roots: list[Path], state_dir: Path) -> None:
+    def __init__(self, roots: list[Path], state_dir: Path, max_loaded_gb: float = 8.0) -> None:
+        if max_loaded_gb <= 0:
+            raise ValueError(f"DatasetRegistry: expected max_loaded_gb > 0; got {max_loaded_gb}")
+        self.max_loaded_bytes = int(max_loaded_gb * 2**30)
         if not roots:
             raise ValueError("DatasetRegistry: expected at least one dataset root; got none")
         self.roots = [Path(r).resolve() for r in roots]
@@ -82,7 +89,7 @@ class DatasetRegistry:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._records: dict[str, DatasetRecord] = {}
-        self._volumes: dict[str, Volume] = {}
+        self._volumes: OrderedDict[str, Volume] = OrderedDict()
         self._tiles: dict[str, TileServer] = {}
         self._lock = threading.RLock()
         self._loading: dict[str, threading.Lock] = {}
@@ -165,6 +172,7 @@ class DatasetRegistry:
         with self._lock:
             vol = self._volumes.get(dataset_id)
             if vol is not None:
+                self._volumes.move_to_end(dataset_id)
                 return vol
             loading = self._loading.setdefault(dataset_id, threading.Lock())
         with loading:  # one load per dataset; other datasets and list() stay responsive meanwhile
@@ -174,7 +182,26 @@ class DatasetRegistry:
                 vol = self._load_volume(rec)
                 with self._lock:
                     self._volumes[dataset_id] = vol
+                    self._evict(keep=dataset_id)
             return vol
+
+    def _evict(self, keep: str) -> None:
+        """Drop least recently used volumes until the loaded ones fit the budget (never ``keep``)."""
+
+        def size(v: Volume) -> int:
+            return v.data.nbytes + (v.labels.nbytes if v.labels is not None else 0)
+
+        total = sum(size(v) for v in self._volumes.values())
+        for key in list(self._volumes):
+            if total <= self.max_loaded_bytes:
+                break
+            if key != keep:
+                total -= size(self._volumes.pop(key))
+
+    def loaded(self) -> list[str]:
+        """Ids of the volumes in memory, least recently used first."""
+        with self._lock:
+            return list(self._volumes)
 
     def _load_volume(self, rec: DatasetRecord) -> Volume:
         p = Path(rec.path)

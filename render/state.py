@@ -18,6 +18,7 @@ RAY_MODES = ("mip", "composite")
 FORMATS = ("jpeg", "png")
 MAX_VIEWPORT = 4096
 MAX_ZOOM = 256.0
+MAX_RAY_PIXELS = 2048 * 2048  # ray-cast frames cost per pixel: bounded tighter than slices
 
 
 @dataclass
@@ -102,6 +103,11 @@ class ViewState:
             v = getattr(self, name)
             if not (16 <= int(v) <= MAX_VIEWPORT):
                 raise ValueError(f"ViewState: expected {name} in 16..{MAX_VIEWPORT}; got {v}")
+        if self.mode in RAY_MODES and self.width * self.height > MAX_RAY_PIXELS:
+            raise ValueError(
+                f"ViewState: expected at most {MAX_RAY_PIXELS} pixels for {self.mode} frames; "
+                f"got {self.width}x{self.height}"
+            )
         if not (1.0 / MAX_ZOOM <= self.zoom <= MAX_ZOOM) or not math.isfinite(self.zoom):
             raise ValueError(f"ViewState: expected zoom in {1 / MAX_ZOOM}..{MAX_ZOOM}; got {self.zoom}")
         for name in ("focus_mm", "normal", "up"):

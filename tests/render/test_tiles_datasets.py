@@ -278,3 +278,24 @@ def test_single_dicom_image_measures_mm(shared_render_data, tmp_path):
     ds = 128 / 512  # 128 px image fitted to 512 px
     assert m.unit == "mm" and m.distance == pytest.approx(100 * ds * spacing, rel=1e-6)
     reg.close()
+
+
+def test_loaded_volumes_respect_the_memory_budget(render_root, tmp_path):
+    budget_gb = 1.5 * (48 * 160 * 160 * 3) / 2**30  # room for one phantom (int16 + uint8 labels), not two
+    reg = DatasetRegistry([render_root], tmp_path / "state", max_loaded_gb=budget_gb)
+    a = reg.register(render_root / "seed", dataset_id="a").id
+    b = reg.register(render_root / "seed", dataset_id="b").id
+    reg.volume(a)
+    reg.volume(b)
+    assert reg.loaded() == [b]
+    assert reg.volume(a).shape_zyx == (48, 160, 160)  # reloaded on demand
+    assert reg.loaded() == [a]
+    reg.close()
+
+
+def test_ray_frames_are_bounded():
+    from clara_stream.render.state import ViewState
+
+    with pytest.raises(ValueError, match="expected at most 4194304 pixels for mip frames"):
+        ViewState(mode="mip", width=4096, height=4096).validate()
+    ViewState(mode="axial", width=4096, height=4096).validate()
