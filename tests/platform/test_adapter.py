@@ -304,6 +304,7 @@ def test_accepted_sockets_have_nagle_off(env):
         assoc.release()
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # the point of the test
 def test_sop_instance_uid_cannot_escape_the_store(env, ct_small, tmp_path):
     from pydicom import config as pydicom_config
 
