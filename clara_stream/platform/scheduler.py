@@ -252,6 +252,7 @@ class Scheduler:
         log_path = out.parent / f"worker-{row['attempts'] + 1}.log"
         log_file = open(log_path, "wb")  # noqa: SIM115 - owned by the _Worker until reaped
         env = dict(os.environ, PYTHONUNBUFFERED="1", CLARA_STREAM_JOB_ID=row["id"])
+        env.pop("CLARA_STREAM_API_TOKEN", None)  # apps never need the service's credentials
         cmd = worker_command(self.settings.worker_python, row)
         try:
             proc = subprocess.Popen(
