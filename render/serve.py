@@ -73,6 +73,7 @@ def run(
     register: list[str] | None = None,
     demo: bool = False,
     ready_file: Path | None = None,
+    max_loaded_gb: float = 8.0,
 ) -> int:
     """Start everything; block until SIGINT/SIGTERM. Returns an exit status."""
     import uvicorn
@@ -82,7 +83,7 @@ def run(
     state_dir.mkdir(parents=True, exist_ok=True)
     if demo:
         roots = [*roots, state_dir]
-    registry = DatasetRegistry(roots, state_dir)
+    registry = DatasetRegistry(roots, state_dir, max_loaded_gb=max_loaded_gb)
     if demo:
         demo_datasets(registry, state_dir)
     for item in register or []:
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--register", action="append", default=[], help="PATH or PATH::MASK (repeatable)")
     p.add_argument("--demo", action="store_true", help="register the shared CT and slides (or synthetic data)")
     p.add_argument("--ready-file", type=Path)
+    p.add_argument("--max-loaded-gb", type=float, default=8.0, help="memory budget for loaded volumes")
     return p
 
 
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         args.register,
         args.demo,
         args.ready_file,
+        args.max_loaded_gb,
     )
 
 

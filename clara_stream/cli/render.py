@@ -25,6 +25,7 @@ def serve(
     register: list[str] = typer.Option([], help="PATH or PATH::MASK to register at start"),
     demo: bool = typer.Option(False, help="register the shared CT and slides, or synthetic data if absent"),
     ready_file: Path = typer.Option(None, help="write the bound addresses here (JSON) when ready"),
+    max_loaded_gb: float = typer.Option(8.0, help="memory budget for loaded volumes (LRU beyond it)"),
 ) -> None:
     """Serve the dataset + render gRPC services and the touch-enabled web viewer until Ctrl-C.
 
@@ -38,7 +39,7 @@ def serve(
     if not roots and not demo:
         raise UserError("render serve: expected at least one --root for --register", hint="or pass --demo")
     try:
-        code = run(roots, state_dir, host, grpc_port, http_port, token, register, demo, ready_file)
+        code = run(roots, state_dir, host, grpc_port, http_port, token, register, demo, ready_file, max_loaded_gb)
     except (ValueError, PermissionError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     raise typer.Exit(code)
