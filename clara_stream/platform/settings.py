@@ -5,6 +5,7 @@ Kept apart from app graph YAML; validated once at start-up.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,12 +13,17 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+
+
 class PlatformSettings(BaseSettings):
     """Settings of ``clara-stream dicom serve``.
 
     Parameters
     ----------
-    data_dir : folder holding ``state.sqlite``, the instance store, job folders and logs.
+    data_dir : folder holding ``state.sqlite``, the instance store, job folders and logs
+        (default ``$XDG_DATA_HOME/clara-stream/platform``, i.e. ~/.local/share/...).
     host : address both servers bind (127.0.0.1 by default; never 0.0.0.0 unless asked).
     dicom_port : C-STORE/C-ECHO port (0 picks a free one; the bound port is logged).
     http_port : REST/console port.
@@ -38,7 +44,7 @@ class PlatformSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CLARA_STREAM_", extra="ignore")
 
-    data_dir: Path = Path("./clara-stream-data")
+    data_dir: Path = Field(default_factory=lambda: _data_home() / "clara-stream" / "platform")
     host: str = "127.0.0.1"
     dicom_port: int = Field(104, ge=0, le=65535)
     http_port: int = Field(8000, ge=0, le=65535)
