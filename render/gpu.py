@@ -13,10 +13,13 @@ kernels remain the reference.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 _SRC = r"""
 template <typename T>
@@ -82,6 +85,21 @@ def available() -> bool:
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:  # cupy missing, no driver, or no device: the CPU kernels are used
         return False
+
+
+_DISABLED: list[str] = []
+
+
+def usable() -> bool:
+    """A device answers and no GPU kernel has failed in this process."""
+    return not _DISABLED and available()
+
+
+def disable(exc: BaseException) -> None:
+    """Stop using the GPU for the rest of the process after a kernel failed (logged once)."""
+    if not _DISABLED:
+        log.warning("render.gpu: falling back to the CPU kernels after %s: %s", type(exc).__name__, exc)
+    _DISABLED.append(f"{type(exc).__name__}: {exc}")
 
 
 @functools.cache

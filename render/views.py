@@ -124,9 +124,13 @@ def sample_slice(volume: Volume, state: ViewState, m: ViewMapping) -> tuple[np.n
     h, w = m.height, m.width
     labels_vol = volume.labels if state.show_mask else None
     if state.mode == "oblique":
-        if gpu.available():
-            img = gpu.sample_plane(volume.device_data(1), base, du, dv, w, h, FILL)
-        else:
+        img = None
+        if gpu.usable():
+            try:
+                img = gpu.sample_plane(volume.device_data(1), base, du, dv, w, h, FILL)
+            except Exception as exc:  # a CUDA/compile failure: the CPU kernel is the reference
+                gpu.disable(exc)
+        if img is None:
             img = np.empty((h, w), np.float32)
             kernels.sample_plane(volume.data, base, du, dv, img, FILL)
         lab = None
@@ -218,11 +222,16 @@ def render_volume(volume: Volume, state: ViewState) -> tuple[np.ndarray, ViewMap
         img = np.empty((m.height, m.width), np.float32)
         lab = np.empty((m.height, m.width), np.uint8)
         hidden = table[:, 3] <= 0.0  # hidden labels leave the projection ("remove ribs")
-        if gpu.available():
-            img, lab = gpu.mip(
-                volume.device_data(factor), labels, hidden, base, du, dv, dstep, nsteps, m.width, m.height, FILL
-            )
-        else:
+        done = False
+        if gpu.usable():
+            try:
+                img, lab = gpu.mip(
+                    volume.device_data(factor), labels, hidden, base, du, dv, dstep, nsteps, m.width, m.height, FILL
+                )
+                done = True
+            except Exception as exc:  # a CUDA/compile failure: the CPU kernel is the reference
+                gpu.disable(exc)
+        if not done:
             bmax = volume.block_max(factor)
             kernels.mip(data, lab_arg, hidden, bmax, base, du, dv, dstep, nsteps, img, lab, np.float32(FILL))
         rgb = window_to_u8(img, lo, hi)

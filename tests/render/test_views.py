@@ -235,3 +235,19 @@ def test_composite_label_colours_follow_show_mask(vol):
     plain, _ = render_volume(vol, st)
     assert coloured[..., 2].mean() > coloured[..., 0].mean() + 5  # labels paint it blue
     assert plain[..., 0].mean() >= plain[..., 2].mean()  # the warm default transfer function
+
+
+def test_gpu_failure_falls_back_to_cpu(monkeypatch):
+    """A kernel that fails on the device disables the GPU path; frames still render on the CPU."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated CUDA failure")
+
+    from clara_stream.render import gpu
+
+    monkeypatch.setattr(gpu, "available", lambda: True)  # pretend a device answers
+    monkeypatch.setattr(gpu, "sample_plane", broken)
+    monkeypatch.setattr(gpu, "_DISABLED", [])
+    v = Volume(np.zeros((8, 16, 16), np.int16), ImageGeometry())
+    rgb, _ = render_volume(v, ViewState(mode="oblique", width=32, height=32, focus_mm=tuple(v.center_mm)))
+    assert rgb.shape == (32, 32, 3) and not gpu.usable()
