@@ -193,6 +193,8 @@ class ViewerSession:
             if render and self.session_id:
                 await self._send_frame(interactive=interactive, ack=ack)
                 refined = not interactive
+            elif ack is not None:  # nothing to draw (measure, save, errors): still say what was handled
+                await self.socket.send_text(json.dumps({"type": "ack", "ack": ack}))
 
     @staticmethod
     def _parse(text: str) -> dict[str, Any]:

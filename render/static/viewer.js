@@ -9,15 +9,19 @@ const query = token ? `?token=${encodeURIComponent(token)}` : "";
 const canvas = document.getElementById("view");
 const ctx = canvas.getContext("2d");
 const statusEl = document.getElementById("status");
-const V = (window.__viewer = { frames: 0, latencies: [], lastFrame: null, measure: null, errors: [], info: null });
+const V = (window.__viewer = {
+  frames: 0, latencies: [], lastFrame: null, measure: null, errors: [], info: null, sent: 0, acked: 0,
+});
 const SLICE = ["axial", "coronal", "sagittal", "oblique"];
 const RAY = ["mip", "composite"];
 let ws, seq = 0, header = null, mode = "", measuring = false, points = [], image = null;
 const pending = new Map();
+let drawing = Promise.resolve();
 
 function send(type, body = {}) {
   if (!ws || ws.readyState !== 1) return;
   const id = ++seq;
+  V.sent = id;
   pending.set(id, performance.now());
   ws.send(JSON.stringify({ type, id, ...body }));
 }
@@ -159,22 +163,29 @@ function draw() {
   }
 }
 
-async function onFrame(blob) {
+async function onFrame(blob, h) {
   const bmp = await createImageBitmap(blob);
   image = bmp; draw();
   const now = performance.now();
-  if (header && header.ack != null) {
-    for (const [id, t0] of pending) if (id <= header.ack) { V.latencies.push(now - t0); pending.delete(id); }
+  if (h && h.ack != null) {
+    for (const [id, t0] of pending) if (id <= h.ack) { V.latencies.push(now - t0); pending.delete(id); }
   }
-  V.frames += 1; V.lastFrame = header; mode = header ? header.mode : mode;
+  V.frames += 1; V.lastFrame = h; mode = h ? h.mode : mode;
   document.querySelectorAll("#modes button").forEach((b) => b.classList.toggle("active", b.dataset.mode === mode));
-  statusEl.textContent = `${mode} · ${header.units_per_px.toPrecision(3)} ${header.unit}/px · ` +
-    `${header.render_ms.toFixed(1)} ms${header.interactive ? " (interactive)" : ""} · #${header.sequence}`;
+  if (h) {
+    statusEl.textContent = `${mode} · ${h.units_per_px.toPrecision(3)} ${h.unit}/px · ` +
+      `${h.render_ms.toFixed(1)} ms${h.interactive ? " (interactive)" : ""} · #${h.sequence}`;
+  }
 }
 
 function onMessage(ev) {
-  if (typeof ev.data !== "string") { onFrame(ev.data); return; }
+  if (typeof ev.data !== "string") {  // frames are drawn in arrival order, each with the header sent before it
+    const h = header;
+    drawing = drawing.then(() => onFrame(ev.data, h));
+    return;
+  }
   const m = JSON.parse(ev.data);
+  if (m.ack != null) V.acked = Math.max(V.acked, m.ack);
   if (m.type === "frame") header = m;
   else if (m.type === "info") { V.info = m.info; showLabels(m.info); points = []; }
   else if (m.type === "measure") {

@@ -101,10 +101,11 @@ def _tap(page, selector: str) -> None:
 
 
 def _settled(page, frames_before: int) -> dict:
-    """Wait for a new, full-quality frame; return its header."""
+    """Wait until every message sent was answered and a new full-quality frame is drawn."""
+    page.wait_for_timeout(50)  # the page sends coalesced gestures on the next animation frame
     page.wait_for_function(
-        f"window.__viewer.frames > {frames_before} && window.__viewer.lastFrame"
-        " && !window.__viewer.lastFrame.interactive",
+        f"window.__viewer.frames > {frames_before} && window.__viewer.acked >= window.__viewer.sent"
+        " && window.__viewer.lastFrame && !window.__viewer.lastFrame.interactive",
         timeout=30000,
     )
     page.wait_for_timeout(100)
