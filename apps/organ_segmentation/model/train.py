@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--eval-seeds", type=int, default=6, help="held-out phantoms (seeds 9000+)")
     ap.add_argument("--no-eval", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 was fastest on the shared 2-core box)")
     ap.add_argument("--labels", default="", help="train on a subset of phantom labels, e.g. 3,4 (kidneys)")
     ap.add_argument("--init", type=Path, default=None, help="TorchScript weights to continue from (model.pt)")
     args = ap.parse_args(argv)
