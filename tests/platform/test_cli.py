@@ -39,7 +39,7 @@ def test_jobs_and_dicom_commands(serve_factory, ct_small, tmp_path, capsys):
     port = str(serve.dicom_port)
     assert main(["dicom", "echo", "127.0.0.1", port, "--aec", "INBOX", "--aet", "CLISCU"]) == 0
     assert main(["dicom", "echo", "127.0.0.1", port, "--aec", "INBOX", "--aet", "STRANGER"]) != 0
-    assert "rejected" in capsys.readouterr().err
+    assert "expected an association with INBOX" in capsys.readouterr().err  # refused (RJ, or cut under load)
     assert main(["dicom", "send", str(ct_small), "127.0.0.1", port, "--aec", "INBOX", "--aet", "CLISCU"]) == 0
     assert "sent 16 of 16" in capsys.readouterr().out
     assert len(list((serve.data_dir / "store" / "INBOX").glob("*.dcm"))) == 16
