@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import grpc
@@ -175,10 +176,11 @@ def test_provisional_tile_then_exact_over_grpc(client, render_root):
     client.tile("slide_prov", 3, 0, 0)  # the overview level is cached
     first = client.tile("slide_prov", 0, 5, 3, allow_provisional=True)
     assert first.provisional and decode(first.data).shape == (256, 256, 3)
-    for _ in range(200):  # the exact tile loads in the background
+    for _ in range(500):  # the exact tile loads in the background (bounded wait, up to ~10 s)
         again = client.tile("slide_prov", 0, 5, 3, allow_provisional=True)
         if not again.provisional:
             break
+        time.sleep(0.02)
     assert not again.provisional
     exact = client.tile("slide_prov", 0, 5, 3)
     assert exact.data == again.data
