@@ -10,6 +10,7 @@ listed with the reason, never raised: a study folder from a PACS export routinel
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+
+from .fastheader import fast_header
 
 __all__ = ["DicomInstance", "DicomSeries", "DicomStudy", "SkippedFile", "StudyIndex", "scan_study"]
 
@@ -160,6 +163,18 @@ def _iter_files(paths: Iterable[str | os.PathLike[str]], recursive: bool) -> Ite
 
 def read_instance(path: Path) -> DicomInstance | SkippedFile:
     """Parse one file's header; return a DicomInstance or the reason it is skipped."""
+    try:
+        fast = fast_header(path)
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, struct.error):
+        fast = None  # the full reader below gives the precise reason
+    if fast is not None:
+        ds, ts, pixel_pos, length, encapsulated = fast
+        sop_class = str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", ""))
+        ok = all(k in ds for k in ("SeriesInstanceUID", "StudyInstanceUID", "SOPInstanceUID", "Rows"))
+        if ok and sop_class != DICOMDIR_SOP_CLASS:
+            native = ts in _NATIVE_LE and not encapsulated
+            offset = pixel_pos + _NATIVE_LE[ts] if native else None
+            return DicomInstance(path, ds, ts, offset, length if native else None)
     try:
         with open(path, "rb") as fp:
             ds = pydicom.dcmread(fp, stop_before_pixels=True)

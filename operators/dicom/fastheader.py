@@ -1,0 +1,105 @@
+"""A fast path for the header-only pass: one read of the file's first bytes, elements parsed with struct.
+
+pydicom's reader makes many small reads and builds its element records in a generator; for a study of
+hundreds of slices the header pass then dominates loading. This parser handles the common case —
+little-endian (implicit or explicit VR) datasets whose elements before Pixel Data have defined lengths,
+all within the first ``chunk`` bytes — and hands pydicom the same raw element records its own reader
+would, so the resulting :class:`~pydicom.dataset.Dataset` converts values lazily exactly as usual.
+Anything else (undefined-length sequences, big endian, deflate, a header past the chunk) returns None
+and the caller falls back to ``pydicom.dcmread``; tests check the two agree on every real file.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from pydicom.charset import convert_encodings
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import TupleTag
+
+__all__ = ["fast_header"]
+
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+_IMPLICIT, _EXPLICIT = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
+_BIG_OR_DEFLATE = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+_PIXEL_DATA = 0x7FE00010
+_unpack_tags = struct.Struct("<HH").unpack_from
+_unpack_u16 = struct.Struct("<H").unpack_from
+_unpack_u32 = struct.Struct("<I").unpack_from
+
+
+def _parse(buf: bytes, pos: int, implicit: bool, stop_group: int | None):
+    """Elements from ``pos`` until Pixel Data / a group change / the end; None on anything unusual."""
+    out: dict = {}
+    n = len(buf)
+    while pos + 8 <= n:
+        group, elem = _unpack_tags(buf, pos)
+        if stop_group is not None and group != stop_group:
+            return out, pos
+        tag = (group << 16) | elem
+        if tag == _PIXEL_DATA:
+            return out, pos
+        if implicit:
+            vr, length, start = None, _unpack_u32(buf, pos + 4)[0], pos + 8
+        else:
+            raw_vr = buf[pos + 4 : pos + 6]
+            if raw_vr in _LONG_VRS:
+                if pos + 12 > n:
+                    return None
+                length, start = _unpack_u32(buf, pos + 8)[0], pos + 12
+            elif raw_vr.isalpha() and raw_vr.isupper():
+                length, start = _unpack_u16(buf, pos + 6)[0], pos + 8
+            else:
+                return None
+            vr = raw_vr.decode("ascii")
+        if length == 0xFFFFFFFF or start + length > n or group == 0xFFFE:
+            return None
+        out[TupleTag((group, elem))] = RawDataElement(
+            TupleTag((group, elem)), vr, length, buf[start : start + length], start, implicit, True, True, False
+        )
+        pos = start + length
+    return None  # ran off the chunk before Pixel Data
+
+
+def fast_header(path: Path, chunk: int = 65536) -> tuple[Dataset, str, int, int, bool] | None:
+    """(header Dataset, transfer syntax, Pixel Data element offset, its value length, encapsulated) or None.
+
+    ``offset`` is where the Pixel Data element's tag starts; the value follows after 8 (implicit) or
+    12 (explicit) bytes. None means: use pydicom's reader for this file.
+    """
+    with open(path, "rb", buffering=0) as f:
+        buf = f.read(chunk)
+    if len(buf) < 144 or buf[128:132] != b"DICM":
+        return None
+    parsed = _parse(buf, 132, False, 0x0002)
+    if parsed is None:
+        return None
+    meta_elems, pos = parsed
+    ts_elem = meta_elems.get(0x00020010)
+    if ts_elem is None:
+        return None
+    ts = ts_elem.value.rstrip(b"\x00 ").decode("ascii", "replace")
+    if ts in _BIG_OR_DEFLATE:
+        return None
+    implicit = ts == _IMPLICIT
+    parsed = _parse(buf, pos, implicit, None)
+    if parsed is None:
+        return None
+    elems, pixel_pos = parsed
+    if pixel_pos + 12 > len(buf):
+        return None
+    if implicit:
+        length = _unpack_u32(buf, pixel_pos + 4)[0]
+    else:
+        length = _unpack_u32(buf, pixel_pos + 8)[0]
+    encoding: str | list[str] = "iso8859"
+    if 0x00080005 in elems:
+        encoding = convert_encodings(convert_raw_data_element(elems[0x00080005]).value)
+    ds = Dataset(elems)
+    ds.set_original_encoding(implicit, True, encoding)
+    meta = FileMetaDataset(meta_elems)
+    ds.file_meta = meta
+    ds.filename = str(path)
+    return ds, ts, pixel_pos, length, length == 0xFFFFFFFF
