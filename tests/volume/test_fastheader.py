@@ -7,9 +7,8 @@ from pathlib import Path
 import pydicom
 import pydicom.data
 import pytest
-from pydicom.errors import InvalidDicomError
-
 from clara_stream.operators.dicom.fastheader import fast_header
+from pydicom.errors import InvalidDicomError
 
 
 def _files(root: Path) -> list[Path]:
