@@ -178,3 +178,29 @@ def test_optional_input_does_not_stall() -> None:
     app = WiredApp(sink_cls=OptSink)
     app.run()
     assert len(app.sink.got) == 3
+
+
+def test_unconnected_output_is_refused_unless_optional() -> None:
+    class TwoOutSrc(Src):
+        outputs = (Port(P.FRAME, F32), Port(P.REPORT, Contract(kind=Kind.OBJECT)))
+
+    class OptOutSrc(Src):
+        outputs = (Port(P.FRAME, F32), Port(P.REPORT, Contract(kind=Kind.OBJECT), optional=True))
+
+        def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+            super().compute(op_input, op_output, context)
+            self.emit(op_output, {"sent": len(self.sent)}, P.REPORT)  # goes nowhere, never stalls
+
+    class SrcApp(WiredApp):
+        def compose(self) -> None:
+            self.src = self.src_cls(self, CountCondition(self, 3), name="src")
+            self.sink = Sink(self, name="sink")
+            self.add_flow(self.src, self.sink, {(P.FRAME, P.FRAME)})
+
+    SrcApp.src_cls = TwoOutSrc
+    with pytest.raises(GraphValidationError, match="src.report: output is not connected"):
+        SrcApp().run()
+    SrcApp.src_cls = OptOutSrc
+    app = SrcApp()
+    app.run()
+    assert len(app.sink.got) == 3

@@ -34,7 +34,8 @@ class Port:
     contract : Contract
         What the port carries.
     optional : bool
-        Inputs only: the operator runs without it; ``receive`` returns None when nothing arrived.
+        Inputs: the operator runs without it; ``receive`` returns None when nothing arrived.
+        Outputs: may be left unconnected (emitting to it then goes nowhere).
     queue_size : int
         Receiver capacity (>= 1); larger queues decouple a bursty producer.
     policy : str, optional
@@ -112,7 +113,9 @@ class Operator(_HoloscanOperator):
             if port.optional:
                 io.condition(ConditionType.NONE)
         for port in self.outputs:
-            spec.output(port.name)
+            io = spec.output(port.name)
+            if port.optional:  # Holoscan would otherwise wait forever for a receiver that is not there
+                io.condition(ConditionType.NONE)
 
     def input_port(self, name: str) -> Port | None:
         return next((p for p in self.inputs if p.name == name), None)

@@ -111,9 +111,17 @@ def validate(operators: list[Any], edges: list[Edge]) -> list[str]:
                 f"the consumer requires it and no operator upstream of {e.dst.name} provides it {where}"
             )
     connected = {(id(e.dst), e.in_port) for e in edges}
+    fed = {(id(e.src), e.out_port) for e in edges}
     for op in operators:
         if not _typed(op):
             continue
+        for port in op.outputs:
+            if not port.optional and (id(op), port.name) not in fed:
+                errors.append(
+                    f"{op.name}.{port.name}: output is not connected, so Holoscan would never schedule "
+                    f"{op.name} [producer {op.name}.{port.name}: {port.contract.describe()}]; "
+                    f"connect it with add_flow or declare the port optional"
+                )
         for port in op.inputs:
             if not port.optional and (id(op), port.name) not in connected:
                 errors.append(
