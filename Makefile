@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install -q -e '.[all,dev]'
 	# Only for its tritonserver binary; its numpy<2 pin would break the stack, hence --no-deps.
 	$(BIN)/pip install -q --no-deps nvidia-pytriton==0.7.0
+	# The Triton Python-backend stub misreads numpy 2 arrays: it gets its own numpy<2 site.
+	$(BIN)/python -c "from clara_stream.inference.triton_server import ensure_stub_site; ensure_stub_site()"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
