@@ -63,14 +63,24 @@ def _parse(buf: bytes, pos: int, implicit: bool, stop_group: int | None):
     return None  # ran off the chunk before Pixel Data
 
 
-def fast_header(path: Path, chunk: int = 65536) -> tuple[Dataset, str, int, int, bool] | None:
+def fast_header(path: Path, chunks: tuple[int, ...] = (8192, 262144)) -> tuple[Dataset, str, int, int, bool] | None:
     """(header Dataset, transfer syntax, Pixel Data element offset, its value length, encapsulated) or None.
 
     ``offset`` is where the Pixel Data element's tag starts; the value follows after 8 (implicit) or
-    12 (explicit) bytes. None means: use pydicom's reader for this file.
+    12 (explicit) bytes. The first bytes are read in one call (8 KiB, then 256 KiB if the header is
+    longer). None means: use pydicom's reader for this file.
     """
     with open(path, "rb", buffering=0) as f:
-        buf = f.read(chunk)
+        for chunk in chunks:
+            f.seek(0)
+            buf = f.read(chunk)
+            result = _from_buffer(path, buf)
+            if result is not None or len(buf) < chunk:
+                return result
+    return None
+
+
+def _from_buffer(path: Path, buf: bytes) -> tuple[Dataset, str, int, int, bool] | None:
     if len(buf) < 144 or buf[128:132] != b"DICM":
         return None
     parsed = _parse(buf, 132, False, 0x0002)

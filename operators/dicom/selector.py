@@ -189,6 +189,15 @@ def _eval(cond: dict[str, Any], series: DicomSeries, ds: Dataset | None = None) 
     return None
 
 
+def _iop(ds: Dataset) -> tuple[float, ...]:
+    elem = ds.get_item(0x00200037)  # ImageOrientationPatient, from the raw bytes when not yet converted
+    value = None if elem is None else elem.value
+    if isinstance(value, bytes):
+        text = value.strip(b" \x00")
+        return tuple(round(float(v), 3) for v in text.split(b"\\")) if text else ()
+    return tuple(round(float(v), 3) for v in (ds.get("ImageOrientationPatient") or []))
+
+
 def localizer_reason(series: DicomSeries, *, min_slices: int = 3) -> str | None:
     """Why a series looks like a 2D scout/localizer (None if it does not)."""
     image_type = [str(v).upper() for v in (series.get("ImageType") or [])]
@@ -199,7 +208,7 @@ def localizer_reason(series: DicomSeries, *, min_slices: int = 3) -> str | None:
         return f"SeriesDescription {desc!r} names a scout/localizer"
     if len(series) < min_slices:
         return f"{len(series)} instance(s): fewer than {min_slices}, not a volume"
-    iops = {tuple(round(float(v), 3) for v in (i.get("ImageOrientationPatient") or [])) for i in series.instances}
+    iops = {_iop(i.header) for i in series.instances}
     if len(iops) > 1:
         return f"{len(iops)} different orientations (a multi-plane localizer?)"
     return None

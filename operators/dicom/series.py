@@ -118,6 +118,12 @@ _TAGS = {k: pydicom.datadict.tag_for_keyword(k) for k in (
 )}  # fmt: skip
 
 
+def _raw(ds: pydicom.Dataset, tag: int) -> object:
+    """An element's raw bytes (or its value once converted): cheap equality across instances."""
+    elem = ds.get_item(tag)
+    return None if elem is None else elem.value
+
+
 def _err(rule: str, got: str, series: DicomSeries, problem: str) -> DicomInputError:
     exc = DicomInputError(f"{_OP}: expected {rule}; got {got} [series {series.series_uid}]")
     exc.problem = problem  # type: ignore[attr-defined]
@@ -154,9 +160,12 @@ def slice_layout(series: DicomSeries, *, min_slices: int = 3, orientation_tol: f
         shown = "; ".join(str(np.round(d, 4).tolist()) for d in distinct[:3])
         raise _err("one ImageOrientationPatient (0020,0037) for the whole series",
                    f"{len(distinct)} orientations: {shown}", series, "mixed-orientation")  # fmt: skip
-    sizes = {(int(i.header.get("Rows", 0) or 0), int(i.header.get("Columns", 0) or 0)) for i in inst}
+    sizes = {(_raw(i.header, 0x00280010), _raw(i.header, 0x00280011)) for i in inst}  # equal bytes: equal values
+    if len(sizes) > 1:  # raw and converted values mixed, or a real difference: compare the values
+        sizes = {(int(i.header.get("Rows", 0) or 0), int(i.header.get("Columns", 0) or 0)) for i in inst}
     spacings = {tuple(round(v, 6) for v in g[2]) for g in geo}
     if len(sizes) > 1 or len(spacings) > 1:
+        sizes = {(int(i.header.get("Rows", 0) or 0), int(i.header.get("Columns", 0) or 0)) for i in inst}
         raise _err("one Rows x Columns and PixelSpacing", f"{sorted(sizes)} / {sorted(spacings)}", series,
                    "mixed-size")  # fmt: skip
     row, col = iops[0][:3], iops[0][3:]
@@ -314,13 +323,20 @@ def series_to_volume(
         buf = np.empty((n, rows, cols), dtype=np.int16)  # uint16 below 2**15 has the same bits: read in place
     else:
         buf = np.empty((n, rows, cols), dtype=stored.newbyteorder("="))
-    pending = [k for k in range(n) if not _read_native(lay.instances[k], buf[k])]
+    in_place = integral and buf.dtype == np.int16 and intercept != 0
+    shift = np.int16(intercept) if in_place else None
+    pending = []
+    for k in range(n):  # read, then rescale the slice while it is still in cache
+        if not _read_native(lay.instances[k], buf[k]):
+            pending.append(k)
+        elif in_place:
+            buf[k] += shift
     if pending:
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
             list(pool.map(lambda k: _read_decoded(lay.instances[k], buf[k]), pending))
+        if in_place:
+            buf[pending] += shift
     if integral and buf.dtype == np.int16:
-        if intercept:
-            buf += np.int16(intercept)
         array = buf
     elif integral:
         wide = np.int16 if fits16 else np.int32
