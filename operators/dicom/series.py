@@ -235,7 +235,38 @@ def _read_native(inst: DicomInstance, out: np.ndarray) -> bool:
     return n == out.nbytes
 
 
+_J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"}
+
+
+def _read_j2k(inst: DicomInstance, out: np.ndarray) -> bool:
+    """Decode a single-frame JPEG 2000 instance with imagecodecs (it releases the GIL, so threads scale).
+
+    False when this fast path does not apply (the caller then uses pydicom's decoders).
+    """
+    if inst.transfer_syntax not in _J2K or inst.encapsulated_offset is None:
+        return False
+    try:
+        import imagecodecs
+    except ImportError:
+        return False
+    from pydicom.encaps import generate_frames
+
+    with open(inst.path, "rb", buffering=0) as f:
+        f.seek(inst.encapsulated_offset)
+        data = f.read()
+    try:
+        arr = imagecodecs.jpeg2k_decode(next(generate_frames(data, number_of_frames=1)))
+    except (ValueError, RuntimeError, StopIteration):  # pydicom's decoders then decode it or name the error
+        return False
+    if arr.shape != out.shape:
+        return False
+    out[...] = arr
+    return True
+
+
 def _read_decoded(inst: DicomInstance, out: np.ndarray) -> None:
+    if _read_j2k(inst, out):
+        return
     ds = pydicom.dcmread(inst.path)
     try:
         arr = ds.pixel_array

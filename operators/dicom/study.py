@@ -52,6 +52,7 @@ class DicomInstance:
     transfer_syntax: str
     pixel_offset: int | None
     pixel_length: int | None
+    encapsulated_offset: int | None = None  # where an encapsulated Pixel Data value (its items) starts
 
     @property
     def sop_instance_uid(self) -> str:
@@ -174,7 +175,8 @@ def read_instance(path: Path) -> DicomInstance | SkippedFile:
         if ok and sop_class != DICOMDIR_SOP_CLASS:
             native = ts in _NATIVE_LE and not encapsulated
             offset = pixel_pos + _NATIVE_LE[ts] if native else None
-            return DicomInstance(path, ds, ts, offset, length if native else None)
+            encaps = pixel_pos + 12 if encapsulated and ts not in _NATIVE_LE else None
+            return DicomInstance(path, ds, ts, offset, length if native else None, encaps)
     try:
         with open(path, "rb") as fp:
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
