@@ -125,7 +125,7 @@ def stage_breakdown(dicom: Path, out: Path, repeats: int) -> dict:
     total = sum(statistics.median(v) for v in times.values())
     share = {k: round(100 * statistics.median(v) / total, 1) for k, v in times.items()}
     return {"stages": stages, "stage_share_pct": share, "app_end_to_end": pct(e2e),
-            "runtime_overhead_ms": round((statistics.median(e2e) - total) * 1e3, 1)}  # fmt: skip
+            "sum_of_stage_medians_ms": round(total * 1e3, 1)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:
