@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,9 @@ def test_organ_segmentation_phantom_outputs(organ_run: Path, ct_sample: dict[str
     for name in ("seg.dcm", "rtstruct.dcm", "mask.mhd", "mask.raw", "selection.json", "render/config.meta",
                  "render/config_render.json", "render/original.mhd", "render/mask.mhd"):  # fmt: skip
         assert (out / name).is_file(), name
+    if shutil.which("dciodvfy"):
+        check = subprocess.run(["dciodvfy", str(out / "seg.dcm")], capture_output=True, text=True, timeout=120)
+        assert not [ln for ln in (check.stdout + check.stderr).splitlines() if ln.startswith("Error")]
     truth, truth_geom = read_mhd(ct_sample["labels"])
     mask, geom = read_mhd(out / "mask.mhd")
     assert geom.allclose(truth_geom, atol=1e-4) and mask.shape == truth.shape
