@@ -46,6 +46,8 @@ _TRANSFER_SYNTAXES = {
     "implicit": "1.2.840.10008.1.2",
     "rle": "1.2.840.10008.1.2.5",
     "j2k": "1.2.840.10008.1.2.4.90",
+    "jpeg-lossless": "1.2.840.10008.1.2.4.57",  # encoded with imagecodecs (pydicom has no encoder for it)
+    "jpeg-ls": "1.2.840.10008.1.2.4.80",
 }
 
 
@@ -163,7 +165,7 @@ def write_dicom_series(
     """Write ``hu`` (z, y, x) as one CT Image Storage file per slice (unsigned 12-bit, intercept -1024).
 
     UIDs are generated deterministically from ``seed`` under ``uid_root``, so a re-run writes the same
-    study. ``transfer_syntax`` is one of explicit, implicit, rle, j2k.
+    study. ``transfer_syntax`` is one of explicit, implicit, rle, j2k, jpeg-lossless, jpeg-ls.
     """
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -240,6 +242,14 @@ def write_dicom_series(
             ds.file_meta.TransferSyntaxUID = UID(_TRANSFER_SYNTAXES["implicit"])
         elif transfer_syntax in ("rle", "j2k"):
             ds.compress(UID(_TRANSFER_SYNTAXES[transfer_syntax]), stored[k], generate_instance_uid=False)
+        elif transfer_syntax in ("jpeg-lossless", "jpeg-ls"):
+            import imagecodecs
+            from pydicom.encaps import encapsulate
+
+            encode = imagecodecs.ljpeg_encode if transfer_syntax == "jpeg-lossless" else imagecodecs.jpegls_encode
+            ds.PixelData = encapsulate([encode(stored[k])])
+            ds["PixelData"].VR = "OB"
+            ds.file_meta.TransferSyntaxUID = UID(_TRANSFER_SYNTAXES[transfer_syntax])
         path = out_dir / f"IM{int(order[k]) + 1:05d}.dcm"
         pydicom.dcmwrite(path, ds, enforce_file_format=True)
         paths.append(path)
@@ -265,7 +275,7 @@ def write_sample(
         ``labels.raw`` (uint8, same geometry as the series), ``labels.json``.
     seed : anatomy/noise seed; the same seed writes byte-identical files and identical UIDs.
     shape : (z, y, x) voxel counts; (48, 128, 128) default, (200, 512, 512) for the benchmark.
-    transfer_syntax : explicit (default), implicit, rle or j2k.
+    transfer_syntax : explicit (default), implicit, rle, j2k, jpeg-lossless (Process 14) or jpeg-ls.
     noise_hu, shuffle_names, uid_root : see ``make_phantom`` / ``write_dicom_series``.
     options : ``fov_mm``, ``z_extent_mm`` passed to ``make_phantom``.
 
@@ -294,9 +304,7 @@ def write_sample(
     _write_mhd(labels_path, labels, geometry)
     names_path = out_dir / "labels.json"
     names = {
-        "labels": {
-            str(v): {"name": n, "snomed_code": c, "snomed_meaning": m} for v, (n, c, m) in LABELS.items()
-        },
+        "labels": {str(v): {"name": n, "snomed_code": c, "snomed_meaning": m} for v, (n, c, m) in LABELS.items()},
         "background": 0,
     }
     names_path.write_text(json.dumps(names, indent=2) + "\n")

@@ -235,15 +235,23 @@ def _read_native(inst: DicomInstance, out: np.ndarray) -> bool:
     return n == out.nbytes
 
 
-_J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"}
+#: Encapsulated syntaxes decoded with imagecodecs (it releases the GIL, so the thread pool scales, and it
+#: covers JPEG Lossless, which pydicom cannot decode without pylibjpeg-libjpeg or GDCM).
+_IMAGECODECS = {
+    "1.2.840.10008.1.2.4.90": "jpeg2k_decode", "1.2.840.10008.1.2.4.91": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.57": "ljpeg_decode", "1.2.840.10008.1.2.4.70": "ljpeg_decode",
+    "1.2.840.10008.1.2.4.80": "jpegls_decode", "1.2.840.10008.1.2.4.81": "jpegls_decode",
+}  # fmt: skip
 
 
-def _read_j2k(inst: DicomInstance, out: np.ndarray) -> bool:
-    """Decode a single-frame JPEG 2000 instance with imagecodecs (it releases the GIL, so threads scale).
+def _read_imagecodecs(inst: DicomInstance, out: np.ndarray) -> bool:
+    """Decode a single-frame encapsulated greyscale instance with imagecodecs into ``out``.
 
-    False when this fast path does not apply (the caller then uses pydicom's decoders).
+    False when this path does not apply or the codec fails (the caller then uses pydicom's decoders,
+    which decode it or raise a clear error).
     """
-    if inst.transfer_syntax not in _J2K or inst.encapsulated_offset is None:
+    name = _IMAGECODECS.get(inst.transfer_syntax)
+    if name is None or inst.encapsulated_offset is None:
         return False
     try:
         import imagecodecs
@@ -255,7 +263,7 @@ def _read_j2k(inst: DicomInstance, out: np.ndarray) -> bool:
         f.seek(inst.encapsulated_offset)
         data = f.read()
     try:
-        arr = imagecodecs.jpeg2k_decode(next(generate_frames(data, number_of_frames=1)))
+        arr = getattr(imagecodecs, name)(next(generate_frames(data, number_of_frames=1)))
     except (ValueError, RuntimeError, StopIteration):  # pydicom's decoders then decode it or name the error
         return False
     if arr.shape != out.shape:
@@ -265,7 +273,7 @@ def _read_j2k(inst: DicomInstance, out: np.ndarray) -> bool:
 
 
 def _read_decoded(inst: DicomInstance, out: np.ndarray) -> None:
-    if _read_j2k(inst, out):
+    if _read_imagecodecs(inst, out):
         return
     ds = pydicom.dcmread(inst.path)
     try:

@@ -123,7 +123,7 @@ def test_resample_policies_fix_tilt_and_missing_slice(shared_data: Path) -> None
     assert np.all(vol.array[missing[0]] >= lo - 1) and np.all(vol.array[missing[0]] <= hi + 1)
 
 
-@pytest.mark.parametrize("syntax", ["rle", "j2k", "implicit"])
+@pytest.mark.parametrize("syntax", ["rle", "j2k", "implicit", "jpeg-lossless", "jpeg-ls"])
 def test_compressed_phantom_equals_uncompressed(tmp_path: Path, syntax: str) -> None:
     from clara_stream.samples.ct import write_sample
 
