@@ -54,8 +54,8 @@ def test_organ_segmentation_phantom_outputs(organ_run: Path, ct_sample: dict[str
         np.testing.assert_array_equal(seg[spec["name"]], mask == int(value))  # SEG == MHD mask
         a, b = mask == int(value), truth == int(value)
         dice[spec["name"]] = 2 * (a & b).sum() / (a.sum() + b.sum())
-    assert min(dice.values()) > 0.75, dice  # held-out phantom (seed 0 is not a training seed)
-    assert np.mean(list(dice.values())) > 0.85, dice
+    assert min(dice.values()) > 0.85, dice  # held-out phantom (seed 0 is not a training seed)
+    assert np.mean(list(dice.values())) > 0.9, dice
 
 
 def test_organ_segmentation_real_j2k_ct_without_uids(tmp_path: Path, shared_data: Path) -> None:
