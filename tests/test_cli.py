@@ -139,3 +139,11 @@ def test_ctrl_c_stops_the_graph_and_keeps_outputs(tmp_path: Path) -> None:
     assert "interrupted" in err
     summary = json.loads((tmp_path / "summary.json").read_text())  # the sink's stop() still ran
     assert 0 < summary["frames"] < 100000000
+
+
+def test_error_text_in_brackets_is_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app_file = tmp_path / "bracket_app.py"
+    failing = "        raise ValueError('Op: expected one series; got [CT 1.2.3, MR 4.5] [/tmp/x]')\n"
+    app_file.write_text(BROKEN_APP.replace("        src = ArraySourceOp", failing + "        src = ArraySourceOp"))
+    assert main(["run", str(app_file)]) == 1
+    assert "got [CT 1.2.3, MR 4.5] [/tmp/x]" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from clara_stream.errors import GraphValidationError, UserError
@@ -44,18 +45,18 @@ def report_error(exc: BaseException) -> int:
     if debug:
         err_console.print(traceback.format_exc(), markup=False, highlight=False)
     if isinstance(exc, GraphValidationError):
-        err_console.print(f"[bold red]error:[/] {exc.app_name}: graph refused before run", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(exc.app_name)}: graph refused before run", highlight=False)
         for line in exc.errors:
             err_console.print(f"  - {line}", markup=False, highlight=False)
         err_console.print("[dim]hint: `clara-stream validate APP` lists every port and contract[/]")
         return 1
     if isinstance(exc, UserError):
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         if exc.hint:
-            err_console.print(f"[dim]hint: {exc.hint}[/]", highlight=False)
+            err_console.print(f"[dim]hint: {escape(exc.hint)}[/]", highlight=False)
         return 2
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {message}", markup=True, highlight=False)
+    err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(message)}", highlight=False)
     if not debug:
         err_console.print("[dim]hint: run again with --debug for the traceback[/]")
     return 1
