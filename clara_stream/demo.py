@@ -49,6 +49,17 @@ def run_demo(out: Path) -> list[tuple[str, Path]]:
     return done
 
 
+def _listing(folder: Path) -> str:
+    """Top-level entries; folders with their file counts (``kitti/ (90 files)``)."""
+    parts = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir():
+            parts.append(f"{entry.name}/ ({sum(1 for p in entry.rglob('*') if p.is_file())} files)")
+        else:
+            parts.append(entry.name)
+    return ", ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for samples and results")
@@ -64,10 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     table.add_column("folder")
     table.add_column("files")
     for job, folder in done:
-        files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-        shown = ", ".join(files[:6]) + (f", … ({len(files)} files)" if len(files) > 6 else "")
-        table.add_row(job, str(folder.resolve()), shown)
+        table.add_row(job, str(folder.resolve()), _listing(folder))
     console.print(table)
+    out = args.out
+    render = out / "organ_segmentation" / "render"
+    if render.is_dir():
+        console.print(f"view it: clara-stream render serve --root {out.resolve()} --register {render.resolve()}",
+                      highlight=False)
     return 0
 
 
