@@ -147,3 +147,10 @@ def test_error_text_in_brackets_is_kept(tmp_path: Path, capsys: pytest.CaptureFi
     app_file.write_text(BROKEN_APP.replace("        src = ArraySourceOp", failing + "        src = ArraySourceOp"))
     assert main(["run", str(app_file)]) == 1
     assert "got [CT 1.2.3, MR 4.5] [/tmp/x]" in capsys.readouterr().err
+
+
+def test_debug_does_not_leak_into_later_calls(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "hello_stream", "--set", "scale.factor=0", "--debug"]) == 1
+    capsys.readouterr()
+    assert main(["run", "hello_stream", "--set", "scale.factor=0"]) == 1
+    assert "Traceback" not in capsys.readouterr().err

@@ -39,8 +39,19 @@ def _say_interrupted() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (tests call ``main([...])``)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    previous = os.environ.get("CLARA_STREAM_DEBUG")
     if debug:
-        os.environ["CLARA_STREAM_DEBUG"] = "1"
+        os.environ["CLARA_STREAM_DEBUG"] = "1"  # read by report_error; restored below for in-process callers
+    try:
+        return _main(argv)
+    finally:
+        if previous is None:
+            os.environ.pop("CLARA_STREAM_DEBUG", None)
+        else:
+            os.environ["CLARA_STREAM_DEBUG"] = previous
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         _register_groups()
         result = app(args=argv, prog_name="clara-stream", standalone_mode=False)
