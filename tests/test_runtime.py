@@ -204,3 +204,30 @@ def test_unconnected_output_is_refused_unless_optional() -> None:
     app = SrcApp()
     app.run()
     assert len(app.sink.got) == 3
+
+
+def test_read_only_arrays_travel_without_copies() -> None:
+    class RoSrc(Operator):
+        outputs = (Port(P.TENSOR, MAP), Port(P.FRAME, F32))
+
+        def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+            self.sent = np.frombuffer(np.ones(16, np.float32).tobytes(), np.float32).reshape(4, 4)  # read-only
+            assert not self.sent.flags.writeable
+            self.emit(op_output, {"a": self.sent}, P.TENSOR)
+            self.emit(op_output, self.sent, P.FRAME)
+
+    class RoSink(Operator):
+        inputs = (Port(P.TENSOR, MAP), Port(P.FRAME, F32))
+
+        def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+            self.got = (self.receive(op_input, P.TENSOR), self.receive(op_input, P.FRAME))
+
+    class RoApp(Application):
+        def compose(self) -> None:
+            self.s, self.r = RoSrc(self, CountCondition(self, 1), name="s"), RoSink(self, name="r")
+            self.add_flow(self.s, self.r, {(P.TENSOR, P.TENSOR), (P.FRAME, P.FRAME)})
+
+    app = RoApp()
+    app.run()
+    got_map, got_frame = app.r.got
+    assert arrays.shares_memory(got_map["a"], app.s.sent) and arrays.shares_memory(got_frame, app.s.sent)

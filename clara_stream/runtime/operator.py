@@ -142,7 +142,12 @@ class Operator(_HoloscanOperator):
                 md[key] = item
         if self._check:
             self._check_value(port, value)
-        op_output.emit(value, port)
+        try:
+            op_output.emit(value, port)
+        except BufferError:
+            # Holoscan wraps arrays as C++ tensors through DLPack, which cannot carry read-only
+            # arrays (np.frombuffer of bytes, tritonclient outputs); send the Python object as is.
+            op_output.emit(value, port, "PyObject")
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         """Metadata received with this compute's inputs (or set upstream of them)."""

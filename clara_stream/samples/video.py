@@ -11,7 +11,8 @@ endoscope vignette) that pans slowly, with moving objects of two classes drawn o
 * ``polyp`` (class 1): a yellow-orange rounded blob with a soft rim and a specular highlight.
 
 Boxes are ``(left, top, right, bottom)`` in pixels of the frame, the axis-aligned extent of the
-drawn shape, clipped to the frame (objects bounce inside the frame, so clipping rarely matters).
+drawn shape, clipped to the frame (objects bounce inside the frame, so clipping rarely matters);
+objects more than half hidden under others are left out of the ground truth.
 """
 
 from __future__ import annotations
@@ -187,22 +188,45 @@ def render_scene(
         ox = int(mx + mx * 0.9 * math.sin(phase[0] + i * 0.013))
         oy = int(my + my * 0.9 * math.sin(phase[1] + i * 0.017))
         img = canvas[oy : oy + height, ox : ox + width].copy()
-        boxes: list[tuple[int, tuple[float, float, float, float]]] = []
+        drawn: list[tuple[_Object, np.ndarray]] = []
         for o in objs:
             if o.start <= i < o.end:
                 poly = _shape(o)
                 _draw(img, o, poly)
-                lo, hi = poly.min(0), poly.max(0)
-                box = (
-                    max(0.0, float(lo[0])),
-                    max(0.0, float(lo[1])),
-                    min(float(width), float(hi[0])),
-                    min(float(height), float(hi[1])),
-                )
-                if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
-                    boxes.append((o.cls, box))
+                drawn.append((o, poly))
             _move(o, width, height)
-        yield (img.astype(np.float32) * vignette).astype(np.uint8), boxes
+        yield (img.astype(np.float32) * vignette).astype(np.uint8), _visible_boxes(drawn, width, height)
+
+
+def _visible_boxes(
+    drawn: list[tuple[_Object, np.ndarray]], width: int, height: int, min_visible: float = 0.5
+) -> list[tuple[int, tuple[float, float, float, float]]]:
+    """Ground truth of one frame: boxes of objects at least ``min_visible`` unoccluded.
+
+    Objects are drawn in order, so later ones hide earlier ones; an object mostly hidden under
+    another is not something a detector can be asked to find (KITTI's evaluation likewise ignores
+    largely occluded objects).
+    """
+    import cv2
+
+    masks = []
+    for _, poly in drawn:
+        m = np.zeros((height, width), np.uint8)
+        cv2.fillPoly(m, [np.round(poly).astype(np.int32)], 1)
+        masks.append(m.astype(bool))
+    boxes = []
+    for k, (o, poly) in enumerate(drawn):
+        area = int(masks[k].sum())
+        above = np.logical_or.reduce(masks[k + 1:]) if k + 1 < len(masks) else None
+        visible = area if above is None else int((masks[k] & ~above).sum())
+        if area == 0 or visible < min_visible * area:
+            continue
+        lo, hi = poly.min(0), poly.max(0)
+        box = (max(0.0, float(lo[0])), max(0.0, float(lo[1])), min(float(width), float(hi[0])),
+               min(float(height), float(hi[1])))
+        if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
+            boxes.append((o.cls, box))
+    return boxes
 
 
 def _move(o: _Object, w: int, h: int) -> None:

@@ -45,7 +45,7 @@ class VideoInfo:
     height: int
     rate: Fraction
     time_base: Fraction
-    frames: int  # from the container index; 0 when unknown (raw bitstreams)
+    frames: int  # from the container index, else counted from packets
     duration_s: float | None
 
 
@@ -114,6 +114,9 @@ def probe(path: str | Path, *, codecs: Sequence[str] = SUPPORTED_CODECS, owner: 
         s = _video_stream(container, p, codecs, owner)
         tb = Fraction(s.time_base) if s.time_base else 1 / _rate(s)
         dur = float(s.duration * tb) if s.duration else (container.duration / 1e6 if container.duration else None)
+        frames = int(s.frames or 0)
+        if frames == 0:  # fragmented MP4 / raw bitstream: no index, so count packets (demux only, no decode)
+            frames = sum(1 for pkt in container.demux(s) if pkt.size)
         return VideoInfo(
             p,
             s.codec_context.name,
@@ -121,7 +124,7 @@ def probe(path: str | Path, *, codecs: Sequence[str] = SUPPORTED_CODECS, owner: 
             s.codec_context.height,
             _rate(s),
             tb,
-            int(s.frames or 0),
+            frames,
             dur,
         )
     finally:
