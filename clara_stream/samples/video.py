@@ -12,7 +12,8 @@ endoscope vignette) that pans slowly, with moving objects of two classes drawn o
 
 Boxes are ``(left, top, right, bottom)`` in pixels of the frame, the axis-aligned extent of the
 drawn shape, clipped to the frame (objects bounce inside the frame, so clipping rarely matters);
-objects more than half hidden under others are left out of the ground truth.
+objects more than half hidden under others are left out of the ground truth, and a partly hidden
+object's box bounds its visible part.
 """
 
 from __future__ import annotations
@@ -203,6 +204,8 @@ def _visible_boxes(
 ) -> list[tuple[int, tuple[float, float, float, float]]]:
     """Ground truth of one frame: boxes of objects at least ``min_visible`` unoccluded.
 
+    A partly hidden object's box bounds its visible pixels.
+
     Objects are drawn in order, so later ones hide earlier ones; an object mostly hidden under
     another is not something a detector can be asked to find (KITTI's evaluation likewise ignores
     largely occluded objects).
@@ -218,10 +221,15 @@ def _visible_boxes(
     for k, (o, poly) in enumerate(drawn):
         area = int(masks[k].sum())
         above = np.logical_or.reduce(masks[k + 1:]) if k + 1 < len(masks) else None
-        visible = area if above is None else int((masks[k] & ~above).sum())
+        seen = masks[k] if above is None else masks[k] & ~above
+        visible = int(seen.sum())
         if area == 0 or visible < min_visible * area:
             continue
-        lo, hi = poly.min(0), poly.max(0)
+        if above is None or visible == area:
+            lo, hi = poly.min(0), poly.max(0)
+        else:  # partly hidden: the box bounds what can be seen, as a detector reports it
+            ys, xs = np.nonzero(seen)
+            lo, hi = np.array([xs.min(), ys.min()], float), np.array([xs.max() + 1, ys.max() + 1], float)
         box = (max(0.0, float(lo[0])), max(0.0, float(lo[1])), min(float(width), float(hi[0])),
                min(float(height), float(hi[1])))
         if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
