@@ -127,6 +127,11 @@ class VideoDecoderOp(Operator):
             self.source.close()
 
     @property
+    def dropped_frames(self) -> int:
+        """Frames dropped by the realtime drop policy (read by ``clara-stream bench``)."""
+        return self.pacer.dropped if self.pacer else 0
+
+    @property
     def stats(self) -> dict[str, Any]:
         if self.source is None:
             return {"input": None, "emitted": 0}
