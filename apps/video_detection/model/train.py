@@ -170,7 +170,17 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train(
-    out: Path, *, steps: int, scenes: int, per_scene: int, batch: int, seed: int, width: int, checkpoint: bool = False
+    out: Path,
+    *,
+    steps: int,
+    scenes: int,
+    per_scene: int,
+    batch: int,
+    seed: int,
+    width: int,
+    checkpoint: bool = False,
+    init: Path | None = None,
+    lr: float = 3e-3,
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -182,8 +192,10 @@ def train(
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     h_all, d_all, w_all = torch.from_numpy(heat), torch.from_numpy(dist), torch.from_numpy(weight)
     net = TinyDetector(len(CLASSES), width)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(steps, 1), pct_start=0.1)
+    if init is not None:  # fine-tune from a saved state_dict (--checkpoint of an earlier run)
+        net.load_state_dict(torch.load(init, map_location="cpu"))
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
     g = torch.Generator().manual_seed(seed)
     net.train()
     for step in range(steps):
@@ -205,7 +217,19 @@ def train(
                 flush=True,
             )
     torch.save(net.state_dict(), out / "weights.pt") if checkpoint else None
-    return export(net, out, {"steps": steps, "scenes": scenes, "images": len(images), "seed": seed, "width": width})
+    return export(
+        net,
+        out,
+        {
+            "steps": steps,
+            "init": str(init) if init else None,
+            "lr": lr,
+            "scenes": scenes,
+            "images": len(images),
+            "seed": seed,
+            "width": width,
+        },
+    )
 
 
 def export(net: TinyDetector, out: Path, info: dict) -> dict:
@@ -243,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, help="start from this weights.pt (fine-tuning)")
+    ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
     ap.add_argument("--checkpoint", action="store_true", help="also save the torch state_dict (weights.pt)")
     a = ap.parse_args(argv)
     train(
@@ -254,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=a.seed,
         width=a.width,
         checkpoint=a.checkpoint,
+        init=a.init,
+        lr=a.lr,
     )
     return 0
 
