@@ -41,11 +41,6 @@ def _check_outputs(video: Path, out: Path) -> None:
             assert (b[:, 3] <= src.height).all() and (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: on this clip (seed 3) a small polyp touching an instrument is "
-    "missed in 73 frames -> recall 0.73; over 5 held-out videos recall is 0.970 (README)",
-)
 def test_app_on_synthetic_clip_meets_accuracy(clip: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     app = load_app("video_detection", input=clip["video"], output=out)
