@@ -297,14 +297,18 @@ class Pacer:
         source whose consumer cannot keep up.
     late_tolerance_s : float
         Lateness allowed before a drop (default one frame at 30 fps).
+    clock, sleep : callables
+        Time source and sleeper (``time.perf_counter`` / ``time.sleep``); tests pass a fake pair.
     """
 
-    def __init__(self, *, drop_policy: str = "drop_late", late_tolerance_s: float = 1 / 30):
+    def __init__(self, *, drop_policy: str = "drop_late", late_tolerance_s: float = 1 / 30,
+                 clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep):
         if drop_policy not in DROP_POLICIES:
             raise ValueError(f"Pacer: expected drop_policy in {DROP_POLICIES}; got {drop_policy!r}")
         if late_tolerance_s < 0:
             raise ValueError(f"Pacer: expected late_tolerance_s >= 0; got {late_tolerance_s}")
         self.drop_policy, self.tolerance = drop_policy, float(late_tolerance_s)
+        self._clock, self._sleep = clock, sleep
         self._t0: float | None = None
         self._m0 = 0.0
         self.dropped = 0
@@ -312,12 +316,12 @@ class Pacer:
 
     def admit(self, media_time_s: float) -> bool:
         """Wait until the frame is due; return False when it should be dropped instead."""
-        now = time.perf_counter()
+        now = self._clock()
         if self._t0 is None:
             self._t0, self._m0 = now, media_time_s
         due = self._t0 + (media_time_s - self._m0)
         if now < due:
-            time.sleep(due - now)
+            self._sleep(due - now)
         elif now - due > self.tolerance:
             if self.drop_policy == "drop_late":
                 self.dropped += 1

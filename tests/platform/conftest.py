@@ -31,6 +31,20 @@ def pick_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until(cond, what: str, timeout_s: float = 60.0, poll_s: float = 0.1):
+    """Poll ``cond()`` until it is truthy and return its value.
+
+    The limit is a liveness guard so a hung peer fails the test with ``what`` instead of stalling
+    CI; it checks that something happens, never how fast.
+    """
+    limit = time.monotonic() + timeout_s
+    while not (value := cond()):
+        if time.monotonic() > limit:
+            pytest.fail(f"{what}: still not the case after {timeout_s:.0f} s (hung peer or job?)")
+        time.sleep(poll_s)
+    return value
+
+
 def wait_port(port: int, timeout_s: float = 20.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:

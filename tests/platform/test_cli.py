@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 
 from clara_stream.cli import main
+
+from .conftest import wait_until
 
 PROBE = str(Path(__file__).parent / "apps" / "probe")
 SEED = {
@@ -22,10 +23,7 @@ def test_jobs_and_dicom_commands(serve_factory, ct_small, tmp_path, capsys):
     api = ["--api", serve.url]
     assert main(["jobs", "submit", "probe", str(ct_small), "--priority", "3", *api]) == 0
     job_id = capsys.readouterr().out.strip()
-    deadline = time.time() + 60
-    while httpx.get(f"{serve.url}/jobs/{job_id}").json()["status"] != "succeeded":
-        assert time.time() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: httpx.get(f"{serve.url}/jobs/{job_id}").json()["status"] == "succeeded", "job succeeded")
     assert main(["jobs", "list", *api]) == 0
     out = capsys.readouterr().out
     assert job_id in out and "succeeded" in out and "p3" in out

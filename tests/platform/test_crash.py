@@ -4,7 +4,6 @@ on disk and intact, and after a restart the queued, interrupted and new jobs all
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -12,6 +11,8 @@ import pytest
 from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
+
+from .conftest import wait_until
 
 PROBE = str(Path(__file__).parent / "apps" / "probe")
 
@@ -33,16 +34,6 @@ SEED = {
 }
 
 
-def wait_for(fn, timeout_s: float = 120.0):
-    deadline = time.time() + timeout_s
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.time() < deadline, "condition not reached in time"
-        time.sleep(0.1)
-
-
 @pytest.mark.slow
 def test_kill9_during_send_loses_no_acknowledged_instance(serve_factory, ct200, tmp_path):
     serve = serve_factory(SEED, extra=["--max-jobs", "1"]).start()
@@ -50,7 +41,7 @@ def test_kill9_during_send_loses_no_acknowledged_instance(serve_factory, ct200, 
     inbox.mkdir()
     api = httpx.Client(base_url=serve.url, timeout=10)
     queued = [api.post("/jobs", json={"pipeline": "probe_slow", "input": str(inbox)}).json()["id"] for _ in range(3)]
-    wait_for(lambda: api.get(f"/jobs/{queued[0]}").json()["status"] == "running")
+    wait_until(lambda: api.get(f"/jobs/{queued[0]}").json()["status"] == "running", "first job running", 120)
 
     datasets = [dcmread(p) for p in sorted(ct200.iterdir())]
     acked: list[str] = []
@@ -72,7 +63,7 @@ def test_kill9_during_send_loses_no_acknowledged_instance(serve_factory, ct200, 
 
     sender = threading.Thread(target=send)
     sender.start()
-    wait_for(lambda: len(acked) >= 60, timeout_s=60)
+    wait_until(lambda: len(acked) >= 60, "60 instances acknowledged")
     serve.kill9()
     sender.join(timeout=60)
     assert 60 <= len(acked) < 200, "the kill must land mid-send"
@@ -86,7 +77,8 @@ def test_kill9_during_send_loses_no_acknowledged_instance(serve_factory, ct200, 
 
     serve.start()  # same data dir: recover, requeue, group the cut association's instances
     api = httpx.Client(base_url=serve.url, timeout=10)
-    jobs = wait_for(lambda: [j for j in api.get("/jobs").json() if j["pipeline"] == "probe"] or None)
+    jobs = wait_until(lambda: [j for j in api.get("/jobs").json() if j["pipeline"] == "probe"] or None,
+                      "probe jobs listed", 120)
     (dicom_job,) = jobs
     ids = [*queued, dicom_job["id"]]
 
@@ -94,7 +86,7 @@ def test_kill9_during_send_loses_no_acknowledged_instance(serve_factory, ct200, 
         js = [api.get(f"/jobs/{i}").json() for i in ids]
         return js if all(j["status"] in ("succeeded", "failed", "cancelled") for j in js) else None
 
-    final = wait_for(finished)
+    final = wait_until(finished, "every job finished", 120)
     assert [j["status"] for j in final] == ["succeeded"] * 4, [j["error"] for j in final]
     assert final[0]["attempts"] == 1  # interrupted by the kill, rerun without using a retry
     seen = (Path(final[3]["outputDir"]) / "probe.json").read_text()

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from pydicom import dcmread
 
-from .conftest import NODELAY_ENV
+from .conftest import NODELAY_ENV, wait_until
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
-
-
-def wait_for(fn, timeout_s: float, what: str):
-    deadline = time.time() + timeout_s
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.time() < deadline, f"{what}: not reached within {timeout_s} s"
-        time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -58,16 +47,16 @@ def test_storescu_to_organseg_to_storescp_and_orthanc(serve_factory, storescp, o
     )
     assert r.returncode == 0, r.stderr
 
-    job = wait_for(lambda: next(iter(api.get("/jobs").json()), None), 30, "job created")
+    job = wait_until(lambda: next(iter(api.get("/jobs").json()), None), "job created", 30)
     assert job["pipeline"] == "organ_segmentation" and job["source"] == "dicom:ORGANSEG"
     assert len(list(Path(job["inputDir"]).iterdir())) == 16
     inputs = api.get(f"/jobs/{job['id']}/instances").json()
     sent = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in ct_small.iterdir()}
     assert {i["sop_uid"] for i in inputs} == sent and {i["calling_ae"] for i in inputs} == {"STORESCU"}
-    job = wait_for(
+    job = wait_until(
         lambda: (j := api.get(f"/jobs/{job['id']}").json())["status"] in ("succeeded", "failed") and j,
-        300,
         "job finished",
+        300,
     )
     assert job["status"] == "succeeded", api.get(f"/jobs/{job['id']}/log").text[-3000:]
 
@@ -85,7 +74,7 @@ def test_storescu_to_organseg_to_storescp_and_orthanc(serve_factory, storescp, o
             "orthanc": "sent",
         }
 
-    wait_for(exported, 120, "SEG exported to both destinations")
+    wait_until(exported, "SEG exported to both destinations", 120)
     got = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p for p in storescp.files()}
     assert seg.SOPInstanceUID in got
     assert dcmread(got[seg.SOPInstanceUID]).PixelData == dcmread(seg_path).PixelData

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from fastapi.testclient import TestClient
 from clara_stream.platform.api.app import create_app
 from clara_stream.platform.service import PlatformService
 
-from .conftest import pick_port
+from .conftest import pick_port, wait_until
 
 PROBE = str(Path(__file__).parent / "apps" / "probe")
 
@@ -80,10 +79,7 @@ def test_jobs_submit_run_results_and_errors(client, tmp_path):
     r = client.post("/jobs", json={"pipeline": "probe", "input": str(inbox), "priority": 2})
     assert r.status_code == 201, r.text
     jid = r.json()["id"]
-    deadline = time.time() + 60
-    while client.get(f"/jobs/{jid}").json()["status"] not in ("succeeded", "failed"):
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: client.get(f"/jobs/{jid}").json()["status"] in ("succeeded", "failed"), "job finished")
     job = client.get(f"/jobs/{jid}").json()
     assert job["status"] == "succeeded" and job["priority"] == 2 and job["durationS"] is not None
     assert [j["id"] for j in client.get("/jobs", params={"status": "succeeded"}).json()] == [jid]

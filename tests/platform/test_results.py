@@ -15,7 +15,7 @@ from clara_stream.platform.jobs import JobQueue
 from clara_stream.platform.results import ResultsService
 from clara_stream.platform.schemas import DestinationConfig, PipelineConfig
 
-from .conftest import Storescp, pick_port
+from .conftest import Storescp, pick_port, wait_until
 
 
 class Parts:
@@ -45,13 +45,6 @@ class Parts:
 
 def received_uids(scp: Storescp) -> set[str]:
     return {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in scp.files()}
-
-
-def wait(cond, timeout_s: float = 30.0):
-    deadline = time.time() + timeout_s
-    while not cond():
-        assert time.time() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def test_outputs_recorded_and_exported(settings, ct_small, storescp):
@@ -91,8 +84,9 @@ def test_destination_down_retries_then_delivers_after_restart(settings, ct_small
         again = Parts(settings)
         again.results.start()
         try:
-            wait(lambda: received_uids(scp) == set(uids))
-            wait(lambda: {r["state"] for r in again.db.query("SELECT state FROM outbox")} == {"sent"})
+            wait_until(lambda: received_uids(scp) == set(uids), "all instances at storescp", 30)
+            wait_until(lambda: {r["state"] for r in again.db.query("SELECT state FROM outbox")} == {"sent"},
+                       "outbox drained", 30)
         finally:
             again.results.stop()
     finally:

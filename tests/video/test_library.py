@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -136,15 +135,22 @@ def test_kitti_lines_and_matching(tmp_path: Path) -> None:
 
 
 def test_pacer_paces_and_drops_late_frames() -> None:
-    pacer = Pacer(drop_policy="drop_late", late_tolerance_s=0.02)
-    start = time.perf_counter()
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    pacer = Pacer(drop_policy="drop_late", late_tolerance_s=0.02, clock=lambda: now[0], sleep=sleep)
     assert pacer.admit(0.0) and pacer.admit(0.05)
-    assert time.perf_counter() - start >= 0.045  # waited for the second frame's time
-    time.sleep(0.1)  # the consumer fell behind: frames due at 0.1 s are late by > 20 ms
+    assert slept == [pytest.approx(0.05)]  # waited for the second frame's presentation time
+    now[0] += 0.1  # the consumer fell behind: the frame due at 0.1 s is 50 ms late
     assert not pacer.admit(0.1) and pacer.dropped == 1
-    keep = Pacer(drop_policy="none", late_tolerance_s=0.0)
+    keep = Pacer(drop_policy="none", late_tolerance_s=0.0, clock=lambda: now[0], sleep=sleep)
     keep.admit(0.0)
-    time.sleep(0.05)
+    now[0] += 0.05
     assert keep.admit(0.01) and keep.dropped == 0  # released late, nothing lost
+    assert keep.admit(0.02) and slept[-1] == pytest.approx(0.01)  # the timeline slid: paced from there
     with pytest.raises(ValueError, match="drop_policy"):
         Pacer(drop_policy="newest")
