@@ -25,11 +25,7 @@ import numpy as np
 from clara_stream import ports as P
 from clara_stream.contracts import Contract, Kind
 from clara_stream.runtime import Application, CountCondition, Operator, Port, run_with_stack
-
-# The anchor is raw Holoscan, so this benchmark (not a package module) imports it directly.
-from holoscan.core import Application as RawApplication  # noqa: E402  isort: skip
-from holoscan.core import Operator as RawOperator  # noqa: E402  isort: skip
-from holoscan.schedulers import EventBasedScheduler, GreedyScheduler  # noqa: E402  isort: skip
+from clara_stream.runtime.raw import EventBasedScheduler, GreedyScheduler, RawApplication, RawOperator
 
 ANY_TENSOR = Contract(kind=Kind.TENSOR)
 

@@ -38,7 +38,7 @@ def _py_files(*folders: str) -> list[Path]:
 
 def test_only_the_runtime_imports_holoscan() -> None:
     offenders = [
-        str(f.relative_to(ROOT)) for f in _py_files(*PACKAGES)
+        str(f.relative_to(ROOT)) for f in _py_files(*PACKAGES, "benchmarks", "tests")
         if "runtime" not in f.relative_to(ROOT).parts[:2]
         and any(n == "holoscan" or n.startswith("holoscan.") for n in _imports(f))
     ]
