@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pynetdicom import AE, evt
@@ -44,6 +45,23 @@ def _ae(calling_ae: str) -> AE:
     return ae
 
 
+def _associate(ae: AE, host: str, port: int, called_ae: str, tls: ssl.SSLContext | None, what: str) -> Any:
+    """Open an association with Nagle off, or raise PeerError naming the peer and the outcome."""
+    assoc = ae.associate(
+        host,
+        port,
+        ae_title=called_ae,
+        evt_handlers=[(evt.EVT_CONN_OPEN, _nodelay)],
+        tls_args=(tls, host) if tls else None,
+    )
+    if not assoc.is_established:
+        raise PeerError(
+            f"{what}: expected an association with {called_ae}@{host}:{port}; got "
+            f"{'rejected' if assoc.is_rejected else 'aborted or no connection'}"
+        )
+    return assoc
+
+
 def echo(
     host: str,
     port: int,
@@ -55,18 +73,7 @@ def echo(
     """C-ECHO; returns the status (0 = success). Raises PeerError if no association."""
     ae = _ae(calling_ae)
     ae.add_requested_context(Verification)
-    assoc = ae.associate(
-        host,
-        port,
-        ae_title=called_ae,
-        evt_handlers=[(evt.EVT_CONN_OPEN, _nodelay)],
-        tls_args=(tls, host) if tls else None,
-    )
-    if not assoc.is_established:
-        raise PeerError(
-            f"C-ECHO: expected an association with {called_ae}@{host}:{port}; got "
-            f"{'rejected' if assoc.is_rejected else 'aborted or no connection'}"
-        )
+    assoc = _associate(ae, host, port, called_ae, tls, "C-ECHO")
     try:
         rsp = assoc.send_c_echo()
         return int(rsp.Status) if "Status" in rsp else -1
@@ -123,18 +130,7 @@ def _store(
         return report
     ae = _ae(calling_ae)
     ae.requested_contexts = [build_context(sop, sorted(ts)) for sop, ts in contexts.items()]
-    assoc = ae.associate(
-        host,
-        port,
-        ae_title=called_ae,
-        evt_handlers=[(evt.EVT_CONN_OPEN, _nodelay)],
-        tls_args=(tls, host) if tls else None,
-    )
-    if not assoc.is_established:
-        raise PeerError(
-            f"C-STORE: expected an association with {called_ae}@{host}:{port}; got "
-            f"{'rejected' if assoc.is_rejected else 'aborted or no connection'}"
-        )
+    assoc = _associate(ae, host, port, called_ae, tls, "C-STORE")
     try:
         for p, ds in zip(files, datasets, strict=True):
             try:
