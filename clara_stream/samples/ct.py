@@ -301,7 +301,10 @@ def write_sample(
         shuffle_names=bool(shuffle_names),
     )
     labels_path = out_dir / "labels.mhd"
-    _write_mhd(labels_path, labels, geometry)
+    from clara_stream.geometry import ImageGeometry
+    from clara_stream.operators.volume.mhd import write_mhd
+
+    write_mhd(labels_path, labels, ImageGeometry.from_dict(geometry))
     names_path = out_dir / "labels.json"
     names = {
         "labels": {str(v): {"name": n, "snomed_code": c, "snomed_meaning": m} for v, (n, c, m) in LABELS.items()},
@@ -309,33 +312,3 @@ def write_sample(
     }
     names_path.write_text(json.dumps(names, indent=2) + "\n")
     return {"dicom": dicom_dir, "labels": labels_path, "label_names": names_path}
-
-
-def _write_mhd(path: Path, array: np.ndarray, geometry: dict[str, Any]) -> None:
-    """Minimal MetaImage writer (the full one is clara_stream.operators.volume.mhd)."""
-    types = {"uint8": "MET_UCHAR", "int16": "MET_SHORT", "float32": "MET_FLOAT"}
-    raw = path.with_suffix(".raw")
-    nz, ny, nx = array.shape
-    header = [
-        "ObjectType = Image",
-        "NDims = 3",
-        "BinaryData = True",
-        "BinaryDataByteOrderMSB = False",
-        "CompressedData = False",
-        "TransformMatrix = " + " ".join(f"{v:.10g}" for v in _mhd_matrix(geometry["direction"])),
-        "Offset = " + " ".join(f"{v:.10g}" for v in geometry["origin"]),
-        "CenterOfRotation = 0 0 0",
-        "AnatomicalOrientation = RAI",
-        "ElementSpacing = " + " ".join(f"{v:.10g}" for v in geometry["spacing"]),
-        f"DimSize = {nx} {ny} {nz}",
-        f"ElementType = {types[str(array.dtype)]}",
-        f"ElementDataFile = {raw.name}",
-    ]
-    path.write_text("\n".join(header) + "\n")
-    np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tofile(raw)
-
-
-def _mhd_matrix(direction: tuple[float, ...]) -> tuple[float, ...]:
-    # MetaImage TransformMatrix lists the direction column by column (ITK writes it transposed).
-    d = np.asarray(direction, dtype=float).reshape(3, 3)
-    return tuple(d.T.ravel())
