@@ -109,6 +109,15 @@ def run(
         console.print(f"outputs: {instance.output_path.resolve()}", highlight=False)
 
 
+def _composed(app_name: str, config: Path | None, set_: list[str] | None, input: Path | None,
+              output: Path | None) -> Any:
+    """An app built for inspection (validate, graph): engine logs silenced, nothing run."""
+    from clara_stream.runtime import load_app
+
+    return load_app(app_name, config=config, overrides=set_ or [], input=input, output=output,
+                    extra=["app.log_level=critical"])
+
+
 @app.command()
 def validate(
     app_name: Annotated[str, typer.Argument(metavar="APP")],
@@ -120,10 +129,8 @@ def validate(
 ) -> None:
     """Print every operator, port and contract, then every wiring problem (exit 1 if any)."""
     from clara_stream.ports import is_canonical
-    from clara_stream.runtime import load_app
 
-    instance = load_app(app_name, config=config, overrides=set_ or [], input=input, output=output,
-                        extra=["app.log_level=critical"])
+    instance = _composed(app_name, config, set_, input, output)
     errors = instance.validate()
     table = Table(title=f"{instance.app_name}: operators and ports")
     for col in ("operator", "class", "dir", "port", "contract"):
@@ -163,10 +170,8 @@ def graph(
 ) -> None:
     """Write a picture of the app's graph (Graphviz)."""
     from clara_stream.cli.graphviz_export import write_graph
-    from clara_stream.runtime import load_app
 
-    instance = load_app(app_name, config=config, overrides=set_ or [], input=input, output=output,
-                        extra=["app.log_level=critical"])
+    instance = _composed(app_name, config, set_, input, output)
     instance.validate()
     path = write_graph(instance, out)
     console.print(f"graph written: {path}", highlight=False)
