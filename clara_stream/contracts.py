@@ -9,7 +9,7 @@ holoscan import, so services and tests use it directly.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,15 +224,3 @@ def value_problems(value: Any, c: Contract, metadata: Mapping[str, Any] | None =
         if missing:
             problems.append(f"expected metadata keys {list(c.meta)}; missing {missing}")
     return problems
-
-
-def all_dtypes(*names: str) -> tuple[str, ...]:
-    """Shorthand for a dtype tuple, normalised to numpy names."""
-    import numpy as np
-
-    return tuple(np.dtype(n).name for n in names)
-
-
-def describe_many(contracts: Sequence[Contract]) -> str:
-    """Join several contracts' descriptions (for listings)."""
-    return "; ".join(c.describe() for c in contracts)

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -198,9 +197,3 @@ def _cpu_count() -> int:
 def primary_path(results: dict[str, Any]) -> str:
     """The path with the most samples (the app's main flow)."""
     return max(results["paths"], key=lambda p: results["paths"][p]["latency_ms"]["count"])
-
-
-def elapsed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """(result, seconds) of one call; for progress messages only."""
-    start = time.perf_counter()
-    return fn(), time.perf_counter() - start

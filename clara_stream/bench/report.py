@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from clara_stream.bench.harness import primary_path
+
 STAT_ORDER = ("count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max", "stddev", "tail", "flatness")
 
 
@@ -64,7 +66,7 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
     written.append(_save(fig, out / "latency_over_time.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    path = max(results["paths"], key=lambda p: results["paths"][p]["latency_ms"]["count"])
+    path = primary_path(results)
     ops = results["paths"][path]["operators_ms"]
     names = list(ops)
     means = [ops[n]["mean"] for n in names]
