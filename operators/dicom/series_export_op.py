@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from clara_stream.operators.volume.contracts import SERIES
+from clara_stream.operators.dicom.contracts import SERIES
 
 from clara_stream import ports as P
 from clara_stream.runtime import Operator, Port

@@ -1,9 +1,10 @@
-"""Port contracts of the volume pipeline (one place, so every edge agrees)."""
+"""Port contracts of the volume pipeline (one place, so every edge agrees).
+
+Nothing here imports the DICOM operators (their study/series contracts are in
+:mod:`clara_stream.operators.dicom.contracts`, which may import this module, never the reverse).
+"""
 
 from __future__ import annotations
-
-from clara_stream.operators.dicom.series import VolumeSource
-from clara_stream.operators.dicom.study import DicomSeries, StudyIndex
 
 from clara_stream.contracts import Contract, Device, Kind
 
@@ -29,7 +30,4 @@ DICOM_LABELS = Contract(
     kind=Kind.TENSOR, dtypes=("uint8",), ndim=3, layout="ZYX", domain="mask/labels", device=Device.ANY,
     meta=("geometry", "dicom_source"), description="uint8 (z, y, x) labels on a DICOM series' grid",
 )  # fmt: skip
-STUDY = Contract(kind=Kind.OBJECT, domain="dicom/study", pytype=StudyIndex, description="indexed DICOM studies")
-SERIES = Contract(kind=Kind.OBJECT, domain="dicom/series", pytype=list, description="selected DicomSeries list")
-SOURCE = VolumeSource
-__all__ = ["VOLUME", "DICOM_VOLUME", "LABELS", "DICOM_LABELS", "STUDY", "SERIES", "DicomSeries"]
+__all__ = ["VOLUME", "DICOM_VOLUME", "LABELS", "DICOM_LABELS"]
