@@ -80,10 +80,3 @@ def encode(rgb: np.ndarray, fmt: str, quality: int = 85) -> bytes:
         raise ValueError(f"encode: expected an encodable RGB frame; got shape {rgb.shape}")
     return buf.tobytes()
 
-
-def decode(data: bytes) -> np.ndarray:
-    """Decode JPEG/PNG bytes to RGB uint8 (tests and clients)."""
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError("decode: expected JPEG or PNG bytes; got undecodable data")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

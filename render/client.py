@@ -1,5 +1,8 @@
 """Python client of the render and dataset services (``clara_stream.render.v1``).
 
+It imports only grpc, numpy and the generated protocol, never the render library or operators,
+so pipelines (``RenderPublisherOp``) and voice talk to the service without an import loop.
+
 Example
 -------
 >>> c = RenderClient("127.0.0.1:50051")                      # doctest: +SKIP
@@ -15,10 +18,26 @@ from collections.abc import Iterable, Iterator
 
 import grpc
 import numpy as np
-from clara_stream.render.annotate import decode
-from clara_stream.render.convert import MODE_TO_PB
 from clara_stream.render.proto import render_pb2 as pb
 from clara_stream.render.proto import render_pb2_grpc as pbg
+
+
+def decode(data: bytes) -> np.ndarray:
+    """Decode JPEG/PNG frame bytes to RGB uint8 (cv2 imported on first use)."""
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("decode: expected JPEG or PNG bytes; got undecodable data")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def mode_to_pb(mode: str) -> int:
+    """The ``ViewMode`` enum value of a mode name (``axial`` → ``VIEW_MODE_AXIAL``)."""
+    try:
+        return pb.ViewMode.Value(f"VIEW_MODE_{str(mode).upper()}")
+    except ValueError:
+        raise ValueError(f"RenderClient: expected a view mode name such as 'axial' or 'mip'; got {mode!r}") from None
 
 
 class RenderClient:
@@ -97,7 +116,7 @@ class RenderClient:
         elif name == "window":
             req.window.CopyFrom(pb.WindowDelta(dcenter=v[0], dwidth=v[1]))
         elif name == "mode":
-            req.mode.CopyFrom(pb.SetMode(mode=MODE_TO_PB[v]))
+            req.mode.CopyFrom(pb.SetMode(mode=mode_to_pb(v)))
         elif name == "label":
             value, hidden, *opacity = v
             req.label.value = value

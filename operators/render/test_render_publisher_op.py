@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 from clara_stream.operators.render.render_publisher_op import LABELS_IN, VOLUME_IN, RenderPublisherOp
-from clara_stream.render.annotate import decode
-from clara_stream.render.client import RenderClient
+from clara_stream.render.client import RenderClient, decode
 from clara_stream.render.datasets import DatasetRegistry
 from clara_stream.render.server import serve
 from clara_stream.render.synthetic import phantom
@@ -104,3 +103,63 @@ def test_unreachable_server_keeps_the_folder(tmp_path: Path) -> None:
 def test_arguments_are_checked_at_once(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=f"RenderPublisherOp: {match}"):
         _App(**kwargs).compose_graph()
+
+
+_REPO = Path(__file__).resolve().parents[2]
+_MAPPED = {"clara_stream.operators": "operators", "clara_stream.render": "render", "clara_stream.apps": "apps",
+           "clara_stream.voice": "voice"}  # fmt: skip
+
+
+def _module_file(name: str) -> Path | None:
+    """Source file of a ``clara_stream.*`` module in this checkout (package-dir mapping), or None."""
+    rel = None
+    for prefix, folder in _MAPPED.items():
+        if name == prefix or name.startswith(prefix + "."):
+            rel = Path(folder, *name[len(prefix) + 1 :].split(".")) if name != prefix else Path(folder)
+            break
+    if rel is None and name.startswith("clara_stream"):
+        rel = Path(*name.split("."))
+    if rel is None:
+        return None
+    for cand in (_REPO / rel.with_suffix(".py"), _REPO / rel / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _reachable(start: str) -> set[str]:
+    """Every ``clara_stream.*`` module reachable from ``start`` through any import statement (module
+    level or inside functions, so lazy imports count), with the parent packages they execute."""
+    import ast
+
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _module_file(name)
+        if path is None:
+            continue
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(2, len(parts))]  # parent __init__ modules run too
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.startswith("clara_stream")]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("clara_stream"):
+                todo.append(node.module)
+                todo += [f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}")]
+    return {n for n in seen if _module_file(n) is not None}
+
+
+def test_publisher_reaches_no_operators_or_render_library() -> None:
+    """The publisher talks through the client library only: nothing it imports, however deep, reaches
+    another operator domain or the render library that reads data through operators (fails if
+    ``client.py`` imports ``convert``/``annotate`` again, or ``publish.py`` imports ``datasets``)."""
+    reached = _reachable("clara_stream.operators.render.render_publisher_op")
+    assert "clara_stream.render.client" in reached  # the walk follows real imports
+    loops = sorted(n for n in reached if n.startswith("clara_stream.operators.") and not n.startswith(
+        "clara_stream.operators.render"))  # fmt: skip
+    heavy = sorted(n for n in reached if n.split(".")[-1] in ("datasets", "loaders", "engine", "views", "convert"))
+    assert loops == [] and heavy == []

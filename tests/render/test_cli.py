@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from clara_stream.render.annotate import decode
+from clara_stream.render.client import decode
 
 from clara_stream.cli import main
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from clara_stream.render.annotate import decode
-from clara_stream.render.client import RenderClient
+from clara_stream.render.client import RenderClient, decode
 from clara_stream.render.datasets import DatasetRegistry
 from clara_stream.render.proto import build
 from clara_stream.render.proto import render_pb2 as pb

@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from clara_stream.render.annotate import decode, nice_length
+from clara_stream.render.annotate import nice_length
+from clara_stream.render.client import decode
 from clara_stream.render.datasets import DatasetRegistry, PathNotAllowed, UnknownDataset
 from clara_stream.render.engine import RenderEngine
 from clara_stream.render.synthetic import PHANTOM_SPACING

@@ -182,7 +182,7 @@ def test_mip_block_skipping_is_exact():
 
 
 def test_scale_bar_and_overview_are_drawn_on_request(tmp_path):
-    from clara_stream.render.annotate import decode
+    from clara_stream.render.client import decode
     from clara_stream.render.datasets import DatasetRegistry
     from clara_stream.render.engine import RenderEngine
     from clara_stream.render.synthetic import write_seed_dataset
