@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,11 @@ class TritonBackend(InferenceBackend):
     -----
     Names, shapes and dtypes come from the server's model metadata; ``max_batch_size`` from its
     model config (a batch larger than it is split into several requests).
+
+    Each thread gets its own client, made on its first request: tritonclient's HTTP client runs
+    on a gevent hub bound to the thread that created it, and using it from another thread (the
+    engine's worker, while the app was built on the main thread) crashed the process (SIGSEGV).
+    The gRPC client is thread-safe but is kept per thread too, so both protocols behave alike.
     """
 
     kind = "triton"
@@ -58,20 +64,25 @@ class TritonBackend(InferenceBackend):
 
         self._tc, self.protocol, self.url = tc, protocol, url
         self.model_name, self.model_version = model_name, str(model_version or "")
-        kw: dict[str, Any] = {"network_timeout": timeout_s} if protocol == "http" else {}
-        self._client = tc.InferenceServerClient(url=url, **kw)
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
         try:
-            ready = self._client.is_model_ready(model_name, self.model_version)
+            client = self._client()
+            ready = client.is_model_ready(model_name, self.model_version)
         except Exception as exc:  # tritonclient raises InferenceServerException and socket errors
+            self.close()
             raise ConnectionError(f"TritonBackend: expected a Triton server at {protocol}://{url}; got {exc}") from exc
         if not ready:
+            self.close()
             raise ConnectionError(
                 f"TritonBackend: expected model {model_name!r} (version {self.model_version or 'any'}) "
                 f"ready on {protocol}://{url}; got not ready"
             )
         as_json = {"as_json": True} if protocol == "grpc" else {}
-        meta = self._client.get_model_metadata(model_name, self.model_version, **as_json)
-        config = self._client.get_model_config(model_name, self.model_version, **as_json)
+        meta = client.get_model_metadata(model_name, self.model_version, **as_json)
+        config = client.get_model_config(model_name, self.model_version, **as_json)
         config = config.get("config", config)
         self._max_batch = int(config.get("max_batch_size", 0) or 0)
 
@@ -82,7 +93,22 @@ class TritonBackend(InferenceBackend):
         self._inputs = tuple(spec(d) for d in meta["inputs"])
         self._outputs = tuple(spec(d) for d in meta["outputs"])
         self._dtypes = {d["name"]: d["datatype"] for d in meta["inputs"]}
-        self._timeout_s = timeout_s
+
+    def _client(self) -> Any:
+        """This thread's client (made on first use in the thread)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            kw: dict[str, Any] = {"network_timeout": self._timeout_s} if self.protocol == "http" else {}
+            client = self._tc.InferenceServerClient(url=self.url, **kw)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    @property
+    def clients(self) -> int:
+        """How many per-thread clients were made (one per thread that used the backend)."""
+        return len(self._clients)
 
     @property
     def max_batch(self) -> int | None:
@@ -97,10 +123,14 @@ class TritonBackend(InferenceBackend):
             inputs.append(item)
         outputs = [tc.InferRequestedOutput(s.name) for s in self._outputs]
         kw: dict[str, Any] = {"client_timeout": self._timeout_s} if self.protocol == "grpc" else {}
-        result = self._client.infer(self.model_name, inputs, model_version=self.model_version, outputs=outputs, **kw)
+        result = self._client().infer(self.model_name, inputs, model_version=self.model_version, outputs=outputs, **kw)
         return {s.name: result.as_numpy(s.name) for s in self._outputs}
 
     def close(self) -> None:
-        client, self._client = getattr(self, "_client", None), None
-        if client is not None:
+        """Close every thread's client (idempotent; a client is closed from this thread, which
+        tritonclient allows once no request is in flight)."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
             client.close()
+        self._local = threading.local()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -105,13 +107,14 @@ def test_torchscript_backend_matches_onnx(model: Path, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def triton(model: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def triton(model: Path, tmp_path_factory: pytest.TempPathFactory,  # noqa: ANN201
+           require_peers: Callable[[str], None]):
     """The real tritonserver binary on loopback free ports, serving the ONNX model via the Python backend."""
     try:
         pytriton_root()
         stub = ensure_stub_site()
     except FileNotFoundError as exc:
-        pytest.skip(f"tritonserver not available: {exc}")
+        require_peers(f"tritonserver not available: {exc}")
     repo = tmp_path_factory.mktemp("repo")
     write_onnx_python_model(repo, "affine", model, max_batch_size=4, stub_site=stub)
     server = TritonServer(repo).start()
@@ -130,6 +133,36 @@ def test_triton_backend_against_real_server(triton: TritonServer, model: Path, p
     got, ref = b.infer({"x": x}), create_backend("onnxruntime", model).infer({"x": x})
     np.testing.assert_array_equal(got["y"], ref["y"])
     np.testing.assert_array_equal(got["idx"], ref["idx"])
+    b.close()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_triton_backend_used_from_other_threads(triton: TritonServer, model: Path, protocol: str) -> None:
+    """Built on this thread, used from two others (as the engine's worker does), as in the app.
+
+    Fails if one client is shared across threads: tritonclient's HTTP client is bound to its
+    creator's gevent hub ("Cannot switch to a different thread"; inside the engine, SIGSEGV).
+    """
+    url = triton.grpc_url if protocol == "grpc" else triton.http_url
+    b = create_backend("triton", url=url, model_name="affine", protocol=protocol)
+    x = np.random.default_rng(3).random((2, 3, 4)).astype(np.float32)
+    results: dict[int, np.ndarray | BaseException] = {}
+
+    def work(k: int) -> None:
+        try:
+            results[k] = b.infer({"x": x + k})["y"]
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            results[k] = exc
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in (1, 2):
+        assert isinstance(results[k], np.ndarray), results[k]
+        np.testing.assert_allclose(results[k], 2 * (x + k) + 1, rtol=1e-6)  # closed form, not the same library
+    assert b.clients == 3  # the builder's + one per worker thread
     b.close()
 
 
