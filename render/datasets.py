@@ -110,6 +110,45 @@ class DatasetRegistry:
             raise FileNotFoundError(f"datasets: expected an existing path; got {p}")
         return p
 
+    def _inside(self, path: Path, what: str, where: Path) -> Path:
+        """``path`` resolved (symlinks followed) if under a root, else :class:`PathNotAllowed`."""
+        p = path.resolve()
+        if not any(p.is_relative_to(r) for r in self.roots):
+            raise PathNotAllowed(
+                f"datasets: expected every file a dataset names under {[str(r) for r in self.roots]}; "
+                f"got {what} {path} -> {p} [{where}]"
+            )
+        return p
+
+    def confine_files(self, rec: DatasetRecord) -> list[Path]:
+        """Every file reading ``rec`` opens, each confined to a root: volume headers and the pixel
+        files they name (MetaImage ``ElementDataFile``, NRRD ``data file``), each DICOM file of a
+        series folder (symlinks followed), the label map. Returns the DICOM files (else []).
+
+        Raises
+        ------
+        PathNotAllowed
+            If any of them (after resolving ``..`` and symlinks) leaves every root.
+        """
+        p = Path(rec.path)
+        headers: list[Path] = []
+        if rec.format == "seed":
+            headers.append(p / loaders.read_seed_meta(p)["image"])
+        elif rec.format == "volume":
+            headers.append(p)
+        if rec.mask_path:
+            headers.append(Path(rec.mask_path))
+        for h in headers:
+            self._inside(h, "header", p)
+            for f in loaders.referenced_files(h):
+                self._inside(f, "pixel data file", h)
+        if rec.format != "dicom":
+            return []
+        files = loaders.dicom_files(p)
+        for f in files:
+            self._inside(f, "DICOM file", p)
+        return files
+
     # ---- registration -------------------------------------------------------------------------
     def register(self, path: str | Path, name: str = "", mask: str | Path = "", dataset_id: str = "") -> DatasetRecord:
         """Register a dataset (validated and probed now, pixel data loaded on first render)."""
@@ -139,6 +178,7 @@ class DatasetRegistry:
         elif fmt == "image":
             record.kind = "image"
             loaders.load_image(p)
+        self.confine_files(record)
         if dataset_id and not _ID.match(dataset_id):
             raise ValueError(f"datasets: expected id matching {_ID.pattern}; got {dataset_id!r}")
         digest = hashlib.sha1(f"{p}|{record.mask_path}".encode()).hexdigest()[:8]
@@ -206,10 +246,11 @@ class DatasetRegistry:
     def _load_volume(self, rec: DatasetRecord) -> Volume:
         p = Path(rec.path)
         mask = Path(rec.mask_path) if rec.mask_path else None
+        files = self.confine_files(rec)  # again at load: files may have changed since registration
         if rec.format == "seed":
             return loaders.load_volume(p / loaders.read_seed_meta(p)["image"], mask)
         if rec.format == "dicom":
-            vol, rec.series_uid = loaders.load_dicom_volume(p, mask)
+            vol, rec.series_uid = loaders.load_dicom_volume(p, mask, files)
             return vol
         return loaders.load_volume(p, mask)
 

@@ -72,7 +72,64 @@ def _is_dicom(path: Path) -> bool:
 
 
 def dicom_files(folder: Path) -> list[Path]:
-    return [p for p in sorted(folder.iterdir()) if p.is_file() and _is_dicom(p)]
+    """DICOM files (DICM preamble) in ``folder`` and its sub-folders, sorted; symlinks are kept as
+    named so the caller can confine where they point."""
+    return [p for p in sorted(folder.rglob("*")) if p.is_file() and _is_dicom(p)]
+
+
+def _header_fields(path: Path, sep: str) -> tuple[dict[str, tuple[str, int]], list[str]]:
+    """(``key → (value, line index)`` of a text header, its lines): the first 64 KiB up to a NUL
+    byte or (NRRD) the blank line before attached data."""
+    with open(path, "rb") as f:
+        text = f.read(1 << 16).split(b"\x00", 1)[0].decode("latin-1")
+    lines = text.splitlines()
+    if sep == ":" and "" in lines:
+        lines = lines[: lines.index("")]
+    fields: dict[str, tuple[str, int]] = {}
+    for i, line in enumerate(lines):
+        key, found, value = line.partition(sep)
+        if found:
+            fields.setdefault(key.strip().lower(), (value.strip(), i))
+    return fields, lines
+
+
+def _pattern_names(value: str) -> list[str] | None:
+    """File names of a MetaImage/NRRD numbered pattern ``fmt min max step`` (None if not one)."""
+    parts = value.split()
+    if len(parts) < 4 or "%" not in parts[0]:
+        return None
+    try:
+        lo, hi, step = int(parts[1]), int(parts[2]), int(parts[3])
+    except ValueError:
+        return None
+    if step == 0 or abs(hi - lo) // abs(step) > 100_000:
+        raise ValueError(f"datasets: expected a file pattern of at most 100000 files; got {value!r}")
+    return [parts[0] % i for i in range(lo, hi + (1 if step > 0 else -1), step)]
+
+
+def referenced_files(path: Path) -> list[Path]:
+    """The pixel-data files a volume header names, as the reader will open them (not resolved).
+
+    MetaImage (``.mhd``) ``ElementDataFile`` and NRRD ``data file`` may name a file, a ``LIST`` or a
+    numbered pattern, relative to the header or absolute; ``LOCAL`` / attached data names none.
+    Callers confine each of these (see :meth:`DatasetRegistry.confine_files`).
+    """
+    s = suffix(path)
+    if s in (".mhd", ".mha"):
+        fields, lines = _header_fields(path, "=")
+        value, line = fields.get("elementdatafile", ("", 0))
+    elif s == ".nrrd":
+        fields, lines = _header_fields(path, ":")
+        value, line = fields.get("data file", fields.get("datafile", ("", 0)))
+    else:
+        return []
+    if not value or value.upper() == "LOCAL":
+        return []
+    if value.split()[0].upper() == "LIST":
+        names = [ln.strip() for ln in lines[line + 1 :] if ln.strip()]
+    else:
+        names = _pattern_names(value) or [value]
+    return [Path(n) if Path(n).is_absolute() else path.parent / n for n in names]
 
 
 def read_seed_meta(folder: Path) -> dict[str, Any]:
@@ -131,18 +188,20 @@ def read_sitk(path: Path | list[Path]):
     return sitk.ReadImage(str(path))
 
 
-def load_dicom_volume(folder: Path, mask: Path | None = None) -> tuple[Volume, str]:
+def load_dicom_volume(folder: Path, mask: Path | None = None, files: list[Path] | None = None) -> tuple[Volume, str]:
     """(Volume, SeriesInstanceUID) of the largest image series in ``folder``.
 
+    ``files`` (already confined by the caller) limits the read to those files; only they are opened.
     Uses ``clara_stream.operators.dicom`` when importable; SimpleITK otherwise.
     """
+    files = files if files is not None else dicom_files(folder)
     try:
         from clara_stream.operators.dicom.series import series_to_volume
         from clara_stream.operators.dicom.study import scan_study
     except ImportError:  # volume extra not installed: GDCM through SimpleITK
-        uid, files = dicom_series_files(folder)
-        return load_volume(files, mask), uid
-    index = scan_study(folder)
+        uid, ordered = dicom_series_files(folder, files)
+        return load_volume(ordered, mask), uid
+    index = scan_study(files, recursive=False)
     series = index.all_series()
     if not series:
         raise ValueError(f"datasets: expected a DICOM image series in {folder}; got none")
@@ -152,15 +211,19 @@ def load_dicom_volume(folder: Path, mask: Path | None = None) -> tuple[Volume, s
     return _with_mask(_to_volume_array(vol.array), vol.geometry, mask), best.series_uid
 
 
-def dicom_series_files(folder: Path) -> tuple[str, list[Path]]:
-    """(SeriesInstanceUID, ordered files) of the largest series in ``folder`` (GDCM ordering)."""
+def dicom_series_files(folder: Path, allowed: list[Path]) -> tuple[str, list[Path]]:
+    """(SeriesInstanceUID, ordered files) of the largest series in ``folder`` (GDCM ordering),
+    keeping only the ``allowed`` (confined) files."""
     import SimpleITK as sitk
 
+    keep = {str(p) for p in allowed}
     ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not ids:
+    series = {i: [Path(p) for p in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), i) if p in keep] for i in ids}
+    series = {i: f for i, f in series.items() if f}
+    if not series:
         raise ValueError(f"datasets: expected a DICOM image series in {folder}; got none")
-    best = max(ids, key=lambda i: len(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), i)))
-    return best, [Path(p) for p in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), best)]
+    best = max(series, key=lambda i: len(series[i]))
+    return best, series[best]
 
 
 def load_volume(image: Path | list[Path], mask: Path | None = None) -> Volume:
