@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from clara_stream.errors import DicomInputError
 from clara_stream.geometry import ImageGeometry
 
-__all__ = ["SegmentSpec", "segment_specs", "write_dicom_seg", "read_dicom_seg"]
+__all__ = ["SegmentSpec", "segment_specs", "check_references", "write_dicom_seg", "read_dicom_seg"]
 
 _OP = "DicomSegWriter"
 
@@ -87,6 +88,28 @@ def _check_alignment(labels: np.ndarray, geometry: ImageGeometry, sources: Seque
             )
 
 
+#: What a derived object (SEG, RTSTRUCT) copies from every source instance to reference it.
+REFERENCED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "FrameOfReferenceUID")
+
+
+def check_references(sources: Sequence[Dataset], owner: str) -> None:
+    """Refuse sources that a derived object cannot reference (a blank UID would crash or mislead later).
+
+    Raises
+    ------
+    DicomInputError
+        Naming the first empty attribute, its tag and the file.
+    """
+    for ds in sources:
+        for k in REFERENCED:
+            if not str(ds.get(k, "") or "").strip():
+                tag = tag_for_keyword(k)
+                raise DicomInputError(
+                    f"{owner}: expected source instances with {k}; got it empty (anonymised without UIDs?) "
+                    f"[({tag >> 16:04X},{tag & 0xFFFF:04X}) {k}, {getattr(ds, 'filename', '') or 'in memory'}]"
+                )
+
+
 def write_dicom_seg(
     path: str | Path,
     labels: np.ndarray,
@@ -126,12 +149,7 @@ def write_dicom_seg(
     if not segments:
         raise ValueError(f"{_OP}: expected at least one segment description; got none")
     _check_alignment(labels, geometry, sources)
-    for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"):
-        if not str(sources[0].get(k, "") or ""):
-            raise DicomInputError(
-                f"{_OP}: expected source instances with {k}; got it empty (anonymised without UIDs?) "
-                f"[{getattr(sources[0], 'filename', '')}]"
-            )
+    check_references(sources, _OP)
     algo = hd.AlgorithmIdentificationSequence(
         name=algorithm_name, version=algorithm_version, family=codes.cid7162.ArtificialIntelligence
     )

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from clara_stream.operators.dicom.selector import load_rules, select_series
 from clara_stream.operators.dicom.contracts import SERIES, STUDY
+from clara_stream.operators.dicom.selector import load_rules, select_series
 
 from clara_stream import ports as P
 from clara_stream.errors import DicomInputError

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from clara_stream.operators.dicom.study import scan_study
 from clara_stream.operators.dicom.contracts import STUDY
+from clara_stream.operators.dicom.study import scan_study
 
 from clara_stream import ports as P
 from clara_stream.runtime import Operator, Port
