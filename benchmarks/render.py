@@ -172,7 +172,8 @@ def bench_mip(vol: np.ndarray, repeats: int) -> list[dict]:
 def bench_tiles(repeats: int) -> list[dict]:
     import cv2
     from clara_stream.render.annotate import encode
-    from clara_stream.render.tiles import SlideSource, TileServer
+    from clara_stream.render.sources import SlideSource
+    from clara_stream.render.tiles import TileServer
 
     slide = SVS / "cmu-1-small-region.svs"
     tmp = None

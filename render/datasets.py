@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from clara_stream.render import loaders
+from clara_stream.render.sources import ArraySource, SlideSource
 from clara_stream.render.state import ViewState
-from clara_stream.render.tiles import ArraySource, SlideSource, TileServer
+from clara_stream.render.tiles import TileServer
 from clara_stream.render.volume import Volume
 
 SETTINGS_FILE = "config_render.json"

@@ -218,7 +218,8 @@ def dicom_series_files(folder: Path, allowed: list[Path]) -> tuple[str, list[Pat
 
     keep = {str(p) for p in allowed}
     ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    series = {i: [Path(p) for p in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), i) if p in keep] for i in ids}
+    names = {i: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), i) for i in ids}
+    series = {i: [Path(p) for p in f if p in keep] for i, f in names.items()}
     series = {i: f for i, f in series.items() if f}
     if not series:
         raise ValueError(f"datasets: expected a DICOM image series in {folder}; got none")

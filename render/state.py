@@ -99,6 +99,9 @@ class ViewState:
         """Check every field; return self. Raises ValueError naming the field."""
         if self.mode not in MODES:
             raise ValueError(f"ViewState: expected mode in {MODES}; got {self.mode!r}")
+        for name, v in self._numbers():
+            if not math.isfinite(v) or abs(v) > 1e7:
+                raise ValueError(f"ViewState: expected {name} finite with |{name}| <= 1e7; got {v}")
         for name in ("width", "height"):
             v = getattr(self, name)
             if not (16 <= int(v) <= MAX_VIEWPORT):
@@ -128,6 +131,23 @@ class ViewState:
             if not (0 <= lab.value <= 255) or not (0.0 <= lab.opacity <= 1.0):
                 raise ValueError(f"ViewState: expected label value 0..255 and opacity 0..1; got {lab}")
         return self
+
+    def _numbers(self):
+        """(field name, float) for every number a request can set, transfer points and labels included."""
+        for name in ("zoom", "azimuth_deg", "elevation_deg", "window_center", "window_width", "mask_opacity"):
+            yield name, float(getattr(self, name))
+        for name in ("focus_mm", "normal", "up"):
+            for i, x in enumerate(getattr(self, name)):
+                yield f"{name}[{i}]", float(x)
+        for i, p in enumerate(self.transfer):
+            yield f"transfer[{i}].value", float(p.value)
+            yield f"transfer[{i}].opacity", float(p.opacity)
+            for j, c in enumerate(p.color):
+                yield f"transfer[{i}].color[{j}]", float(c)
+        for i, lab in enumerate(self.labels):
+            yield f"labels[{i}].opacity", float(lab.opacity)
+            for j, c in enumerate(lab.color):
+                yield f"labels[{i}].color[{j}]", float(c)
 
     # ---- interactions -------------------------------------------------------------------------
     def label_style(self, value: int) -> LabelStyle:

@@ -12,94 +12,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
+from clara_stream.render.sources import Level
 
 BACKGROUND = 255  # slides are white where there is no tissue / outside the image
 MAX_REGION_PX = 4096
-
-
-@dataclass(frozen=True)
-class Level:
-    width: int
-    height: int
-    downsample: float
-
-
-class ArraySource:
-    """An in-memory RGB or grey 2D image with a 2× pyramid (for ``image`` datasets)."""
-
-    def __init__(self, image: np.ndarray, mpp: float | None = None) -> None:
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ValueError(f"ArraySource: expected (H, W) or (H, W, 3) image; got shape {image.shape}")
-        img = np.ascontiguousarray(image[:, :, :3]).astype(np.uint8, copy=False)
-        self._levels = [img]
-        while max(self._levels[-1].shape[:2]) > 512:
-            prev = self._levels[-1]
-            self._levels.append(
-                cv2.resize(
-                    prev,
-                    (max(1, prev.shape[1] // 2), max(1, prev.shape[0] // 2)),
-                    interpolation=cv2.INTER_AREA,
-                )
-            )
-        self.levels = [Level(a.shape[1], a.shape[0], img.shape[1] / a.shape[1]) for a in self._levels]
-        self.mpp = mpp
-
-    def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
-        return self._levels[level][y : y + h, x : x + w]
-
-
-class SlideSource:
-    """A pyramidal TIFF / SVS slide read through tiffslide (level coordinates)."""
-
-    def __init__(self, path: Path) -> None:
-        import tiffslide
-
-        self.path = Path(path)
-        try:
-            self._slide = tiffslide.TiffSlide(str(self.path))
-        except Exception as exc:  # tiffslide raises several types for non-slides
-            raise ValueError(f"SlideSource: expected a pyramidal TIFF/SVS slide; got {self.path} ({exc})") from exc
-        self.levels = [
-            Level(int(w), int(h), float(d))
-            for (w, h), d in zip(self._slide.level_dimensions, self._slide.level_downsamples, strict=True)
-        ]
-        mpp = self._slide.properties.get("tiffslide.mpp-x")
-        self.mpp = float(mpp) if mpp else None
-        self._lock = threading.Lock()
-        self._virtual: dict[int, np.ndarray] = {}
-        self._add_thumbnail_level()
-
-    def _add_thumbnail_level(self) -> None:
-        """Use the slide's thumbnail as an extra coarsest level when the pyramid stops much finer
-        (e.g. single-level slides): overviews and provisional tiles then cost one small image."""
-        thumb = self._slide.associated_images.get("thumbnail") if "thumbnail" in self._slide.associated_images else None
-        if thumb is None:
-            return
-        w, h = thumb.size
-        l0, last = self.levels[0], self.levels[-1]
-        same_shape = abs(w / h - l0.width / l0.height) < 0.02 * (l0.width / l0.height)
-        if not same_shape or w * 2 > last.width:
-            return
-        self._virtual[len(self.levels)] = np.asarray(thumb.convert("RGB"))
-        self.levels.append(Level(w, h, l0.width / w))
-
-    def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
-        if level in self._virtual:
-            return np.ascontiguousarray(self._virtual[level][y : y + h, x : x + w])
-        ds = self.levels[level].downsample
-        with self._lock:
-            arr = self._slide.read_region((int(x * ds), int(y * ds)), level, (w, h), as_array=True)
-        return np.ascontiguousarray(arr[:, :, :3])
-
-    def close(self) -> None:
-        self._slide.close()
+MAX_SOURCE_PX = 32 * 2**20
 
 
 class TileServer:
@@ -114,13 +34,24 @@ class TileServer:
         Budget of decoded RGB tiles kept (least recently used dropped first).
     loader : ThreadPoolExecutor, optional
         Background loader for exact tiles behind provisional answers.
+    max_source_px : int
+        Most source pixels one region request may read (at the level chosen for its scale);
+        larger requests are refused. Default 32 Mi px (≈ 96 MB RGB).
     """
 
     def __init__(
-        self, source, tile_size: int = 256, cache_mb: float = 256.0, loader: ThreadPoolExecutor | None = None
+        self,
+        source,
+        tile_size: int = 256,
+        cache_mb: float = 256.0,
+        loader: ThreadPoolExecutor | None = None,
+        max_source_px: int = MAX_SOURCE_PX,
     ) -> None:
         if not 64 <= tile_size <= 2048:
             raise ValueError(f"TileServer: expected tile_size in 64..2048; got {tile_size}")
+        if max_source_px < tile_size * tile_size:
+            raise ValueError(f"TileServer: expected max_source_px >= one tile ({tile_size}²); got {max_source_px}")
+        self.max_source_px = int(max_source_px)
         self.source = source
         self.tile_size = int(tile_size)
         self.levels: list[Level] = list(source.levels)
@@ -287,6 +218,9 @@ class TileServer:
             raise ValueError(f"TileServer: expected region size 1..{MAX_REGION_PX}; got {width}x{height}")
         if not (downsample > 0 and math.isfinite(downsample)) or downsample > 1e4:
             raise ValueError(f"TileServer: expected downsample in (0, 1e4]; got {downsample}")
+        for name, v in (("x", x0), ("y", y0)):
+            if not math.isfinite(v) or abs(v) > 2**31:
+                raise ValueError(f"TileServer: expected {name} finite with |{name}| <= 2^31; got {v}")
         l0 = self.levels[0]
         if x0 >= l0.width or y0 >= l0.height or x0 + width * downsample <= 0 or y0 + height * downsample <= 0:
             raise ValueError(
@@ -297,8 +231,14 @@ class TileServer:
         ds = self.levels[level].downsample
         lx, ly = x0 / ds, y0 / ds
         lw, lh = width * downsample / ds, height * downsample / ds
-        ix, iy = int(math.floor(lx)), int(math.floor(ly))
-        iw, ih = int(math.ceil(lx + lw)) - ix + 1, int(math.ceil(ly + lh)) - iy + 1
+        bx0, by0, bx1, by1 = self._clipped_box(level, lx, ly, lw, lh)
+        if (bx1 - bx0) * (by1 - by0) > self.max_source_px:
+            raise ValueError(
+                f"TileServer: expected at most {self.max_source_px} source pixels per request; got "
+                f"{bx1 - bx0}x{by1 - by0} at level {level} (downsample {ds:g}) for {width}x{height} at "
+                f"downsample {downsample:g}: ask for a smaller region"
+            )
+        ix, iy, iw, ih = bx0, by0, bx1 - bx0, by1 - by0
         provisional = False
         img = None
         if allow_provisional and not self._all_cached(level, ix, iy, iw, ih):
@@ -320,6 +260,13 @@ class TileServer:
         img = self._region_at(level, lx, ly, lw, lh, width, height, cached_only=False)
         return img, provisional
 
+    def _clipped_box(self, level: int, lx: float, ly: float, lw: float, lh: float) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): the level pixels a box touches, clipped to the image (may be empty)."""
+        lv = self.levels[level]
+        x0, y0 = max(0, int(math.floor(lx))), max(0, int(math.floor(ly)))
+        x1, y1 = min(lv.width, int(math.ceil(lx + lw)) + 1), min(lv.height, int(math.ceil(ly + lh)) + 1)
+        return x0, y0, max(x0, x1), max(y0, y1)
+
     def _region_at(
         self,
         level: int,
@@ -331,22 +278,33 @@ class TileServer:
         height: int,
         cached_only: bool,
     ) -> np.ndarray | None:
-        ix, iy = int(math.floor(lx)), int(math.floor(ly))
-        iw, ih = int(math.ceil(lx + lw)) - ix + 1, int(math.ceil(ly + lh)) - iy + 1
-        src = self._assemble(level, ix, iy, iw, ih, cached_only)
+        """Output (height, width) of the level box (lx, ly, lw, lh): only the part inside the image
+        is read; shrinking is an exact k×k box average followed by bilinear for the rest of the scale."""
+        x0, y0, x1, y1 = self._clipped_box(level, lx, ly, lw, lh)
+        if x1 <= x0 or y1 <= y0:
+            return np.full((height, width, 3), BACKGROUND, np.uint8)
+        src = self._assemble(level, x0, y0, x1 - x0, y1 - y0, cached_only)
         if src is None:
             return None
         sx, sy = lw / width, lh / height
-        affine = np.array([[sx, 0, lx - ix + 0.5 * sx - 0.5], [0, sy, ly - iy + 0.5 * sy - 0.5]])
-        interp = cv2.INTER_LINEAR if sx <= 1.5 else cv2.INTER_AREA
-        if interp == cv2.INTER_AREA:
-            crop = src[int(ly - iy) : int(ly - iy + lh) + 1, int(lx - ix) : int(lx - ix + lw) + 1]
-            return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+        kx, ky = max(1, int(sx)), max(1, int(sy))
+        if kx > 1 or ky > 1:  # pad to whole blocks with background, then average each block
+            ph, pw = (-src.shape[0]) % ky, (-src.shape[1]) % kx
+            if ph or pw:
+                src = cv2.copyMakeBorder(src, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(BACKGROUND,) * 3)
+            src = cv2.resize(src, (src.shape[1] // kx, src.shape[0] // ky), interpolation=cv2.INTER_AREA)
+        # output pixel centre c ↦ level coordinate lx + (c + 0.5)·sx − 0.5, then into block units
+        affine = np.array(
+            [
+                [sx / kx, 0, (lx - x0 + 0.5 * sx - 0.5 - (kx - 1) / 2) / kx],
+                [0, sy / ky, (ly - y0 + 0.5 * sy - 0.5 - (ky - 1) / 2) / ky],
+            ]
+        )
         return cv2.warpAffine(
             src,
             affine,
             (width, height),
-            flags=interp | cv2.WARP_INVERSE_MAP,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=(BACKGROUND,) * 3,
         )

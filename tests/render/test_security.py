@@ -19,8 +19,8 @@ def _mhd(folder: Path, data_file: str, shape_zyx=(3, 4, 5)) -> Path:
     z, y, x = shape_zyx
     header = folder / "image.mhd"
     header.write_text(
-        "ObjectType = Image\nNDims = 3\nDimSize = %d %d %d\nElementSpacing = 0.7 0.9 2.5\n"
-        "ElementType = MET_SHORT\nElementByteOrderMSB = False\nElementDataFile = %s\n" % (x, y, z, data_file)
+        f"ObjectType = Image\nNDims = 3\nDimSize = {x} {y} {z}\nElementSpacing = 0.7 0.9 2.5\n"
+        f"ElementType = MET_SHORT\nElementByteOrderMSB = False\nElementDataFile = {data_file}\n"
     )
     return header
 

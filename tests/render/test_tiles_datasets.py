@@ -12,8 +12,9 @@ from clara_stream.render.annotate import nice_length
 from clara_stream.render.client import decode
 from clara_stream.render.datasets import DatasetRegistry, PathNotAllowed, UnknownDataset
 from clara_stream.render.engine import RenderEngine
+from clara_stream.render.sources import ArraySource, SlideSource
 from clara_stream.render.synthetic import PHANTOM_SPACING
-from clara_stream.render.tiles import ArraySource, SlideSource, TileServer
+from clara_stream.render.tiles import TileServer
 
 
 def test_region_equals_direct_read_and_reads_only_visible_tiles(render_root):

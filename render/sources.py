@@ -1,0 +1,104 @@
+"""Planar sources for tiles: an in-memory 2D image with a 2× pyramid, and a pyramidal TIFF/SVS
+slide read through tiffslide in each level's own pixel coordinates."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Level:
+    width: int
+    height: int
+    downsample: float
+
+
+class ArraySource:
+    """An in-memory RGB or grey 2D image with a 2× pyramid (for ``image`` datasets)."""
+
+    def __init__(self, image: np.ndarray, mpp: float | None = None) -> None:
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ValueError(f"ArraySource: expected (H, W) or (H, W, 3) image; got shape {image.shape}")
+        img = np.ascontiguousarray(image[:, :, :3]).astype(np.uint8, copy=False)
+        self._levels = [img]
+        while max(self._levels[-1].shape[:2]) > 512:
+            prev = self._levels[-1]
+            self._levels.append(
+                cv2.resize(
+                    prev,
+                    (max(1, prev.shape[1] // 2), max(1, prev.shape[0] // 2)),
+                    interpolation=cv2.INTER_AREA,
+                )
+            )
+        self.levels = [Level(a.shape[1], a.shape[0], img.shape[1] / a.shape[1]) for a in self._levels]
+        self.mpp = mpp
+
+    def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        return self._levels[level][y : y + h, x : x + w]
+
+
+def _level_slide(path: str):
+    """A tiffslide slide whose ``read_region`` takes the location in the *requested level's* pixels.
+
+    tiffslide maps a level-0 location with ``int(x0 / downsample)``; for a level whose downsample
+    is not an integer (2.0005 on a TCGA slide) ``int(x * ds)`` then ``int(... / ds)`` lands 1 px
+    short. Overriding ``_read_region_loc_transform`` is tiffslide's documented extension point.
+    """
+    import tiffslide
+
+    class LevelSlide(tiffslide.TiffSlide):
+        def _read_region_loc_transform(self, location: tuple[int, int], level: int) -> tuple[int, int]:
+            return int(location[0]), int(location[1])
+
+    return LevelSlide(path)
+
+
+class SlideSource:
+    """A pyramidal TIFF / SVS slide read through tiffslide (level coordinates)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self._slide = _level_slide(str(self.path))
+        except Exception as exc:  # tiffslide raises several types for non-slides
+            raise ValueError(f"SlideSource: expected a pyramidal TIFF/SVS slide; got {self.path} ({exc})") from exc
+        self.levels = [
+            Level(int(w), int(h), float(d))
+            for (w, h), d in zip(self._slide.level_dimensions, self._slide.level_downsamples, strict=True)
+        ]
+        mpp = self._slide.properties.get("tiffslide.mpp-x")
+        self.mpp = float(mpp) if mpp else None
+        self._lock = threading.Lock()
+        self._virtual: dict[int, np.ndarray] = {}
+        self._add_thumbnail_level()
+
+    def _add_thumbnail_level(self) -> None:
+        """Use the slide's thumbnail as an extra coarsest level when the pyramid stops much finer
+        (e.g. single-level slides): overviews and provisional tiles then cost one small image."""
+        thumb = self._slide.associated_images.get("thumbnail") if "thumbnail" in self._slide.associated_images else None
+        if thumb is None:
+            return
+        w, h = thumb.size
+        l0, last = self.levels[0], self.levels[-1]
+        same_shape = abs(w / h - l0.width / l0.height) < 0.02 * (l0.width / l0.height)
+        if not same_shape or w * 2 > last.width:
+            return
+        self._virtual[len(self.levels)] = np.asarray(thumb.convert("RGB"))
+        self.levels.append(Level(w, h, l0.width / w))
+
+    def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        if level in self._virtual:
+            return np.ascontiguousarray(self._virtual[level][y : y + h, x : x + w])
+        with self._lock:
+            arr = self._slide.read_region((x, y), level, (w, h), as_array=True)
+        return np.ascontiguousarray(arr[:, :, :3])
+
+    def close(self) -> None:
+        self._slide.close()

@@ -1,0 +1,86 @@
+"""Slide tiles against tifffile's own read of each pyramid page, and bounded region reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from clara_stream.render.sources import ArraySource, SlideSource
+from clara_stream.render.synthetic import write_slide
+from clara_stream.render.tiles import TileServer
+
+
+@pytest.fixture(scope="module")
+def odd_slide(tmp_path_factory):
+    """2001 x 1403 px: levels 1000x701, 500x350, 250x175, downsamples 2.001, 4.002.., none integer."""
+    return write_slide(tmp_path_factory.mktemp("odd") / "odd.tif", width=2001, height=1403)
+
+
+def _levels(path) -> list[np.ndarray]:
+    with tifffile.TiffFile(path) as tif:
+        return [lv.asarray() for lv in tif.series[0].levels]
+
+
+def test_every_tile_of_every_level_equals_tifffile(odd_slide):
+    """Fails if a level's tiles are read 1 px off (level-0 rounding at a non-integer downsample)."""
+    ref = _levels(odd_slide)
+    ts = TileServer(SlideSource(odd_slide))
+    try:
+        assert len(ref) == 4 and all(lv.downsample % 1 > 1e-4 for lv in ts.levels[1:])
+        for level, page in enumerate(ref):
+            cols, rows = ts.grid(level)
+            for ty in range(rows):
+                for tx in range(cols):
+                    t = ts.tile(level, tx, ty)
+                    np.testing.assert_array_equal(t, page[ty * 256 : ty * 256 + 256, tx * 256 : tx * 256 + 256])
+    finally:
+        ts.close()
+
+
+def test_real_tcga_level_one_equals_tifffile(shared_render_data):
+    """The TCGA slide's level 1 has downsample 2.0005: its tiles must be tifffile's pixels exactly."""
+    path = shared_render_data.svs_dir / "tcga-cr-7395-01a-01-ts1.svs"
+    page = _levels(path)[1]
+    ts = TileServer(SlideSource(path))
+    try:
+        assert ts.levels[1].downsample != int(ts.levels[1].downsample)
+        for tx, ty in ((0, 0), (3, 2), (8, 6)):
+            np.testing.assert_array_equal(
+                ts.tile(1, tx, ty)[..., :3], page[ty * 256 : ty * 256 + 256, tx * 256 : tx * 256 + 256, :3]
+            )
+    finally:
+        ts.close()
+
+
+def test_region_at_integer_downsample_is_the_block_average():
+    """A region at downsample 4 on a 1-level source is numpy's 4x4 block mean (fails if the shrink
+    drops or shifts a row of blocks, or reads a finer level than needed)."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (400, 520, 3), dtype=np.uint8)
+    src = ArraySource(img)
+    ts = TileServer(src)
+    try:
+        out, _ = ts.region(40, 80, 100, 60, 4.0)
+        block = img[80 : 80 + 240, 40 : 40 + 400].astype(np.float64).reshape(60, 4, 100, 4, 3).mean(axis=(1, 3))
+        assert np.abs(out.astype(np.float64) - block).max() <= 1.0
+    finally:
+        ts.close()
+
+
+def test_huge_request_reads_the_level_for_its_scale_and_is_bounded():
+    """4096² output at downsample 20: read from the coarse level, clipped to the image; a request
+    needing more source pixels than the bound is refused by name, not allocated."""
+    img = np.random.default_rng(0).integers(0, 256, (3000, 3000, 3), dtype=np.uint8)
+    ts = TileServer(ArraySource(img), max_source_px=512 * 512)
+    try:
+        out, _ = ts.region(-20000, -20000, 4096, 4096, 20.0)
+        assert out.shape == (4096, 4096, 3)
+        coarse = ts.best_level(20.0)
+        assert ts.levels[coarse].downsample > 4 and ts.reads == ts.grid(coarse)[0] * ts.grid(coarse)[1]
+        with pytest.raises(ValueError, match="expected at most 262144 source pixels per request"):
+            ts.region(0, 0, 1024, 1024, 1.0)
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="expected x finite"):
+                ts.region(bad, 0, 64, 64, 1.0)
+    finally:
+        ts.close()
