@@ -24,7 +24,7 @@ def seed_config(service, path: Path) -> dict[str, int]:
     from pydantic import ValidationError
 
     from clara_stream.platform.schemas import AeConfig, DestinationConfig, PipelineConfig, SourceConfig
-    from clara_stream.platform.status import NotFoundError
+    from clara_stream.platform.status import NotFoundError, PlatformError
 
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
@@ -49,7 +49,7 @@ def seed_config(service, path: Path) -> dict[str, int]:
                 except NotFoundError:
                     service.config.create(kind, obj)
             counts[key] = len(data.get(key, []))
-    except ValidationError as exc:
+    except (ValidationError, PlatformError) as exc:
         raise UserError(f"dicom serve: seed file {path}: {exc}") from None
     counts["pipelines"] = len(data.get("pipelines", []))
     return counts
@@ -58,20 +58,45 @@ def seed_config(service, path: Path) -> dict[str, int]:
 @dicom_app.command("serve")
 def serve(
     data_dir: Path = typer.Option(None, help="state, store and job folders [env CLARA_STREAM_DATA_DIR]"),
-    host: str = typer.Option(None, help="bind address (default 127.0.0.1)"),
+    host: str = typer.Option(None, help="DICOM bind address (default 127.0.0.1) [env CLARA_STREAM_HOST]"),
+    http_host: str = typer.Option(
+        None, help="REST/console bind address (default 127.0.0.1); beyond loopback a token is required"
+    ),
     dicom_port: int = typer.Option(None, help="DICOM port; 0 picks a free one (default 104)"),
     http_port: int = typer.Option(None, help="REST/console port; 0 picks a free one (default 8000)"),
     ae_title: str = typer.Option(None, help="the SCP's own AE title"),
     seed: Path = typer.Option(None, help="YAML/JSON with sources, destinations, pipelines, aes to upsert"),
-    max_associations: int = typer.Option(None, help="concurrent associations"),
+    api_token_file: Path = typer.Option(
+        None, help="file holding the REST bearer token [env CLARA_STREAM_API_TOKEN]; never on argv"
+    ),
+    app_root: list[Path] = typer.Option(None, help="folder whose apps pipelines may name by path (repeatable)"),
+    input_root: list[Path] = typer.Option(None, help="folder REST job inputs may lie under (repeatable)"),
+    max_associations: int = typer.Option(None, help="concurrent associations admitted, exactly (default 32)"),
     max_jobs: int = typer.Option(None, help="jobs running at once"),
     keep_aborted: bool = typer.Option(None, help="keep instances of aborted associations"),
+    min_free_mb: int = typer.Option(None, help="low-space watermark in MiB (default 2048)"),
+    min_free_percent: float = typer.Option(None, help="low-space watermark in percent of the disk (default 5)"),
+    acse_timeout_s: float = typer.Option(None, help="ACSE timeout (default 30 s)"),
+    dimse_timeout_s: float = typer.Option(None, help="DIMSE timeout (default 120 s)"),
+    network_timeout_s: float = typer.Option(None, help="idle network timeout (default 120 s)"),
     tls_cert: Path = typer.Option(None, help="PEM certificate (TLS on with --tls-key)"),
     tls_key: Path = typer.Option(None, help="PEM private key"),
     tls_ca: Path = typer.Option(None, help="PEM CA bundle; requires client certificates"),
+    retention_max_age_days: float = typer.Option(None, help="delete instances older than this (global policy)"),
+    retention_max_total_gb: float = typer.Option(None, help="delete oldest instances above this total"),
     log_level: str = typer.Option("info", help="debug, info, warning"),
 ) -> None:
     """Run the DICOM SCP, grouper, scheduler, exporter and REST API (OpenAPI at /docs) in one process.
+
+    Binding: both listeners bind 127.0.0.1 unless --host (DICOM) or --http-host (REST) say
+    otherwise. Auth: REST beyond loopback always needs 'Authorization: Bearer <token>' — the token
+    from --api-token-file or $CLARA_STREAM_API_TOKEN, else one generated on first start into
+    <data-dir>/api-token (mode 0600) and printed once. Only installed apps, or apps under
+    --app-root, may run; REST job inputs must lie under the store or an --input-root.
+    Low space: below the smaller of --min-free-mb and --min-free-percent free, associations are
+    refused (transient) and C-STOREs answer 0xA700. Retention: --retention-max-age-days /
+    --retention-max-total-gb (or an AE's "retention"), applied hourly and by `dicom gc`; never an
+    instance of a queued/running job or with results waiting in the outbox.
 
     Writes ``<data-dir>/service.json`` with the pid and bound ports once both servers listen.
     """
@@ -92,29 +117,54 @@ def serve(
             dicom_port=dicom_port,
             http_port=http_port,
             ae_title=ae_title,
+            http_host=http_host,
             max_associations=max_associations,
             max_concurrent_jobs=max_jobs,
             keep_aborted=keep_aborted,
+            min_free_mb=min_free_mb,
+            min_free_percent=min_free_percent,
+            acse_timeout_s=acse_timeout_s,
+            dimse_timeout_s=dimse_timeout_s,
+            network_timeout_s=network_timeout_s,
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_ca=tls_ca,
+            app_roots=app_root or None,
+            input_roots=input_root or None,
+            retention_max_age_days=retention_max_age_days,
+            retention_max_total_gb=retention_max_total_gb,
         ).items()
         if v is not None
     }
+    if api_token_file is not None:
+        try:
+            overrides["api_token"] = api_token_file.read_text().strip()
+        except OSError as exc:
+            raise UserError(f"dicom serve: expected a readable --api-token-file; got {exc}") from None
     try:
         settings = PlatformSettings(**overrides)
     except ValidationError as exc:
         raise UserError(f"dicom serve: {exc}") from None
-    service = PlatformService(settings)
+    try:
+        service = PlatformService(settings)
+    except PermissionError as exc:
+        raise UserError(f"dicom serve: {exc}") from None
+    if service.token_generated:
+        typer.echo(
+            f"REST listens beyond loopback: generated API token (shown once; kept in "
+            f"{Path(settings.data_dir) / 'api-token'}, mode 0600): {service.api_token.get_secret_value()}",
+            err=True,
+        )
     if seed is not None:
         seed_config(service, seed)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((settings.host, settings.http_port))
+        sock.bind((settings.http_host, settings.http_port))
     except OSError as exc:
         raise UserError(
-            f"dicom serve: expected a free HTTP port; got {exc} [{settings.host}:{settings.http_port}]",
+            f"dicom serve: expected a free HTTP port; got {exc} [{settings.http_host}:{settings.http_port}]",
             hint="pick another --http-port (0 picks a free one)",
         ) from None
     service.start()
@@ -123,17 +173,65 @@ def serve(
         "dicomPort": service.dicom_port,
         "httpPort": sock.getsockname()[1],
         "host": settings.host,
+        "httpHost": settings.http_host,
         "aeTitle": settings.ae_title,
     }
     info_path = Path(settings.data_dir) / "service.json"
     info_path.with_suffix(".tmp").write_text(json.dumps(info))
     os.replace(info_path.with_suffix(".tmp"), info_path)  # readers never see half a file
     logging.getLogger(__name__).info(
-        "REST API on http://%s:%d (console /console, OpenAPI /docs)", settings.host, info["httpPort"]
+        "REST API on http://%s:%d (console /console, OpenAPI /docs)%s",
+        settings.http_host,
+        info["httpPort"],
+        "; bearer token required" if service.api_token is not None else " (loopback only, no token)",
     )
     app = create_app(service, manage=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level.lower(), access_log=False))
     server.run(sockets=[sock])
+
+
+@dicom_app.command("gc")
+def gc_cmd(
+    data_dir: Path = typer.Option(None, help="the service's data folder [env CLARA_STREAM_DATA_DIR]"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list what would be deleted; delete nothing"),
+    max_age_days: float = typer.Option(None, help="global policy: delete instances older than this"),
+    max_total_gb: float = typer.Option(None, help="global policy: delete oldest instances above this total"),
+    keep_until_exported: bool = typer.Option(True, help="keep instances until their results are exported"),
+) -> None:
+    """Apply the retention policy (global options + each AE's "retention") to the instance store.
+
+    Never deletes an instance whose group is still open, whose job is queued or running, or whose
+    job's results wait in the outbox. Safe beside a running service (same SQLite database).
+    """
+    from pydantic import ValidationError
+
+    from clara_stream.platform import retention
+    from clara_stream.platform.configstore import ConfigStore
+    from clara_stream.platform.db import Database
+    from clara_stream.platform.settings import PlatformSettings
+
+    overrides = dict(
+        retention_max_age_days=max_age_days,
+        retention_max_total_gb=max_total_gb,
+        retention_keep_until_exported=keep_until_exported,
+    )
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        settings = PlatformSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise UserError(f"dicom gc: {exc}") from None
+    state = Path(settings.data_dir) / "state.sqlite"
+    if not state.is_file():
+        raise UserError(f"dicom gc: expected a service data folder with state.sqlite; got {settings.data_dir}")
+    db = Database(state)
+    found = retention.plan(db, ConfigStore(db), retention.default_policy(settings))
+    for c in found:
+        typer.echo(f"{'would delete' if dry_run else 'delete'} {c.path} ({c.size} B, {c.called_ae}): {c.reason}")
+    if not dry_run:
+        retention.apply(db, found, Path(settings.data_dir) / "store")
+    total = sum(c.size for c in found)
+    typer.echo(f"{'dry run: ' if dry_run else ''}{len(found)} instance(s), {total} bytes")
 
 
 @dicom_app.command("echo")

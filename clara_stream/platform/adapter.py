@@ -1,28 +1,28 @@
 """The DICOM adapter: a pynetdicom C-ECHO/C-STORE SCP that feeds the instance store.
 
 Associations are refused unless the calling AE title and host match a configured source and the
-called AE title is a configured AE (or the adapter's own title, which answers C-ECHO only).
-An instance gets a success status only after its bytes are fsync'ed and indexed.
+called AE title is a configured AE (or the adapter's own title, which answers C-ECHO only); while
+the store's file system is below its low-space watermark; and beyond exactly
+``max_associations`` at once. An instance gets a success status only after the whole dataset is
+checked (:mod:`clara_stream.platform.validate`) and its bytes are fsync'ed and indexed.
 
 Notes
 -----
 pynetdicom runs each association in its own thread; handlers here only touch the thread-safe
-:class:`InstanceStore` and :class:`ConfigStore`.
+:class:`InstanceStore` and :class:`ConfigStore`. The TLS handshake also runs on that thread,
+with a timeout, so an idle or half-open client never blocks the accept loop.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import re
 import socket
+import sqlite3
 import ssl
 import threading
 import uuid
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.sop_class import Verification
@@ -30,68 +30,51 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from clara_stream.errors import DicomInputError
 from clara_stream.platform.configstore import ConfigStore
-from clara_stream.platform.instances import InstanceStore
+from clara_stream.platform.instances import InstanceStore, space_shortfall
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import (
     DIMSE_SUCCESS,
+    REJECT_BUSY,
     REJECT_CALLED_AE,
     REJECT_CALLING_AE,
+    REJECT_LOW_SPACE,
+    OutOfSpaceError,
     SopClassRefusedError,
     status_for,
 )
+from clara_stream.platform.validate import check_instance, is_uid
 
 log = logging.getLogger(__name__)
 
-_PREFIX = 64 * 1024
-_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
+#: pynetdicom's own limit counts threads still starting or ending, so it admits fewer than asked
+#: under a burst; the adapter counts admitted associations itself and sets pynetdicom's out of reach.
+_PYNETDICOM_NO_LIMIT = 1 << 20
 
 
 class NoDelayAssociationServer(ThreadedAssociationServer):
-    """Threaded association server that turns Nagle off on every accepted socket (then TLS)."""
+    """Threaded association server: Nagle off on every accepted socket; TLS handshake (with a
+    timeout) on the association's own thread, never on the accept thread."""
+
+    handshake_timeout_s: float = 10.0
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = self.socket.accept()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.ssl_context:
-            client = self.ssl_context.wrap_socket(client, server_side=True)
+            client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
         return client, address
 
-
-def parse_header(head: bytes, body: memoryview | bytes, sop_uid: str, sop_class: str) -> tuple[str, str]:
-    """(StudyInstanceUID, SeriesInstanceUID) of an encoded instance, checked against the request.
-
-    ``head`` is the preamble + file meta, ``body`` the dataset. The first 64 KiB of the dataset
-    are parsed first (the UIDs precede the pixel data); the whole dataset only if they are not
-    all there.
-
-    Raises
-    ------
-    DicomInputError
-        The bytes do not parse, a UID is missing or empty, or the dataset's SOP Class/Instance UID
-        differ from the C-STORE request's.
-    """
-    try:
-        ds = dcmread(io.BytesIO(head + bytes(body[:_PREFIX])), stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-        if len(body) > _PREFIX and any(k not in ds for k in _HEADER_TAGS):
-            ds = dcmread(io.BytesIO(head + bytes(body)), stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-    except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError) as exc:
-        raise DicomInputError(
-            f"C-STORE: expected a decodable dataset; got {type(exc).__name__}: {exc} [SOP Instance {sop_uid}]"
-        ) from None
-    for keyword, tag in (("StudyInstanceUID", "0020,000D"), ("SeriesInstanceUID", "0020,000E")):
-        if not str(ds.get(keyword, "") or "").strip():
-            raise DicomInputError(f"C-STORE: expected ({tag}) {keyword}; got none [SOP Instance {sop_uid}]")
-    if str(ds.get("SOPInstanceUID", "")) != sop_uid:
-        raise DicomInputError(
-            f"C-STORE: expected (0008,0018) SOPInstanceUID {sop_uid} as requested; got {ds.get('SOPInstanceUID')!r}"
-        )
-    if str(ds.get("SOPClassUID", "")) != sop_class:
-        raise DicomInputError(
-            f"C-STORE: expected (0008,0016) SOPClassUID {sop_class} as requested; got "
-            f"{ds.get('SOPClassUID')!r} [SOP Instance {sop_uid}]"
-        )
-    return str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+    def process_request_thread(self, request, client_address) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(self.handshake_timeout_s)
+                request.do_handshake()
+                request.settimeout(None)
+            except (OSError, ValueError) as exc:  # timeout, reset, bad certificate, plain TCP
+                log.warning("TLS handshake with %s failed: %s", client_address, exc)
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
 
 
 def _failure(exc: BaseException) -> Dataset:
@@ -120,11 +103,14 @@ class DicomAdapter:
         self._server: NoDelayAssociationServer | None = None
         self._thread: threading.Thread | None = None
         self.ae = AE(ae_title=settings.ae_title)
-        self.ae.maximum_associations = settings.max_associations
+        self.ae.maximum_associations = _PYNETDICOM_NO_LIMIT
         self.ae.maximum_pdu_size = 0
-        self.ae.acse_timeout = 30
-        self.ae.dimse_timeout = 120
-        self.ae.network_timeout = 120
+        self.ae.acse_timeout = settings.acse_timeout_s
+        self.ae.dimse_timeout = settings.dimse_timeout_s
+        self.ae.network_timeout = settings.network_timeout_s
+        self._slots = threading.BoundedSemaphore(settings.max_associations)
+        self._unsettled: dict[str, bool] = {}  # association id -> released, when recording it failed
+        self._unsettled_lock = threading.Lock()
         self.ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
         # Every storage SOP class (public, private, unknown) with the sender's first proposed transfer
         # syntax. pynetdicom's documented switch; listing 170 classes x 45 syntaxes instead costs a
@@ -155,6 +141,7 @@ class DicomAdapter:
             ssl_context=self.ssl_context(),
             server_class=NoDelayAssociationServer,
         )
+        self._server.handshake_timeout_s = self.settings.tls_handshake_timeout_s
         self.ae._servers.append(self._server)  # so AE.shutdown() and server.shutdown() both work
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="dicom-scp", daemon=True)
@@ -186,6 +173,24 @@ class DicomAdapter:
         elif called != self.settings.ae_title and self.config.ae_by_title(called) is None:
             log.warning("refused association from %s@%s to %s: called AE not configured", calling, host, called)
             self._reject(assoc, REJECT_CALLED_AE)
+        elif (short := self.space_problem()) is not None:
+            log.warning("refused association from %s@%s: %s", calling, host, short)
+            self._reject(assoc, REJECT_LOW_SPACE)
+        elif not self._slots.acquire(blocking=False):
+            log.warning(
+                "refused association from %s@%s: %d associations already (max-associations)",
+                calling,
+                host,
+                self.settings.max_associations,
+            )
+            self._reject(assoc, REJECT_BUSY)
+        else:
+            assoc.clara_slot = True
+
+    def space_problem(self) -> str | None:
+        """Why the store cannot take more now (below the low-space watermark), or None."""
+        s = self.settings
+        return space_shortfall(self.store.store_dir, s.min_free_mb, s.min_free_percent)
 
     @staticmethod
     def _reject(assoc, reason: tuple[int, int, int]) -> None:
@@ -203,7 +208,7 @@ class DicomAdapter:
         sop_uid, sop_class = str(req.AffectedSOPInstanceUID), str(req.AffectedSOPClassUID)
         called = assoc.requestor.primitive.called_ae_title.strip()
         try:
-            if not (_UID_RE.match(sop_uid) and _UID_RE.match(sop_class) and len(sop_uid) <= 64):
+            if not (is_uid(sop_uid) and is_uid(sop_class)):
                 # the UID becomes a file name: never let "../" or "/" through
                 raise DicomInputError(
                     f"C-STORE: expected (0000,1000) and (0000,0002) to be UIDs of digits and dots "
@@ -219,7 +224,9 @@ class DicomAdapter:
             # preamble + file meta, then the peer's dataset bytes as they arrived (no copy)
             head = b"\x00" * 128 + b"DICM" + encode_file_meta(event.file_meta)
             body = event.request.DataSet.getbuffer()
-            study, series = parse_header(head, body, sop_uid, sop_class)
+            study, series = check_instance(head, body, sop_uid, sop_class)
+            if (short := self.space_problem()) is not None:
+                raise OutOfSpaceError(f"C-STORE: expected free space above the watermark; got {short}")
             self.store.store(
                 [head, body],
                 sop_uid=sop_uid,
@@ -239,10 +246,35 @@ class DicomAdapter:
 
     def _on_close(self, event: evt.Event) -> None:
         assoc = event.assoc
+        if getattr(assoc, "clara_slot", False):
+            assoc.clara_slot = False
+            self._slots.release()
         assoc_id = getattr(assoc, "clara_assoc_id", None)
         if assoc_id is None:
             return
-        if assoc.is_released:
-            self.store.release(assoc_id)
-        else:
-            self.store.abort(assoc_id, keep=self.settings.keep_aborted)
+        with self._unsettled_lock:
+            self._unsettled[assoc_id] = bool(assoc.is_released)
+        self.settle()
+
+    def settle(self) -> int:
+        """Record how ended associations ended (release → complete, abort → drop or keep).
+
+        Called at each close and again by the service's grouper loop, so instances of an
+        association whose end could not be recorded (database or disk full) are settled once
+        space returns, not left pending until a restart. Returns how many are still unsettled.
+        """
+        with self._unsettled_lock:
+            todo = list(self._unsettled.items())
+        for assoc_id, released in todo:
+            try:
+                if released:
+                    self.store.release(assoc_id)
+                else:
+                    self.store.abort(assoc_id, keep=self.settings.keep_aborted)
+            except (OSError, sqlite3.Error) as exc:  # disk or database full: try again next pass
+                log.warning("association %s: recording its end failed (%s); retried later", assoc_id, exc)
+                continue
+            with self._unsettled_lock:
+                self._unsettled.pop(assoc_id, None)
+        with self._unsettled_lock:
+            return len(self._unsettled)

@@ -6,8 +6,10 @@ association without a restart.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from pydantic import BaseModel
 
 from clara_stream.platform.db import Database
 from clara_stream.platform.schemas import AeConfig, DestinationConfig, PipelineConfig, SourceConfig
+from clara_stream.platform.security import check_app, installed_app
 from clara_stream.platform.status import ConflictError, InvalidRequestError, NotFoundError
 
 M = TypeVar("M", bound=BaseModel)
@@ -26,6 +29,15 @@ _KINDS: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
     "source": (SourceConfig, ("ae_title", "host_ip")),
     "destination": (DestinationConfig, ("ae_title", "host_ip", "port")),
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _addresses(host: str) -> frozenset[str]:
+    """The addresses a configured host resolves to (cached: resolved per name, not per association)."""
+    try:
+        return frozenset(str(a[4][0]) for a in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP))
+    except (socket.gaierror, UnicodeError):
+        return frozenset()
 
 
 def app_requirements(app: str) -> dict:
@@ -47,10 +59,20 @@ def app_requirements(app: str) -> dict:
 
 
 class ConfigStore:
-    """Named configuration entities, stored as their JSON payload plus indexed columns."""
+    """Named configuration entities, stored as their JSON payload plus indexed columns.
 
-    def __init__(self, db: Database) -> None:
+    Every write is all-or-nothing: an AE whose workflows or destinations are invalid is refused
+    whole, never half-saved.
+
+    Parameters
+    ----------
+    db : the shared database.
+    app_roots : folders a pipeline's app may lie under (else only installed apps may run).
+    """
+
+    def __init__(self, db: Database, app_roots: list[Path] | None = None) -> None:
         self.db = db
+        self.app_roots = [Path(r) for r in app_roots or []]
 
     # -- generic ---------------------------------------------------------------------------
     def _columns(self, kind: str, item: BaseModel) -> dict:
@@ -62,39 +84,56 @@ class ConfigStore:
         cols = self._columns(kind, item)
         names = ", ".join(["name", *cols, "body"])
         marks = ", ".join("?" * (len(cols) + 2))
+        new_pipelines = self._check_references(kind, item)
         try:
             with self.db.write() as con:
                 con.execute(
                     f"INSERT INTO {kind} ({names}) VALUES ({marks})",
                     (item.name, *cols.values(), item.model_dump_json(by_alias=True)),
                 )
+                for p in new_pipelines:
+                    self._put_pipeline(con, p)
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"{kind} {item.name!r}: expected a unique name and AE title; {exc}") from None
-        self._register_workflows(kind, item)
         return item
 
     def update(self, kind: str, item: M) -> M:
         """Replace the entity called ``item.name``; NotFoundError if absent."""
         cols = self._columns(kind, item)
         sets = ", ".join(f"{c} = ?" for c in [*cols, "body"])
+        new_pipelines = self._check_references(kind, item)
         try:
             with self.db.write() as con:
                 cur = con.execute(
                     f"UPDATE {kind} SET {sets} WHERE name = ?",
                     (*cols.values(), item.model_dump_json(by_alias=True), item.name),
                 )
+                if cur.rowcount == 0:
+                    raise NotFoundError(f"{kind}: expected an existing name; got {item.name!r}")
+                for p in new_pipelines:
+                    self._put_pipeline(con, p)
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"{kind} {item.name!r}: {exc}") from None
-        if cur.rowcount == 0:
-            raise NotFoundError(f"{kind}: expected an existing name; got {item.name!r}")
-        self._register_workflows(kind, item)
         return item
 
-    def _register_workflows(self, kind: str, item: BaseModel) -> None:
-        """An AE's workflows show up as pipelines at once (the console lists them)."""
-        if kind == "ae":
-            for name in item.workflows:
-                self.pipeline_or_register(name)
+    def _check_references(self, kind: str, item: BaseModel) -> list[PipelineConfig]:
+        """An AE's destinations must exist and its workflows be registered pipelines or installed
+        apps; returns the pipelines to register with it (in the same transaction)."""
+        if kind != "ae":
+            return []
+        self.check_destinations(item.destinations)
+        new = []
+        for name in item.workflows:
+            try:
+                self.pipeline(name)
+            except NotFoundError:
+                if not installed_app(name):
+                    known = [r["name"] for r in self.db.query("SELECT name FROM pipeline ORDER BY name")]
+                    raise InvalidRequestError(
+                        f"workflows: expected registered pipelines {known} or installed app names; got {name!r}"
+                    ) from None
+                new.append(self._installed_pipeline(name))
+        return new
 
     def get(self, kind: str, name: str) -> BaseModel:
         row = self.db.query_one(f"SELECT body FROM {kind} WHERE name = ?", (name,))
@@ -107,7 +146,12 @@ class ConfigStore:
         return [model.model_validate_json(r["body"]) for r in self.db.query(f"SELECT body FROM {kind} ORDER BY name")]
 
     def delete(self, kind: str, name: str) -> BaseModel:
+        """Delete one entity; a destination some AE still sends results to cannot be deleted."""
         item = self.get(kind, name)
+        if kind == "destination":
+            users = [a.name for a in self.list("ae") if name in a.destinations]
+            if users:
+                raise ConflictError(f"destination {name!r}: expected no AE using it; got AE(s) {users}")
         with self.db.write() as con:
             con.execute(f"DELETE FROM {kind} WHERE name = ?", (name,))
         return item
@@ -118,9 +162,10 @@ class ConfigStore:
         return AeConfig.model_validate_json(row["body"]) if row else None
 
     def source_allowed(self, ae_title: str, host: str) -> bool:
-        """True if a configured source has this calling AE title and host address."""
-        row = self.db.query_one("SELECT 1 FROM source WHERE ae_title = ? AND host_ip = ?", (ae_title.strip(), host))
-        return row is not None
+        """True if a configured source has this calling AE title and host (an IP, or a name that
+        resolves to the peer's address: ``localhost`` matches 127.0.0.1)."""
+        rows = self.db.query("SELECT host_ip FROM source WHERE ae_title = ?", (ae_title.strip(),))
+        return any(host == r["host_ip"] or host in _addresses(r["host_ip"]) for r in rows)
 
     def destination(self, name: str) -> DestinationConfig:
         return self.get("destination", name)  # type: ignore[return-value]
@@ -134,30 +179,41 @@ class ConfigStore:
 
     # -- pipelines -------------------------------------------------------------------------
     def pipeline_or_register(self, name: str) -> PipelineConfig:
-        """The registered pipeline ``name``; else register the installed app of that name with the
-        memory its ``metadata.json`` declares (``application.requirements``)."""
+        """The registered pipeline ``name``; else register the installed app of that name."""
         try:
             return self.pipeline(name)
         except NotFoundError:
-            pass
+            if not installed_app(name):
+                raise
+        return self.put_pipeline(self._installed_pipeline(name))
+
+    @staticmethod
+    def _installed_pipeline(name: str) -> PipelineConfig:
+        """A pipeline for installed app ``name`` with the memory its ``metadata.json`` declares."""
         needs = app_requirements(name)
-        item = PipelineConfig(
+        return PipelineConfig(
             name=name,
             app=name,
             cpu_memory_mb=int(needs.get("memory_mb", 512)),
             gpu_memory_mb=int(needs.get("gpu_memory_mb", 0)),
         )
-        return self.put_pipeline(item)
 
     def put_pipeline(self, item: PipelineConfig) -> PipelineConfig:
-        """Register or replace a pipeline (keeps its first registration time)."""
+        """Register or replace a pipeline (keeps its first registration time).
+
+        Raises InvalidRequestError unless its app is installed or under an app root.
+        """
         with self.db.write() as con:
-            con.execute(
-                "INSERT INTO pipeline (name, body, registered_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET body = excluded.body",
-                (item.name, item.model_dump_json(by_alias=True), time.time()),
-            )
+            self._put_pipeline(con, item)
         return item
+
+    def _put_pipeline(self, con: sqlite3.Connection, item: PipelineConfig) -> None:
+        check_app(item.app, self.app_roots)
+        con.execute(
+            "INSERT INTO pipeline (name, body, registered_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET body = excluded.body",
+            (item.name, item.model_dump_json(by_alias=True), time.time()),
+        )
 
     def pipeline(self, name: str) -> PipelineConfig:
         row = self.db.query_one("SELECT body FROM pipeline WHERE name = ?", (name,))

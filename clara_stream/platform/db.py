@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS grp (
     group_uid TEXT NOT NULL,
     opened_at REAL NOT NULL,
     last_at REAL NOT NULL,
-    state TEXT NOT NULL);
+    state TEXT NOT NULL,
+    error TEXT);
 CREATE INDEX IF NOT EXISTS grp_open ON grp(state, called_ae, group_uid);
 CREATE TABLE IF NOT EXISTS instance (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,8 +73,10 @@ CREATE TABLE IF NOT EXISTS instance (
     assoc_id TEXT NOT NULL,
     state TEXT NOT NULL,
     group_id INTEGER NOT NULL,
-    received_at REAL NOT NULL);
+    received_at REAL NOT NULL,
+    conflict TEXT);
 CREATE INDEX IF NOT EXISTS instance_assoc ON instance(assoc_id);
+CREATE INDEX IF NOT EXISTS instance_sop ON instance(sop_uid);
 CREATE INDEX IF NOT EXISTS instance_group ON instance(group_id);
 CREATE TABLE IF NOT EXISTS result (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -97,6 +100,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_at);
 """
 
+#: Columns added after the first release: (table, column, declaration), added to older files.
+ADDED_COLUMNS = (("grp", "error", "TEXT"), ("instance", "conflict", "TEXT"))
+
 
 class Database:
     """A SQLite file in WAL mode with per-thread connections and one write lock.
@@ -115,7 +121,12 @@ class Database:
         self._local = threading.local()
         self._write_lock = threading.RLock()
         with self._write_lock:
-            self.connect().executescript(SCHEMA)  # executescript manages its own transaction
+            con = self.connect()
+            for table, column, decl in ADDED_COLUMNS:  # before the indexes that may use them
+                cols = {r["name"] for r in con.execute(f"PRAGMA table_info({table})")}
+                if cols and column not in cols:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            con.executescript(SCHEMA)  # executescript manages its own transaction
 
     def connect(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""

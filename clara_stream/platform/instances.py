@@ -1,27 +1,34 @@
-"""The instance store: durable writes of received instances, their index, and grouping into jobs.
+"""The instance store: durable writes of received instances, their index, and conflicts.
 
-A received instance is written to ``<store>/<called AE>/<SOP Instance UID>.dcm`` through a temp
-file that is fsync'ed and renamed, then indexed in SQLite; only then does the C-STORE handler
-answer success. Instances of one association stay *pending* until it is released; an aborted
-association's pending instances are dropped or kept (``keep_aborted``). A group (study or series,
-per AE) whose last instance is older than the AE's idle timeout becomes one job per pipeline.
+A received instance is written to ``<store>/<called AE>/<study UID>/<series UID>/<SOP UID>.dcm``
+through a temp file that is fdatasync'ed and renamed, then indexed in SQLite; only then does the
+C-STORE handler answer success. The key is the whole study/series/instance triple, so one SOP
+Instance UID sent in two studies (broken modalities, re-sent anonymised data) is two files, never
+one overwriting the other. The same bytes again are idempotent (no rewrite); different bytes under
+the same key are kept beside the first (``<SOP UID>.<digest>.dcm``). Either kind of clash is
+recorded in ``instance.conflict`` and shown with the job's instances.
+
+Instances of one association stay *pending* until it is released; an aborted association's
+pending instances are dropped or kept (``keep_aborted``). Grouping into jobs is in
+:mod:`clara_stream.platform.grouper`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
+from clara_stream.platform import grouper
 from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import Database
 from clara_stream.platform.jobs import JobQueue
 from clara_stream.platform.schemas import GROUPING_SERIES
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TIMEOUT_S = 5.0
 
 
 def durable_write(path: Path, parts: list, *, fsync: bool = True, tag: str = "") -> int:
@@ -30,25 +37,55 @@ def durable_write(path: Path, parts: list, *, fsync: bool = True, tag: str = "")
     Temp file ``<name>.<tag>.<size>.tmp`` → (f)datasync → rename over ``path``. A crash leaves the
     old file, no file, or the complete new one at ``path``, plus maybe a temp file whose name
     says how long it must be, so :meth:`InstanceStore.recover` can tell complete from partial.
+    A failed write (disk full) removes its temp file before raising.
     """
     size = sum(len(p) for p in parts)
     tmp = path.with_name(f"{path.name}.{tag}.{size}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        views = [memoryview(p) for p in parts]
-        while views:
-            n = os.writev(fd, views)
-            while views and n >= len(views[0]):
-                n -= len(views[0])
-                views.pop(0)
-            if views and n:
-                views[0] = views[0][n:]
-        if fsync:
-            os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            views = [memoryview(p) for p in parts]
+            while views:
+                n = os.writev(fd, views)
+                while views and n >= len(views[0]):
+                    n -= len(views[0])
+                    views.pop(0)
+                if views and n:
+                    views[0] = views[0][n:]
+            if fsync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return size
+
+
+def space_shortfall(path: Path, min_free_mb: float, min_free_percent: float) -> str | None:
+    """Why the file system of ``path`` is below its low-space watermark, or None.
+
+    The watermark is the smaller of ``min_free_mb`` and ``min_free_percent`` of the file system,
+    so a small disk is not refused for being small, nor a big one allowed to fill.
+    """
+    usage = shutil.disk_usage(path)
+    floor = min(min_free_mb * 2**20, usage.total * min_free_percent / 100)
+    if usage.free >= floor:
+        return None
+    return (
+        f"low space: {usage.free / 2**20:.1f} MiB free on the store's file system, below the watermark "
+        f"{floor / 2**20:.1f} MiB (min of --min-free-mb {min_free_mb:g} and --min-free-percent {min_free_percent:g})"
+    )
+
+
+def _same_bytes(path: Path, parts: list, size: int) -> bool:
+    try:
+        if path.stat().st_size != size:
+            return False
+        return path.read_bytes() == b"".join(bytes(p) for p in parts)
+    except FileNotFoundError:
+        return False
 
 
 class InstanceStore:
@@ -66,7 +103,11 @@ class InstanceStore:
         self.store_dir = Path(store_dir)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
-        self._made_dirs: set[str] = set()
+        self._made_dirs: set[Path] = set()
+
+    def path_for(self, called_ae: str, study_uid: str, series_uid: str, sop_uid: str) -> Path:
+        """Where an instance lives: keyed by AE, study, series and instance (all checked UIDs)."""
+        return self.store_dir / called_ae / study_uid / series_uid / f"{sop_uid}.dcm"
 
     def store(
         self,
@@ -82,13 +123,23 @@ class InstanceStore:
         assoc_id: str,
         grouping: str,
     ) -> int:
-        """Write and index one instance; returns its row id. Raises OSError on disk failure."""
-        folder = self.store_dir / called_ae
-        if called_ae not in self._made_dirs:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(called_ae)
-        path = folder / f"{sop_uid}.dcm"
-        size = durable_write(path, parts, fsync=self.fsync, tag=assoc_id)
+        """Write and index one instance; returns its row id. Raises OSError on disk failure.
+
+        Same key and same bytes: nothing is rewritten. Same key, other bytes: both are kept and
+        the clash is recorded. The same SOP Instance UID under another study or series: recorded.
+        """
+        path = self.path_for(called_ae, study_uid, series_uid, sop_uid)
+        if path.parent not in self._made_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(path.parent)
+        size = sum(len(p) for p in parts)
+        conflict = None
+        if path.exists() and not _same_bytes(path, parts, size):
+            digest = hashlib.sha256(b"".join(bytes(p) for p in parts)).hexdigest()[:16]
+            path = path.with_name(f"{sop_uid}.{digest}.dcm")
+            conflict = f"same study/series/SOP Instance UID received before with other content (kept as {path.name})"
+        if not path.exists():
+            durable_write(path, parts, fsync=self.fsync, tag=assoc_id)
         return self._index(
             path,
             size,
@@ -102,6 +153,7 @@ class InstanceStore:
             assoc_id=assoc_id,
             grouping=grouping,
             state="pending",
+            conflict=conflict,
         )
 
     def _index(
@@ -119,6 +171,7 @@ class InstanceStore:
         assoc_id: str,
         grouping: str,
         state: str,
+        conflict: str | None = None,
     ) -> int:
         group_uid = series_uid if grouping == GROUPING_SERIES else study_uid
         now = time.time()
@@ -135,11 +188,29 @@ class InstanceStore:
             else:
                 gid = grp["id"]
                 con.execute("UPDATE grp SET last_at = ? WHERE id = ?", (now, gid))
-            con.execute("DELETE FROM instance WHERE group_id = ? AND sop_uid = ?", (gid, sop_uid))
-            return con.execute(
+            same = con.execute(
+                "SELECT id, path, study_uid, series_uid, called_ae, state FROM instance WHERE sop_uid = ?", (sop_uid,)
+            ).fetchall()
+            for r in same:
+                if r["path"] == str(path) and r["state"] != "superseded":
+                    if con.execute("SELECT 1 FROM instance WHERE id = ? AND group_id = ?", (r["id"], gid)).fetchone():
+                        return r["id"]  # the same bytes again into the same open group: idempotent
+            others = [r for r in same if (r["study_uid"], r["series_uid"]) != (study_uid, series_uid)]
+            if others:
+                o = others[0]
+                conflict = (
+                    f"SOP Instance UID also received in study {o['study_uid']} series {o['series_uid']} "
+                    f"(AE {o['called_ae']}); kept apart"
+                )
+            # a newer version under the same key replaces the older one in this group's job only
+            con.execute(
+                "UPDATE instance SET state = 'superseded' WHERE group_id = ? AND sop_uid = ? AND path != ?",
+                (gid, sop_uid, str(path)),
+            )
+            iid = con.execute(
                 "INSERT INTO instance (sop_uid, sop_class, study_uid, series_uid, path, size, called_ae, "
-                "calling_ae, calling_host, assoc_id, state, group_id, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "calling_ae, calling_host, assoc_id, state, group_id, received_at, conflict) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     sop_uid,
                     sop_class,
@@ -154,8 +225,16 @@ class InstanceStore:
                     state,
                     gid,
                     now,
+                    conflict,
                 ),
             ).lastrowid
+            if conflict:
+                con.execute(
+                    "UPDATE instance SET conflict = COALESCE(conflict, ?) WHERE sop_uid = ? AND id != ?",
+                    (f"SOP Instance UID received again as instance #{iid}: {conflict}", sop_uid, iid),
+                )
+                log.warning("instance conflict %s (%s): %s", sop_uid, called_ae, conflict)
+            return iid
 
     def release(self, assoc_id: str) -> int:
         """The association ended normally: its instances count toward their groups."""
@@ -190,7 +269,7 @@ class InstanceStore:
           become complete: their senders were told they are stored.
         """
         done = {"promoted": 0, "deleted": 0, "indexed": 0, "completed": 0}
-        for tmp in self.store_dir.glob("*/*.tmp"):
+        for tmp in self.store_dir.rglob("*.tmp"):
             name, _, rest = tmp.name.partition(".dcm.")
             expected = rest.rsplit(".", 2)[-2] if rest.count(".") >= 2 else ""
             if expected.isdigit() and tmp.stat().st_size == int(expected):
@@ -200,7 +279,7 @@ class InstanceStore:
                 tmp.unlink(missing_ok=True)
                 done["deleted"] += 1
         known = {r["path"] for r in self.db.query("SELECT path FROM instance")}
-        for path in sorted(self.store_dir.glob("*/*.dcm")):
+        for path in sorted(self.store_dir.glob("*/*/*/*.dcm")):  # <AE>/<study>/<series>/<file>
             if str(path) not in known and self._index_orphan(path, config):
                 done["indexed"] += 1
         with self.db.write() as con:
@@ -221,7 +300,10 @@ class InstanceStore:
         except (InvalidDicomError, KeyError, ValueError, OSError, EOFError):
             log.warning("recover: %s is not a readable instance; left in place, not indexed", path)
             return False
-        called = path.parent.name
+        called = path.parents[2].name
+        if (path.parents[1].name, path.parent.name) != (ids[2], ids[3]):
+            log.warning("recover: %s holds study %s series %s, not its folder's; not indexed", path, ids[2], ids[3])
+            return False
         ae = config.ae_by_title(called) if config is not None else None
         self._index(
             path,
@@ -243,55 +325,6 @@ class InstanceStore:
         clause = " AND ".join(f"{k} = ?" for k in where) or "1"
         return self.db.query_one(f"SELECT COUNT(*) AS n FROM instance WHERE {clause}", tuple(where.values()))["n"]
 
-    # -- grouping --------------------------------------------------------------------------
     def close_ready_groups(self, config: ConfigStore, queue: JobQueue, now: float | None = None) -> list[str]:
-        """Turn idle groups into jobs (one per pipeline of the AE); returns the new job ids."""
-        now = time.time() if now is None else now
-        job_ids: list[str] = []
-        for grp in self.db.query("SELECT * FROM grp WHERE state = 'open' ORDER BY id"):
-            ae = config.ae_by_title(grp["called_ae"])
-            timeout = float(ae.timeout) if ae else DEFAULT_TIMEOUT_S
-            if now - grp["last_at"] < timeout:
-                continue
-            pending = self.db.query_one(
-                "SELECT COUNT(*) AS n FROM instance WHERE group_id = ? AND state = 'pending'", (grp["id"],)
-            )["n"]
-            if pending:
-                continue  # an association is still sending into this group
-            job_ids += self._close(grp, ae, config, queue)
-        return job_ids
-
-    def _close(self, grp, ae, config: ConfigStore, queue: JobQueue) -> list[str]:
-        instances = self.db.query("SELECT path, sop_uid FROM instance WHERE group_id = ?", (grp["id"],))
-        pipelines = [config.pipeline_or_register(name) for name in (ae.workflows if ae else [])]
-        planned = []
-        for p in pipelines:
-            job_id = queue.new_id()
-            input_dir = queue.jobs_dir / job_id / "input"
-            input_dir.mkdir(parents=True, exist_ok=True)
-            for inst in instances:
-                link = input_dir / f"{inst['sop_uid']}.dcm"
-                if not link.exists():
-                    os.link(inst["path"], link)
-            planned.append((p, job_id, input_dir))
-        with self.db.write() as con:
-            con.execute("UPDATE grp SET state = 'closed' WHERE id = ?", (grp["id"],))
-            for p, job_id, input_dir in planned:
-                queue.submit(
-                    p,
-                    input_dir,
-                    priority=ae.priority,
-                    source=f"dicom:{grp['called_ae']}",
-                    destinations=ae.destinations,
-                    group_id=grp["id"],
-                    job_id=job_id,
-                    con=con,
-                )
-        log.info(
-            "group %s (%s, %d instances) closed: jobs %s",
-            grp["group_uid"],
-            grp["called_ae"],
-            len(instances),
-            [j for _, j, _ in planned],
-        )
-        return [j for _, j, _ in planned]
+        """Idle groups → jobs (:func:`clara_stream.platform.grouper.close_ready_groups`)."""
+        return grouper.close_ready_groups(self.db, config, queue, now)

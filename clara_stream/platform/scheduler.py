@@ -29,7 +29,9 @@ from typing import IO
 import psutil
 
 from clara_stream.platform.jobs import JobQueue
+from clara_stream.platform.security import check_app, check_input
 from clara_stream.platform.settings import PlatformSettings
+from clara_stream.platform.status import InvalidRequestError
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +89,22 @@ class Scheduler:
     on_success : called with the job id after a zero exit, before the job is marked succeeded
         (the results service records outputs and queues exports there); if it raises, the job
         fails with that message.
+    input_roots : where a job's input may lie; checked again at launch together with the app
+        (a row written before these rules, or by hand, still cannot run code or read files
+        outside them).
     """
 
     def __init__(
-        self, queue: JobQueue, settings: PlatformSettings, on_success: Callable[[str], None] | None = None
+        self,
+        queue: JobQueue,
+        settings: PlatformSettings,
+        on_success: Callable[[str], None] | None = None,
+        input_roots: list[Path] | None = None,
     ) -> None:
         self.queue = queue
         self.settings = settings
         self.on_success = on_success
+        self.input_roots = list(input_roots) if input_roots is not None else [queue.jobs_dir, *settings.input_roots]
         self._workers: dict[str, _Worker] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -247,6 +257,12 @@ class Scheduler:
             self._launch(head)
 
     def _launch(self, row) -> None:
+        try:
+            check_app(row["app"], self.settings.app_roots)
+            check_input(row["input_dir"], self.input_roots)
+        except InvalidRequestError as exc:
+            self.queue.finish(row["id"], "failed", error=f"scheduler: refused to start: {exc}")
+            return
         out = Path(row["output_dir"])
         out.mkdir(parents=True, exist_ok=True)
         log_path = out.parent / f"worker-{row['attempts'] + 1}.log"

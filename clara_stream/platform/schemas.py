@@ -6,16 +6,21 @@ the ``pipeline`` resource) so MIG clients' payloads are accepted unchanged.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUPING_STUDY = "0020,000D"
 GROUPING_SERIES = "0020,000E"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+_HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+MIG_READ_ONLY = frozenset({"id", "dateTimeCreated", "dateTimeUpdated", "createdBy", "updatedBy"})
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -24,26 +29,63 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+class _ConfigModel(_Model):
+    _mig = model_validator(mode="before")(classmethod(lambda cls, data: _drop_mig_read_only(data)))
+
+
 def _check_name(value: str) -> str:
     if not _NAME_RE.match(value):
         raise ValueError(f"expected 1-64 of A-Z a-z 0-9 _ . -; got {value!r}")
     return value
 
 
-def _check_ae_title(value: str) -> str:
+def check_ae_title(value: str) -> str:
+    """An AE title by PS3.5 6.2: 1-16 characters of the default repertoire (ASCII 0x20-0x7E),
+    no backslash, not only spaces; leading/trailing spaces are not significant. Also no ``/``
+    and not ``.``/``..``, because the title names a folder of the store."""
     value = value.strip()
-    if (
-        not value
-        or len(value) > 16
-        or not value.isprintable()
-        or any(c in value for c in "\\/")
-        or value in (".", "..")
-    ):
-        raise ValueError(f"expected an AE title of 1-16 printable characters without \\ or /; got {value!r}")
+    bad = [c for c in value if not (0x20 <= ord(c) <= 0x7E) or c in "\\/"]
+    if not value or len(value) > 16 or bad or value in (".", ".."):
+        raise ValueError(
+            "expected an AE title of 1-16 characters of the DICOM default repertoire (ASCII, no \\, "
+            f"no control characters, no /); got {value!r}" + (f" (refused: {bad[0]!r})" if bad else "")
+        )
     return value
 
 
-class AeConfig(_Model):
+def check_host(value: str) -> str:
+    """An IP address, or a host name that resolves now (an unresolvable name could never match)."""
+    value = value.strip()
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOST_RE.match(value):
+        raise ValueError(f"expected an IP address or a host name; got {value!r}")
+    try:
+        socket.getaddrinfo(value, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValueError(f"expected an IP address or a resolvable host name; got {value!r} ({exc})") from None
+    return value
+
+
+def _drop_mig_read_only(data):
+    """MIG clients echo back the read-only fields MIG returns; accept and drop them."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k not in MIG_READ_ONLY}
+    return data
+
+
+class RetentionPolicy(_Model):
+    """How long received instances are kept (per AE, or the service's global policy)."""
+
+    max_age_days: float | None = Field(None, gt=0, description="delete instances received longer ago")
+    max_total_gb: float | None = Field(None, gt=0, description="delete oldest first above this total")
+    keep_until_exported: bool = Field(True, description="never delete before every result is sent")
+
+
+class AeConfig(_ConfigModel):
     """A local AE title that receives instances and triggers pipelines (MIG ``/config/ae``)."""
 
     name: str
@@ -55,9 +97,13 @@ class AeConfig(_Model):
     ignored_sop_classes: list[str] = Field(default_factory=list)
     priority: int = Field(0, ge=-100, le=100, description="job priority (higher runs first)")
     destinations: list[str] = Field(default_factory=list, description="destination names for results")
+    plugin_assemblies: list[str] = Field(
+        default_factory=list, description="MIG input-data plug-ins; accepted and kept, not run (no .NET here)"
+    )
+    retention: RetentionPolicy | None = Field(None, description="overrides the global retention policy")
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
-    _t = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+    _t = field_validator("ae_title")(classmethod(lambda cls, v: check_ae_title(v)))
 
     @field_validator("allowed_sop_classes", "ignored_sop_classes")
     @classmethod
@@ -68,7 +114,7 @@ class AeConfig(_Model):
         return values
 
 
-class SourceConfig(_Model):
+class SourceConfig(_ConfigModel):
     """A calling AE allowed to send (MIG ``/config/source``); unknown sources are refused."""
 
     name: str
@@ -76,10 +122,11 @@ class SourceConfig(_Model):
     host_ip: str
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
-    _t = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+    _t = field_validator("ae_title")(classmethod(lambda cls, v: check_ae_title(v)))
+    _h = field_validator("host_ip")(classmethod(lambda cls, v: check_host(v)))
 
 
-class DestinationConfig(_Model):
+class DestinationConfig(_ConfigModel):
     """A C-STORE SCP that receives results (MIG ``/config/destination``)."""
 
     name: str
@@ -88,7 +135,8 @@ class DestinationConfig(_Model):
     port: int = Field(ge=1, le=65535)
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
-    _t = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+    _t = field_validator("ae_title")(classmethod(lambda cls, v: check_ae_title(v)))
+    _h = field_validator("host_ip")(classmethod(lambda cls, v: check_host(v)))
 
 
 class PipelineConfig(_Model):

@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
+from clara_stream.platform import retention
 from clara_stream.platform.adapter import DicomAdapter
 from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import Database
@@ -18,6 +21,7 @@ from clara_stream.platform.jobs import JobQueue
 from clara_stream.platform.results import ResultsService
 from clara_stream.platform.scheduler import Scheduler
 from clara_stream.platform.schemas import JobInfo, JobSubmit
+from clara_stream.platform.security import check_input, ensure_token
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import InvalidRequestError
 
@@ -38,12 +42,18 @@ class PlatformService:
         data = Path(settings.data_dir)
         data.mkdir(parents=True, exist_ok=True)
         self.db = Database(data / "state.sqlite")
-        self.config = ConfigStore(self.db)
+        self.config = ConfigStore(self.db, app_roots=settings.app_roots)
         self.queue = JobQueue(self.db, data / "jobs")
         self.store = InstanceStore(self.db, data / "store", fsync=settings.fsync)
+        #: where job inputs may lie: received data (store, job folders) and configured input roots
+        self.input_roots = [self.store.store_dir, self.queue.jobs_dir, *settings.input_roots]
         self.results = ResultsService(self.db, self.queue, self.config, settings)
-        self.scheduler = Scheduler(self.queue, settings, on_success=self.results.collect)
+        self.scheduler = Scheduler(
+            self.queue, settings, on_success=self.results.collect, input_roots=self.input_roots
+        )
         self.adapter = DicomAdapter(settings, self.config, self.store) if dicom else None
+        #: the token REST requires (None: open, loopback only); generated once beyond loopback
+        self.api_token, self.token_generated = ensure_token(data, settings.http_host, settings.api_token)
         self._stop = threading.Event()
         self._grouper: threading.Thread | None = None
         self.started = False
@@ -76,9 +86,26 @@ class PlatformService:
         self.scheduler.stop()
         self.started = False
 
+    def gc(self, *, dry_run: bool = False, now: float | None = None) -> list[retention.Candidate]:
+        """Apply the retention policies now; returns what was (or, dry run, would be) deleted."""
+        found = retention.plan(self.db, self.config, retention.default_policy(self.settings), now)
+        if not dry_run:
+            retention.apply(self.db, found, self.store.store_dir)
+        return found
+
     def _group_loop(self) -> None:
+        interval = self.settings.retention_interval_s
+        next_gc = time.monotonic()  # a first pass at start, then every interval
         while not self._stop.is_set():
+            if interval and time.monotonic() >= next_gc:
+                next_gc = time.monotonic() + interval
+                try:
+                    self.gc()
+                except (OSError, sqlite3.Error):  # retried next interval; logged once here
+                    log.exception("retention pass failed")
             try:
+                if self.adapter is not None:
+                    self.adapter.settle()
                 if self.store.close_ready_groups(self.config, self.queue):
                     self.scheduler.wake()
             except Exception:  # keep grouping after one bad group; logged once here
@@ -96,8 +123,9 @@ class PlatformService:
                 f"{s.cpu_memory_budget_mb} MB, gpu {s.gpu_memory_budget_mb} MB); got cpu "
                 f"{pipeline.cpu_memory_mb} MB, gpu {pipeline.gpu_memory_mb} MB"
             )
+        input_dir = check_input(req.input, self.input_roots)
         job_id = self.queue.submit(
-            pipeline, Path(req.input), priority=req.priority or 0, source="api", destinations=req.destinations
+            pipeline, input_dir, priority=req.priority or 0, source="api", destinations=req.destinations
         )
         self.scheduler.wake()
         return self.queue.get(job_id)

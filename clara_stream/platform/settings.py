@@ -24,11 +24,22 @@ class PlatformSettings(BaseSettings):
     ----------
     data_dir : folder holding ``state.sqlite``, the instance store, job folders and logs
         (default ``$XDG_DATA_HOME/clara-stream/platform``, i.e. ~/.local/share/...).
-    host : address both servers bind (127.0.0.1 by default; never 0.0.0.0 unless asked).
+    host : address the DICOM listener binds (127.0.0.1 by default; never 0.0.0.0 unless asked).
+    http_host : address the REST API and console bind, set apart from ``host`` (127.0.0.1 by
+        default). Beyond loopback an API token is required: ``api_token``, or one generated on
+        first start into ``<data_dir>/api-token`` (mode 0600) and printed once.
     dicom_port : C-STORE/C-ECHO port (0 picks a free one; the bound port is logged).
     http_port : REST/console port.
     ae_title : the SCP's own AE title (answers C-ECHO for it and every configured AE).
-    max_associations : concurrent associations accepted; more are rejected (transient).
+    max_associations : concurrent associations admitted, exactly; more are rejected (transient,
+        local limit exceeded).
+    acse_timeout_s, dimse_timeout_s, network_timeout_s : pynetdicom's ACSE, DIMSE and idle
+        network timeouts; a silent peer is cut after them and never blocks others.
+    tls_handshake_timeout_s : a TLS client must finish its handshake within this; the handshake
+        runs on the association's own thread, never on the accept thread.
+    min_free_mb, min_free_percent : low-space watermark of the store's file system. When free
+        space falls below the smaller of the two, new associations are refused (transient,
+        temporary congestion) and C-STOREs answer 0xA700 (out of resources) before the disk fills.
     keep_aborted : keep instances of an aborted association (False drops them, like MIG).
     fsync : fsync every instance before answering success (turn off only for benchmarks).
     tls_cert, tls_key, tls_ca : PEM files; cert+key turn TLS on, ca also requires client certs.
@@ -38,18 +49,31 @@ class PlatformSettings(BaseSettings):
     export_max_attempts, export_backoff_s : C-STORE SCU retries (exponential backoff).
     worker_python : interpreter that runs ``-m clara_stream.cli run`` for each job.
     models_dir : model repository root shared with ``clara-stream models``.
-    api_token : when set, every REST route but /health, /console and the docs needs
-        ``Authorization: Bearer <token>`` (the console takes it from ``/console#token=…``).
+    api_token : bearer token for every REST route but /health, /console and the docs
+        (``Authorization: Bearer <token>``; the console takes it from ``/console#token=…``).
+    app_roots : folders whose apps a pipeline may name by path; otherwise only installed apps
+        (``clara_stream.apps.<name>``) may run.
+    input_roots : folders a REST job's input may lie under, besides the instance store.
+    retention_max_age_days, retention_max_total_gb, retention_keep_until_exported : the global
+        retention policy (per-AE ``retention`` overrides it); see :mod:`clara_stream.platform.retention`.
+    retention_interval_s : how often the service applies it (0: never; ``clara-stream dicom gc``).
     """
 
     model_config = SettingsConfigDict(env_prefix="CLARA_STREAM_", extra="ignore")
 
     data_dir: Path = Field(default_factory=lambda: _data_home() / "clara-stream" / "platform")
     host: str = "127.0.0.1"
+    http_host: str = "127.0.0.1"
     dicom_port: int = Field(104, ge=0, le=65535)
     http_port: int = Field(8000, ge=0, le=65535)
     ae_title: str = "CLARASTREAM"
     max_associations: int = Field(32, ge=1)
+    acse_timeout_s: float = Field(30.0, gt=0)
+    dimse_timeout_s: float = Field(120.0, gt=0)
+    network_timeout_s: float = Field(120.0, gt=0)
+    tls_handshake_timeout_s: float = Field(10.0, gt=0)
+    min_free_mb: int = Field(2048, ge=0)
+    min_free_percent: float = Field(5.0, ge=0, le=100)
     keep_aborted: bool = False
     fsync: bool = True
     tls_cert: Path | None = None
@@ -64,14 +88,19 @@ class PlatformSettings(BaseSettings):
     worker_python: str = sys.executable
     models_dir: Path | None = None
     api_token: SecretStr | None = None
+    app_roots: list[Path] = Field(default_factory=list)
+    input_roots: list[Path] = Field(default_factory=list)
+    retention_max_age_days: float | None = Field(None, gt=0)
+    retention_max_total_gb: float | None = Field(None, gt=0)
+    retention_keep_until_exported: bool = True
+    retention_interval_s: float = Field(3600.0, ge=0)
 
     @field_validator("ae_title")
     @classmethod
     def _check_ae_title(cls, value: str) -> str:
-        value = value.strip()
-        if not value or len(value) > 16 or "\\" in value:
-            raise ValueError(f"ae_title: expected 1-16 characters without backslash; got {value!r}")
-        return value
+        from clara_stream.platform.schemas import check_ae_title
+
+        return check_ae_title(value)
 
     @property
     def tls_enabled(self) -> bool:

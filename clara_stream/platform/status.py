@@ -6,9 +6,11 @@ Every service path (REST handlers, the C-STORE handler, the exporter) maps failu
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 from clara_stream.errors import DicomInputError
+from clara_stream.platform.validate import DatasetMismatchError
 
 # DIMSE status codes (PS3.7 Annex C, PS3.4 B.2.3).
 DIMSE_SUCCESS = 0x0000
@@ -22,6 +24,8 @@ DIMSE_CANNOT_UNDERSTAND = 0xC000
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)  # permanent, service-user, calling AE title not recognised
 REJECT_CALLED_AE = (0x01, 0x01, 0x07)  # permanent, service-user, called AE title not recognised
 REJECT_NO_REASON = (0x01, 0x01, 0x01)  # permanent, service-user, no reason given (host not allowed)
+REJECT_BUSY = (0x02, 0x03, 0x02)  # transient, service-provider (presentation), local limit exceeded
+REJECT_LOW_SPACE = (0x02, 0x03, 0x01)  # transient, service-provider (presentation), temporary congestion
 
 # HTTP status codes used by the REST API.
 HTTP_BAD_REQUEST = 400
@@ -62,6 +66,10 @@ class PeerError(PlatformError, ConnectionError):
     """A DICOM peer refused, aborted or did not answer."""
 
 
+class OutOfSpaceError(PlatformError, OSError):
+    """The store's file system is below its low-space watermark (or full)."""
+
+
 @dataclass(frozen=True)
 class StatusCode:
     """How one exception family reads over HTTP and DIMSE."""
@@ -80,7 +88,11 @@ STATUS_TABLE: dict[type[BaseException], StatusCode] = {
     SopClassRefusedError: StatusCode(HTTP_UNPROCESSABLE, DIMSE_SOP_CLASS_NOT_SUPPORTED, "SOP class refused"),
     DicomInputError: StatusCode(HTTP_UNPROCESSABLE, DIMSE_CANNOT_UNDERSTAND, "bad DICOM content"),
     PeerError: StatusCode(HTTP_BAD_GATEWAY, DIMSE_PROCESSING_FAILURE, "peer failure"),
+    OutOfSpaceError: StatusCode(HTTP_INSUFFICIENT_STORAGE, DIMSE_OUT_OF_RESOURCES, "out of space"),
+    DatasetMismatchError: StatusCode(HTTP_UNPROCESSABLE, DIMSE_DATASET_MISMATCH, "dataset does not match"),
     OSError: StatusCode(HTTP_INSUFFICIENT_STORAGE, DIMSE_OUT_OF_RESOURCES, "storage failure"),
+    # "database or disk is full", "database is locked": the state store is out of resources
+    sqlite3.OperationalError: StatusCode(HTTP_INSUFFICIENT_STORAGE, DIMSE_OUT_OF_RESOURCES, "database failure"),
     ValueError: StatusCode(HTTP_BAD_REQUEST, DIMSE_CANNOT_UNDERSTAND, "bad value"),
 }
 DEFAULT_STATUS = StatusCode(HTTP_INTERNAL, DIMSE_PROCESSING_FAILURE, "internal error")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +21,29 @@ import pytest
 from clara_stream.platform.settings import PlatformSettings
 
 NODELAY_ENV = dict(os.environ, TCP_NODELAY="1")
+APPS = Path(__file__).parent / "apps"  # the probe test app; configured as an app root
+#: Real peers by absolute path: the venv's pynetdicom console scripts of the same names would
+#: shadow dcmtk's on PATH. Identity is checked by version output (root conftest ``resolve_peer``).
+DCMTK = {name: f"/usr/bin/{name}" for name in ("storescu", "storescp", "echoscu")}
+ORTHANC = "/usr/sbin/Orthanc"
+
+
+class Dcmtk:
+    """dcmtk's tools, resolved by absolute path with their identity checked."""
+
+    storescu: str
+    storescp: str
+    echoscu: str
+
+    def __init__(self, resolve) -> None:
+        for name, path in DCMTK.items():
+            setattr(self, name, str(resolve(path, ["--version"], "dcmtk")))
+
+
+@pytest.fixture(scope="session")
+def dcmtk(peer) -> Dcmtk:
+    """``dcmtk.storescu`` etc.: absolute paths of dcmtk's binaries (skip, or fail under CI, if absent)."""
+    return Dcmtk(peer)
 
 
 def pick_port() -> int:
@@ -79,6 +101,8 @@ def ct_small(tmp_path_factory) -> Path:
 def settings(tmp_path) -> PlatformSettings:
     return PlatformSettings(
         data_dir=tmp_path / "data",
+        app_roots=[APPS],
+        input_roots=[tmp_path],
         dicom_port=0,
         http_port=0,
         poll_interval_s=0.05,
@@ -90,8 +114,9 @@ def settings(tmp_path) -> PlatformSettings:
 class Storescp:
     """A dcmtk storescp writing every received instance under ``folder``."""
 
-    def __init__(self, folder: Path, ae_title: str = "DEST") -> None:
+    def __init__(self, folder: Path, exe: str, ae_title: str = "DEST") -> None:
         self.folder = folder
+        self.exe = exe
         self.ae_title = ae_title
         self.port = pick_port()
         self.proc: subprocess.Popen | None = None
@@ -99,7 +124,7 @@ class Storescp:
     def start(self) -> Storescp:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["storescp", "-aet", self.ae_title, "-od", str(self.folder), "--accept-all", str(self.port)],
+            [self.exe, "-aet", self.ae_title, "-od", str(self.folder), "--accept-all", str(self.port)],
             env=NODELAY_ENV,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -116,8 +141,8 @@ class Storescp:
 
 
 @pytest.fixture
-def storescp(tmp_path) -> Iterator[Storescp]:
-    scp = Storescp(tmp_path / "storescp").start()
+def storescp(tmp_path, dcmtk) -> Iterator[Storescp]:
+    scp = Storescp(tmp_path / "storescp", dcmtk.storescp).start()
     yield scp
     scp.stop()
 
@@ -125,8 +150,9 @@ def storescp(tmp_path) -> Iterator[Storescp]:
 class Orthanc:
     """The Debian Orthanc server with its own storage folder and a generated JSON config."""
 
-    def __init__(self, folder: Path, ae_title: str = "ORTHANC") -> None:
+    def __init__(self, folder: Path, exe: str = ORTHANC, ae_title: str = "ORTHANC") -> None:
         self.folder = folder
+        self.exe = exe
         self.ae_title = ae_title
         self.dicom_port = pick_port()
         self.http_port = pick_port()
@@ -152,7 +178,7 @@ class Orthanc:
         cfg = self.folder / "orthanc.json"
         cfg.write_text(json.dumps(config))
         self.log = open(self.folder / "orthanc.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(["Orthanc", str(cfg)], env=NODELAY_ENV, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([self.exe, str(cfg)], env=NODELAY_ENV, stdout=self.log, stderr=subprocess.STDOUT)
         wait_port(self.http_port, proc=self.proc)
         wait_port(self.dicom_port, proc=self.proc)
         return self
@@ -167,12 +193,11 @@ class Orthanc:
 
 
 @pytest.fixture
-def orthanc(tmp_path) -> Iterator[Orthanc]:
-    if shutil.which("Orthanc") is None:
-        pytest.skip("Orthanc binary not installed (Debian package orthanc)")
-    peer = Orthanc(tmp_path / "orthanc").start()
-    yield peer
-    peer.stop()
+def orthanc(tmp_path, peer) -> Iterator[Orthanc]:
+    exe = peer(ORTHANC, ["--version"], "orthanc")
+    server = Orthanc(tmp_path / "orthanc", str(exe)).start()
+    yield server
+    server.stop()
 
 
 class ServeProcess:
@@ -189,7 +214,8 @@ class ServeProcess:
         info_file = self.data_dir / "service.json"
         info_file.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "clara_stream.cli", "dicom", "serve", "--data-dir", str(self.data_dir)]
-        cmd += ["--dicom-port", "0", "--http-port", "0"]
+        cmd += ["--dicom-port", "0", "--http-port", "0", "--app-root", str(APPS)]
+        cmd += ["--input-root", str(self.data_dir.parent)]
         if self.seed:
             cmd += ["--seed", str(self.seed)]
         self.data_dir.mkdir(parents=True, exist_ok=True)

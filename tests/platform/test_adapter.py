@@ -27,7 +27,7 @@ from clara_stream.platform.status import (
     REJECT_CALLING_AE,
 )
 
-from .conftest import NODELAY_ENV
+from .conftest import DCMTK, NODELAY_ENV
 
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
@@ -63,7 +63,7 @@ class Env:
 
 
 @pytest.fixture
-def env(settings):
+def env(settings, dcmtk):
     e = Env(settings)
     yield e
     e.adapter.stop()
@@ -71,7 +71,7 @@ def env(settings):
 
 def _storescu(port: int, folder: Path, aet: str = "STORESCU", aec: str = "ORGANSEG") -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["storescu", "-aet", aet, "-aec", aec, "127.0.0.1", str(port), "+sd", str(folder)],
+        [DCMTK["storescu"], "-aet", aet, "-aec", aec, "127.0.0.1", str(port), "+sd", str(folder)],
         env=NODELAY_ENV,
         capture_output=True,
         text=True,
@@ -106,7 +106,9 @@ def test_storescu_series_is_stored_intact_and_grouped_into_a_job(env, ct_small):
     _wait(lambda: env.store.count(state="complete") == 16)
     for src in sorted(ct_small.iterdir()):
         ds = dcmread(src)
-        stored = dcmread(env.store.store_dir / "ORGANSEG" / f"{ds.SOPInstanceUID}.dcm")
+        stored = dcmread(
+            env.store.store_dir / "ORGANSEG" / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
+        )
         assert stored.PixelData == ds.PixelData and stored.SeriesInstanceUID == ds.SeriesInstanceUID
     assert env.store.close_ready_groups(env.config, env.queue, now=time.time() - 10) == []  # not idle yet
     jobs = env.store.close_ready_groups(env.config, env.queue, now=time.time() + 2)
@@ -116,7 +118,7 @@ def test_storescu_series_is_stored_intact_and_grouped_into_a_job(env, ct_small):
     assert len(list(Path(job.input_dir).iterdir())) == 16
 
 
-def test_unknown_calling_ae_host_and_called_ae_are_refused(env, ct_small):
+def test_unknown_calling_ae_host_and_called_ae_are_refused(env, ct_small, dcmtk):
     r = _storescu(env.port, ct_small, aet="INTRUDER")
     assert r.returncode != 0
     for calling, called, reason in [
@@ -130,7 +132,7 @@ def test_unknown_calling_ae_host_and_called_ae_are_refused(env, ct_small):
         assert (rj.result, rj.result_source, rj.diagnostic) == reason
     assert env.store.count() == 0
     r = subprocess.run(
-        ["echoscu", "-aet", "STORESCU", "-aec", "ORGANSEG", "127.0.0.1", str(env.port)],
+        [dcmtk.echoscu, "-aet", "STORESCU", "-aec", "ORGANSEG", "127.0.0.1", str(env.port)],
         env=NODELAY_ENV,
         capture_output=True,
         timeout=30,
@@ -164,12 +166,12 @@ def test_malformed_dataset_fails_and_service_keeps_serving(env, ct_small):
     assert env.store.count(sop_uid=str(bad.SOPInstanceUID)) == 0
 
 
-def test_twenty_concurrent_associations_lose_nothing(env, ct_small, tmp_path):
+def test_twenty_concurrent_associations_lose_nothing(env, ct_small, tmp_path, dcmtk):
     folders = [tmp_path / f"send{i:02d}" for i in range(20)]
     sent = [p for f in folders for p in _copy_with_new_uids(ct_small, f)]
     procs = [
         subprocess.Popen(
-            ["storescu", "-aet", "STORESCU", "-aec", "ORGANSEG", "127.0.0.1", str(env.port), "+sd", str(f)],
+            [dcmtk.storescu, "-aet", "STORESCU", "-aec", "ORGANSEG", "127.0.0.1", str(env.port), "+sd", str(f)],
             env=NODELAY_ENV,
             stderr=subprocess.PIPE,
         )

@@ -40,4 +40,4 @@ def test_jobs_and_dicom_commands(serve_factory, ct_small, tmp_path, capsys):
     assert "expected an association with INBOX" in capsys.readouterr().err  # refused (RJ, or cut under load)
     assert main(["dicom", "send", str(ct_small), "127.0.0.1", port, "--aec", "INBOX", "--aet", "CLISCU"]) == 0
     assert "sent 16 of 16" in capsys.readouterr().out
-    assert len(list((serve.data_dir / "store" / "INBOX").glob("*.dcm"))) == 16
+    assert len(list((serve.data_dir / "store" / "INBOX").rglob("*.dcm"))) == 16

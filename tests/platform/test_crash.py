@@ -71,7 +71,8 @@ def test_kill9_during_send_loses_no_acknowledged_instance(serve_factory, ct200, 
     store = serve.data_dir / "store" / "CRASH"
     by_uid = {str(ds.SOPInstanceUID): ds for ds in datasets}
     for uid in acked:
-        stored = dcmread(store / f"{uid}.dcm")
+        ds = by_uid[uid]
+        stored = dcmread(store / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{uid}.dcm")
         assert stored.PixelData == by_uid[uid].PixelData, uid
         assert stored.SOPInstanceUID == uid
 

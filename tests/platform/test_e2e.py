@@ -15,7 +15,7 @@ SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 @pytest.mark.slow
-def test_storescu_to_organseg_to_storescp_and_orthanc(serve_factory, storescp, orthanc, ct_small):
+def test_storescu_to_organseg_to_storescp_and_orthanc(serve_factory, storescp, orthanc, ct_small, dcmtk):
     seed = {
         "sources": [{"name": "modality", "aeTitle": "STORESCU", "hostIp": "127.0.0.1"}],
         "destinations": [
@@ -39,7 +39,7 @@ def test_storescu_to_organseg_to_storescp_and_orthanc(serve_factory, storescp, o
     assert pipe["cpuMemoryMb"] == 2048  # from the app's metadata.json
 
     r = subprocess.run(
-        ["storescu", "-aet", "STORESCU", "-aec", "ORGANSEG", "127.0.0.1", str(serve.dicom_port), "+sd", str(ct_small)],
+        [dcmtk.storescu, "-aet", "STORESCU", "-aec", "ORGANSEG", "127.0.0.1", str(serve.dicom_port), "+sd", str(ct_small)],
         env=NODELAY_ENV,
         capture_output=True,
         text=True,

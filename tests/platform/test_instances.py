@@ -19,9 +19,10 @@ def test_recover_promotes_complete_temp_files_and_indexes_orphans(tmp_path, ct_s
     config = ConfigStore(db)
     config.create("ae", AeConfig(name="a", ae_title="ORGANSEG", timeout=1, workflows=["organ_segmentation"]))
     store = InstanceStore(db, tmp_path / "store")
-    folder = store.store_dir / "ORGANSEG"
-    folder.mkdir(parents=True)
     files = sorted(ct_small.iterdir())
+    first = dcmread(files[0], stop_before_pixels=True)
+    folder = store.path_for("ORGANSEG", first.StudyInstanceUID, first.SeriesInstanceUID, "x").parent
+    folder.mkdir(parents=True)
     uids = [str(dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files[:4]]
     data = [f.read_bytes() for f in files[:4]]
     # 0: complete temp file whose rename was lost; 1: partial temp file; 2: file without index row
@@ -29,6 +30,9 @@ def test_recover_promotes_complete_temp_files_and_indexes_orphans(tmp_path, ct_s
     (folder / f"{uids[1]}.dcm.abc.{len(data[1])}.tmp").write_bytes(data[1][: len(data[1]) // 2])
     shutil.copy(files[2], folder / f"{uids[2]}.dcm")
     (folder / "junk.dcm").write_bytes(b"not dicom")
+    misplaced = store.store_dir / "ORGANSEG" / "9.9" / "9.9.9" / "moved.dcm"  # its UIDs say another folder
+    misplaced.parent.mkdir(parents=True)
+    shutil.copy(files[4], misplaced)
     # 3: indexed normally, still pending (its association was cut by our crash)
     store.store(
         [data[3]],
@@ -50,6 +54,7 @@ def test_recover_promotes_complete_temp_files_and_indexes_orphans(tmp_path, ct_s
     indexed = {r["sop_uid"] for r in db.query("SELECT sop_uid FROM instance WHERE state = 'complete'")}
     assert indexed == {uids[0], uids[2], uids[3]}
     assert (folder / "junk.dcm").exists()  # not an instance: left for a person to look at
+    assert misplaced.exists()  # indexed nowhere: its folder would put it under the wrong study
     jobs = store.close_ready_groups(config, JobQueue(db, tmp_path / "jobs"), now=10**10)
     assert len(jobs) == 2  # the phantom study + the study "1.2" of the hand-indexed row
 

@@ -16,8 +16,12 @@ def get_service(request: Request) -> PlatformService:
 
 
 def require_token(request: Request) -> None:
-    """Refuse the call unless it carries the configured bearer token (no token configured: open)."""
-    token = request.app.state.service.settings.api_token
+    """Refuse the call unless it carries the service's bearer token.
+
+    The service has one whenever REST listens beyond loopback (given or generated); only a
+    loopback-only service without a configured token is open.
+    """
+    token = request.app.state.service.api_token
     if token is None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")

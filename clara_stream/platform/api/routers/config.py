@@ -25,16 +25,17 @@ def _crud(kind: str, model: type) -> None:
 
     @router.post(path, response_model=model, status_code=status.HTTP_201_CREATED, name=f"create_{kind}")
     def create_item(item: model, svc: PlatformService = Depends(get_service)):  # type: ignore[valid-type]
-        if kind == "ae":
-            svc.config.check_destinations(item.destinations)
         return svc.config.create(kind, item)
+
+    @router.put(path, response_model=model, name=f"update_{kind}_by_body")
+    def update_by_body(item: model, svc: PlatformService = Depends(get_service)):  # type: ignore[valid-type]
+        """MIG's form: the body's ``name`` says which entity to replace."""
+        return svc.config.update(kind, item)
 
     @router.put(path + "/{name}", response_model=model, name=f"update_{kind}")
     def update_item(name: str, item: model, svc: PlatformService = Depends(get_service)):  # type: ignore[valid-type]
         if item.name != name:
             raise InvalidRequestError(f"name: expected {name!r} as in the URL; got {item.name!r}")
-        if kind == "ae":
-            svc.config.check_destinations(item.destinations)
         return svc.config.update(kind, item)
 
     @router.delete(path + "/{name}", response_model=model, name=f"delete_{kind}")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 
 from clara_stream import __version__
 from clara_stream.platform.api.deps import get_service
+from clara_stream.platform.grouper import failed_groups
 from clara_stream.platform.service import PlatformService
 
 router = APIRouter(tags=["health"])
@@ -16,6 +17,7 @@ def health(svc: PlatformService = Depends(get_service)) -> dict:
     counts = {r["status"]: r["n"] for r in svc.db.query("SELECT status, COUNT(*) AS n FROM job GROUP BY status")}
     outbox = {r["state"]: r["n"] for r in svc.db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")}
     adapter = svc.adapter
+    conflicts = svc.db.query_one("SELECT COUNT(*) AS n FROM instance WHERE conflict IS NOT NULL")["n"]
     return {
         "status": "ok" if svc.started else "stopped",
         "version": __version__,
@@ -25,4 +27,7 @@ def health(svc: PlatformService = Depends(get_service)) -> dict:
         "activeAssociations": len(adapter.ae.active_associations) if adapter else 0,
         "jobs": counts,
         "outbox": outbox,
+        "instanceConflicts": conflicts,
+        "failedGroups": failed_groups(svc.db)[:20],
+        "lowSpace": adapter.space_problem() if adapter else None,
     }

@@ -43,13 +43,18 @@ def cancel_job(job_id: str, svc: PlatformService = Depends(get_service)):
 
 @router.get("/{job_id}/instances")
 def job_instances(job_id: str, svc: PlatformService = Depends(get_service)) -> list[dict]:
-    """The received DICOM instances a job was made from (empty for jobs submitted over REST)."""
+    """The received DICOM instances a job was made from (empty for jobs submitted over REST).
+
+    ``conflict`` is set where the same SOP Instance UID also arrived with other content or in
+    another study/series (kept apart: the job saw only its own); ``state`` 'superseded' marks an
+    older version of an instance that a newer one replaced in this group.
+    """
     row = svc.queue.row(job_id)
     if row["group_id"] is None:
         return []
     rows = svc.db.query(
-        "SELECT sop_uid, sop_class, study_uid, series_uid, calling_ae, calling_host, called_ae, received_at, size "
-        "FROM instance WHERE group_id = ? ORDER BY id",
+        "SELECT sop_uid, sop_class, study_uid, series_uid, calling_ae, calling_host, called_ae, received_at, size, "
+        "state, conflict FROM instance WHERE group_id = ? ORDER BY id",
         (row["group_id"],),
     )
     return [dict(r) for r in rows]
