@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from clara_stream.operators.video.contracts import FRAME_RGB
-from clara_stream.operators.video.source import DROP_POLICIES, SUPPORTED_CODECS, Pacer, VideoSource
+from clara_stream.operators.video.pacer import DROP_POLICIES, Pacer
+from clara_stream.operators.video.source import SUPPORTED_CODECS, VideoSource
 
 from clara_stream import ports as P
 from clara_stream.runtime import Operator, Port
@@ -18,15 +20,21 @@ class VideoDecoderOp(Operator):
 
     Ports
     -----
-    frame : uint8 (H, W, 3) RGB host array; metadata ``frame_info`` (FrameInfo: pts, time base,
-        index, source rate) and ``frame_clock`` (``time.perf_counter()`` when emitted, for latency)
+    frame : uint8 (H, W, 3) RGB host array, as displayed (a display-matrix rotation is applied);
+        metadata ``frame_info`` (FrameInfo: pts, time base, index, source rate), ``packet_clock``
+        (``time.perf_counter()`` when its packet was read from the file: glass-to-glass start) and
+        ``frame_clock`` (when emitted)
 
     Parameters
     ----------
     path : path
-        Input video. It is probed here, so a missing, non-video or unsupported file fails when the
-        app is built, before anything runs. ``None`` builds the operator for graph inspection
-        (``clara-stream validate``) and fails at start.
+        Input video. It is probed in ``start()`` (nothing is opened while the app is built, so
+        ``clara-stream validate`` has no side effects): a missing, non-video or unsupported file
+        fails before the first frame. ``None`` builds the operator for graph inspection and fails
+        at start.
+    rate : float or str, optional
+        Frame rate of a raw ``.h264``/``.h265`` stream (e.g. ``24`` or ``"30000/1001"``): required
+        when the stream carries no VUI timing, refused for containers (their timing is used).
     realtime : bool
         Pace frames at the source rate (live-camera behaviour); otherwise as fast as possible.
     drop_policy : {"none", "drop_late"}
@@ -62,6 +70,7 @@ class VideoDecoderOp(Operator):
         fragment: Any,
         *args: Any,
         path: str | Path | None = None,
+        rate: float | str | None = None,
         realtime: bool = False,
         drop_policy: str = "drop_late",
         late_tolerance_s: float | None = None,
@@ -79,22 +88,19 @@ class VideoDecoderOp(Operator):
             raise ValueError(
                 f"VideoDecoderOp: expected max_frames >= 0, and > 0 when looping as fast as possible; got {max_frames}"
             )
+        try:
+            self.rate = Fraction(str(rate)) if rate not in (None, "") else None
+        except (ValueError, ZeroDivisionError):
+            msg = f"VideoDecoderOp: expected rate as a number or a fraction like 30000/1001; got {rate!r}"
+            raise ValueError(msg) from None
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError(f"VideoDecoderOp: expected rate > 0; got {rate!r}")
         self.path = Path(path) if path not in (None, "") else None
-        self.source = (
-            VideoSource(
-                self.path,
-                codecs=tuple(codecs),
-                decode_threads=int(decode_threads),
-                queue_size=int(queue_size),
-                loop=bool(loop),
-                owner="VideoDecoderOp",
-            )
-            if self.path is not None
-            else None
-        )
-        rate = self.source.info.rate if self.source is not None else 30
-        tol = float(late_tolerance_s) if late_tolerance_s is not None else float(1 / rate)
-        self.pacer = Pacer(drop_policy=drop_policy, late_tolerance_s=tol) if realtime else None
+        self._source_args = {"codecs": tuple(codecs), "decode_threads": int(decode_threads),
+                             "queue_size": int(queue_size), "loop": bool(loop)}
+        self.source: VideoSource | None = None
+        self._realtime, self._drop_policy, self._tolerance = bool(realtime), drop_policy, late_tolerance_s
+        self.pacer: Pacer | None = None
         self.max_frames = int(max_frames)
         self.emitted = 0
         self.first_emit: float | None = None
@@ -102,8 +108,12 @@ class VideoDecoderOp(Operator):
         super().__init__(fragment, *args, name=name, **kwargs)
 
     def start(self) -> None:
-        if self.source is None:
+        if self.path is None:
             raise ValueError("VideoDecoderOp: expected path=<video file> (the app's --input); got none")
+        self.source = VideoSource(self.path, rate=self.rate, owner="VideoDecoderOp", **self._source_args)
+        if self._realtime:
+            tol = float(self._tolerance) if self._tolerance is not None else float(1 / self.source.info.rate)
+            self.pacer = Pacer(drop_policy=self._drop_policy, late_tolerance_s=tol)
         self.source.start()
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
@@ -117,7 +127,8 @@ class VideoDecoderOp(Operator):
         now = time.perf_counter()
         self.first_emit = self.first_emit if self.first_emit is not None else now
         self.last_emit = now
-        self.emit(op_output, item.rgb, P.FRAME, meta={"frame_info": item.info, "frame_clock": now})
+        meta = {"frame_info": item.info, "packet_clock": item.read_at, "frame_clock": now}
+        self.emit(op_output, item.rgb, P.FRAME, meta=meta)
         self.emitted += 1
         if self.max_frames and self.emitted >= self.max_frames:
             self.stop_stream()
@@ -134,15 +145,19 @@ class VideoDecoderOp(Operator):
     @property
     def stats(self) -> dict[str, Any]:
         if self.source is None:
-            return {"input": None, "emitted": 0}
+            return {"input": str(self.path) if self.path else None, "emitted": 0}
         i = self.source.info
         return {
             "input": str(i.path),
             "codec": i.codec,
             "width": i.width,
             "height": i.height,
+            "rotation_deg": i.rotation,
             "rate": float(i.rate),
+            "rate_from": ("decoder.rate" if self.rate else "VUI timing") if i.raw else "container",
             "frames_in_file": i.frames,
+            "decoded": self.source.decoded,
+            "audio_streams": list(i.audio),
             "emitted": self.emitted,
             "dropped": self.pacer.dropped if self.pacer else 0,
             "realtime": self.pacer is not None,

@@ -19,8 +19,9 @@ class VideoEncoderOp(Operator):
 
     Ports
     -----
-    frame : uint8 (H, W, 3) RGB host array (even H, W), metadata ``frame_info`` (timestamps) and,
-        when present, ``frame_clock`` (emit time at the decoder, for end-to-end latency)
+    frame : uint8 (H, W, 3) RGB host array (odd sizes are padded right/bottom to even), metadata
+        ``frame_info`` (timestamps) and, when present, ``packet_clock`` (when the frame's packet was
+        read at the source) and ``frame_clock`` (when the decoder emitted it)
 
     Parameters
     ----------
@@ -45,7 +46,8 @@ class VideoEncoderOp(Operator):
     -----
     The file is closed in ``stop()``, which Holoscan also runs when another operator failed, so
     the frames that reached the encoder before a fault form a playable MP4. ``stats`` holds the
-    frame count and the decode → encoded latency percentiles.
+    frame count and the glass-to-glass latency percentiles: packet read at the source → encoded
+    packet written, every thread's queueing included (``timeline`` has the per-frame clocks).
     """
 
     inputs = (Port(P.FRAME, FRAME_RGB, queue_size=2),)
@@ -80,30 +82,35 @@ class VideoEncoderOp(Operator):
             queue_size=int(queue_size),
             owner="VideoEncoderOp",
         )
-        self.clocks: list[float] = []
-        self.received_at: list[float] = []
+        self.emitted_at: dict[float, float] = {}  # packet clock → decoder emit clock
         super().__init__(fragment, *args, name=name, **kwargs)
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         frame = self.receive(op_input, P.FRAME)
         info = self.get_meta("frame_info")
-        clock = self.get_meta("frame_clock")
-        self.sink.write(frame, info)
-        now = time.perf_counter()
-        self.received_at.append(now)
-        self.clocks.append(float(clock) if clock is not None else now)
+        read, emitted = self.get_meta("packet_clock"), self.get_meta("frame_clock")
+        read = float(read) if read is not None else time.perf_counter()
+        self.emitted_at[read] = float(emitted) if emitted is not None else read
+        self.sink.write(frame, info, read_at=read)
 
     def stop(self) -> None:
         self.sink.close()
 
     @property
+    def timeline(self) -> list[tuple[float, float, float, float]]:
+        """Per frame: (packet read, decoder emit, encoder receive, encoded packet written) clocks."""
+        return [(r, self.emitted_at.get(r, r), got, done) for r, got, done in self.sink.timeline]
+
+    @property
     def stats(self) -> dict[str, Any]:
-        done = self.sink.written_at
-        lat = [d - c for d, c in zip(done, self.clocks, strict=False)]
-        span = (done[-1] - self.clocks[0]) if done else 0.0
+        line = self.sink.timeline
+        lat = [done - read for read, _, done in line]
+        span = (line[-1][2] - line[0][0]) if line else 0.0
         return {
             "output": str(self.sink.path),
             "frames": self.sink.written,
-            "fps": round(len(done) / span, 2) if span > 0 else None,
+            "fps": round((len(line) - 1) / (line[-1][2] - line[0][2]), 2) if len(line) > 1 and span > 0 else None,
             "latency": latency_summary(lat),
+            "padded_from": list(self.sink.padded) if self.sink.padded else None,
+            "removed": self.sink.removed,
         }

@@ -12,6 +12,7 @@ file per frame.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,9 +45,25 @@ def write_kitti(folder: str | Path, index: int, det: Detections, *, digits: int 
     path = folder / kitti_name(index, digits=digits, prefix=prefix)
     tmp = path.with_suffix(".tmp")
     lines = kitti_lines(det)
-    tmp.write_text("\n".join(lines) + ("\n" if lines else ""))
-    tmp.replace(path)
+    try:
+        tmp.write_text("\n".join(lines) + ("\n" if lines else ""))
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        why = exc.strerror or exc
+        raise OSError(exc.errno, f"write_kitti: expected to write {path.name}; got {why} [{folder}]") from exc
     return path
+
+
+def clear_kitti(folder: str | Path, *, digits: int = 6, prefix: str = "") -> int:
+    """Remove the files :func:`write_kitti` names (and their temporaries) from ``folder``; return how many."""
+    pattern = re.compile(re.escape(prefix) + rf"\d{{{digits},}}\.(txt|tmp)")
+    n = 0
+    for p in Path(folder).iterdir():
+        if p.is_file() and pattern.fullmatch(p.name):
+            p.unlink()
+            n += 1
+    return n
 
 
 def read_kitti(path: str | Path, labels: Sequence[str] = ()) -> Detections:

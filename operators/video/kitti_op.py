@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from clara_stream.operators.video.contracts import DETECTIONS
-from clara_stream.operators.video.kitti import write_kitti
+from clara_stream.operators.video.kitti import clear_kitti, write_kitti
 
 from clara_stream import ports as P
 from clara_stream.runtime import Operator, Port
@@ -30,7 +30,11 @@ class KittiWriterOp(Operator):
 
     Notes
     -----
-    Each file is written whole (temporary file + rename), so a fault never leaves a partial file.
+    A run owns the KITTI files in its folder: ``start()`` creates the folder and removes files
+    named as this writer names them (``<prefix><digits>.txt`` and their ``.tmp``), left by an
+    earlier run, so the folder holds exactly this run's frames; other files are left alone. Each
+    file is written whole (temporary file + rename), so a fault never leaves a partial file, and
+    a failed write (disk full) removes its temporary file and names the file in the error.
     """
 
     inputs = (Port(P.DETECTIONS, DETECTIONS),)
@@ -52,9 +56,13 @@ class KittiWriterOp(Operator):
                 f"KittiWriterOp: expected 1 <= digits <= 12 and a prefix without '/'; got {digits}, {prefix!r}"
             )
         self.folder, self.digits, self.prefix = Path(folder), int(digits), prefix
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.written = 0
+        self.cleared = 0
         super().__init__(fragment, *args, name=name, **kwargs)
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.cleared = clear_kitti(self.folder, digits=self.digits, prefix=self.prefix)
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         det = self.receive(op_input, P.DETECTIONS)

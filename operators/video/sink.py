@@ -8,10 +8,22 @@ in the source's time base, so the output has the input's frame count, rate and d
 ``fragmented=True`` writes a fragmented MP4 (``frag_keyframe+empty_moov+default_base_moof``)
 that browsers' Media Source Extensions play while it grows, and that stays playable up to the
 last complete fragment if the process dies. A plain MP4 is finalised by :meth:`VideoSink.close`.
+
+Odd sizes: H.264 4:2:0 needs even width and height, so a frame of odd size is padded by one
+edge-replicated column/row on the right/bottom. Nothing moves: pixel (x, y) of the input is
+pixel (x, y) of the output, so boxes in input pixels (KITTI) stay valid; ``padded`` says so.
+
+A write failure (disk full, a quota, a dead mount) stops the encoder with :class:`VideoOutputError`
+naming the file; the unfinishable file is removed rather than left unplayable.
+
+``timeline`` holds, per frame in the order its encoded packet was written, the clocks
+(``time.perf_counter()``) of its packet read at the source, its arrival here, and its encoded
+packet written: glass to glass, every thread's queueing included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -26,6 +38,18 @@ from clara_stream.geometry import FrameInfo
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 TUNES = ("zerolatency", "film", "animation", "grain", "stillimage", "fastdecode", "psnr", "ssim")
 _FRAG = "frag_keyframe+empty_moov+default_base_moof"
+
+
+class VideoOutputError(OSError):
+    """The output file could not be written; the message names it and the cause."""
+
+
+def pad_even(rgb: np.ndarray) -> np.ndarray:
+    """Pad ``(H, W, 3)`` to even H and W by replicating the last row/column (right/bottom only)."""
+    h, w = rgb.shape[:2]
+    if not (h % 2 or w % 2):
+        return rgb
+    return np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
 class VideoSink:
@@ -90,7 +114,9 @@ class VideoSink:
         self._first_pts: int | None = None
         self._last_pts: int | None = None
         self.written = 0
-        self.written_at: list[float] = []  # time.perf_counter() when each frame was encoded
+        self.timeline: list[tuple[float, float, float]] = []  # (packet read, received, packet written)
+        self.padded: tuple[int, int] | None = None  # (width, height) of the input when padded to even
+        self.removed = False
         self.closed = False
 
     def _open(self, width: int, height: int, info: FrameInfo) -> tuple[Any, Any]:
@@ -111,22 +137,23 @@ class VideoSink:
     def _run(self, width: int, height: int, info0: FrameInfo) -> None:
         import av
 
-        container = None
+        container, pending = None, {}
         try:
             container, stream = self._open(width, height, info0)
             while True:
                 item = self._queue.get()
                 if item is None:
                     break
-                rgb, pts, tb = item
+                rgb, pts, tb, read_at, received_at = item
                 frame = av.VideoFrame.from_ndarray(rgb_to_i420(rgb), format="yuv420p")
                 frame.pts, frame.time_base = pts, tb
-                container.mux(stream.encode(frame))
-                self.written += 1
-                self.written_at.append(time.perf_counter())
-            container.mux(stream.encode(None))
+                pending[pts] = (read_at, received_at)
+                self._mux(container, stream.encode(frame), pending)
+            self._mux(container, stream.encode(None), pending)
+            container.close()
+            container = None
         except BaseException as exc:  # surfaced to the producer by write()/close()
-            self._error = exc
+            self._error = self._describe(exc)
             while True:  # unblock a producer waiting on a full queue
                 try:
                     if self._queue.get_nowait() is None:
@@ -135,21 +162,52 @@ class VideoSink:
                     break
         finally:
             if container is not None:
-                container.close()
+                with contextlib.suppress(Exception):  # already failing: the error above is the one to report
+                    container.close()
+            if self._error is not None and isinstance(self._error, VideoOutputError) and self.path.exists():
+                self.path.unlink()  # a file that could not be written is not left half-written
+                self.removed = True
 
-    def write(self, rgb: np.ndarray, info: FrameInfo) -> None:
-        """Queue one (H, W, 3) uint8 RGB frame (even H and W) for encoding."""
+    def _mux(self, container: Any, packets: list[Any], pending: dict[int, tuple[float, float]]) -> None:
+        stamps = [pending.pop(p.pts, None) for p in packets]  # before mux: the muxer rescales pts
+        container.mux(packets)
+        now = time.perf_counter()
+        for st in stamps:
+            if st is not None:
+                self.timeline.append((st[0], st[1], now))
+                self.written += 1
+
+    def _describe(self, exc: BaseException) -> BaseException:
+        """A write failure (errno set: ENOSPC, EDQUOT, EIO…) becomes one clear VideoOutputError."""
+        err = getattr(exc, "errno", None)
+        if isinstance(exc, OSError) and err is not None:
+            why = getattr(exc, "strerror", None) or str(exc)
+            out = VideoOutputError(
+                f"{self.owner}: expected to write the output video; got {why} after {self.written} frames "
+                f"(the unfinished file is removed) [{self.path}]"
+            )
+            out.errno = err  # str() stays the one-line message
+            return out
+        return exc
+
+    def write(self, rgb: np.ndarray, info: FrameInfo, read_at: float | None = None) -> None:
+        """Queue one (H, W, 3) uint8 RGB frame for encoding (odd sizes are padded, see module notes).
+
+        ``read_at``: when the frame's packet was read at the source (default: now).
+        """
         if self.closed:
             raise RuntimeError(f"{self.owner}: expected an open sink; got write after close [{self.path}]")
-        if self._error is not None:
-            raise RuntimeError(f"{self.owner}: encoder failed: {self._error} [{self.path}]") from self._error
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.shape[0] % 2 or rgb.shape[1] % 2:
-            raise ValueError(f"{self.owner}: expected (H, W, 3) uint8 RGB with even H, W; got {rgb.shape} {rgb.dtype}")
+        self._raise()
+        received = time.perf_counter()
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"{self.owner}: expected (H, W, 3) uint8 RGB; got {rgb.shape} {rgb.dtype} [{self.path}]")
         if self._thread is None:
             self._size = rgb.shape[:2]
+            if rgb.shape[0] % 2 or rgb.shape[1] % 2:
+                self.padded = (rgb.shape[1], rgb.shape[0])
             self._thread = threading.Thread(
                 target=self._run,
-                args=(rgb.shape[1], rgb.shape[0], info),
+                args=(rgb.shape[1] + rgb.shape[1] % 2, rgb.shape[0] + rgb.shape[0] % 2, info),
                 name=f"{self.owner}-encode",
                 daemon=True,
             )
@@ -164,10 +222,16 @@ class VideoSink:
         self._last_pts = pts
         while self._thread.is_alive():
             try:
-                self._queue.put((rgb, pts, info.time_base), timeout=0.1)
+                item = (pad_even(rgb), pts, info.time_base, received if read_at is None else read_at, received)
+                self._queue.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
+        self._raise()
+
+    def _raise(self) -> None:
+        if isinstance(self._error, VideoOutputError):
+            raise self._error
         if self._error is not None:
             raise RuntimeError(f"{self.owner}: encoder failed: {self._error} [{self.path}]") from self._error
 
@@ -183,8 +247,7 @@ class VideoSink:
                     except queue.Full:
                         continue
                 self._thread.join()
-        if self._error is not None:
-            raise RuntimeError(f"{self.owner}: encoder failed: {self._error} [{self.path}]") from self._error
+        self._raise()
         return self.written
 
     def __enter__(self) -> VideoSink:

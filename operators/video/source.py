@@ -1,13 +1,18 @@
-"""Read video files with PyAV on a background thread: probe, decode, colour-convert, pace.
+"""Read video files with PyAV on a background thread: probe, decode, colour-convert, rotate.
 
-:class:`VideoSource` decodes ahead into a bounded queue (back-pressure: the thread blocks when
-the consumer is behind), so demux + decode + YUV→RGB overlap with whatever consumes the frames.
-Every problem with the input is a :class:`VideoInputError` naming the file: a missing file, a
-file that is not a video container, no video stream, an unsupported codec, undecodable data,
-or a file that ends before the frames its index promises (truncated).
+:class:`VideoSource` demuxes and decodes ahead into a bounded queue (back-pressure: the thread
+blocks when the consumer is behind), so demux + decode + YUV→RGB overlap with whatever consumes
+the frames. Every problem with the input is a :class:`VideoInputError` naming the file: a missing
+file, a file that is not a video container, no video stream, an unsupported codec, a raw stream
+without a known rate, undecodable data, or a stream that ends before the frames its container
+promises (index frame count, else its duration): truncated.
 
-:class:`Pacer` turns "as fast as possible" into "real time at the source rate", with a drop
-policy for frames that are already late when their turn comes.
+Each frame carries ``read_at``, the ``time.perf_counter()`` at which its packet was read from the
+file: the start of the glass-to-glass latency that :class:`~.sink.VideoSink` closes when the
+frame's encoded packet is written.
+
+Rotation: a display matrix (phone videos, ``rotate`` tags) is applied to the pixels here, so every
+consumer (the model, KITTI coordinates, the output file) sees the frame as a player displays it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,12 +29,14 @@ from typing import Any
 
 import numpy as np
 from clara_stream.operators.video.colour import frame_to_rgb
+from clara_stream.operators.video.pacer import DROP_POLICIES, Pacer
 
 from clara_stream.geometry import FrameInfo
 
 SUPPORTED_CODECS: tuple[str, ...] = ("h264", "hevc")
-DROP_POLICIES: tuple[str, ...] = ("none", "drop_late")
+RAW_FORMATS: tuple[str, ...] = ("h264", "hevc")  # FFmpeg demuxers of elementary streams (no container)
 _ISO = (".mp4", ".mov", ".m4v", ".3gp")
+__all__ = ["DROP_POLICIES", "Pacer", "VideoInfo", "VideoInputError", "VideoSource", "probe"]
 
 
 class VideoInputError(ValueError):
@@ -37,7 +45,7 @@ class VideoInputError(ValueError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says about its first video stream."""
+    """What the container says about its first video stream (sizes as displayed, after rotation)."""
 
     path: Path
     codec: str
@@ -47,15 +55,19 @@ class VideoInfo:
     time_base: Fraction
     frames: int  # from the container index, else counted from packets
     duration_s: float | None
+    rotation: int = 0  # degrees counter-clockwise applied to the coded frame for display
+    raw: bool = False  # an elementary stream (.h264/.h265): no container timing
+    audio: tuple[str, ...] = ()  # codecs of the audio streams (not carried to the output)
 
 
 @dataclass
 class DecodedFrame:
-    """One decoded frame: RGB pixels, timing, and when decoding finished (``time.perf_counter``)."""
+    """One decoded frame: RGB pixels (as displayed), timing, packet-read and decode-done clocks."""
 
     rgb: np.ndarray
     info: FrameInfo
     decoded_at: float
+    read_at: float = 0.0
 
 
 def _open(path: Path, owner: str) -> Any:
@@ -93,42 +105,106 @@ def _video_stream(container: Any, path: Path, codecs: Sequence[str], owner: str)
     return stream
 
 
-def _rate(stream: Any) -> Fraction:
+def _is_raw(container: Any) -> bool:
+    return container.format.name in RAW_FORMATS
+
+
+def _rate(container: Any, stream: Any, path: Path, rate: Fraction | None, owner: str) -> Fraction:
+    """The source rate: the container's; for a raw stream ``rate`` if given, else its VUI timing.
+
+    FFmpeg's raw H.264/HEVC demuxers report 25 fps for any stream; the decoder's ``framerate``
+    comes from the SPS VUI timing info when the encoder wrote it (x264 does; x265 unless
+    ``vui-timing-info=0``), and is 0 otherwise.
+    """
+    if _is_raw(container):
+        if rate is not None:
+            return Fraction(rate)
+        vui = stream.codec_context.framerate
+        if vui:
+            return Fraction(vui)
+        raise VideoInputError(
+            f"{owner}: expected a frame rate for a raw {stream.codec_context.name} stream (no VUI timing in it); "
+            f"got none: set decoder.rate [{path}]"
+        )
+    if rate is not None:
+        raise VideoInputError(
+            f"{owner}: expected decoder.rate only for raw .h264/.h265 streams; got rate={rate} for a "
+            f"{container.format.name} container, whose own timing is used [{path}]"
+        )
     for r in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if r:
             return Fraction(r)
     return Fraction(25)
 
 
-def probe(path: str | Path, *, codecs: Sequence[str] = SUPPORTED_CODECS, owner: str = "probe") -> VideoInfo:
-    """Open, check and describe a video file without decoding it.
+def _expected_frames(container: Any, stream: Any, rate: Fraction, tb: Fraction) -> tuple[int, str]:
+    """Frames the container promises and where the promise comes from (0 when it makes none)."""
+    if stream.frames:
+        return int(stream.frames), "container index"
+    if stream.duration:
+        return round(float(stream.duration * tb) * rate), f"stream duration {float(stream.duration * tb):.3f} s"
+    if container.duration and not _is_raw(container):
+        secs = container.duration / 1e6
+        return round(secs * rate), f"container duration {secs:.3f} s at {float(rate):g} fps"
+    return 0, ""
+
+
+def probe(
+    path: str | Path, *, codecs: Sequence[str] = SUPPORTED_CODECS, rate: Fraction | None = None, owner: str = "probe"
+) -> VideoInfo:
+    """Open, check and describe a video file, decoding only its first frame (for the rotation).
 
     Raises
     ------
     VideoInputError
-        Missing, empty or non-video file; no video stream; codec not in ``codecs``.
+        Missing, empty or non-video file; no video stream; codec not in ``codecs``; a raw stream
+        without VUI timing and no ``rate``; ``rate`` given for a container.
     """
+    import av
+
     p = Path(path)
     container = _open(p, owner)
     try:
         s = _video_stream(container, p, codecs, owner)
-        tb = Fraction(s.time_base) if s.time_base else 1 / _rate(s)
+        fps = _rate(container, s, p, rate, owner)
+        raw = _is_raw(container)
+        tb = 1 / fps if raw or not s.time_base else Fraction(s.time_base)
         dur = float(s.duration * tb) if s.duration else (container.duration / 1e6 if container.duration else None)
         frames = int(s.frames or 0)
-        if frames == 0:  # fragmented MP4 / raw bitstream: no index, so count packets (demux only, no decode)
-            frames = sum(1 for pkt in container.demux(s) if pkt.size)
-        return VideoInfo(
-            p,
-            s.codec_context.name,
-            s.codec_context.width,
-            s.codec_context.height,
-            _rate(s),
-            tb,
-            frames,
-            dur,
-        )
+        audio = tuple(a.codec_context.name for a in container.streams.audio)
+        try:
+            first = next(iter(container.decode(s)), None)
+        except av.FFmpegError:
+            first = None  # reported with the frame reached when the stream is decoded
+        rotation = _rotation(first, p, owner)
+        w, h = s.codec_context.width, s.codec_context.height
+        if rotation % 180:
+            w, h = h, w
+        if frames == 0:  # fragmented MP4 / MKV / raw bitstream: no index, so count packets (demux only)
+            container.close()
+            container = _open(p, owner)  # raw streams cannot seek
+            frames = sum(1 for pkt in container.demux(container.streams.video[0]) if pkt.size)
+        if raw and dur is None:
+            dur = frames / float(fps)
+        return VideoInfo(p, s.codec_context.name, w, h, fps, tb, frames, dur, rotation, raw, audio)
     finally:
         container.close()
+
+
+def _rotation(frame: Any, path: Path, owner: str) -> int:
+    """Counter-clockwise degrees (0, 90, 180, 270) to apply to a decoded frame for display."""
+    if frame is None:
+        return 0
+    angle = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    if angle % 90:
+        raise VideoInputError(f"{owner}: expected a display rotation in multiples of 90°; got {angle}° [{path}]")
+    return angle
+
+
+def rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display rotation (counter-clockwise degrees) to ``(H, W, 3)`` pixels."""
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
 _END = object()
@@ -143,6 +219,8 @@ class VideoSource:
         MP4, MKV, MOV, or a raw ``.h264``/``.h265`` bitstream.
     codecs : sequence of str
         Accepted codec names (FFmpeg names); others raise :class:`VideoInputError`.
+    rate : Fraction, optional
+        Frame rate of a raw bitstream (required when it carries no VUI timing; refused for containers).
     decode_threads : int
         FFmpeg decoder threads (0 = FFmpeg's choice, frame + slice threading).
     queue_size : int
@@ -156,8 +234,9 @@ class VideoSource:
 
     Notes
     -----
-    The decode thread releases the GIL inside FFmpeg and OpenCV, so it runs beside the consumer.
-    A failure in the thread is re-raised by the next :meth:`read`, after the frames decoded before it.
+    The file is probed at construction. The decode thread releases the GIL inside FFmpeg and
+    OpenCV, so it runs beside the consumer. A failure in the thread is re-raised by the next
+    :meth:`read`, after the frames decoded before it; ``decoded`` is the frame count reached.
     """
 
     def __init__(
@@ -165,6 +244,7 @@ class VideoSource:
         path: str | Path,
         *,
         codecs: Sequence[str] = SUPPORTED_CODECS,
+        rate: Fraction | None = None,
         decode_threads: int = 0,
         queue_size: int = 8,
         loop: bool = False,
@@ -174,7 +254,7 @@ class VideoSource:
         if queue_size < 1:
             raise ValueError(f"{owner}: expected queue_size >= 1; got {queue_size}")
         self.path, self.owner, self.loop, self.convert = Path(path), owner, bool(loop), convert
-        self.info = probe(self.path, codecs=codecs, owner=owner)
+        self.info = probe(self.path, codecs=codecs, rate=rate, owner=owner)
         self._codecs, self._threads = tuple(codecs), int(decode_threads)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
@@ -196,6 +276,21 @@ class VideoSource:
                 continue
         return False
 
+    def _frames(self, container: Any, stream: Any) -> Any:
+        """Decoded frames with the read time of their packet (by pts; FIFO when pts are missing)."""
+        by_pts: dict[int, float] = {}
+        fifo: deque[float] = deque()
+        for packet in container.demux(stream):
+            now = time.perf_counter()
+            if packet.pts is not None:
+                by_pts[packet.pts] = now
+            if packet.size:
+                fifo.append(now)
+            for frame in packet.decode():
+                read = by_pts.pop(frame.pts, None) if frame.pts is not None else None
+                earliest = fifo.popleft() if fifo else now
+                yield frame, read if read is not None else earliest
+
     def _run(self) -> None:
         import av
 
@@ -204,23 +299,24 @@ class VideoSource:
         except VideoInputError as exc:
             self._put(exc)
             return
+        info = self.info
         try:
             stream = _video_stream(container, self.path, self._codecs, self.owner)
             stream.thread_type = "AUTO"
             stream.thread_count = self._threads
-            rate = _rate(stream)
-            tb = Fraction(stream.time_base) if stream.time_base else 1 / rate
-            step = max(1, round(1 / (rate * tb)))  # one frame in time-base units
-            offset, index, first_pts = 0, 0, None
+            rate, tb = info.rate, info.time_base
+            step = 1 if info.raw else max(1, round(1 / (rate * tb)))  # one frame in time-base units
+            expected, where = _expected_frames(container, stream, rate, Fraction(stream.time_base or tb))
+            offset, index = 0, 0
             while not self._stop.is_set():
-                n_pass, last = 0, None
+                n_pass, last, first_pts = 0, None, None
                 try:
-                    for frame in container.decode(stream):
-                        pts = frame.pts if frame.pts is not None else n_pass * step
-                        if first_pts is None:
-                            first_pts = pts
+                    for frame, read_at in self._frames(container, stream):
+                        pts = n_pass * step if info.raw or frame.pts is None else frame.pts
+                        first_pts = pts if first_pts is None else first_pts
                         rel = pts - first_pts + offset
-                        item = DecodedFrame(self.convert(frame), FrameInfo(rel, tb, index, rate), time.perf_counter())
+                        rgb = rotate(self.convert(frame), info.rotation)
+                        item = DecodedFrame(rgb, FrameInfo(rel, tb, index, rate), time.perf_counter(), read_at)
                         if not self._put(item):
                             return
                         n_pass, index, last = n_pass + 1, index + 1, rel
@@ -230,18 +326,17 @@ class VideoSource:
                         f"{self.owner}: expected decodable video data; got {exc.strerror or exc} after frame "
                         f"{index} [{self.path}]"
                     ) from exc
-                expected = int(stream.frames or 0)
-                if expected and n_pass < expected:
-                    raise VideoInputError(
-                        f"{self.owner}: expected {expected} frames (container index); got {n_pass}: "
-                        f"the file is truncated or corrupt [{self.path}]"
-                    )
                 if n_pass == 0:
                     raise VideoInputError(f"{self.owner}: expected at least one decodable frame; got 0 [{self.path}]")
+                slack = 0 if where == "container index" else max(1, expected // 50)  # durations round
+                if expected and expected - n_pass > slack:
+                    raise VideoInputError(
+                        f"{self.owner}: expected {expected} frames ({where}); got {n_pass}, the stream ends after "
+                        f"frame {n_pass - 1}: the file is truncated or corrupt [{self.path}]"
+                    )
                 if not self.loop:
                     break
                 offset = (last or 0) + step
-                first_pts = None
                 container.seek(0, stream=stream)
             self._put(_END)
         except VideoInputError as exc:
@@ -284,48 +379,3 @@ class VideoSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class Pacer:
-    """Release frames at their presentation time; drop the late ones when asked.
-
-    Parameters
-    ----------
-    drop_policy : {"none", "drop_late"}
-        ``none``: a late frame is released at once and the timeline slides (nothing is lost);
-        ``drop_late``: a frame later than ``late_tolerance_s`` is dropped (counted), like a live
-        source whose consumer cannot keep up.
-    late_tolerance_s : float
-        Lateness allowed before a drop (default one frame at 30 fps).
-    clock, sleep : callables
-        Time source and sleeper (``time.perf_counter`` / ``time.sleep``); tests pass a fake pair.
-    """
-
-    def __init__(self, *, drop_policy: str = "drop_late", late_tolerance_s: float = 1 / 30,
-                 clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep):
-        if drop_policy not in DROP_POLICIES:
-            raise ValueError(f"Pacer: expected drop_policy in {DROP_POLICIES}; got {drop_policy!r}")
-        if late_tolerance_s < 0:
-            raise ValueError(f"Pacer: expected late_tolerance_s >= 0; got {late_tolerance_s}")
-        self.drop_policy, self.tolerance = drop_policy, float(late_tolerance_s)
-        self._clock, self._sleep = clock, sleep
-        self._t0: float | None = None
-        self._m0 = 0.0
-        self.dropped = 0
-        self.released = 0
-
-    def admit(self, media_time_s: float) -> bool:
-        """Wait until the frame is due; return False when it should be dropped instead."""
-        now = self._clock()
-        if self._t0 is None:
-            self._t0, self._m0 = now, media_time_s
-        due = self._t0 + (media_time_s - self._m0)
-        if now < due:
-            self._sleep(due - now)
-        elif now - due > self.tolerance:
-            if self.drop_policy == "drop_late":
-                self.dropped += 1
-                return False
-            self._t0 += now - due  # slide the timeline: release now, pace the rest from here
-        self.released += 1
-        return True

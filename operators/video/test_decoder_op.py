@@ -53,16 +53,27 @@ def test_decoder_loop_and_max_frames(clip: Path) -> None:
     assert np.array_equal(ops["sink"].values[12], ops["sink"].values[0])
 
 
-def test_decoder_refuses_bad_files_at_construction(tmp_path: Path) -> None:
+def test_decoder_refuses_bad_files_at_start_not_when_built(tmp_path: Path) -> None:
+    """Building opens nothing (``clara-stream validate`` has no side effects); start refuses the file.
+
+    Fails if the file is probed in ``__init__`` again (compose would raise) or if start lets it through.
+    """
     text = tmp_path / "notes.mp4"
     text.write_text("not a video at all\n" * 50)
 
     def build_for(path: Path):  # noqa: ANN202
-        return lambda app: VideoDecoderOp(app, name="decoder", path=path)
+        def build(app: GraphApp) -> None:
+            dec = VideoDecoderOp(app, name="decoder", path=path)
+            app.add_flow(dec, CollectOp(app, name="sink", port=P.FRAME), {(P.FRAME, P.FRAME)})
 
+        return build
+
+    GraphApp(build_for(tmp_path / "missing.mp4")).compose_graph()  # built for inspection: no error, no I/O
     with pytest.raises(VideoInputError, match=r"VideoDecoderOp: expected an existing video file.*missing\.mp4"):
-        GraphApp(build_for(tmp_path / "missing.mp4")).compose_graph()
+        GraphApp(build_for(tmp_path / "missing.mp4")).run()
     with pytest.raises(VideoInputError, match=r"expected a readable video container.*notes\.mp4"):
-        GraphApp(build_for(text)).compose_graph()
+        GraphApp(build_for(text)).run()
     with pytest.raises(ValueError, match="drop_policy"):
         GraphApp(lambda app: VideoDecoderOp(app, name="decoder", path=tmp_path, drop_policy="x")).compose_graph()
+    with pytest.raises(ValueError, match="expected rate"):
+        GraphApp(lambda app: VideoDecoderOp(app, name="decoder", path=tmp_path, rate="fast")).compose_graph()

@@ -90,12 +90,12 @@ def _info(i: int):  # noqa: ANN202
 
 def test_sink_rejects_bad_frames(tmp_path: Path) -> None:
     sink = VideoSink(tmp_path / "x.mp4")
-    with pytest.raises(ValueError, match="even H, W"):
-        sink.write(np.zeros((5, 6, 3), np.uint8), _info(0))
+    with pytest.raises(ValueError, match=r"expected \(H, W, 3\) uint8 RGB; got \(5, 6\) .*x\.mp4"):
+        sink.write(np.zeros((5, 6), np.uint8), _info(0))
     sink.write(np.zeros((8, 8, 3), np.uint8), _info(0))
     with pytest.raises(ValueError, match="expected frames of"):
         sink.write(np.zeros((16, 16, 3), np.uint8), _info(1))
-    assert sink.close() == 1
+    assert sink.close() == 1 and sink.padded is None
 
 
 def test_letterbox_round_trip_and_image() -> None:

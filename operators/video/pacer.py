@@ -1,0 +1,53 @@
+"""Pace frames at their presentation time, like a live source, with a drop policy for late ones."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+DROP_POLICIES: tuple[str, ...] = ("none", "drop_late")
+
+
+class Pacer:
+    """Release frames at their presentation time; drop the late ones when asked.
+
+    Parameters
+    ----------
+    drop_policy : {"none", "drop_late"}
+        ``none``: a late frame is released at once and the timeline slides (nothing is lost);
+        ``drop_late``: a frame later than ``late_tolerance_s`` is dropped (counted), like a live
+        source whose consumer cannot keep up.
+    late_tolerance_s : float
+        Lateness allowed before a drop (default one frame at 30 fps).
+    clock, sleep : callables
+        Time source and sleeper (``time.perf_counter`` / ``time.sleep``); tests pass a fake pair.
+    """
+
+    def __init__(self, *, drop_policy: str = "drop_late", late_tolerance_s: float = 1 / 30,
+                 clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep):
+        if drop_policy not in DROP_POLICIES:
+            raise ValueError(f"Pacer: expected drop_policy in {DROP_POLICIES}; got {drop_policy!r}")
+        if late_tolerance_s < 0:
+            raise ValueError(f"Pacer: expected late_tolerance_s >= 0; got {late_tolerance_s}")
+        self.drop_policy, self.tolerance = drop_policy, float(late_tolerance_s)
+        self._clock, self._sleep = clock, sleep
+        self._t0: float | None = None
+        self._m0 = 0.0
+        self.dropped = 0
+        self.released = 0
+
+    def admit(self, media_time_s: float) -> bool:
+        """Wait until the frame is due; return False when it should be dropped instead."""
+        now = self._clock()
+        if self._t0 is None:
+            self._t0, self._m0 = now, media_time_s
+        due = self._t0 + (media_time_s - self._m0)
+        if now < due:
+            self._sleep(due - now)
+        elif now - due > self.tolerance:
+            if self.drop_policy == "drop_late":
+                self.dropped += 1
+                return False
+            self._t0 += now - due  # slide the timeline: release now, pace the rest from here
+        self.released += 1
+        return True

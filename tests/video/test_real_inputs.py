@@ -1,0 +1,200 @@
+"""Inputs nobody here wrote: clips made by the ffmpeg CLI, outputs checked by ffprobe / ffmpeg.
+
+The producer and the oracle are FFmpeg's own command-line tools (not our PyAV code), so a test
+cannot pass by reading back what our writer wrote with the same library call.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clara_stream.operators.video.kitti import read_kitti
+from clara_stream.operators.video.sink import VideoSink
+from clara_stream.operators.video.source import VideoInputError, VideoSource
+
+from clara_stream.geometry import FrameInfo
+from clara_stream.runtime import load_app
+
+FFMPEG, FFPROBE = "/usr/bin/ffmpeg", "/usr/bin/ffprobe"
+
+
+@pytest.fixture(scope="module")
+def ff(peer) -> dict[str, Path]:  # noqa: ANN001
+    return {"ffmpeg": peer(FFMPEG, ["-version"], "ffmpeg version"),
+            "ffprobe": peer(FFPROBE, ["-version"], "ffprobe version")}
+
+
+def _make(ff: dict[str, Path], out: Path, *args: str) -> Path:
+    cmd = [str(ff["ffmpeg"]), "-hide_banner", "-loglevel", "error", "-y", *args, str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    return out
+
+
+def _testsrc(size: str, rate: int, frames: int) -> list[str]:
+    return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}", "-frames:v", str(frames)]
+
+
+def _probe(ff: dict[str, Path], path: Path) -> dict:
+    """ffprobe's view: first video stream (frames counted by decoding) and its side data."""
+    cmd = [str(ff["ffprobe"]), "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_streams",
+           "-show_format", "-of", "json", str(path)]
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout)
+    return {**out["streams"][0], "format": out["format"]}
+
+
+def _rgb(ff: dict[str, Path], path: Path, w: int, h: int) -> np.ndarray:
+    """The first frame as FFmpeg's CLI displays it (autorotate on), decoded to RGB by FFmpeg."""
+    cmd = [str(ff["ffmpeg"]), "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-"]
+    raw = subprocess.run(cmd, check=True, capture_output=True, timeout=120).stdout
+    return np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+
+
+def _run(video: Path, out: Path, *overrides: str):  # noqa: ANN202
+    app = load_app("video_detection", input=video, output=out, overrides=list(overrides))
+    app.run()
+    return app.summary
+
+
+def test_truncated_mkv_fails_names_frame_and_keeps_playable_partial(ff: dict, tmp_path: Path) -> None:
+    """An MKV cut in half (no frame index; its duration promises 90 frames) is a failed run.
+
+    Fails if the end of stream is taken as success (rc 0, 45 of 90 frames, error null), if the
+    message lacks the file or the frame reached, if the CLI prints the success summary line, or
+    if the partial output is not playable or not marked partial in latency.json.
+    """
+    full = _make(ff, tmp_path / "full.mkv", *_testsrc("640x360", 30, 90), "-c:v", "libx264", "-preset", "ultrafast",
+                 "-g", "30")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    cmd = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection", "--input", str(cut), "--output",
+           str(tmp_path / "out")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert done.returncode != 0
+    assert "expected 90 frames (container duration 3.000 s" in done.stderr and "ends after frame" in done.stderr
+    assert str(cut) in done.stderr and "Traceback" not in done.stderr + done.stdout
+    assert "video_detection:" not in done.stdout and "done:" not in done.stdout  # no success summary
+    summary = json.loads((tmp_path / "out" / "latency.json").read_text())
+    assert summary["partial"] is True and "truncated" in summary["error"]
+    got = _probe(ff, tmp_path / "out" / "output.mp4")
+    assert got["codec_name"] == "h264" and 0 < int(got["nb_read_frames"]) == summary["frames_written"] < 90
+    assert len(list((tmp_path / "out" / "kitti").glob("*.txt"))) >= summary["frames_written"]
+
+
+def test_raw_streams_take_their_rate_from_vui_or_decoder_rate(ff: dict, tmp_path: Path) -> None:
+    """Raw H.264 at 24 fps keeps 24 fps (FFmpeg's raw demuxer says 25); HEVC without VUI needs decoder.rate.
+
+    Fails if the demuxer's 25 fps default is used, or if a stream without timing gets a guessed rate.
+    """
+    h264 = _make(ff, tmp_path / "a.h264", *_testsrc("320x180", 24, 48), "-c:v", "libx264", "-preset", "ultrafast")
+    s = _run(h264, tmp_path / "o264")
+    got = _probe(ff, tmp_path / "o264" / "output.mp4")
+    assert got["avg_frame_rate"] == "24/1" and int(got["nb_read_frames"]) == 48
+    assert s["input"]["rate_from"] == "VUI timing"
+    assert abs(float(got["format"]["duration"]) - 2.0) <= 1 / 24
+    novui = _make(ff, tmp_path / "b.h265", *_testsrc("320x180", 24, 48), "-c:v", "libx265", "-x265-params",
+                  "vui-timing-info=0:log-level=error")
+    no_rate = r"expected a frame rate for a raw hevc stream.*set decoder\.rate.*b\.h265"
+    with pytest.raises(VideoInputError, match=no_rate):
+        _run(novui, tmp_path / "ohevc")
+    _run(novui, tmp_path / "ohevc2", "decoder.rate=24")
+    assert _probe(ff, tmp_path / "ohevc2" / "output.mp4")["avg_frame_rate"] == "24/1"
+    with pytest.raises(VideoInputError, match="expected decoder.rate only for raw"):
+        _run(tmp_path / "o264" / "output.mp4", tmp_path / "o3", "decoder.rate=24")
+
+
+def test_odd_size_is_padded_right_bottom_and_kitti_stays_in_input_pixels(ff: dict, tmp_path: Path) -> None:
+    """641×359 4:4:4 → 642×360 H.264 (ffprobe) whose top-left 641×359 is the input (ffmpeg-decoded).
+
+    Fails if the encoder refuses odd sizes, if the frame is scaled or centred instead of padded
+    (pixels would move), or if KITTI boxes leave the input's 641×359 pixel space.
+    """
+    video = _make(ff, tmp_path / "odd.mp4", *_testsrc("642x360", 30, 20), "-vf", "format=yuv444p,crop=641:359:0:0",
+                  "-c:v", "libx264", "-pix_fmt", "yuv444p", "-preset", "ultrafast")
+    s = _run(video, tmp_path / "out")
+    got = _probe(ff, tmp_path / "out" / "output.mp4")
+    assert (got["width"], got["height"], int(got["nb_read_frames"])) == (642, 360, 20)
+    assert s["padded_from"] == [641, 359]
+    yy, xx = np.mgrid[:359, :641]
+    board = np.repeat((((xx // 3 + yy // 5) % 2) * 200 + 28).astype(np.uint8)[..., None], 3, 2)  # grey: no chroma loss
+    with VideoSink(tmp_path / "board.mp4", crf=0, preset="ultrafast") as sink:
+        sink.write(board, FrameInfo(0, Fraction(1, 30), 0, Fraction(30)))
+    dst = _rgb(ff, tmp_path / "board.mp4", 642, 360).astype(int)
+    assert np.abs(dst[:359, :641] - board).max() <= 3  # same pixel, same place
+    assert np.abs(dst[:359, 1:641] - board[:, :640]).mean() > 50  # what a one-pixel shift would look like
+    assert (np.abs(dst[359, :641] - dst[358, :641]).max(), np.abs(dst[:359, 641] - dst[:359, 640]).max()) <= (3, 3)
+    for p in (tmp_path / "out" / "kitti").glob("*.txt"):
+        b = read_kitti(p).boxes
+        assert (b[:, 2] <= 641).all() and (b[:, 3] <= 359).all()
+
+
+def test_display_rotation_is_applied_like_ffmpeg_autorotate(ff: dict, tmp_path: Path) -> None:
+    """A 640×360 stream with a 90° display matrix decodes to what ffmpeg displays: 360×640.
+
+    Fails if the matrix is ignored (640×360 output) or applied the wrong way (mirror/180°).
+    """
+    plain = _make(ff, tmp_path / "p.mp4", *_testsrc("640x360", 30, 15), "-c:v", "libx264", "-preset", "ultrafast")
+    rot = _make(ff, tmp_path / "r.mp4", "-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90")
+    expected = _rgb(ff, rot, 360, 640).astype(int)  # ffmpeg applies the display matrix itself
+    with VideoSource(rot) as src:
+        first = next(iter(src))
+    assert src.info.rotation in (90, 270) and first.rgb.shape == (640, 360, 3)
+    err = np.abs(first.rgb.astype(int) - expected).mean()
+    assert err < 3 and np.abs(first.rgb[::-1, ::-1].astype(int) - expected).mean() > 10 * err + 5
+    _run(rot, tmp_path / "out")
+    got = _probe(ff, tmp_path / "out" / "output.mp4")
+    assert (got["width"], got["height"]) == (360, 640) and not got.get("side_data_list")
+
+
+def test_run_owns_its_kitti_folder(small_clip: dict[str, Path], tmp_path: Path) -> None:
+    """250 KITTI files of an earlier run are removed; files the writer does not name are kept.
+
+    Fails if stale frame files survive (the folder would claim 250 frames for a 40-frame run).
+    """
+    kitti = tmp_path / "out" / "kitti"
+    kitti.mkdir(parents=True)
+    for i in range(250):
+        (kitti / f"{i:06d}.txt").write_text("polyp 0.0 0 0.0 1 1 2 2 0.0 0.0 0.0 0.0 0.0 0.0 0.0 0.9\n")
+    (kitti / "000007.tmp").write_text("half")
+    (kitti / "notes.md").write_text("mine")
+    s = _run(small_clip["video"], tmp_path / "out")
+    names = sorted(p.name for p in kitti.iterdir())
+    assert names == [f"{i:06d}.txt" for i in range(40)] + ["notes.md"] and s["stale_kitti_removed"] == 251
+
+
+def test_audio_track_is_stated_in_the_summary(ff: dict, tmp_path: Path) -> None:
+    """An input with AAC audio: the summary and the printed line say the audio is not copied."""
+    video = _make(ff, tmp_path / "a.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i",
+                  "sine=frequency=440:sample_rate=48000", "-frames:v", "30", "-t", "1", "-c:v", "libx264",
+                  "-preset", "ultrafast", "-c:a", "aac")
+    s = _run(video, tmp_path / "out")
+    assert s["audio"] == "not copied to output.mp4: aac"
+
+
+def test_disk_full_is_one_clear_error_without_temp_files(small_clip: dict[str, Path], tmp_path: Path) -> None:
+    """Output on a 192 KiB tmpfs: a clear error naming the cause; no .tmp left; the MP4 removed or playable.
+
+    Fails if a traceback-only failure, a left ``.tmp`` or an unplayable MP4 remains.
+    """
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a tiny tmpfs (a full disk)")
+    try:
+        with pytest.raises(OSError, match="No space left on device") as err:
+            _run(small_clip["video"], mnt / "out", "encoder.crf=0")
+        assert "Traceback" not in str(err.value) and str(mnt / "out") in str(err.value)
+        assert not list(mnt.rglob("*.tmp"))
+        mp4 = mnt / "out" / "output.mp4"
+        if mp4.exists():
+            probe = subprocess.run([FFPROBE, "-v", "error", "-count_frames", "-show_streams", str(mp4)],
+                                   capture_output=True, text=True)
+            assert probe.returncode == 0 and "nb_read_frames=" in probe.stdout
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
