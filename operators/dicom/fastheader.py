@@ -113,3 +113,51 @@ def _from_buffer(path: Path, buf: bytes) -> tuple[Dataset, str, int, int, bool] 
     ds.file_meta = meta
     ds.filename = str(path)
     return ds, ts, pixel_pos, length, length == 0xFFFFFFFF
+
+
+def find_truncation(path: Path) -> str | None:
+    """Where a little-endian file ends inside its header (before Pixel Data), or None if it does not.
+
+    Walks the elements (stepping into sequences and items, whatever their lengths) up to the first
+    Pixel Data; a tag, length or value that runs past the end of the file means the file was cut.
+    Only used to explain a file that is about to be skipped, so it reads the whole file.
+    """
+    buf = Path(path).read_bytes()
+    n = len(buf)
+    if n < 132 or buf[128:132] != b"DICM":
+        return None
+    meta = _parse(buf, 132, False, 0x0002)
+    if meta is None:
+        return f"the file ends at byte {n}, inside its file meta information" if n < 1024 else None
+    elems, pos = meta
+    ts_elem = elems.get(0x00020010)
+    ts = ts_elem.value.rstrip(b"\x00 ").decode("ascii", "replace") if ts_elem is not None else _IMPLICIT
+    if ts in _BIG_OR_DEFLATE:
+        return None
+    implicit = ts == _IMPLICIT
+    while pos < n:
+        if pos + 8 > n:
+            return f"the file ends at byte {n}, inside the element header at byte {pos}"
+        group, elem = _unpack_tags(buf, pos)
+        if (group << 16) | elem == _PIXEL_DATA:
+            return None
+        step_into = False
+        if group == 0xFFFE or implicit:  # items, delimiters and implicit VR: tag + 4-byte length
+            length, start = _unpack_u32(buf, pos + 4)[0], pos + 8
+            step_into = group == 0xFFFE and elem == 0xE000  # an item: its elements follow
+        else:
+            raw_vr = buf[pos + 4 : pos + 6]
+            if raw_vr in _LONG_VRS:
+                if pos + 12 > n:
+                    return f"the file ends at byte {n}, inside the element header at byte {pos}"
+                length, start = _unpack_u32(buf, pos + 8)[0], pos + 12
+            else:
+                length, start = _unpack_u16(buf, pos + 6)[0], pos + 8
+            step_into = raw_vr == b"SQ"
+        if length == 0xFFFFFFFF or (step_into and group == 0xFFFE):
+            length = 0  # undefined length, or an item: walk its contents
+        if start + length > n:
+            return (f"the file ends at byte {n}, inside element ({group:04X},{elem:04X}) whose {length}-byte "
+                    f"value starts at byte {start}")  # fmt: skip
+        pos = start + (0 if step_into else length)
+    return None

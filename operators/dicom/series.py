@@ -6,10 +6,11 @@ one regular volume are refused with a clear :class:`~clara_stream.errors.DicomIn
 the problem (mixed orientations, all at one position, too few slices, missing slices, irregular
 steps, gantry tilt), or resampled onto a regular grid when configured.
 
-Pixels: native little-endian instances are read straight from the file offset found by the header
-pass into a preallocated array (no second parse); compressed ones (JPEG, JPEG 2000, RLE) go through
-pydicom's decoders (pylibjpeg plugins) in a thread pool. Rescale slope/intercept give HU; the result
-is int16 when the rescaled range fits, else int32 or float32.
+Pixels (:mod:`.pixels`): native little-endian instances are read straight from the file offset found
+by the header pass into a preallocated array (no second parse); compressed ones are decoded in a
+thread pool (imagecodecs, else pydicom's decoders); big-endian and deflated ones go through pydicom.
+Stored values match pydicom's ``pixel_array`` exactly (unused bits, J2K/JPEG-LS sign corrections).
+Rescale slope/intercept give HU; the result is int16 when the rescaled range fits, else int32 or float32.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pydicom
 from clara_stream.errors import DicomInputError
 from clara_stream.geometry import ImageGeometry
 
+from .pixels import PixelFormat, read_pixels
 from .study import DicomInstance, DicomSeries
 
 __all__ = ["Volume", "VolumeSource", "series_to_volume", "slice_layout", "SliceLayout"]
@@ -217,77 +219,6 @@ def _tilt_deg(lay: SliceLayout) -> float:
     return float(np.degrees(np.arccos(min(1.0, cosang))))
 
 
-def _stored_dtype(h: pydicom.Dataset) -> np.dtype:
-    bits = int(h.get("BitsAllocated", 16))
-    signed = int(h.get("PixelRepresentation", 0)) == 1
-    if bits not in (8, 16, 32):
-        raise DicomInputError(f"{_OP}: expected BitsAllocated 8, 16 or 32; got {bits}")
-    return np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder("<")
-
-
-def _read_native(inst: DicomInstance, out: np.ndarray) -> bool:
-    """Read native pixels straight into ``out`` (one slice); False if this instance needs a decoder."""
-    if inst.pixel_offset is None or inst.pixel_length is None or out.nbytes > inst.pixel_length:
-        return False
-    with open(inst.path, "rb", buffering=0) as f:
-        f.seek(inst.pixel_offset)
-        n = f.readinto(memoryview(out).cast("B"))
-    return n == out.nbytes
-
-
-#: Encapsulated syntaxes decoded with imagecodecs (it releases the GIL, so the thread pool scales, and it
-#: covers JPEG Lossless, which pydicom cannot decode without pylibjpeg-libjpeg or GDCM).
-_IMAGECODECS = {
-    "1.2.840.10008.1.2.4.90": "jpeg2k_decode", "1.2.840.10008.1.2.4.91": "jpeg2k_decode",
-    "1.2.840.10008.1.2.4.57": "ljpeg_decode", "1.2.840.10008.1.2.4.70": "ljpeg_decode",
-    "1.2.840.10008.1.2.4.80": "jpegls_decode", "1.2.840.10008.1.2.4.81": "jpegls_decode",
-}  # fmt: skip
-
-
-def _read_imagecodecs(inst: DicomInstance, out: np.ndarray) -> bool:
-    """Decode a single-frame encapsulated greyscale instance with imagecodecs into ``out``.
-
-    False when this path does not apply or the codec fails (the caller then uses pydicom's decoders,
-    which decode it or raise a clear error).
-    """
-    name = _IMAGECODECS.get(inst.transfer_syntax)
-    if name is None or inst.encapsulated_offset is None:
-        return False
-    try:
-        import imagecodecs
-    except ImportError:
-        return False
-    from pydicom.encaps import generate_frames
-
-    with open(inst.path, "rb", buffering=0) as f:
-        f.seek(inst.encapsulated_offset)
-        data = f.read()
-    try:
-        arr = getattr(imagecodecs, name)(next(generate_frames(data, number_of_frames=1)))
-    except (ValueError, RuntimeError, StopIteration):  # pydicom's decoders then decode it or name the error
-        return False
-    if arr.shape != out.shape:
-        return False
-    out[...] = arr
-    return True
-
-
-def _read_decoded(inst: DicomInstance, out: np.ndarray) -> None:
-    if _read_imagecodecs(inst, out):
-        return
-    ds = pydicom.dcmread(inst.path)
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # decoder plugins raise many types; name the file and the syntax
-        raise DicomInputError(
-            f"{_OP}: expected decodable Pixel Data; got {type(exc).__name__}: {exc} "
-            f"[{inst.path.name}, transfer syntax {inst.transfer_syntax}]"
-        ) from exc
-    if arr.shape != out.shape:
-        raise DicomInputError(f"{_OP}: expected one frame {out.shape}; got {arr.shape} [{inst.path.name}]")
-    out[...] = arr
-
-
 def _rescale(inst: DicomInstance) -> tuple[float, float]:
     slope, intercept = _floats(inst.header, "RescaleSlope"), _floats(inst.header, "RescaleIntercept")
     return (slope[0] if slope else 1.0) or 1.0, intercept[0] if intercept else 0.0
@@ -348,31 +279,30 @@ def series_to_volume(
     if int(h0.get("SamplesPerPixel", 1)) != 1 or int(h0.get("NumberOfFrames", 1) or 1) != 1:
         raise _err("single-frame greyscale instances", f"SamplesPerPixel {h0.get('SamplesPerPixel')}, "
                    f"NumberOfFrames {h0.get('NumberOfFrames', 1)}", series, "pixel-format")  # fmt: skip
-    stored = _stored_dtype(h0)
+    fmt = PixelFormat(h0)
+    stored = fmt.dtype
     n, rows, cols = len(lay.instances), lay.rows, lay.columns
     scales = [_rescale(i) for i in lay.instances] if rescale else [(1.0, 0.0)] * n
     slope, intercept = scales[0]
     uniform = all(s == scales[0] for s in scales)
     integral = uniform and slope == 1.0 and intercept == int(intercept)
-    bits_stored = int(h0.get("BitsStored", stored.itemsize * 8))
-    lo = -(2 ** (bits_stored - 1)) if stored.kind == "i" else 0
-    hi = 2 ** (bits_stored - 1) - 1 if stored.kind == "i" else 2**bits_stored - 1
+    lo, hi = fmt.value_range
     fits16 = integral and stored.itemsize <= 2 and -32768 <= lo + intercept and hi + intercept <= 32767
-    if fits16 and stored.itemsize == 2 and (stored.kind == "i" or bits_stored < 16):
+    if fits16 and stored.itemsize == 2 and (fmt.signed or fmt.bits_stored < 16):
         buf = np.empty((n, rows, cols), dtype=np.int16)  # uint16 below 2**15 has the same bits: read in place
     else:
-        buf = np.empty((n, rows, cols), dtype=stored.newbyteorder("="))
+        buf = np.empty((n, rows, cols), dtype=stored)
     in_place = integral and buf.dtype == np.int16 and intercept != 0
     shift = np.int16(intercept) if in_place else None
     pending = []
     for k in range(n):  # read, then rescale the slice while it is still in cache
-        if not _read_native(lay.instances[k], buf[k]):
+        if not read_pixels(lay.instances[k], buf[k], fmt, native_only=True):
             pending.append(k)
         elif in_place:
             buf[k] += shift
     if pending:
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-            list(pool.map(lambda k: _read_decoded(lay.instances[k], buf[k]), pending))
+            list(pool.map(lambda k: read_pixels(lay.instances[k], buf[k], fmt), pending))
         if in_place:
             buf[pending] += shift
     if integral and buf.dtype == np.int16:

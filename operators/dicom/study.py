@@ -20,12 +20,14 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from .fastheader import fast_header
+from .fastheader import fast_header, find_truncation
 
 __all__ = ["DicomInstance", "DicomSeries", "DicomStudy", "SkippedFile", "StudyIndex", "scan_study"]
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 _NATIVE_LE = {"1.2.840.10008.1.2": 8, "1.2.840.10008.1.2.1": 12}  # implicit, explicit VR: header bytes
+#: Read through pydicom (its reader inflates and byte-swaps); pixels through pydicom's pixel handlers.
+_BIG_OR_DEFLATED = {"1.2.840.10008.1.2.2": "Explicit VR Big Endian", "1.2.840.10008.1.2.1.99": "Deflated Explicit VR"}
 
 
 @dataclass
@@ -185,18 +187,25 @@ def read_instance(path: Path) -> DicomInstance | SkippedFile:
     except InvalidDicomError:
         return SkippedFile(path, "not a DICOM file (no DICM preamble or valid header)")
     except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
-        return SkippedFile(path, f"unreadable DICOM header: {type(exc).__name__}: {exc}")
+        return _skip(path, f"unreadable DICOM header: {type(exc).__name__}: {exc}")
     meta = getattr(ds, "file_meta", None)
     sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         return SkippedFile(path, "DICOMDIR (a media index, not an image)")
     missing = [k for k in ("SeriesInstanceUID", "StudyInstanceUID", "SOPInstanceUID") if k not in ds]
     if missing:
-        return SkippedFile(path, f"missing {', '.join(missing)}")
-    if header[:4] != b"\xe0\x7f\x10\x00" or "Rows" not in ds:
-        modality = ds.get("Modality", "?")
-        return SkippedFile(path, f"not an image instance (no Pixel Data; Modality {modality}, SOP Class {sop_class})")
+        return _skip(path, f"missing {', '.join(missing)}")
     ts = str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")) if meta else "1.2.840.10008.1.2"
+    if ts in _BIG_OR_DEFLATED:  # pydicom's reader decoded (inflated, byte-swapped) the stream: read it fully
+        try:
+            has_pixels = "PixelData" in pydicom.dcmread(path, specific_tags=["PixelData"])
+        except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+            return _skip(path, f"unreadable DICOM ({_BIG_OR_DEFLATED[ts]}): {type(exc).__name__}: {exc}")
+    else:
+        has_pixels = header[:4] == b"\xe0\x7f\x10\x00"
+    if not has_pixels or "Rows" not in ds:
+        modality = ds.get("Modality", "?")
+        return _skip(path, f"not an image instance (no Pixel Data; Modality {modality}, SOP Class {sop_class})")
     offset = length = None
     if ts in _NATIVE_LE:
         n = _NATIVE_LE[ts]
@@ -204,6 +213,15 @@ def read_instance(path: Path) -> DicomInstance | SkippedFile:
         if raw_len != 0xFFFFFFFF:
             offset, length = tell + n, raw_len
     return DicomInstance(path, ds, ts, offset, length)
+
+
+def _skip(path: Path, reason: str) -> SkippedFile:
+    """A skipped file, explained as truncated when it ends inside its header (else ``reason``)."""
+    try:
+        cut = find_truncation(path)
+    except OSError:
+        cut = None
+    return SkippedFile(path, f"truncated: {cut}" if cut else reason)
 
 
 def scan_study(

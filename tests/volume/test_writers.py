@@ -101,6 +101,17 @@ def test_writers_refuse_labels_off_the_source_grid(tmp_path: Path, phantom) -> N
         write_dicom_seg(tmp_path / "x.dcm", labels, vol.geometry, anon, SPECS, uid_root=ROOT, **EQUIPMENT)
 
 
+def test_seg_writer_refuses_a_blank_sop_class_uid(tmp_path: Path, phantom) -> None:
+    """Was ``KeyError: ''`` deep inside highdicom; now a clear error naming the tag, and no file."""
+    vol, labels = phantom
+    sources = [h.copy() for h in vol.source.headers]
+    sources[-1].SOPClassUID = ""
+    with pytest.raises(DicomInputError, match=r"DicomSegWriter: expected source instances with SOPClassUID; "
+                                              r"got it empty .*\(0008,0016\) SOPClassUID"):
+        write_dicom_seg(tmp_path / "seg.dcm", labels, vol.geometry, sources, SPECS, uid_root=ROOT, **EQUIPMENT)
+    assert not (tmp_path / "seg.dcm").exists()
+
+
 @pytest.mark.parametrize("name", ["v.mhd", "v.nii.gz"])
 def test_mhd_and_nifti_match_simpleitk(tmp_path: Path, name: str) -> None:
     rng = np.random.default_rng(1)
