@@ -21,6 +21,13 @@ import numpy as np
 from clara_stream.render.proto import render_pb2 as pb
 from clara_stream.render.proto import render_pb2_grpc as pbg
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address or a Host header without port) names this machine only."""
+    return host in LOOPBACK or host.startswith("127.")
+
 
 def decode(data: bytes) -> np.ndarray:
     """Decode JPEG/PNG frame bytes to RGB uint8 (cv2 imported on first use)."""

@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from clara_stream.render.client import RenderClient
+from clara_stream.render.client import RenderClient, is_loopback
 from clara_stream.render.convert import PB_TO_MODE
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from google.protobuf import json_format
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_WS_MESSAGE = 4096
+TOGGLES = ("scale_bar", "picture_in_picture", "show_mask")
 IDLE_REFINE_S = 0.15
 HTTP_BY_GRPC = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -52,12 +53,50 @@ def _msg_dict(msg) -> dict[str, Any]:
     return json_format.MessageToDict(msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
-def create_app(render_address: str, token: str = "", grpc_token: str = "") -> FastAPI:
+COOKIE = "clara_render_token"
+#: Scripts and styles only from the gateway's own files; frames are blob: URLs; no framing.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _host_name(host_header: str) -> str:
+    h = host_header.strip().lower()
+    if h.startswith("["):
+        return h[: h.index("]") + 1] if "]" in h else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+def create_app(
+    render_address: str,
+    token: str = "",
+    grpc_token: str = "",
+    bind_host: str = "127.0.0.1",
+    allowed_origins: tuple[str, ...] = (),
+) -> FastAPI:
     """The gateway app talking to the render server at ``render_address``.
 
-    ``token`` protects the gateway (``Authorization: Bearer`` header or ``?token=``);
+    ``token`` protects the gateway: API calls and the WebSocket need ``Authorization: Bearer`` or the
+    HttpOnly cookie that ``GET /?token=…`` sets (then redirects to ``/``, so the token leaves the URL
+    and the page's history); a token in any other URL is refused. It is required whenever
+    ``bind_host`` is not loopback. On loopback, requests whose Host header is not a loopback name
+    are refused (DNS rebinding). The WebSocket accepts only its own origin (or ``allowed_origins``).
     ``grpc_token`` is sent to the render server.
+
+    Raises
+    ------
+    ValueError
+        If ``bind_host`` is beyond loopback and no token is set.
     """
+    if not token and not is_loopback(bind_host):
+        raise ValueError(f"gateway: expected a token when listening beyond loopback; got host {bind_host!r}")
     client = RenderClient(render_address, token=grpc_token)
 
     @contextlib.asynccontextmanager
@@ -67,16 +106,39 @@ def create_app(render_address: str, token: str = "", grpc_token: str = "") -> Fa
 
     app = FastAPI(title="clara-stream render gateway", lifespan=lifespan)
     app.state.client = client
+    loopback_only = is_loopback(bind_host)
 
-    def authorised(headers, query) -> bool:
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if loopback_only and not is_loopback(_host_name(request.headers.get("host", ""))):
+            return JSONResponse(
+                {"detail": f"gateway: expected a loopback Host header; got {request.headers.get('host', '')!r}"}, 421
+            )
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    def valid(got: str) -> bool:
+        return bool(got) and hmac.compare_digest(got.encode(), token.encode())
+
+    def authorised(headers, cookies) -> bool:
         if not token:
             return True
-        got = query.get("token") or headers.get("authorization", "").removeprefix("Bearer ")
-        return hmac.compare_digest(str(got).encode(), token.encode())
+        bearer = headers.get("authorization", "")
+        return valid(bearer.removeprefix("Bearer ")) if bearer else valid(cookies.get(COOKIE, ""))
 
     def check(request: Request) -> None:
-        if not authorised(request.headers, request.query_params):
-            raise HTTPException(401, "gateway: expected a valid token (Authorization: Bearer or ?token=)")
+        if "token" in request.query_params:
+            raise HTTPException(401, "gateway: expected the token in Authorization: Bearer or the cookie, not the URL")
+        if not authorised(request.headers, request.cookies):
+            raise HTTPException(401, "gateway: expected a valid token (Authorization: Bearer or the session cookie)")
+
+    def origin_ok(headers) -> bool:
+        origin = headers.get("origin")
+        if origin is None:  # not a browser: the token rule alone applies
+            return True
+        own = {f"{scheme}://{headers.get('host', '')}" for scheme in ("http", "https")}
+        return origin in own or origin in allowed_origins
 
     def call(fn, *args, **kw):
         try:
@@ -84,9 +146,17 @@ def create_app(render_address: str, token: str = "", grpc_token: str = "") -> Fa
         except grpc.RpcError as exc:
             raise HTTPException(HTTP_BY_GRPC.get(exc.code(), 502), exc.details()) from exc
 
-    @app.get("/")
-    def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+    @app.get("/", response_model=None)
+    def index(request: Request) -> Response:
+        """The viewer page; ``?token=`` (first load) becomes an HttpOnly cookie and leaves the URL."""
+        got = request.query_params.get("token")
+        if got is not None:
+            if not token or not valid(got):
+                raise HTTPException(401, "gateway: expected a valid token")
+            redirect = RedirectResponse("/", status_code=303)
+            redirect.set_cookie(COOKIE, got, httponly=True, samesite="strict", path="/")
+            return redirect
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     @app.get("/favicon.ico")
     def favicon() -> Response:
@@ -112,17 +182,26 @@ def create_app(render_address: str, token: str = "", grpc_token: str = "") -> Fa
     @app.get("/api/tiles/{dataset_id}/{level}/{x}/{y}.{fmt}")
     def tile(dataset_id: str, level: int, x: int, y: int, fmt: str, request: Request) -> Response:
         check(request)
-        if fmt not in ("jpg", "png") or min(level, x, y) < 0:
-            raise HTTPException(400, f"gateway: expected non-negative level/x/y and .jpg or .png; got {fmt!r}")
+        if fmt not in ("jpg", "png") or not (0 <= level < 64 and 0 <= x < 2**31 and 0 <= y < 2**31):
+            raise HTTPException(
+                400, f"gateway: expected level 0..63, x and y 0..2^31-1 and .jpg or .png; got {level}/{x}/{y}.{fmt}"
+            )
         f = call(client.tile, dataset_id, level, x, y, fmt="png" if fmt == "png" else "jpeg")
         return Response(f.data, media_type=f.mime, headers={"X-Provisional": str(f.provisional).lower()})
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
-        if not authorised(socket.headers, socket.query_params):
-            await socket.close(code=4401, reason="gateway: expected a valid token")
-            return
+        refusal = None  # accepted only to say why in the close frame; nothing is read or sent
+        if loopback_only and not is_loopback(_host_name(socket.headers.get("host", ""))):
+            refusal = (4403, "gateway: expected a loopback Host header")
+        elif not origin_ok(socket.headers):
+            refusal = (4403, f"gateway: expected origin http(s)://{socket.headers.get('host')}")
+        elif "token" in socket.query_params or not authorised(socket.headers, socket.cookies):
+            refusal = (4401, "gateway: expected a valid token (Authorization header or cookie, not the URL)")
         await socket.accept()
+        if refusal:
+            await socket.close(code=refusal[0], reason=refusal[1])
+            return
         await ViewerSession(client, socket).run()
 
     return app
@@ -218,7 +297,8 @@ class ViewerSession:
             view = st.view
             view.width, view.height = width, height
             self.view = c.set_view(self.session_id, view).view
-            self._send_json_sync({"type": "info", "info": _msg_dict(c.info(st.dataset_id))})
+            toggles = {k: getattr(self.view, k) for k in TOGGLES + ("mask_opacity",)}
+            self._send_json_sync({"type": "info", "info": _msg_dict(c.info(st.dataset_id)), "view": toggles})
             return True
         if not self.session_id:
             raise ValueError("gateway: expected an 'open' message first")
@@ -229,7 +309,7 @@ class ViewerSession:
             state = c.state(self.session_id).view
             if t == "toggle":
                 name = str(msg["name"])
-                if name not in ("scale_bar", "picture_in_picture", "show_mask"):
+                if name not in TOGGLES:
                     raise ValueError(
                         f"gateway: expected toggle name scale_bar/picture_in_picture/show_mask; got {name}"
                     )

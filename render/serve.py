@@ -77,9 +77,13 @@ def run(
 ) -> int:
     """Start everything; block until SIGINT/SIGTERM. Returns an exit status."""
     import uvicorn
+    from clara_stream.render.client import is_loopback
     from clara_stream.render.gateway import create_app
     from clara_stream.render.server import serve
 
+    if not token and not is_loopback(host):
+        print(f"render serve: expected --token when listening beyond loopback; got --host {host}", file=sys.stderr)
+        return 2
     state_dir.mkdir(parents=True, exist_ok=True)
     if demo:
         roots = [*roots, state_dir]
@@ -90,7 +94,7 @@ def run(
         path, _, mask = item.partition("::")
         registry.register(path, mask=mask)
     server, gport, _ = serve(registry, host=host, port=grpc_port, token=token)
-    app = create_app(f"{host}:{gport}", token=token, grpc_token=token)
+    app = create_app(f"{host}:{gport}", token=token, grpc_token=token, bind_host=host)
     config = uvicorn.Config(app, host=host, port=http_port, log_level="warning", ws_max_size=1 << 16)
     web = uvicorn.Server(config)
     web.install_signal_handlers = lambda: None  # we own the signals

@@ -3,9 +3,9 @@
 // right-drag = window/level, wheel = slices, ctrl-wheel = zoom.
 // Touch: one-finger drag = pan/rotate, pinch = zoom, two-finger drag = scroll slices (pan on slides).
 "use strict";
-const params = new URLSearchParams(location.search);
-const token = params.get("token") || "";
-const query = token ? `?token=${encodeURIComponent(token)}` : "";
+// Security: the token never lives in this page. `GET /?token=…` set an HttpOnly cookie and
+// redirected here; fetch and the WebSocket carry that cookie. Data (label names, paths, messages)
+// reach the DOM only through textContent and DOM APIs, never as markup; the CSP forbids inline script.
 const canvas = document.getElementById("view");
 const ctx = canvas.getContext("2d");
 const statusEl = document.getElementById("status");
@@ -140,17 +140,32 @@ document.getElementById("reset").addEventListener("click", () => send("reset"));
 
 function showLabels(info) {
   const box = document.getElementById("labels");
-  box.innerHTML = "";
+  box.replaceChildren();
   for (const lab of info.labels || []) {
     const c = lab.color || {};
-    const rgb = `rgb(${255 * (c.r || 0)},${255 * (c.g || 0)},${255 * (c.b || 0)})`;
     const row = document.createElement("label");
-    row.innerHTML = `<input type="checkbox" data-label="${lab.value}"><span class="swatch" style="background:${rgb}"></span>` +
-      `hide ${lab.name || "label " + lab.value}`;
-    row.querySelector("input").addEventListener("change", (e) => send("label", { value: lab.value, hidden: e.target.checked }));
+    const input = document.createElement("input");
+    input.type = "checkbox"; input.dataset.label = String(lab.value); input.checked = !!lab.hidden;
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = `rgb(${255 * (c.r || 0)},${255 * (c.g || 0)},${255 * (c.b || 0)})`;
+    const text = document.createElement("span");
+    text.textContent = `hide ${lab.name || "label " + lab.value}`;
+    row.append(input, swatch, text);
+    input.addEventListener("change", (e) => send("label", { value: lab.value, hidden: e.target.checked }));
     box.appendChild(row);
   }
   document.body.classList.toggle("planar", info.kind !== "DATASET_KIND_VOLUME");
+}
+
+// A newly opened dataset has its own view state: the controls follow it, the old measurement goes.
+function syncControls(view) {
+  for (const name of ["scale_bar", "picture_in_picture", "show_mask"]) {
+    if (view && name in view) document.getElementById(name).checked = !!view[name];
+  }
+  if (view && "mask_opacity" in view) document.getElementById("mask-opacity").value = Math.round(100 * view.mask_opacity);
+  points = []; V.measure = null;
+  document.getElementById("measure-result").textContent = "";
 }
 
 function draw() {
@@ -187,7 +202,7 @@ function onMessage(ev) {
   const m = JSON.parse(ev.data);
   if (m.ack != null) V.acked = Math.max(V.acked, m.ack);
   if (m.type === "frame") header = m;
-  else if (m.type === "info") { V.info = m.info; showLabels(m.info); points = []; }
+  else if (m.type === "info") { V.info = m.info; showLabels(m.info); syncControls(m.view); }
   else if (m.type === "measure") {
     V.measure = m;
     document.getElementById("measure-result").textContent = `distance ${m.distance.toFixed(2)} ${m.unit} (${m.distance_px.toFixed(0)} px)`;
@@ -197,10 +212,10 @@ function onMessage(ev) {
 }
 
 async function loadDatasets() {
-  const res = await fetch(`/api/datasets${query}`);
+  const res = await fetch("/api/datasets", { credentials: "same-origin" });
   const list = await res.json();
   const box = document.getElementById("datasets");
-  box.innerHTML = "";
+  box.replaceChildren();
   for (const d of list) {
     const b = document.createElement("button");
     b.textContent = d.name; b.dataset.id = d.id; b.title = d.path;
@@ -214,7 +229,7 @@ async function loadDatasets() {
 }
 
 function connect() {
-  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`);
+  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
   ws.binaryType = "blob";
   ws.onmessage = onMessage;
   ws.onopen = () => { statusEl.textContent = "connected"; loadDatasets(); };
