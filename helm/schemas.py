@@ -225,7 +225,7 @@ def _rows(props: dict[str, Any], defaults: Any, prefix: str = "") -> list[tuple[
         if key in ("global", "clara-common"):
             continue
         path, default = f"{prefix}{key}", (defaults or {}).get(key) if isinstance(defaults, dict) else None
-        if spec.get("type") == "object" and spec.get("properties") and spec.get("additionalProperties") is False:
+        if spec.get("type") == "object" and spec.get("properties"):
             rows += _rows(spec["properties"], default, f"{path}.")
             continue
         kind = spec.get("type", "object")
