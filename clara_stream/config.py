@@ -25,9 +25,10 @@ APP_DEFAULTS: dict[str, Any] = {
     "scheduler": "greedy",
     "threads": 2,
     "check_contracts": False,
-    "log_level": "error",
+    "log_level": "critical",
     "input": None,
     "output": None,
+    "fragments": False,
 }
 
 
@@ -84,8 +85,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str | tuple[str, Any]]) -> dict[str, Any]:
     """Return a copy of ``config`` with each override applied.
 
-    ``app.*`` keys may be new (apps add their own switches); any other override must name an
-    existing section and key, so typos fail loudly.
+    Every override must name an existing section and key (``app.*``: a runtime switch or one
+    the app's YAML declares), so typos fail loudly.
     """
     out = copy.deepcopy(dict(config))
     for item in overrides:
@@ -110,6 +111,12 @@ def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str | tuple[s
                 node[part] = {}
             node = node[part]
         leaf = parts[-1]
+        if section == "app" and len(parts) == 2 and leaf not in node and leaf not in APP_DEFAULTS:
+            known = sorted({*APP_DEFAULTS, *node})
+            raise ConfigError(
+                f"config: expected an app switch from {known}; got {leaf!r}{_suggest(leaf, known)}",
+                hint="app-specific switches must first appear under `app:` in the app's YAML",
+            )
         if section != "app" and leaf not in node:
             raise ConfigError(
                 f"config: expected an existing key in {'.'.join(parts[:-1])!r}; got {leaf!r}{_suggest(leaf, node)}",

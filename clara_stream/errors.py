@@ -47,3 +47,11 @@ class ContractViolation(ClaraStreamError, TypeError):
 
 class DicomInputError(ValueError):
     """Bad DICOM content (the family STYLE.md names for DICOM input problems)."""
+
+
+class RunIncompleteError(UserError, RuntimeError):
+    """The graph ran to its end but data that reached an operator was never processed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint="a required input that never fills stalls its operator; make it optional "
+                                       "or feed it (`clara-stream validate APP` shows the wiring)")

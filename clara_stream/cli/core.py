@@ -50,13 +50,18 @@ def report_error(exc: BaseException) -> int:
             err_console.print(f"  - {line}", markup=False, highlight=False)
         err_console.print("[dim]hint: `clara-stream validate APP` lists every port and contract[/]")
         return 1
+    notes = [str(n) for n in getattr(exc, "__notes__", ())]  # later failures of the same run, in order
     if isinstance(exc, UserError):
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        for note in notes:
+            err_console.print(f"  {note}", markup=False, highlight=False)
         if exc.hint:
             err_console.print(f"[dim]hint: {escape(exc.hint)}[/]", highlight=False)
         return 2
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(message)}", highlight=False)
+    for note in notes:
+        err_console.print(f"  {note}", markup=False, highlight=False)
     if not debug:
         err_console.print("[dim]hint: run again with --debug for the traceback[/]")
     return 1
@@ -69,11 +74,23 @@ def _extra(scheduler: str | None, threads: int | None, log_level: str | None, de
         extra.append(f"app.scheduler={scheduler}")
     if threads:
         extra.append(f"app.threads={threads}")
-    # Engine logs stay quiet unless asked for: an operator's failure is reported by us in one line.
-    extra.append(f"app.log_level={log_level or ('info' if debug else 'critical')}")
+    # --log-level / --debug win over the YAML's app.log_level; without them the YAML's applies.
+    if log_level or debug:
+        extra.append(f"app.log_level={log_level or 'info'}")
     if check is not None:
         extra.append(f"app.check_contracts={'true' if check else 'false'}")
     return extra
+
+
+def _engine_args(driver: bool, worker: bool, address: str | None, worker_address: str | None,
+                 fragments: str | None) -> list[str]:
+    """Holoscan's distributed-app options, passed through as Holoscan documents them."""
+    args = ["--driver"] if driver else []
+    args += ["--worker"] if worker else []
+    args += ["--address", address] if address else []
+    args += ["--worker-address", worker_address] if worker_address else []
+    args += ["--fragments", fragments] if fragments else []
+    return args
 
 
 @app.command()
@@ -85,18 +102,29 @@ def run(
     output: OutputOpt = None,
     scheduler: Annotated[str | None, typer.Option(help="greedy | event | multithread")] = None,
     threads: Annotated[int | None, typer.Option(help="Worker threads (event/multithread).")] = None,
-    log_level: Annotated[str | None, typer.Option(help="Engine log level (default: quiet).")] = None,
+    log_level: Annotated[str | None, typer.Option(help="Engine log level (default: the YAML's app.log_level).")] = None,
     check_contracts: Annotated[bool | None, typer.Option("--check-contracts/--no-check-contracts",
                                                          help="Check every emitted value.")] = None,
+    driver: Annotated[bool, typer.Option("--driver", help="Distributed: run the driver (app.fragments on).")] = False,
+    worker: Annotated[bool, typer.Option("--worker", help="Distributed: run a worker (app.fragments on).")] = False,
+    address: Annotated[str | None, typer.Option(help="Distributed: the driver's HOST:PORT.")] = None,
+    worker_address: Annotated[str | None, typer.Option(help="Distributed: this worker's HOST:PORT.")] = None,
+    fragments: Annotated[str | None, typer.Option(help="Distributed: fragments to run here (NAME,… or all).")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Run an app to completion and say where its outputs are."""
+    """Run an app to completion and say where its outputs are.
+
+    With ``--driver`` / ``--worker`` the app runs as Holoscan fragments over UCX (``app.fragments``
+    is switched on); Holoscan's ``HOLOSCAN_*`` environment variables apply as it documents them.
+    """
     from clara_stream.runtime import load_app
 
     if input is not None and not input.exists():
         raise UserError(f"run: expected an existing --input; got no file or folder at {input}")
+    engine = _engine_args(driver, worker, address, worker_address, fragments)
+    extra = _extra(scheduler, threads, log_level, debug, check_contracts) + (["app.fragments=true"] if engine else [])
     instance = load_app(app_name, config=config, overrides=set_ or [], input=input, output=output,
-                        extra=_extra(scheduler, threads, log_level, debug, check_contracts))
+                        extra=extra, engine_args=engine)
     start = time.perf_counter()
     if console.is_terminal:
         with console.status(f"running {instance.app_name}…"):

@@ -1,35 +1,39 @@
 """Application base: YAML config, overrides, scheduler choice, validation before run, big stack.
 
 Subclasses write ``compose()`` as a wiring diagram (see docs/developing.md). ``run()`` composes,
-refuses a bad graph with :class:`GraphValidationError` before any operator runs, applies the
-``app:`` switches (scheduler, threads, log level, contract checks), runs the Holoscan engine in a
-thread with a 32 MiB stack (Holoscan warns below that), and re-raises an operator's exception
-unchanged.
+refuses a bad graph or configuration with :class:`GraphValidationError` before any operator
+runs, applies the ``app:`` switches (scheduler, threads, log level, contract checks), runs the
+Holoscan engine in a thread with a 32 MiB stack, and raises the first operator failure (later
+ones attached as notes) — also one raised in ``stop()``, which Holoscan itself only logs.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from holoscan.core import Application as _HoloscanApplication
 from holoscan.core import MetadataPolicy
 from holoscan.logger import LogLevel, set_log_level
 from holoscan.schedulers import EventBasedScheduler, GreedyScheduler, MultiThreadScheduler
 
-from clara_stream.config import apply_overrides, get_path, normalise_app_section
+from clara_stream.config import APP_DEFAULTS, apply_overrides, get_path, normalise_app_section
 from clara_stream.errors import ConfigError, GraphValidationError
+from clara_stream.runtime.fragment import Fragment
+from clara_stream.runtime.outcome import Failures, stalled
+from clara_stream.runtime.stack import _base_run, run_with_stack
 from clara_stream.runtime.validation import Edge, resolve_pairs, validate
 
-STACK_BYTES = 32 << 20
 _LOG_LEVELS = {
     "trace": LogLevel.TRACE, "debug": LogLevel.DEBUG, "info": LogLevel.INFO, "warn": LogLevel.WARN,
     "error": LogLevel.ERROR, "critical": LogLevel.CRITICAL, "off": LogLevel.OFF,
 }
+# Holoscan's own default: the multithread scheduler's workers sleep this long when idle (0 busy-polls).
+MULTITHREAD_CHECK_PERIOD_MS = 5.0
 
 
 class Application(_HoloscanApplication):
@@ -43,17 +47,33 @@ class Application(_HoloscanApplication):
         ``section.key=value`` items applied on top of ``config``.
     name : str, optional
         App name for messages (default: the class name).
+    engine_args : sequence of str
+        Holoscan's own command line (``--driver``, ``--worker``, ``--address``, ``--fragments``,
+        ``--worker-address``), handed to the engine unchanged.
     """
 
+    #: What ``run`` needs that ``validate``/``graph`` do not, e.g. ``{"input": "DICOM_DIR"}``.
+    requires: ClassVar[Mapping[str, str]] = {}
+
     def __init__(self, config: Mapping[str, Any] | None = None, *, overrides: Iterable[str] = (),
-                 name: str | None = None) -> None:
-        super().__init__([sys.argv[0] if sys.argv else "clara-stream"])  # keep Holoscan off our CLI args
+                 name: str | None = None, engine_args: Sequence[str] = ()) -> None:
+        try:
+            checked, refused = normalise_app_section(apply_overrides(config or {}, overrides)), None
+        except ConfigError as exc:  # raised once the engine object exists (its __del__ needs it)
+            checked, refused = {"app": APP_DEFAULTS}, exc
+        set_log_level(_LOG_LEVELS[str(checked["app"]["log_level"]).lower()])  # before the engine's first line
+        super().__init__([sys.argv[0] if sys.argv else "clara-stream", *engine_args])
+        if refused is not None:
+            raise refused
         self.app_name = name or type(self).__name__
-        self._config = normalise_app_section(apply_overrides(config or {}, overrides))
+        self._config = checked
+        self._used_sections: set[str] = {"app"}
         self._operators: list[Any] = []
         self._edges: list[Edge] = []
         self._wiring_errors: list[str] = []
+        self._fragments: dict[str, Fragment] = {}
         self._composed = False
+        self._failures = Failures()
         self._tracking: dict[str, Any] | None = None
         self.tracker: Any = None
         self.metadata_policy = MetadataPolicy.UPDATE
@@ -75,10 +95,12 @@ class Application(_HoloscanApplication):
         if section is None:
             raise ConfigError(f"{self.app_name}: expected a config section {name!r}; got sections "
                               f"{sorted(k for k in self._config if k != 'app')}")
+        self._used_sections.add(name)
         return dict(section)
 
     def config_value(self, dotted: str, default: Any = None) -> Any:
         """Any configuration value by dotted path (``app.frames``)."""
+        self._used_sections.add(dotted.split(".", 1)[0])
         return get_path(self._config, dotted, default)
 
     @property
@@ -92,17 +114,50 @@ class Application(_HoloscanApplication):
         return Path(value) if value else None
 
     # -- graph recording ---------------------------------------------------------------------
+    def fragment(self, name: str) -> Any:
+        """The fragment ``name`` when ``app.fragments`` is on, else the app itself (one process)."""
+        if not self._config["app"].get("fragments"):
+            return self
+        if name not in self._fragments:
+            self._fragments[name] = Fragment(self, name)
+        return self._fragments[name]
+
+    def runs_here(self, what: Any) -> bool:
+        """True when this process runs ``what`` (an operator or fragment name); always, unless distributed."""
+        name = what if isinstance(what, str) else getattr(what, "_fragment_name", None)
+        opts = self.options
+        if name is None or not (opts.run_driver or opts.run_worker):
+            return True
+        targets = list(opts.worker_targets)
+        return bool(opts.run_worker) and (not targets or "all" in targets or name in targets)
+
     def _register_operator(self, op: Any) -> None:
         self._operators.append(op)
 
+    def _record_failure(self, op: Any, phase: str, exc: BaseException) -> None:
+        self._failures.record(op, phase, exc)
+
     def add_flow(self, upstream: Any, downstream: Any, port_pairs: Any = None) -> None:  # type: ignore[override]
-        """Connect two operators; unknown ports are collected and reported before run."""
+        """Connect two operators (in one fragment or across two); unknown ports are reported before run."""
         pairs, errors = resolve_pairs(upstream, downstream, set(port_pairs) if port_pairs else None)
         self._wiring_errors += errors
         for out_port, in_port in pairs:
             self._edges.append(Edge(upstream, downstream, out_port, in_port))
-        if pairs and not errors:
+        if not pairs or errors:
+            return
+        src, dst = getattr(upstream, "_fragment_name", None), getattr(downstream, "_fragment_name", None)
+        if src is None and dst is None:
             super().add_flow(upstream, downstream, set(pairs))
+        elif src == dst:
+            self._fragments[src].add_flow(upstream, downstream, set(pairs))
+        elif src is None or dst is None:
+            self._wiring_errors.append(f"edge {upstream.name} -> {downstream.name}: expected both operators in "
+                                       f"fragments (app.fragments is on); got one built in the app itself")
+        else:
+            for out_port, _ in pairs:
+                upstream._crossing.add(out_port)
+            super().add_flow(self._fragments[src], self._fragments[dst],
+                             {(f"{upstream.name}.{o}", f"{downstream.name}.{i}") for o, i in pairs})
 
     @property
     def operators(self) -> list[Any]:
@@ -118,9 +173,20 @@ class Application(_HoloscanApplication):
             super().compose_graph()
 
     def validate(self) -> list[str]:
-        """Compose (once) and return every graph problem; empty means it may run."""
+        """Compose (once) and return every graph and configuration problem; empty means it may run."""
         self.compose_graph()
-        return self._wiring_errors + validate(self._operators, self._edges)
+        return self._wiring_errors + self._unused_sections() + validate(self._operators, self._edges)
+
+    def _unused_sections(self) -> list[str]:
+        names = {op.name for op in self._operators}
+        known = sorted(self._used_sections | names)
+        errors = []
+        for section in sorted(set(self._config) - set(known)):
+            close = difflib.get_close_matches(section, [k for k in known if k != "app"], n=3)
+            mean = f"; did you mean {', '.join(close)}?" if close else ""
+            errors.append(f"config: expected sections named after operators {sorted(names)} or 'app'; "
+                          f"got unknown section {section!r}{mean}")
+        return errors
 
     # -- benchmarking hook ---------------------------------------------------------------------
     def enable_tracking(self, *, log_file: str | Path | None = None, skip_first: int = 10,
@@ -133,14 +199,8 @@ class Application(_HoloscanApplication):
     def _apply_switches(self) -> None:
         app = self._config["app"]
         set_log_level(_LOG_LEVELS[str(app["log_level"]).lower()])
-        kind, threads = app["scheduler"], int(app["threads"])
-        if kind == "event":
-            self.scheduler(EventBasedScheduler(self, name="event_scheduler", worker_thread_number=threads))
-        elif kind == "multithread":
-            self.scheduler(MultiThreadScheduler(self, name="multithread_scheduler", worker_thread_number=threads,
-                                                check_recession_period_ms=0.0))
-        else:
-            self.scheduler(GreedyScheduler(self, name="greedy_scheduler"))
+        for graph in self._fragments.values() or (self,):
+            graph.scheduler(_scheduler(graph, app["scheduler"], int(app["threads"])))
         if self._tracking is not None:
             t = self._tracking
             self.tracker = self.track(num_start_messages_to_skip=t["skip"],
@@ -154,83 +214,45 @@ class Application(_HoloscanApplication):
         Raises
         ------
         GraphValidationError
-            Before any operator runs, when the graph is mis-wired.
+            Before any operator runs, when the graph or its configuration is wrong.
+        RunIncompleteError
+            When data reached an operator that never ran (an input that never filled).
         Exception
-            Whatever an operator raised, unchanged.
+            The first exception an operator raised (in start, compute or stop), unchanged;
+            later failures are attached as notes (``__notes__``).
         """
         set_log_level(_LOG_LEVELS[str(self._config["app"]["log_level"]).lower()])
+        missing = [f"--{k} {what}" for k, what in self.requires.items() if not self._config["app"].get(k)]
+        if missing:
+            raise ConfigError(f"{self.app_name}: expected {' and '.join(missing)}; got none",
+                              hint=f"clara-stream run {self.app_name} {' '.join(missing)}")
         errors = self.validate()
         if errors:
             raise GraphValidationError(self.app_name, errors)
         self._apply_switches()
-        run_with_stack(lambda: _base_run(self))
-
-
-def _base_run_impl(self: _HoloscanApplication) -> None:
-    _HoloscanApplication.run(self)
-
-
-# pybind11's trampoline dispatches Holoscan's C++ run() back to a Python override named "run"
-# unless the calling frame is itself a function named "run" whose first argument is the app; the
-# engine is entered through such a frame so our Application.run can wrap it without recursion.
-_base_run_impl.__code__ = _base_run_impl.__code__.replace(co_name="run")
-_base_run = _base_run_impl
-
-
-def _start_and_join(worker: threading.Thread) -> bool:
-    """Start and join ``worker``; True when Ctrl-C was pressed meanwhile.
-
-    Holoscan's SIGINT handler (installed when the graph starts, chaining to the one found) stops
-    a running graph cleanly. Python's default handler would instead raise KeyboardInterrupt in
-    the main thread while the engine unwinds in the worker, which crashes the process; so a
-    recording handler is installed *before* the engine starts, and the interrupt is re-raised
-    only once the worker has finished and the sinks have closed their files.
-    """
-    import signal
-
-    def start() -> None:
-        previous = threading.stack_size(STACK_BYTES)  # applies to threads started from now on
+        self._failures.clear()
+        engine_error: BaseException | None = None
         try:
-            worker.start()
-        finally:
-            threading.stack_size(previous)
-
-    if threading.current_thread() is not threading.main_thread():
-        start()
-        worker.join()
-        return False
-    hits: list[int] = []
-    old = signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
-    try:
-        start()
-        while worker.is_alive():
-            worker.join(0.2)
-    finally:
-        signal.signal(signal.SIGINT, old)
-    return bool(hits)
+            run_with_stack(lambda: _base_run(self))
+        except BaseException as exc:  # noqa: BLE001 - ordered against the recorded failures below
+            engine_error = exc
+        first = self._failures.first(engine_error)
+        if first is not None:
+            raise first
+        # a distributed process composes every fragment but runs only its own
+        problem = stalled(self.app_name, [op for op in self._operators if self.runs_here(op)],
+                          [e for e in self._edges if self.runs_here(e.src) and self.runs_here(e.dst)])
+        if problem is not None:
+            raise problem
 
 
-def run_with_stack(fn: Any) -> None:
-    """Call ``fn`` in a thread with a 32 MiB stack; re-raise its exception in the caller.
+def _scheduler(graph: Any, kind: str, threads: int) -> Any:
+    if kind == "event":
+        return EventBasedScheduler(graph, name="event_scheduler", worker_thread_number=threads)
+    if kind == "multithread":
+        return MultiThreadScheduler(graph, name="multithread_scheduler", worker_thread_number=threads,
+                                    check_recession_period_ms=MULTITHREAD_CHECK_PERIOD_MS)
+    return GreedyScheduler(graph, name="greedy_scheduler")
 
-    Ctrl-C stops the graph (its sinks close their files), then raises KeyboardInterrupt here.
-    """
-    import resource
 
-    soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
-    if threading.current_thread() is threading.main_thread() and (soft == resource.RLIM_INFINITY or
-                                                                  soft >= STACK_BYTES):
-        fn()
-        return
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-            failure.append(exc)
-
-    if _start_and_join(threading.Thread(target=target, name="clara-stream-app")):
-        raise KeyboardInterrupt
-    if failure:
-        raise failure[0]
+__all__ = ["Application", "Fragment", "run_with_stack"]

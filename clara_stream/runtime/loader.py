@@ -105,11 +105,12 @@ def find_app(app: str | Path) -> AppSpec:
 
 def load_app(app: str | Path, *, config: str | Path | None = None, overrides: Iterable[str] = (),
              input: str | Path | None = None, output: str | Path | None = None,
-             extra: Iterable[str] = ()) -> Any:
+             extra: Iterable[str] = (), engine_args: Iterable[str] = ()) -> Any:
     """Build an app instance: its YAML (or ``config``), then ``overrides``, input and output.
 
     ``input`` / ``output`` become ``app.input`` / ``app.output``; ``extra`` are further
-    overrides applied last (the CLI's scheduler and thread switches).
+    overrides applied last (the CLI's scheduler and thread switches); ``engine_args`` go to
+    Holoscan unchanged (``--driver --worker --address HOST:PORT --fragments NAME,...``).
     """
     spec = find_app(app)
     cfg_path = Path(config) if config else spec.config_path
@@ -120,4 +121,4 @@ def load_app(app: str | Path, *, config: str | Path | None = None, overrides: It
     if output is not None:
         items.append(("app.output", str(output)))  # type: ignore[arg-type]
     items += list(extra)
-    return spec.cls(cfg, overrides=items, name=spec.name)
+    return spec.cls(cfg, overrides=items, name=spec.name, engine_args=list(engine_args))

@@ -8,7 +8,8 @@ per-message path stays thin: :meth:`Operator.receive` converts foreign arrays wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,6 +20,8 @@ from holoscan.core import Operator as _HoloscanOperator
 from clara_stream.arrays import asarray
 from clara_stream.contracts import ANY, Contract, Kind, value_problems
 from clara_stream.errors import ContractViolation
+from clara_stream.runtime.arguments import check_arguments, outermost
+from clara_stream.runtime.fragment import META_KEY, Crossing, pack, unpack
 
 _POLICIES = {"pop": IOSpec.QueuePolicy.POP, "reject": IOSpec.QueuePolicy.REJECT, "fault": IOSpec.QueuePolicy.FAULT}
 
@@ -64,6 +67,10 @@ def _convert(value: Any) -> Any:
     if t is np.ndarray or value is None:
         return value
     if t is dict:
+        if len(value) == 1 and str(next(iter(value))).startswith("#"):  # Holoscan's wrapper of a bare tensor
+            value = next(iter(value.values()))
+            return asarray(value) if hasattr(value, "__array_interface__") or hasattr(
+                value, "__cuda_array_interface__") else value
         if value and all(hasattr(v, "__array_interface__") or hasattr(v, "__cuda_array_interface__")
                          for v in value.values()):
             return {k: asarray(v) for k, v in value.items()}
@@ -87,7 +94,25 @@ class Operator(_HoloscanOperator):
     inputs: ClassVar[tuple[Port, ...]] = ()
     outputs: ClassVar[tuple[Port, ...]] = ()
 
+    def __init_subclass__(cls, **kw: Any) -> None:
+        """Check each subclass's arguments and record failures of its start/compute/stop."""
+        super().__init_subclass__(**kw)
+        own = cls.__dict__
+        if "__init__" in own:
+            cls.__init__ = _checked_init(own["__init__"], cls)  # type: ignore[method-assign]
+        if "compute" in own:
+            cls.compute = _guarded_compute(own["compute"])  # type: ignore[method-assign]
+        for phase in ("start", "stop"):
+            if phase in own:
+                setattr(cls, phase, _guarded(own[phase], phase))
+
     def __init__(self, fragment: Any, *args: Any, **kwargs: Any) -> None:
+        if type(self).__init__ is Operator.__init__:  # a subclass without its own __init__
+            check_arguments(type(self), Operator, kwargs)
+        self._owner = fragment
+        self._computes = 0
+        self._sent: set[str] = set()
+        self._crossing: set[str] = set()  # output ports wired to another fragment
         self._check = bool(getattr(fragment, "check_contracts", False))
         self._out_contracts: dict[str, Contract] = {p.name: p.contract for p in self.outputs}
         names = [p.name for p in (*self.inputs, *self.outputs)]
@@ -125,8 +150,17 @@ class Operator(_HoloscanOperator):
 
     # -- per-message helpers -----------------------------------------------------------------
     def receive(self, op_input: Any, port: str) -> Any:
-        """The value on ``port`` as numpy/cupy (zero-copy), a Python object, or None."""
-        return _convert(op_input.receive(port))
+        """The value on ``port`` as numpy/cupy (zero-copy), a Python object, or None.
+
+        A value sent over a fragment edge arrives with its metadata, which is restored here.
+        """
+        value = op_input.receive(port)
+        if type(value) is Crossing or (type(value) is dict and META_KEY in value):
+            value, meta = unpack(value)
+            md = self.metadata
+            for key, item in (meta or {}).items():
+                md[key] = item
+        return _convert(value)
 
     def emit(self, op_output: Any, value: Any, port: str, *, meta: Mapping[str, Any] | None = None) -> None:
         """Emit ``value`` on ``port``, first setting ``meta`` items as Holoscan metadata.
@@ -142,6 +176,14 @@ class Operator(_HoloscanOperator):
                 md[key] = item
         if self._check:
             self._check_value(port, value)
+        if port not in self._sent:
+            self._sent.add(port)
+        if port in self._crossing:
+            md = self.metadata
+            value = pack(value, {k: md.get(k) for k in md.keys()})
+            if type(value) is Crossing:
+                op_output.emit(value, port, "PyObject")
+                return
         try:
             op_output.emit(value, port)
         except BufferError:
@@ -174,3 +216,44 @@ class Operator(_HoloscanOperator):
                 f"{type(self).__name__} '{self.name}'.{port}: emitted value breaks its contract "
                 f"[{contract.describe()}]: " + "; ".join(problems)
             )
+
+
+def _failed(op: Operator, phase: str, exc: BaseException) -> None:
+    record = getattr(getattr(op, "_owner", None), "_record_failure", None)
+    if record is not None:
+        record(op, phase, exc)
+
+
+def _checked_init(init: Callable[..., None], cls: type) -> Callable[..., None]:
+    @functools.wraps(init)
+    def __init__(self: Any, fragment: Any, *args: Any, **kwargs: Any) -> None:
+        if outermost(self, cls):
+            check_arguments(type(self), Operator, kwargs)
+        init(self, fragment, *args, **kwargs)
+
+    return __init__
+
+
+def _guarded_compute(fn: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(fn)
+    def compute(self: Any, op_input: Any, op_output: Any, context: Any) -> None:
+        self._computes += 1
+        try:
+            fn(self, op_input, op_output, context)
+        except BaseException as exc:
+            _failed(self, "compute", exc)
+            raise
+
+    return compute
+
+
+def _guarded(fn: Callable[..., None], phase: str) -> Callable[..., None]:
+    @functools.wraps(fn)
+    def guarded(self: Any) -> None:
+        try:
+            fn(self)
+        except BaseException as exc:
+            _failed(self, phase, exc)
+            raise
+
+    return guarded

@@ -90,9 +90,49 @@ def _provided_meta(edges: list[Edge]) -> dict[int, set[str]]:
     return provided
 
 
+def _required(e: Edge) -> bool:
+    port = e.dst.input_port(e.in_port) if _typed(e.dst) else None
+    return port is None or not port.optional
+
+
+def cycles(edges: list[Edge]) -> list[list[Edge]]:
+    """Cycles made only of required inputs: none of their operators can run first (a deadlock)."""
+    out: dict[int, list[Edge]] = defaultdict(list)
+    for e in edges:
+        if _required(e):
+            out[id(e.src)].append(e)
+    found: list[list[Edge]] = []
+    seen_keys: set[frozenset[int]] = set()
+    state: dict[int, int] = {}  # 1 on the path, 2 finished
+
+    def visit(node: int, path: list[Edge]) -> None:
+        state[node] = 1
+        for e in out.get(node, ()):
+            nxt = id(e.dst)
+            if state.get(nxt) == 1:
+                start = next(i for i, p in enumerate([*path, e]) if id(p.src) == nxt)
+                loop = [*path, e][start:]
+                key = frozenset(id(x) for x in loop)
+                if key not in seen_keys:
+                    seen_keys.add(key)
+                    found.append(loop)
+            elif state.get(nxt) is None:
+                visit(nxt, [*path, e])
+        state[node] = 2
+
+    for e in edges:
+        if state.get(id(e.src)) is None:
+            visit(id(e.src), [])
+    return found
+
+
 def validate(operators: list[Any], edges: list[Edge]) -> list[str]:
     """Every problem in the graph (empty list: it may run)."""
     errors: list[str] = []
+    for loop in cycles(edges):
+        path = "; ".join(f"{e.src.name}.{e.out_port} -> {e.dst.name}.{e.in_port}" for e in loop)
+        errors.append(f"cycle of required inputs: {path}: expected an acyclic graph or an optional input "
+                      f"on the loop; got a cycle none of whose operators can run first")
     provided = _provided_meta(edges)
     for e in edges:
         if not (_typed(e.src) and _typed(e.dst)):
