@@ -5,14 +5,23 @@ MONAI Deploy form (accepted unchanged)::
 
     {"selections": [{"name": "CT Series", "conditions": {"Modality": "(?i)CT", "ImageType": ["PRIMARY"]}}]}
 
-Matching of one condition ``Keyword: expected`` against the series' value (study/series attributes,
-else the first instance's):
+Matching of one condition ``Keyword: expected`` is MONAI Deploy App SDK's (DICOMSeriesSelectorOperator,
+checked against its source), on the study/series attributes, else the first instance's:
 
-* strings: case-insensitive equality, else ``re.search`` (case-insensitive);
-* numbers: equality; ``[lo, hi]`` an inclusive range; ``[v, ">"]`` (also ``>=``, ``<``, ``<=``, ``!=``);
-* multi-valued attributes (ImageType): every listed value present (case-insensitive); ``"!X"`` means
-  X must be absent;
-* an empty expected value is ignored; a missing attribute never matches.
+* single-valued string attributes (Modality, SeriesDescription, ...): case-insensitive equality, else
+  ``re.search(expected, value, re.IGNORECASE)``;
+* numbers (SliceThickness, SeriesNumber, ...): equality; ``[lo, hi]`` an inclusive range; ``[v, op]``
+  with op one of ``>``, ``>=``, ``<``, ``<=``, ``!=``; a string is ``re.fullmatch`` on the value's text;
+* multi-valued attributes (ImageType): each listed term must occur in the lower-cased text of the
+  value list (MONAI's substring test) and each ``"!term"`` must not; a single term works alike;
+* ``ImageOrientationPatient``: ``"Axial"``, ``"Coronal"`` or ``"Sagittal"``, the dominant axis of the
+  slice normal (the series needs a standard PatientPosition, else it does not match, with the reason);
+* an empty expected value (None, "", []) is ignored; a missing attribute never matches.
+
+Refused when the rules are loaded (at start-up, not at run time): a keyword not in the DICOM
+dictionary (with a suggestion), a list for a single-valued string attribute (MONAI would crash; our
+old code made it a regex character class), an invalid regular expression, a comparator or range
+MONAI does not define, an orientation other than the three names, unknown keys in a selection.
 
 Extensions (a ``conditions`` value may be any of these, nested):
 
@@ -23,30 +32,28 @@ Extensions (a ``conditions`` value may be any of these, nested):
 * ``{"min_instances": n}``.
 
 Per selection, ``all_matched`` (every matching series, default: the first) and
-``sort_by_sop_instance_count`` (largest series first) are accepted like MONAI Deploy's options.
+``sort_by_sop_instance_count`` (largest series first) are accepted like MONAI Deploy's options; unlike
+MONAI, the sort also applies before the first match is taken when ``all_matched`` is false. A selection
+without conditions is skipped, as MONAI does (no rules at all: every volume series is selected).
 """
 
 from __future__ import annotations
 
 import json
-import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
+from .conditions import check_condition, match_condition
 from .study import DicomSeries, StudyIndex
 
 __all__ = ["SelectionResult", "select_series", "load_rules", "localizer_reason"]
 
 _OP = "SeriesSelector"
 _LOCALIZER_WORDS = re.compile(r"scout|locali[sz]er|topogram|surview|scanogram|survey|pilot", re.IGNORECASE)
-_COMPARATORS = {
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, "!=": lambda a, b: a != b, "=": lambda a, b: a == b,
-}  # fmt: skip
+_SELECTION_KEYS = ("name", "conditions", "all_matched", "sort_by_sop_instance_count")
 
 
 @dataclass
@@ -77,7 +84,11 @@ def load_rules(rules: str | dict[str, Any] | None) -> dict[str, Any] | None:
     for i, sel in enumerate(rules["selections"]):
         if not isinstance(sel, dict) or "conditions" not in sel:
             raise ValueError(f"{_OP}: expected selection {i} to be an object with 'conditions'; got {sel!r}")
-        _validate(sel["conditions"], f"selections[{i}].conditions")
+        unknown = [k for k in sel if k not in _SELECTION_KEYS]
+        if unknown:
+            raise ValueError(f"{_OP}: expected selection {i} keys among {list(_SELECTION_KEYS)}; got {unknown}")
+        if sel["conditions"] is not None:
+            _validate(sel["conditions"], f"selections[{i}].conditions")
     return rules
 
 
@@ -99,58 +110,8 @@ def _validate(cond: Any, where: str) -> None:
         elif key == "min_instances":
             if not isinstance(val, int) or val < 1:
                 raise ValueError(f"{_OP}: expected {where}.min_instances as an integer >= 1; got {val!r}")
-        elif not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", key):
-            raise ValueError(f"{_OP}: expected a DICOM keyword at {where}; got {key!r}")
-
-
-def _value(ds: Dataset, keyword: str) -> Any:
-    v = ds.get(keyword)
-    if v is None or v == "":
-        return None
-    if isinstance(v, MultiValue):
-        return [str(x) for x in v]
-    if isinstance(v, numbers.Number):
-        return v
-    return str(v)
-
-
-def _match_value(keyword: str, actual: Any, expected: Any) -> str | None:
-    """None when it matches, else the reason it does not."""
-    if actual is None:
-        return f"{keyword} missing"
-    if isinstance(actual, numbers.Number) and not isinstance(actual, bool):
-        a = float(actual)
-        if isinstance(expected, list) and len(expected) == 2 and isinstance(expected[1], str):
-            op = expected[1].strip()
-            if op not in _COMPARATORS:
-                raise ValueError(f"{_OP}: expected a comparator among {sorted(_COMPARATORS)}; got {op!r}")
-            ok = _COMPARATORS[op](a, float(expected[0]))
-            return None if ok else f"{keyword} {actual} not {op} {expected[0]}"
-        if isinstance(expected, list) and len(expected) == 2:
-            return None if float(expected[0]) <= a <= float(expected[1]) else f"{keyword} {actual} not in {expected}"
-        try:
-            return None if a == float(expected) else f"{keyword} {actual} != {expected}"
-        except (TypeError, ValueError):
-            return f"{keyword} {actual} != {expected!r}"
-    if isinstance(actual, list):
-        have = {x.strip().lower() for x in actual}
-        wanted = expected if isinstance(expected, list) else [expected]
-        for w in wanted:
-            w = str(w).strip().lower()
-            if w.startswith("!"):
-                if w[1:] in have:
-                    return f"{keyword} {actual} contains excluded {w[1:].upper()}"
-            elif w not in have:
-                return f"{keyword} {actual} lacks {w.upper()}"
-        return None
-    text = str(actual)
-    exp = str(expected)
-    if text.casefold() == exp.casefold():
-        return None
-    try:
-        return None if re.search(exp, text, re.IGNORECASE) else f"{keyword} {text!r} does not match {exp!r}"
-    except re.error as exc:
-        raise ValueError(f"{_OP}: expected a valid regular expression for {keyword}; got {exp!r}: {exc}") from exc
+        else:
+            check_condition(key, val, f"{where}.{key}")
 
 
 def _eval(cond: dict[str, Any], series: DicomSeries, ds: Dataset | None = None) -> str | None:
@@ -181,9 +142,7 @@ def _eval(cond: dict[str, Any], series: DicomSeries, ds: Dataset | None = None) 
             elif all(results):
                 return f"no instance matches: {results[0]}"
         else:
-            if expected is None or expected == "" or expected == []:
-                continue  # MONAI Deploy ignores empty expectations
-            r = _match_value(key, _value(header, key), expected)
+            r = match_condition(key, expected, header)
             if r:
                 return r
     return None
@@ -255,11 +214,22 @@ def select_series(
                 candidates.append(s)
         for i, sel in enumerate(selections):
             name = str(sel.get("name", "") or f"selection {i}").strip()
+            if not sel["conditions"] and parsed:
+                for s in candidates:  # MONAI Deploy skips a selection without conditions
+                    decisions[s.series_uid]["reasons"][name] = "not evaluated: the selection has no conditions"
+                continue
             take_all = bool(sel.get("all_matched", all_matched))
             ordered = candidates
             if sel.get("sort_by_sop_instance_count", sort_by_sop_instance_count):
                 ordered = sorted(candidates, key=len, reverse=True)
+            chosen = None
             for s in ordered:
+                if chosen is not None:
+                    decisions[s.series_uid]["reasons"][name] = (
+                        f"not evaluated: {name!r} takes the first match only (all_matched false) and already "
+                        f"selected {chosen.description or chosen.series_uid}"
+                    )  # fmt: skip
+                    continue
                 why = _eval(sel["conditions"], s)
                 if why:
                     decisions[s.series_uid]["reasons"][name] = why
@@ -267,6 +237,6 @@ def select_series(
                 decisions[s.series_uid]["selected_by"].append(name)
                 result.selected.append((name, s))
                 if not take_all:
-                    break
+                    chosen = s
         result.decisions.extend(decisions.values())
     return result
