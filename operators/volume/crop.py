@@ -54,13 +54,31 @@ def crop_view(array: Any, geometry: ImageGeometry, box: Any) -> tuple[Any, Image
 def box_from_mm(
     shape: Sequence[int], geometry: ImageGeometry, lo_mm: Sequence[float], hi_mm: Sequence[float]
 ) -> CropBox:
-    """The voxel box covering the LPS box with corners ``lo_mm`` and ``hi_mm`` (clipped to the volume)."""
+    """The voxel box covering the LPS box with corners ``lo_mm`` and ``hi_mm``, clipped to the volume.
+
+    Raises
+    ------
+    ValueError
+        If the LPS box holds no voxel centre of the volume (entirely outside it): a crop there is a
+        mistake, not a 1-voxel result.
+    """
     corners = np.array(
         [[x, y, z] for x in (lo_mm[0], hi_mm[0]) for y in (lo_mm[1], hi_mm[1]) for z in (lo_mm[2], hi_mm[2])]
     )
     idx = geometry.physical_to_index(corners)
-    lo = np.clip(np.floor(idx.min(axis=0) + 0.5), 0, np.asarray(shape) - 1).astype(int)
-    hi = np.clip(np.floor(idx.max(axis=0) + 0.5) + 1, 1, np.asarray(shape)).astype(int)
+    n = np.asarray(shape)
+    lo, hi = np.floor(idx.min(axis=0) + 0.5), np.floor(idx.max(axis=0) + 0.5) + 1
+    outside = [axis for axis, a, b, m in zip("zyx", lo, hi, n, strict=True) if b <= 0 or a >= m]
+    if outside:
+        far = geometry.index_to_physical(n - 1)
+        near = np.asarray(geometry.origin)
+        raise ValueError(
+            f"Crop: expected box_mm to overlap the volume; got {[list(lo_mm), list(hi_mm)]} mm, outside along "
+            f"index axis {', '.join(outside)} (voxel centres span {np.round(np.minimum(near, far), 2).tolist()} .. "
+            f"{np.round(np.maximum(near, far), 2).tolist()} mm LPS)"
+        )
+    lo = np.clip(lo, 0, n - 1).astype(int)
+    hi = np.clip(hi, 1, n).astype(int)
     return _validate((tuple(lo), tuple(hi)), shape)
 
 

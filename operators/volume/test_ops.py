@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clara_stream.operators.volume.crop import crop_view
 from clara_stream.operators.volume.crop_op import CropOp
 from clara_stream.operators.volume.mhd import read_mhd
 from clara_stream.operators.volume.resample_op import ResampleOp
@@ -15,7 +16,7 @@ from clara_stream.operators.volume.segmentation_inference_op import Segmentation
 from clara_stream.operators.volume.volume_reader_op import VolumeReaderOp
 
 from clara_stream import ports as P
-from clara_stream.arrays import count_copies
+from clara_stream.arrays import ascontiguous, count_copies
 from clara_stream.contracts import Contract, Kind
 from clara_stream.runtime import Application, Operator, Port
 
@@ -51,17 +52,53 @@ class ChainApp(Application):
         self.add_flow(self.op, self.capture, {(self.ports[1], P.VOLUME)})
 
 
-def test_crop_op_is_zero_copy(ct_labels: Path) -> None:
-    app = ChainApp(ct_labels, lambda a: CropOp(a, name="crop", box=[[5, 10, 20], [30, 90, 80]]),
-                   P.VOLUME_IN, P.VOLUME_OUT)  # fmt: skip
+class CopyingCropOp(CropOp):
+    """The mutation the zero-copy test must catch: a crop that copies, counted or behind the counter's back."""
+
+    def __init__(self, *args: Any, how: str, **kwargs: Any) -> None:
+        self.how = how
+        super().__init__(*args, **kwargs)
+
+    def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+        view, cropped = crop_view(self.receive(op_input, P.VOLUME_IN), self.get_meta("geometry"), self.box)
+        out = ascontiguous(view) if self.how == "counted" else np.ascontiguousarray(view)
+        self.emit(op_output, out, P.VOLUME_OUT, meta={"geometry": cropped})
+
+
+BOX = [[5, 10, 20], [30, 90, 80]]
+
+
+def _copy_problems(make_crop: Any, ct_labels: Path) -> tuple[list[str], Any]:
+    """Run reader → crop → capture; list every sign that the crop's output is not the reader's buffer."""
+    app = ChainApp(ct_labels, make_crop, P.VOLUME_IN, P.VOLUME_OUT)
     with count_copies() as counter:
         app.run()
     ((view, geom),) = app.capture.items
-    assert counter.count == 0, counter.events
-    assert np.shares_memory(view, app.reader.last) and view.base is not None
+    problems = [f"counted copies: {counter.events}"] if counter.count else []
+    base = app.reader.last
+    expected = (BOX[0][0] * base.shape[1] * base.shape[2] + BOX[0][1] * base.shape[2] + BOX[0][2]) * base.itemsize
+    offset = view.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    if not np.shares_memory(view, base) or offset != expected or view.strides != base.strides:
+        problems.append(f"not a view at byte {expected} of the reader's buffer (at {offset}, strides {view.strides})")
+    return problems, (view, geom)
+
+
+def test_crop_op_is_zero_copy(ct_labels: Path) -> None:
+    """The output is the reader's own buffer at the box's byte offset, and no counted copy was made."""
+    problems, (view, geom) = _copy_problems(lambda a: CropOp(a, name="crop", box=BOX), ct_labels)
+    assert problems == []
     full, full_geom = read_mhd(ct_labels)
     np.testing.assert_array_equal(view, full[5:30, 10:90, 20:80])
     np.testing.assert_allclose(geom.origin, full_geom.index_to_physical((5, 10, 20)), atol=1e-9)
+
+
+@pytest.mark.parametrize(("how", "caught"), [("counted", "counted copies: ['make-contiguous']"),
+                                             ("raw", "not a view at byte")])  # fmt: skip
+def test_the_zero_copy_check_catches_a_copying_crop(ct_labels: Path, how: str, caught: str) -> None:
+    """Negative controls: the same check fails for a crop that copies through clara_stream.arrays (the
+    counter sees it, from the operator's thread) or with plain numpy (the buffer identity check sees it)."""
+    problems, _ = _copy_problems(lambda a: CopyingCropOp(a, name="crop", box=BOX, how=how), ct_labels)
+    assert any(p.startswith(caught) for p in problems), problems
 
 
 def test_crop_op_validates_at_construction(ct_labels: Path) -> None:
@@ -156,3 +193,20 @@ def test_inference_op_rejects_bad_arguments(small_ct: Path) -> None:
         chain(model=MODEL / "nope").run()
     with pytest.raises(ValueError, match="expected 0 <= overlap < 1"):
         chain(model=MODEL, overlap=1.5).run()
+
+
+def test_box_mm_entirely_outside_is_refused() -> None:
+    """Was clipped to a 1x1x1 crop at the edge and reported as success."""
+    from clara_stream.operators.volume.crop import box_from_mm
+
+    from clara_stream.geometry import ImageGeometry
+
+    geom = ImageGeometry((-50.0, 20.0, 10.0), (0.7, 0.9, 2.5), (0, 1, 0, -1, 0, 0, 0, 0, 1))  # x index along -L
+    shape = (8, 30, 40)  # z, y, x
+    # by hand: y index = (L + 50) / 0.9 in -2.2..11.1, x index = (20 - P) / 0.7 in 14.3..35.7, z = (S - 10) / 2.5
+    assert box_from_mm(shape, geom, [-52.0, -5.0, 9.0], [-40.0, 10.0, 16.0]) == ((0, 0, 14), (3, 12, 37))
+    with pytest.raises(ValueError, match=r"Crop: expected box_mm to overlap the volume; got .* outside along "
+                                         r"index axis z \(voxel centres span"):
+        box_from_mm(shape, geom, [-52.0, -5.0, 200.0], [-40.0, 10.0, 260.0])
+    with pytest.raises(ValueError, match=r"outside along index axis y, x"):
+        box_from_mm(shape, geom, [100.0, 100.0, 9.0], [120.0, 130.0, 16.0])
