@@ -16,7 +16,7 @@ import typer
 
 from clara_stream.cli.core import app, report_error
 
-GROUPS = ("bench", "dicom", "models", "loadgen", "jobs", "render", "voice")
+GROUPS = ("bench", "dicom", "models", "loadgen", "jobs", "render", "voice", "package")
 
 
 def _register_groups() -> None:
