@@ -190,7 +190,8 @@ def app() -> dict[str, Any]:
         "name": _s("installed app name or packaged app folder", minLength=1),
         "command": _list("full command instead of `clara-stream run` (a package's app.json command)",
                          {"type": "string"}),
-        "config": {"type": "object", "description": "the app YAML; a ConfigMap mounted at /var/holoscan/app.yaml"},
+        "config": {"type": ["object", "string"], "description": "the app YAML (a mapping, or its text kept verbatim); "
+                   "a ConfigMap mounted at /var/holoscan/app.yaml"},
         "set": _list("--set section.key=value overrides", {"type": "string", "pattern": "^[A-Za-z_][^=]*=.*$"}),
         "input": _obj({"enabled": _b("mount an input and pass --input"), **io}, "input (/var/holoscan/input)"),
         "output": _obj(io, "output (/var/holoscan/output)"),
