@@ -118,10 +118,15 @@ def test_resample_op_updates_geometry(ct_labels: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def small_ct(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from clara_stream.samples.ct import write_sample
 
-    return write_sample(tmp_path_factory.mktemp("small"), shape=(20, 48, 48), fov_mm=220, z_extent_mm=120)["dicom"]
+    return write_sample(tmp_path_factory.mktemp("small"), shape=(20, 48, 48), fov_mm=220, z_extent_mm=120)
+
+
+@pytest.fixture(scope="module")
+def small_ct(small_study: dict[str, Path]) -> Path:
+    return small_study["dicom"]
 
 
 @pytest.fixture(scope="module")
@@ -138,29 +143,24 @@ def _infer(path: Path, **kw: Any) -> np.ndarray:
     return labels
 
 
-@pytest.fixture(scope="module")
-def reference_labels(small_ct: Path) -> np.ndarray:
-    import torch
-    from clara_stream.operators.volume.segment import ModelCard, segment
-    from clara_stream.operators.volume.volume_reader_op import read_any
-
-    from clara_stream.inference import create_backend
-
-    arr, geom, _ = read_any(small_ct)
-    backend = create_backend("onnxruntime", MODEL / "model.onnx")
-    return segment(arr, geom, ModelCard.load(MODEL),
-                   lambda x: torch.from_numpy(next(iter(backend.infer(x.numpy()).values()))))  # fmt: skip
+def _check_against_truth(labels: np.ndarray, small_study: dict[str, Path]) -> None:
+    """Expected labels from an independent source: the phantom generator's own label volume (seed 0 is
+    held out from training). Fails if the RAS/channel conversion, the window stitching or the
+    logits → label mapping is wrong (Dice would drop far below these bounds)."""
+    truth, _ = read_mhd(small_study["labels"])
+    assert labels.shape == truth.shape and labels.dtype == np.uint8
+    assert set(np.unique(labels)) == set(range(6))
+    dice = {v: 2 * ((labels == v) & (truth == v)).sum() / ((labels == v).sum() + (truth == v).sum())
+            for v in range(1, 6)}  # fmt: skip
+    assert min(dice.values()) > 0.8 and np.mean(list(dice.values())) > 0.9, dice  # measured 0.875 min, 0.944 mean
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
-def test_inference_op_local_backends(small_ct: Path, reference_labels: np.ndarray, backend: str) -> None:
-    labels = _infer(small_ct, backend=backend)
-    assert labels.shape == reference_labels.shape and labels.dtype == np.uint8
-    assert (labels == reference_labels).mean() > 0.999
-    assert len(np.unique(labels)) > 2
+def test_inference_op_local_backends(small_study: dict[str, Path], backend: str) -> None:
+    _check_against_truth(_infer(small_study["dicom"], backend=backend), small_study)
 
 
-def test_inference_op_triton(small_ct: Path, reference_labels: np.ndarray, tmp_path: Path) -> None:
+def test_inference_op_triton(small_study: dict[str, Path], tmp_path: Path, require_peers: Any) -> None:
     from clara_stream.inference.triton_server import (
         TritonServer,
         ensure_stub_site,
@@ -172,15 +172,15 @@ def test_inference_op_triton(small_ct: Path, reference_labels: np.ndarray, tmp_p
         pytriton_root()
         stub = ensure_stub_site(install=False)
     except FileNotFoundError as exc:
-        pytest.skip(f"tritonserver not available: {exc}")
+        require_peers(f"tritonserver not available: {exc}")
     write_onnx_python_model(tmp_path / "repo", "organ_segmentation", MODEL / "model.onnx", stub_site=stub)
     server = TritonServer(tmp_path / "repo").start()
     try:
-        labels = _infer(small_ct, backend="triton", url=server.grpc_url, model_name="organ_segmentation")
+        labels = _infer(small_study["dicom"], backend="triton", url=server.grpc_url, model_name="organ_segmentation")
     finally:
         server.stop()
         shutil.rmtree(tmp_path / "repo", ignore_errors=True)
-    assert (labels == reference_labels).mean() > 0.999
+    _check_against_truth(labels, small_study)
 
 
 def test_inference_op_rejects_bad_arguments(small_ct: Path) -> None:
