@@ -138,23 +138,29 @@ class InstanceStore:
             digest = hashlib.sha256(b"".join(bytes(p) for p in parts)).hexdigest()[:16]
             path = path.with_name(f"{sop_uid}.{digest}.dcm")
             conflict = f"same study/series/SOP Instance UID received before with other content (kept as {path.name})"
-        if not path.exists():
+        written = not path.exists()
+        if written:
             durable_write(path, parts, fsync=self.fsync, tag=assoc_id)
-        return self._index(
-            path,
-            size,
-            sop_uid=sop_uid,
-            sop_class=sop_class,
-            study_uid=study_uid,
-            series_uid=series_uid,
-            called_ae=called_ae,
-            calling_ae=calling_ae,
-            calling_host=calling_host,
-            assoc_id=assoc_id,
-            grouping=grouping,
-            state="pending",
-            conflict=conflict,
-        )
+        try:
+            return self._index(
+                path,
+                size,
+                sop_uid=sop_uid,
+                sop_class=sop_class,
+                study_uid=study_uid,
+                series_uid=series_uid,
+                called_ae=called_ae,
+                calling_ae=calling_ae,
+                calling_host=calling_host,
+                assoc_id=assoc_id,
+                grouping=grouping,
+                state="pending",
+                conflict=conflict,
+            )
+        except BaseException:  # database full: the sender gets a failure, so no file may stay
+            if written:
+                path.unlink(missing_ok=True)
+            raise
 
     def _index(
         self,
