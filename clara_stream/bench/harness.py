@@ -3,6 +3,14 @@
 Each instance is a fresh worker process (:mod:`clara_stream.bench.worker`), as HoloHub's flow
 benchmarking does, so runs do not share allocator pools or warm caches and instances contend for
 the machine like real deployments do.
+
+Two kinds of path are reported. Tracked paths come from the engine's data-flow tracking: they
+start and end at compute calls, so work on an operator's own threads (a decoder's demux and
+decode-ahead queue, an encoder's queue and mux) is outside them. Glass-to-glass paths come from
+the app's own per-frame clocks (``timeline``; e.g. packet read → encoded packet written), trimmed
+like the tracked ones (``skip_first``/``discard_last``: warm-up and wind-down); with both at 0
+they are sample for sample the figures the app reports itself. When present, the first of them
+is the primary path.
 """
 
 from __future__ import annotations
@@ -103,6 +111,21 @@ def _launch(opts: BenchOptions, overrides: list[str], log: Path, result: Path) -
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+GLASS = "glass-to-glass"
+
+
+def glass_messages(timelines: list[dict[str, Any]]) -> list[tuple[str, list[Message]]]:
+    """The worker's glass-to-glass clocks (perf_counter s) as messages whose hops are the stages (µs)."""
+    out = []
+    for t in timelines:
+        stages = tuple(t["stages"])
+        path = f"{GLASS} ({t['operator']}): {stages[0]} → {stages[-1]}"
+        msgs = [Message(path, tuple((s, round(c * 1e6), round(c * 1e6)) for s, c in zip(stages, clocks, strict=True)))
+                for clocks in t["clocks"]]
+        out.append((path, msgs))
+    return out
+
+
 def _throughput(messages: list[Message]) -> float:
     if len(messages) < 2:
         return 0.0
@@ -136,7 +159,9 @@ def run_bench(opts: BenchOptions, on_progress: Callable[[int, int], None] | None
                 raise UserError(f"bench: run {r} instance {k} of {opts.app} failed (exit {proc.returncode}):\n{tail}")
             facts = json.loads(result.read_text())
             grouped = {p: trim(ms, opts.skip_first, opts.discard_last) for p, ms in by_path(parse_file(log)).items()}
-            for path, ms in grouped.items():
+            glass = {p: trim(ms, opts.skip_first, opts.discard_last)
+                     for p, ms in glass_messages(facts.get("glass", []))}
+            for path, ms in [*grouped.items(), *glass.items()]:
                 samples.setdefault(path, []).extend((r, k, m) for m in ms)
             primary = max(grouped.values(), key=len, default=[])
             runs.append({"run": r, "instance": k, "wall_s": facts["wall_s"], "messages": len(primary),
@@ -195,5 +220,8 @@ def _cpu_count() -> int:
 
 
 def primary_path(results: dict[str, Any]) -> str:
-    """The path with the most samples (the app's main flow)."""
+    """The first glass-to-glass path when the app keeps one; else the path with the most samples."""
+    glass = [p for p in results["paths"] if p.startswith(GLASS)]
+    if glass:
+        return glass[0]
     return max(results["paths"], key=lambda p: results["paths"][p]["latency_ms"]["count"])

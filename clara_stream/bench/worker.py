@@ -2,7 +2,8 @@
 
     python -m clara_stream.bench.worker --app APP --log LOG --result OUT.json [--config F] [--set k=v]...
 
-Writes the Holoscan tracking log and a JSON with wall time, CPU samples and dropped-frame counts.
+Writes the Holoscan tracking log and a JSON with wall time, CPU samples, dropped-frame counts and
+the glass-to-glass clocks of operators that keep them (:func:`glass_timelines`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,22 @@ def dropped_frames(app: Any) -> int:
     return total
 
 
+def glass_timelines(app: Any) -> list[dict[str, Any]]:
+    """Per-frame clocks of operators that expose a glass-to-glass ``timeline`` (the sink convention).
+
+    An operator sets ``timeline_stages`` (names of the clocks, first = glass start, last = glass
+    end) and ``timeline`` (one tuple of ``time.perf_counter()`` values per frame). Work on the
+    operators' own threads (a decoder's demux, an encoder's mux) is inside these clocks, where the
+    engine's tracking, which stamps only compute calls, cannot see it.
+    """
+    out = []
+    for op in getattr(app, "operators", []):
+        stages, line = getattr(op, "timeline_stages", None), getattr(op, "timeline", None)
+        if isinstance(stages, tuple) and line:
+            out.append({"operator": op.name, "stages": list(stages), "clocks": [list(map(float, t)) for t in line]})
+    return out
+
+
 def run_once(app_name: str, *, log: Path, config: str | None, overrides: list[str],
              cpu_period_s: float = 0.1) -> dict[str, Any]:
     """Run the app once with tracking on; return the run's facts."""
@@ -60,7 +77,7 @@ def run_once(app_name: str, *, log: Path, config: str | None, overrides: list[st
         if app.tracker is not None:
             app.tracker.end_logging()
     return {"wall_s": wall, "cpu": samples, "dropped_frames": dropped_frames(app),
-            "operators": [op.name for op in app.operators]}
+            "operators": [op.name for op in app.operators], "glass": glass_timelines(app)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,9 +36,12 @@ class VideoDecoderOp(Operator):
         Frame rate of a raw ``.h264``/``.h265`` stream (e.g. ``24`` or ``"30000/1001"``): required
         when the stream carries no VUI timing, refused for containers (their timing is used).
     realtime : bool
-        Pace frames at the source rate (live-camera behaviour); otherwise as fast as possible.
+        Behave like a live source: the decode thread reads each packet at its decode time (so the
+        glass-to-glass clock starts when a camera would deliver it, not when a file read ahead)
+        and releases frames at their presentation time; otherwise as fast as possible.
     drop_policy : {"none", "drop_late"}
-        Realtime only: what to do with a frame already late by ``late_tolerance_s`` when it is read.
+        Realtime only: what to do with a decoded frame already late by ``late_tolerance_s`` (the
+        consumer fell behind and the decode thread was held by the full queue).
     late_tolerance_s : float, optional
         Default: one frame interval of the source.
     loop : bool
@@ -55,7 +58,7 @@ class VideoDecoderOp(Operator):
     Raises
     ------
     VideoInputError (ValueError)
-        At construction for a bad file; from ``compute`` for data that fails mid-stream (the
+        From ``start`` for a bad file; from ``compute`` for data that fails mid-stream (the
         frames before the fault have been emitted and are kept downstream).
 
     Notes
@@ -111,19 +114,16 @@ class VideoDecoderOp(Operator):
         if self.path is None:
             raise ValueError("VideoDecoderOp: expected path=<video file> (the app's --input); got none")
         self.source = VideoSource(self.path, rate=self.rate, owner="VideoDecoderOp", **self._source_args)
-        if self._realtime:
+        if self._realtime:  # paced on the decode thread: packets read at their time, late frames dropped there
             tol = float(self._tolerance) if self._tolerance is not None else float(1 / self.source.info.rate)
-            self.pacer = Pacer(drop_policy=self._drop_policy, late_tolerance_s=tol)
+            self.pacer = self.source.pacer = Pacer(drop_policy=self._drop_policy, late_tolerance_s=tol)
         self.source.start()
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
-        while True:
-            item = self.source.read()
-            if item is None:
-                self.stop_stream()
-                return
-            if self.pacer is None or self.pacer.admit(item.info.time_s):
-                break
+        item = self.source.read()
+        if item is None:
+            self.stop_stream()
+            return
         now = time.perf_counter()
         self.first_emit = self.first_emit if self.first_emit is not None else now
         self.last_emit = now

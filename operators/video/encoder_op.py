@@ -51,6 +51,7 @@ class VideoEncoderOp(Operator):
     """
 
     inputs = (Port(P.FRAME, FRAME_RGB, queue_size=2),)
+    timeline_stages = ("packet_read", "decoder_emit", "encoder_receive", "packet_written")  # read by bench
 
     def __init__(
         self,

@@ -36,6 +36,32 @@ class Pacer:
         self.dropped = 0
         self.released = 0
 
+    def wait(self, media_time_s: float) -> float:
+        """Sleep until ``media_time_s`` is due (a live source's packet arriving); return its lateness (s).
+
+        Never drops. With ``drop_policy="none"`` a lateness beyond the tolerance slides the
+        timeline (later packets are paced from now); with ``drop_late`` the clock keeps running,
+        like a camera's, and :meth:`late` tells which frames to drop.
+        """
+        now = self._clock()
+        if self._t0 is None:
+            self._t0, self._m0 = now, media_time_s
+        due = self._t0 + (media_time_s - self._m0)
+        if now < due:
+            self._sleep(due - now)
+            return 0.0
+        if self.drop_policy == "none" and now - due > self.tolerance:
+            self._t0 += now - due
+        return now - due
+
+    def late(self, lateness_s: float) -> bool:
+        """Whether a frame whose packet arrived ``lateness_s`` late is dropped (counted), or released."""
+        if self.drop_policy == "drop_late" and lateness_s > self.tolerance:
+            self.dropped += 1
+            return True
+        self.released += 1
+        return False
+
     def admit(self, media_time_s: float) -> bool:
         """Wait until the frame is due; return False when it should be dropped instead."""
         now = self._clock()

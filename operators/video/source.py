@@ -229,6 +229,11 @@ class VideoSource:
         Start again at the end; timestamps and indices keep increasing across loops.
     convert : callable
         ``av.VideoFrame → ndarray``; :func:`frame_to_rgb` by default.
+    pacer : Pacer, optional
+        Realtime: packets are read at their decode time; a frame whose packet came later than the
+        pacer's tolerance (the consumer fell behind) is dropped before conversion (counted). Paced
+        decoding uses slice threads only: FFmpeg's frame threads hold each frame back by one frame
+        interval per thread (≈ 68 ms at 30 fps measured here), which a live pipeline cannot afford.
     owner : str
         Prefix of error messages (the operator's name).
 
@@ -249,13 +254,14 @@ class VideoSource:
         queue_size: int = 8,
         loop: bool = False,
         convert: Callable[[Any], np.ndarray] = frame_to_rgb,
+        pacer: Pacer | None = None,
         owner: str = "VideoSource",
     ):
         if queue_size < 1:
             raise ValueError(f"{owner}: expected queue_size >= 1; got {queue_size}")
         self.path, self.owner, self.loop, self.convert = Path(path), owner, bool(loop), convert
         self.info = probe(self.path, codecs=codecs, rate=rate, owner=owner)
-        self._codecs, self._threads = tuple(codecs), int(decode_threads)
+        self._codecs, self._threads, self.pacer = tuple(codecs), int(decode_threads), pacer
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -276,20 +282,36 @@ class VideoSource:
                 continue
         return False
 
-    def _frames(self, container: Any, stream: Any) -> Any:
-        """Decoded frames with the read time of their packet (by pts; FIFO when pts are missing)."""
-        by_pts: dict[int, float] = {}
-        fifo: deque[float] = deque()
+    def _frames(self, container: Any, stream: Any, offset_s: float) -> Any:
+        """Decoded frames with their packet's read time and lateness (matched by pts; FIFO without pts).
+
+        Paced (realtime), each packet is released at its decode time, as a live source delivers
+        it, and stamped after that wait: a file's read-ahead is not counted as latency. Its
+        lateness (> 0 when the decode thread was held by a full queue) decides a frame's drop.
+        """
+        by_pts: dict[int, tuple[float, float]] = {}
+        fifo: deque[tuple[float, float]] = deque()
+        rate, origin, n = float(self.info.rate), None, 0
         for packet in container.demux(stream):
-            now = time.perf_counter()
-            if packet.pts is not None:
-                by_pts[packet.pts] = now
+            late = 0.0
+            if self.pacer is not None and packet.size:
+                ts = packet.dts if packet.dts is not None else packet.pts
+                if self.info.raw or ts is None:
+                    at = n / rate
+                else:
+                    origin = ts if origin is None else origin
+                    at = float((ts - origin) * packet.time_base)
+                late = self.pacer.wait(offset_s + at)
+            stamp = (time.perf_counter(), late)
             if packet.size:
-                fifo.append(now)
+                n += 1
+                fifo.append(stamp)
+                if packet.pts is not None:
+                    by_pts[packet.pts] = stamp
             for frame in packet.decode():
-                read = by_pts.pop(frame.pts, None) if frame.pts is not None else None
-                earliest = fifo.popleft() if fifo else now
-                yield frame, read if read is not None else earliest
+                own = by_pts.pop(frame.pts, None) if frame.pts is not None else None
+                earliest = fifo.popleft() if fifo else stamp
+                yield (frame, *(own or earliest))
 
     def _run(self) -> None:
         import av
@@ -302,7 +324,7 @@ class VideoSource:
         info = self.info
         try:
             stream = _video_stream(container, self.path, self._codecs, self.owner)
-            stream.thread_type = "AUTO"
+            stream.thread_type = "SLICE" if self.pacer is not None else "AUTO"  # see the pacer parameter
             stream.thread_count = self._threads
             rate, tb = info.rate, info.time_base
             step = 1 if info.raw else max(1, round(1 / (rate * tb)))  # one frame in time-base units
@@ -311,15 +333,17 @@ class VideoSource:
             while not self._stop.is_set():
                 n_pass, last, first_pts = 0, None, None
                 try:
-                    for frame, read_at in self._frames(container, stream):
+                    for frame, read_at, late_s in self._frames(container, stream, float(offset * tb)):
                         pts = n_pass * step if info.raw or frame.pts is None else frame.pts
                         first_pts = pts if first_pts is None else first_pts
                         rel = pts - first_pts + offset
+                        n_pass, index, last = n_pass + 1, index + 1, rel
+                        if self.pacer is not None and self.pacer.late(late_s):
+                            continue  # late: dropped like a live source whose consumer fell behind (counted)
                         rgb = rotate(self.convert(frame), info.rotation)
-                        item = DecodedFrame(rgb, FrameInfo(rel, tb, index, rate), time.perf_counter(), read_at)
+                        item = DecodedFrame(rgb, FrameInfo(rel, tb, index - 1, rate), time.perf_counter(), read_at)
                         if not self._put(item):
                             return
-                        n_pass, index, last = n_pass + 1, index + 1, rel
                         self.decoded = index
                 except av.FFmpegError as exc:
                     raise VideoInputError(

@@ -154,3 +154,58 @@ def test_pacer_paces_and_drops_late_frames() -> None:
     assert keep.admit(0.02) and slept[-1] == pytest.approx(0.01)  # the timeline slid: paced from there
     with pytest.raises(ValueError, match="drop_policy"):
         Pacer(drop_policy="newest")
+
+
+def test_pacer_wait_and_late_with_a_fake_clock() -> None:
+    """wait() sleeps to the due time and returns lateness; late() drops only under drop_late.
+
+    Fails if a late packet is slept on, if lateness is misreported, or if "none" drops frames.
+    """
+    now = [10.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    p = Pacer(drop_policy="drop_late", late_tolerance_s=0.03, clock=lambda: now[0], sleep=sleep)
+    assert p.wait(0.0) == 0.0 and p.wait(0.1) == 0.0 and now[0] == pytest.approx(10.1)
+    now[0] += 0.15  # held by a full queue
+    assert p.wait(0.2) == pytest.approx(0.05) and p.late(0.05) and p.dropped == 1
+    assert not p.late(0.01) and p.released == 1
+    keep = Pacer(drop_policy="none", late_tolerance_s=0.03, clock=lambda: now[0], sleep=sleep)
+    keep.wait(0.0)
+    now[0] += 0.2
+    assert keep.wait(0.1) == pytest.approx(0.1) and not keep.late(0.1) and keep.dropped == 0
+    t = now[0]
+    keep.wait(0.2)  # the timeline slid by 0.1 s: the next packet is due 0.1 s from the slide
+    assert now[0] == pytest.approx(t + 0.1)
+
+
+def test_paced_source_reads_packets_at_their_decode_time(small_clip: dict[str, Path], peer) -> None:  # noqa: ANN001
+    """Realtime: the decode thread asks the pacer for every packet's decode time, in file order.
+
+    Fails if frames are paced after a read-ahead (the glass clock would start early) or if a
+    frame the pacer calls late is still delivered. Oracle: the packets' dts read with ffprobe.
+    """
+    import json
+    import subprocess
+
+    ffprobe = str(peer("/usr/bin/ffprobe", ["-version"], "ffprobe version"))
+    out = subprocess.run([ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "packet=dts_time", "-of", "json", str(small_clip["video"])],
+                         capture_output=True, text=True, check=True)
+    dts = [float(p["dts_time"]) for p in json.loads(out.stdout)["packets"]]
+
+    class Recorder(Pacer):
+        def __init__(self) -> None:
+            super().__init__(drop_policy="drop_late")
+            self.asked: list[float] = []
+
+        def wait(self, media_time_s: float) -> float:
+            self.asked.append(media_time_s)
+            return 1.0 if len(self.asked) % 5 == 0 else 0.0  # every 5th packet "arrives" 1 s late
+
+    rec = Recorder()
+    with VideoSource(small_clip["video"], pacer=rec) as src:
+        frames = list(src)
+    np.testing.assert_allclose(rec.asked, np.array(dts) - dts[0], atol=1e-6)
+    assert rec.dropped == len(dts) // 5 and len(frames) == len(dts) - rec.dropped
