@@ -17,7 +17,7 @@ import numpy as np
 from clara_stream.render.annotate import draw_pip, draw_scale_bar, encode, pip_size
 from clara_stream.render.datasets import DatasetRegistry
 from clara_stream.render.state import MAX_ZOOM, MODES, RAY_MODES, SLICE_MODES, VOLUME_MODES, ViewState
-from clara_stream.render.views import render_volume, rotate, view_mapping
+from clara_stream.render.views import array_axis_along, render_volume, rotate, view_mapping
 from clara_stream.render.volume import Volume
 
 OPS = ("pan", "zoom", "rotate", "scroll", "window", "mode", "label", "reset")
@@ -211,11 +211,8 @@ class RenderEngine:
             st.zoom = new_zoom
         elif op == "scroll":
             if st.mode in SLICE_MODES:
-                step = (
-                    float(min(vol.geometry.spacing))
-                    if st.mode == "oblique"
-                    else float(vol.geometry.spacing[{"axial": 2, "coronal": 1, "sagittal": 0}[st.mode]])
-                )
+                k = array_axis_along(vol, m.forward) if st.mode != "oblique" else None
+                step = float(min(vol.geometry.spacing)) if k is None else float(vol.geometry.spacing[k])
                 focus = focus + m.forward * step * float(a.get("delta", 0))
         elif op == "rotate":
             dx, dy = float(a.get("dx", 0)), float(a.get("dy", 0))
@@ -339,8 +336,11 @@ class RenderEngine:
             for p in (a, b)
         ]
         d0 = dpx * ds  # level-0 pixels
-        mpp = self.registry.tiles(sess.dataset_id).source.mpp
-        return Measurement(d0 * mpp / 1000.0, "mm", dpx, pts) if mpp else Measurement(d0, "px", dpx, pts)
+        src = self.registry.tiles(sess.dataset_id).source
+        if not src.mpp:
+            return Measurement(d0, "px", dpx, pts)
+        dx, dy = (b[0] - a[0]) * ds * src.mpp, (b[1] - a[1]) * ds * (src.mpp_y or src.mpp)  # µm per axis
+        return Measurement(math.hypot(dx, dy) / 1000.0, "mm", dpx, pts)
 
 
 __all__ = ["MODES", "Frame", "Measurement", "RenderEngine", "Session", "UnknownSession"]

@@ -64,17 +64,21 @@ def sample_plane_nearest(vol, base, du, dv, out, fill):  # pragma: no cover - co
 
 
 @nb.njit(**_JIT, inline="always")
-def _clip_ray(px, py, pz, sx, sy, sz, nx, ny, nz, nsteps):  # pragma: no cover - compiled
-    """Step range [t0, t1) of the ray p + t·s that lies inside the index box (slab method)."""
+def _clip_ray(px, py, pz, sx, sy, sz, nx, ny, nz, nsteps, pad=0.0):  # pragma: no cover - compiled
+    """Step range [t0, t1) of the ray p + t·s inside the index box [-pad, n - 1 + pad] (slab method).
+
+    ``pad`` 0 for trilinear samples (the box of voxel centres); 0.5 for nearest samples, whose
+    voxels reach half a voxel beyond the centres (without it a ray skips an edge layer).
+    """
     t0 = 0.0
     t1 = float(nsteps)
     for p, s, n in ((px, sx, nx), (py, sy, ny), (pz, sz, nz)):
         if abs(s) < 1e-12:
-            if p < 0.0 or p > n - 1:
+            if p < -pad or p > n - 1 + pad:
                 return 0, 0
         else:
-            a = (0.0 - p) / s
-            b = (n - 1 - p) / s
+            a = (-pad - p) / s
+            b = (n - 1 + pad - p) / s
             if a > b:
                 a, b = b, a
             t0 = max(t0, a)
@@ -169,7 +173,7 @@ def mip(vol, labels, hidden, bmax, base, du, dv, dstep, nsteps, out, out_label, 
             px = base[0] + r * dv[0] + c * du[0]
             py = base[1] + r * dv[1] + c * du[1]
             pz = base[2] + r * dv[2] + c * du[2]
-            t0, t1 = _clip_ray(px, py, pz, dstep[0], dstep[1], dstep[2], nx, ny, nz, nsteps)
+            t0, t1 = _clip_ray(px, py, pz, dstep[0], dstep[1], dstep[2], nx, ny, nz, nsteps, 0.5)
             best = fill
             lab = 0
             t = t0
@@ -177,9 +181,9 @@ def mip(vol, labels, hidden, bmax, base, du, dv, dstep, nsteps, out, out_label, 
                 fx = px + t * dstep[0]
                 fy = py + t * dstep[1]
                 fz = pz + t * dstep[2]
-                x = int(fx + 0.5)
-                y = int(fy + 0.5)
-                z = int(fz + 0.5)
+                x = int(math.floor(fx + 0.5))
+                y = int(math.floor(fy + 0.5))
+                z = int(math.floor(fz + 0.5))
                 if x < 0 or y < 0 or z < 0 or x >= nx or y >= ny or z >= nz:
                     t += 1
                     continue

@@ -10,6 +10,7 @@ map stored RAS-flipped) are resampled onto the image grid with nearest neighbour
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_WORDS = ("mask", "seg", "label")
 MAX_VOXELS = 1024**3
+MAX_IMAGE_PX = 1 << 28
 
 
 def suffix(path: Path) -> str:
@@ -270,11 +272,13 @@ def _with_mask(data: np.ndarray, geom: ImageGeometry, mask: Path | None) -> Volu
     return Volume(data, geom, labels)
 
 
-def load_image(path: Path) -> tuple[np.ndarray, float | None]:
-    """(RGB uint8, microns per pixel or None) of a 2D image file (PNG/JPEG/BMP or one DICOM image).
+def load_image(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """(RGB uint8, (µm per pixel along x, along y) or None) of a 2D image file (PNG/JPEG/BMP or one
+    DICOM image).
 
     DICOM: modality LUT, then the file's VOI window (or a 0.5–99.5 % stretch), MONOCHROME1
-    inverted; PixelSpacing (or ImagerPixelSpacing) gives the pixel size, so distances are in mm.
+    inverted; PixelSpacing (or ImagerPixelSpacing) gives the pixel size, anisotropic spacing is
+    resampled to square pixels (:func:`square_pixels`), so shapes keep their aspect and distances are in mm.
     """
     import cv2
 
@@ -286,7 +290,7 @@ def load_image(path: Path) -> tuple[np.ndarray, float | None]:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
 
 
-def _load_dicom_image(path: Path) -> tuple[np.ndarray, float | None]:
+def _load_dicom_image(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
@@ -318,5 +322,28 @@ def _load_dicom_image(path: Path) -> tuple[np.ndarray, float | None]:
     else:
         raise ValueError(f"datasets: expected a grey or RGB 2D DICOM image; got shape {arr.shape} [{path}]")
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-    mpp = float(spacing[1]) * 1000.0 if spacing else None  # column spacing (x), mm → µm
-    return np.ascontiguousarray(rgb), mpp
+    if not spacing:
+        return np.ascontiguousarray(rgb), None
+    return square_pixels(rgb, float(spacing[0]), float(spacing[1]))
+
+
+def square_pixels(rgb: np.ndarray, row_mm: float, col_mm: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """(image resampled to square pixels, (µm per pixel along x, along y)).
+
+    DICOM PixelSpacing is (row spacing = between rows, vertical; column spacing = horizontal). The
+    coarser axis is stretched (bilinear), so no detail is lost and circles stay circles; the µm per
+    pixel returned are exact for the resampled grid (rounding the new size leaves them unequal by
+    less than one pixel over the image).
+    """
+    import cv2
+
+    if row_mm <= 0 or col_mm <= 0 or not (math.isfinite(row_mm) and math.isfinite(col_mm)):
+        raise ValueError(f"datasets: expected PixelSpacing > 0; got ({row_mm}, {col_mm})")
+    h, w = rgb.shape[:2]
+    fine = min(row_mm, col_mm)
+    nw, nh = max(1, round(w * col_mm / fine)), max(1, round(h * row_mm / fine))
+    if (nw, nh) != (w, h):
+        if nw * nh > MAX_IMAGE_PX:
+            raise ValueError(f"datasets: expected at most {MAX_IMAGE_PX} pixels at square spacing; got {nw}x{nh}")
+        rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(rgb), (w * col_mm * 1000.0 / nw, h * row_mm * 1000.0 / nh)

@@ -21,7 +21,7 @@ class Level:
 class ArraySource:
     """An in-memory RGB or grey 2D image with a 2× pyramid (for ``image`` datasets)."""
 
-    def __init__(self, image: np.ndarray, mpp: float | None = None) -> None:
+    def __init__(self, image: np.ndarray, mpp: float | tuple[float, float] | None = None) -> None:
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)
         if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -38,7 +38,8 @@ class ArraySource:
                 )
             )
         self.levels = [Level(a.shape[1], a.shape[0], img.shape[1] / a.shape[1]) for a in self._levels]
-        self.mpp = mpp
+        mx, my = (mpp, mpp) if not isinstance(mpp, tuple | list) else mpp
+        self.mpp, self.mpp_y = mx, my  # µm per level-0 pixel along x and y (None: no geometry)
 
     def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         return self._levels[level][y : y + h, x : x + w]
@@ -74,7 +75,9 @@ class SlideSource:
             for (w, h), d in zip(self._slide.level_dimensions, self._slide.level_downsamples, strict=True)
         ]
         mpp = self._slide.properties.get("tiffslide.mpp-x")
+        mpp_y = self._slide.properties.get("tiffslide.mpp-y") or mpp
         self.mpp = float(mpp) if mpp else None
+        self.mpp_y = float(mpp_y) if mpp else None
         self._lock = threading.Lock()
         self._virtual: dict[int, np.ndarray] = {}
         self._add_thumbnail_level()

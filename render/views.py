@@ -54,30 +54,46 @@ def rotate(vec: np.ndarray, axis: np.ndarray, deg: float) -> np.ndarray:
     return vec * math.cos(a) + np.cross(k, vec) * math.sin(a) + k * float(k @ vec) * (1 - math.cos(a))
 
 
+#: Patient (LPS) axes: +x left, +y posterior, +z superior.
+LPS_X, LPS_Y, LPS_Z = np.eye(3)
+#: (screen right, screen down, into the screen) of each orthogonal plane, in LPS: axial seen from
+#: the feet (patient left on the right, anterior up), coronal from the front and sagittal from the
+#: patient's left (superior up) — whatever the acquisition's orientation.
+PLANES = {
+    "axial": (LPS_X, LPS_Y, LPS_Z),
+    "coronal": (LPS_X, -LPS_Z, LPS_Y),
+    "sagittal": (LPS_Y, -LPS_Z, LPS_X),
+}
+
+
 def view_axes(volume: Volume, state: ViewState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(u, v, n) unit vectors in LPS: screen right, screen down, and into the screen."""
-    d = volume.geometry.direction_matrix
-    dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
-    if state.mode == "axial":
-        return dx, dy, dz
-    if state.mode == "coronal":
-        return dx, -dz, dy
-    if state.mode == "sagittal":
-        return dy, -dz, dx
+    """(u, v, n) unit vectors in LPS: screen right, screen down, and into the screen.
+
+    Orthogonal modes are planes of the patient (:data:`PLANES`), not of the array; oblique uses
+    ``state.normal``/``state.up``; 3D modes start from the coronal (anterior) view, then turn by
+    azimuth about superior and elevation about the screen's x axis.
+    """
+    if state.mode in PLANES:
+        return tuple(a.copy() for a in PLANES[state.mode])  # type: ignore[return-value]
     if state.mode == "oblique":
         n = _unit(np.asarray(state.normal, dtype=np.float64))
         up = np.asarray(state.up, dtype=np.float64)
         up = up - n * float(up @ n)
         if np.linalg.norm(up) < 1e-6:  # up parallel to the normal: pick any perpendicular
-            up = np.cross(n, dx if abs(float(n @ dx)) < 0.9 else dy)
+            up = np.cross(n, LPS_X if abs(float(n @ LPS_X)) < 0.9 else LPS_Y)
         v = -_unit(up)
         return np.cross(v, n), v, n
-    # 3D: anterior view (looking posteriorly), then azimuth about superior, elevation about u.
-    u, v, f = dx.copy(), -dz.copy(), dy.copy()
-    sup = dz
-    u, v, f = (rotate(x, sup, state.azimuth_deg) for x in (u, v, f))
+    u, v, f = (a.copy() for a in PLANES["coronal"])
+    u, v, f = (rotate(x, LPS_Z, state.azimuth_deg) for x in (u, v, f))
     v, f = (rotate(x, u, state.elevation_deg) for x in (v, f))
     return u, v, f
+
+
+def array_axis_along(volume: Volume, n: np.ndarray, tol: float = 1e-6) -> int | None:
+    """Index axis (0 = x, 1 = y, 2 = z) whose direction is parallel to ``n``, or None (oblique)."""
+    cos = np.abs(volume.geometry.direction_matrix.T @ n)
+    k = int(np.argmax(cos))
+    return k if cos[k] > 1.0 - tol else None
 
 
 def view_mapping(volume: Volume, state: ViewState) -> ViewMapping:
@@ -117,13 +133,15 @@ def index_frame(volume: Volume, m: ViewMapping, start_mm: np.ndarray) -> tuple[n
 def sample_slice(volume: Volume, state: ViewState, m: ViewMapping) -> tuple[np.ndarray, np.ndarray | None]:
     """Intensities (H, W) float32 and labels (H, W) uint8 of a slice view.
 
-    Orthogonal views show the *original* slice nearest the focus (in-plane bilinear via
-    ``cv2.warpAffine``); oblique views sample trilinearly through the volume.
+    A patient plane that is an acquired slice plane shows the *original* slice nearest the focus
+    (in-plane bilinear via ``cv2.warpAffine``); oblique views, and patient planes cutting an oblique
+    acquisition, sample trilinearly through the volume.
     """
     base, du, dv = index_frame(volume, m, m.center)
     h, w = m.height, m.width
     labels_vol = volume.labels if state.show_mask else None
-    if state.mode == "oblique":
+    normal_axis = array_axis_along(volume, m.forward) if state.mode != "oblique" else None
+    if normal_axis is None:  # oblique, or a patient plane cutting the acquired slices: trilinear MPR
         img = None
         if gpu.usable():
             try:
@@ -138,8 +156,7 @@ def sample_slice(volume: Volume, state: ViewState, m: ViewMapping) -> tuple[np.n
             lab = np.empty((h, w), np.uint8)
             kernels.sample_plane_nearest(labels_vol, base, du, dv, lab, 0)
         return img, lab
-    normal_axis = {"axial": 2, "coronal": 1, "sagittal": 0}[state.mode]
-    cols_axis, rows_axis = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}[state.mode]
+    cols_axis, rows_axis = (a for a in range(3) if a != normal_axis)
     focus_idx = volume.to_index_xyz(m.center)
     k = int(math.floor(focus_idx[normal_axis] + 0.5))
     n_k = volume.shape_zyx[2 - normal_axis]
@@ -174,7 +191,8 @@ def sample_slice(volume: Volume, state: ViewState, m: ViewMapping) -> tuple[np.n
 
 def ray_setup(volume: Volume, m: ViewMapping, factor: int) -> tuple:
     spacing = np.asarray(volume.geometry.spacing)
-    radius = float(np.linalg.norm(volume.extent_mm)) / 2
+    # a sphere around the focus holding the whole volume (the focus need not be its centre)
+    radius = float(np.linalg.norm(volume.extent_mm)) / 2 + float(np.linalg.norm(m.center - volume.center_mm))
     dt = float(spacing.min()) * factor
     start = m.center - radius * m.forward
     base, du, dv = index_frame(volume, m, start)

@@ -181,7 +181,7 @@ def test_mip_block_skipping_is_exact():
     assert (outs[0] > -1e8).sum() > 2000
 
 
-def test_scale_bar_and_overview_are_drawn_on_request(tmp_path):
+def test_overview_is_drawn_on_request(tmp_path):
     from clara_stream.render.client import decode
     from clara_stream.render.datasets import DatasetRegistry
     from clara_stream.render.engine import RenderEngine
@@ -197,8 +197,7 @@ def test_scale_bar_and_overview_are_drawn_on_request(tmp_path):
     st.scale_bar, st.picture_in_picture, st.format = True, True, "png"
     engine.set_view(s.id, st)
     annotated = decode(engine.render(s.id).data)
-    bar = np.s_[-30:-8, 8:200]
-    assert ((annotated[bar] == 255).all(axis=2).sum()) > 50 > ((plain[bar] == 255).all(axis=2).sum())
+    # the bar's length is checked against anatomy in test_patient_space.py::test_scale_bar_length_matches_the_anatomy
     inset = np.s_[-136:-8, -136:-8]
     assert np.abs(annotated[inset].astype(int) - plain[inset].astype(int)).mean() > 10
     reg.close()
