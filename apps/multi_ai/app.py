@@ -12,7 +12,6 @@ from clara_stream.operators.volume.mhd_writer_op import MhdWriterOp
 from clara_stream.operators.volume.multi_model_segmentation_op import MultiModelSegmentationOp
 
 from clara_stream import ports as P
-from clara_stream.errors import ConfigError
 from clara_stream.runtime import Application
 
 APPS = Path(__file__).resolve().parent.parent
@@ -21,12 +20,9 @@ APPS = Path(__file__).resolve().parent.parent
 class MultiAiApp(Application):
     """loader → selector → volume → multi_model (regions × models) → {seg, mhd} writers."""
 
+    requires = {"input": "DICOM_DIR", "output": "DIR"}  # checked by run(); validate/graph need neither
+
     def compose(self) -> None:
-        if self.input_path is None or self.output_path is None:
-            raise ConfigError(
-                "multi_ai: expected --input DICOM_DIR and --output DIR; got none",
-                hint="clara-stream run multi_ai --input DICOM_DIR --output OUT_DIR",
-            )
         out = self.output_path
         loader = DicomStudyLoaderOp(self, name="loader", path=self.input_path, **self.kwargs("loader"))
         selector = SeriesSelectorOp(self, name="selector", output=out, **self.kwargs("selector"))

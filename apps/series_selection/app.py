@@ -7,19 +7,15 @@ from clara_stream.operators.dicom.series_selector_op import SeriesSelectorOp
 from clara_stream.operators.dicom.study_loader_op import DicomStudyLoaderOp
 
 from clara_stream import ports as P
-from clara_stream.errors import ConfigError
 from clara_stream.runtime import Application
 
 
 class SeriesSelectionApp(Application):
     """loader → selector (writes selection.json) → exporter (selected/<series>/...)."""
 
+    requires = {"input": "DICOM_DIR", "output": "DIR"}  # checked by run(); validate/graph need neither
+
     def compose(self) -> None:
-        if self.input_path is None or self.output_path is None:
-            raise ConfigError(
-                "series_selection: expected --input DICOM_DIR and --output DIR; got none",
-                hint="clara-stream run series_selection --input DICOM_DIR --output OUT_DIR",
-            )
         loader = DicomStudyLoaderOp(self, name="loader", path=self.input_path, **self.kwargs("loader"))
         selector = SeriesSelectorOp(self, name="selector", output=self.output_path, **self.kwargs("selector"))
         exporter = SeriesExportOp(self, name="exporter", output=self.output_path, **self.kwargs("exporter"))

@@ -7,19 +7,15 @@ from clara_stream.operators.volume.mhd_writer_op import MhdWriterOp
 from clara_stream.operators.volume.volume_reader_op import VolumeReaderOp
 
 from clara_stream import ports as P
-from clara_stream.errors import ConfigError
 from clara_stream.runtime import Application
 
 
 class VolumeCropApp(Application):
     """reader → crop (a view of the reader's buffer, no copy) → writer."""
 
+    requires = {"input": "VOLUME (.mhd/.nii.gz/DICOM dir)", "output": "DIR"}  # checked by run(), not validate
+
     def compose(self) -> None:
-        if self.input_path is None or self.output_path is None:
-            raise ConfigError(
-                "volume_crop: expected --input VOLUME (.mhd/.nii.gz/DICOM dir) and --output DIR",
-                hint="clara-stream run volume_crop --input image.mhd --output OUT --set crop.box_mm=...",
-            )
         reader = VolumeReaderOp(self, name="reader", path=self.input_path, **self.kwargs("reader"))
         crop = CropOp(self, name="crop", **self.kwargs("crop"))
         writer = MhdWriterOp(self, name="writer", output=self.output_path, **self.kwargs("writer"))

@@ -30,13 +30,17 @@ class DerivedObjectWriter(Operator):
     def _configure(self, *, output: Any, filename: str, uid_root: str | None, on_missing_uids: str) -> str:
         """Validate the shared arguments; set ``path`` and the policy; return the normalised UID root."""
         owner = type(self).__name__
-        if output is None or not uid_root:
+        if not uid_root:
             raise ValueError(f"{owner}: expected output and uid_root; got {output!r}, {uid_root!r}")
         if on_missing_uids not in ("error", "skip"):
             raise ValueError(f"{owner}: expected on_missing_uids in error, skip; got {on_missing_uids!r}")
         self.on_missing_uids = on_missing_uids
-        self.path = Path(output) / filename
+        self.path = Path(output) / filename if output is not None else None  # None: refused by start()
         return uid_root if uid_root.endswith(".") else uid_root + "."
+
+    def start(self) -> None:  # an output is needed to run, not to validate the graph
+        if self.path is None:
+            raise ValueError(f"{type(self).__name__}: expected output and uid_root; got None")
 
     def write(self, labels: Any, geometry: Any, headers: Any) -> None:
         raise NotImplementedError

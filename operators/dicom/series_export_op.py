@@ -39,10 +39,12 @@ class SeriesExportOp(Operator):
 
     def __init__(self, fragment: Any, *args: Any, output: Any = None, folder: str = "selected", link: bool = True,
                  name: str = "exporter", **kwargs: Any) -> None:  # fmt: skip
-        if output is None:
-            raise ValueError("SeriesExportOp: expected output=<folder>; got None")
-        self.root, self.link = Path(output) / folder, bool(link)
+        self.root, self.link = Path(output) / folder if output is not None else None, bool(link)
         super().__init__(fragment, *args, name=name, **kwargs)
+
+    def start(self) -> None:  # an output is needed to run, not to validate the graph
+        if self.root is None:
+            raise ValueError("SeriesExportOp: expected output=<folder>; got None")
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         for series in self.receive(op_input, P.SERIES):

@@ -39,14 +39,16 @@ class DicomStudyLoaderOp(Operator):
 
     def __init__(self, fragment: Any, *args: Any, path: Any = None, recursive: bool = True,
                  name: str = "loader", **kwargs: Any) -> None:  # fmt: skip
-        if path is None:
-            raise ValueError("DicomStudyLoaderOp: expected path=<DICOM folder or files>; got None")
-        paths = [Path(p) for p in (path if isinstance(path, list | tuple) else [path])]
-        missing = [str(p) for p in paths if not p.exists()]
-        if missing:
-            raise FileNotFoundError(f"DicomStudyLoaderOp: expected existing paths; got missing {missing}")
+        paths = [Path(p) for p in (path if isinstance(path, list | tuple) else [path])] if path is not None else None
         self.paths, self.recursive = paths, bool(recursive)
         super().__init__(fragment, *args, name=name, **kwargs)
+
+    def start(self) -> None:  # the inputs are looked at when the graph runs, not when it is validated
+        if self.paths is None:
+            raise ValueError("DicomStudyLoaderOp: expected path=<DICOM folder or files>; got None")
+        missing = [str(p) for p in self.paths if not p.exists()]
+        if missing:
+            raise FileNotFoundError(f"DicomStudyLoaderOp: expected existing paths; got missing {missing}")
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         index = scan_study(self.paths, recursive=self.recursive)

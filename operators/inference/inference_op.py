@@ -78,21 +78,27 @@ class InferenceOp(Operator):
             raise ValueError(f"InferenceOp: expected backend in {KINDS}; got {backend!r}")
         if threads is not None and int(threads) < 1:
             raise ValueError(f"InferenceOp: expected threads >= 1; got {threads}")
-        self.backend: InferenceBackend = create_backend(
-            backend,
-            model,
-            url=url,
-            model_name=model_name,
-            model_version=str(model_version),
-            protocol=protocol,
-            threads=int(threads) if threads is not None else None,
-        )
-        names = [s.name for s in self.backend.inputs]
-        if input_name is not None and input_name not in names:
-            raise ValueError(f"InferenceOp: expected input_name in {names}; got {input_name!r}")
-        self.input_name = input_name or (names[0] if len(names) == 1 else None)
+        options = dict(url=url, model_name=model_name, model_version=str(model_version), protocol=protocol,
+                       threads=int(threads) if threads is not None else None)
+        self._backend_args = (backend, model, options)
+        self._input_name = input_name
+        self.backend: InferenceBackend | None = None
+        if backend != "triton":  # a local model is checked now; a Triton server is contacted by start()
+            self._connect()
         self.calls = 0
         super().__init__(fragment, *args, name=name, **kwargs)
+
+    def _connect(self) -> None:
+        kind, model, options = self._backend_args
+        self.backend = create_backend(kind, model, **options)
+        names = [s.name for s in self.backend.inputs]
+        if self._input_name is not None and self._input_name not in names:
+            raise ValueError(f"InferenceOp: expected input_name in {names}; got {self._input_name!r}")
+        self.input_name = self._input_name or (names[0] if len(names) == 1 else None)
+
+    def start(self) -> None:
+        if self.backend is None:
+            self._connect()
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         value = self.receive(op_input, P.TENSOR)
@@ -110,7 +116,8 @@ class InferenceOp(Operator):
         self.emit(op_output, outputs, P.LOGITS)
 
     def stop(self) -> None:
-        self.backend.close()
+        if self.backend is not None:
+            self.backend.close()
 
 
 def _host(value: Any) -> np.ndarray:

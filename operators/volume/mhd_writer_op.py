@@ -34,12 +34,14 @@ class MhdWriterOp(Operator):
 
     def __init__(self, fragment: Any, *args: Any, output: Any = None, filename: str = "mask.mhd",
                  name: str = "mhd_writer", **kwargs: Any) -> None:  # fmt: skip
-        if output is None:
-            raise ValueError("MhdWriterOp: expected output=<folder>; got None")
         if not filename.endswith((".mhd", ".nii", ".nii.gz")):
             raise ValueError(f"MhdWriterOp: expected filename ending .mhd, .nii or .nii.gz; got {filename!r}")
-        self.path = Path(output) / filename
+        self.path = Path(output) / filename if output is not None else None
         super().__init__(fragment, *args, name=name, **kwargs)
+
+    def start(self) -> None:  # an output is needed to run, not to validate the graph
+        if self.path is None:
+            raise ValueError("MhdWriterOp: expected output=<folder>; got None")
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         vol = to_host(self.receive(op_input, P.VOLUME))

@@ -59,9 +59,9 @@ class SegmentationInferenceOp(Operator):
                              f"got {overlap}, {sw_batch_size}")  # fmt: skip
         self.card = ModelCard.load(model)
         folder = Path(model) if Path(model).is_dir() else Path(model).parent
-        if backend == "triton":
-            self.backend = create_backend("triton", url=url, model_name=model_name or "organ_segmentation")
-        else:
+        self._triton = dict(url=url, model_name=model_name or "organ_segmentation") if backend == "triton" else None
+        self.backend: Any = None  # Triton: connected in start(), so validate needs no server
+        if self._triton is None:
             key = "torchscript" if backend == "torch" else "onnx"
             self.backend = create_backend(backend, folder / self.card.files[key], threads=threads)
         self.overlap, self.sw_batch_size = float(overlap), int(sw_batch_size)
@@ -79,5 +79,10 @@ class SegmentationInferenceOp(Operator):
         labels = segment(vol, geom, self.card, self._predict, overlap=self.overlap, sw_batch_size=self.sw_batch_size)
         self.emit(op_output, labels, P.MASK, meta={"geometry": geom})
 
+    def start(self) -> None:
+        if self._triton is not None:
+            self.backend = create_backend("triton", **self._triton)
+
     def stop(self) -> None:
-        self.backend.close()
+        if self.backend is not None:
+            self.backend.close()

@@ -52,11 +52,14 @@ class VolumeReaderOp(Operator):
 
     def __init__(self, fragment: Any, *args: Any, path: Any = None, irregular: str = "error", tilt: str = "error",
                  name: str = "reader", **kwargs: Any) -> None:  # fmt: skip
-        if path is None or not Path(path).exists():
-            raise FileNotFoundError(f"VolumeReaderOp: expected an existing volume file or DICOM folder; got {path!r}")
-        self.path, self.options = Path(path), dict(irregular=irregular, tilt=tilt)
+        self.path, self.options = Path(path) if path is not None else None, dict(irregular=irregular, tilt=tilt)
         self.last: Any = None  # the emitted array (tests prove downstream views share its memory)
         super().__init__(fragment, *args, name=name, **kwargs)
+
+    def start(self) -> None:  # the input is looked at when the graph runs, not when it is validated
+        if self.path is None or not self.path.exists():
+            raise FileNotFoundError(f"VolumeReaderOp: expected an existing volume file or DICOM folder; got "
+                                    f"{str(self.path) if self.path else None!r}")
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         array, geometry, extra = read_any(self.path, **self.options)
