@@ -233,7 +233,8 @@ def _rows(props: dict[str, Any], defaults: Any, prefix: str = "") -> list[tuple[
         kind = " or ".join(kind) if isinstance(kind, list) else kind
         if "enum" in spec:
             kind += " (" + " / ".join(spec["enum"]) + ")"
-        rows.append((path, kind, json.dumps(default), spec.get("description", "")))
+        shown = "—" if default is None else f"`{json.dumps(default)}`"
+        rows.append((path, kind, shown, spec.get("description", "")))
     return rows
 
 
@@ -242,7 +243,7 @@ def values_table(chart: str) -> str:
     defaults = yaml.safe_load((HELM / chart / "values.yaml").read_text())
     lines = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
     for path, kind, default, desc in _rows(schema(chart)["properties"], defaults):
-        lines.append(f"| `{path}` | {kind} | `{default}` | {desc.replace('|', '/')} |")
+        lines.append(f"| `{path}` | {kind} | {default} | {desc.replace('|', '/')} |")
     return "\n".join(lines)
 
 
