@@ -14,7 +14,6 @@ from clara_stream.operators.volume.render_dataset_writer_op import RenderDataset
 from clara_stream.operators.volume.segmentation_inference_op import SegmentationInferenceOp
 
 from clara_stream import ports as P
-from clara_stream.errors import ConfigError
 from clara_stream.runtime import Application
 
 HERE = Path(__file__).parent
@@ -23,12 +22,9 @@ HERE = Path(__file__).parent
 class OrganSegmentationApp(Application):
     """loader → selector → volume → inference → {seg, rtstruct, mhd, render} writers."""
 
+    requires = {"input": "DICOM_DIR", "output": "DIR"}  # checked by run(); validate/graph need neither
+
     def compose(self) -> None:
-        if self.input_path is None or self.output_path is None:
-            raise ConfigError(
-                "organ_segmentation: expected --input DICOM_DIR and --output DIR; got none",
-                hint="clara-stream run organ_segmentation --input DICOM_DIR --output OUT_DIR",
-            )
         out, segments = self.output_path, self.config_value("app.segments")
         dicom = dict(uid_root=self.config_value("app.uid_root"), equipment=self.config_value("app.equipment"))
         infer_kw = self.kwargs("inference")
@@ -47,6 +43,7 @@ class OrganSegmentationApp(Application):
         render = RenderDatasetWriterOp(
             self, name="render_writer", output=out, labels=segments, **self.kwargs("render_writer")
         )
+        self._render = render
         self.add_flow(loader, selector, {(P.STUDY, P.STUDY)})
         self.add_flow(selector, volume, {(P.SERIES, P.SERIES)})
         self.add_flow(volume, infer, {(P.VOLUME, P.VOLUME)})
@@ -55,3 +52,13 @@ class OrganSegmentationApp(Application):
             self.add_flow(infer, writer, {(P.MASK, P.MASK)})
         self.add_flow(infer, mhd, {(P.MASK, P.VOLUME)})
         self.add_flow(infer, render, {(P.MASK, P.MASK)})
+
+    def run(self) -> None:
+        """Run the graph; a failed run leaves no render dataset behind (the render service would serve it)."""
+        try:
+            super().run()
+        except BaseException:
+            render = getattr(self, "_render", None)
+            if render is not None:
+                render.discard()
+            raise

@@ -8,11 +8,17 @@ Layout (one folder)::
                           service adds its own "view" key when a user saves a view
     original.mhd/.raw    the image as read (HU for CT), same geometry as the mask
     mask.mhd/.raw        uint8 labels
+
+The folder is written as ``<folder>.partial`` and renamed into place when complete, so the render
+service never sees half a dataset; :func:`discard_render_dataset` removes a published one (an app
+whose run failed after this writer ran does not leave a dataset of that run behind).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,7 @@ from clara_stream.geometry import ImageGeometry
 
 from .mhd import write_mhd
 
-__all__ = ["write_render_dataset", "LABEL_COLOURS"]
+__all__ = ["write_render_dataset", "discard_render_dataset", "LABEL_COLOURS"]
 
 LABEL_COLOURS = [(220, 80, 60), (80, 160, 220), (240, 200, 60), (120, 200, 90), (200, 120, 220), (90, 220, 200)]
 
@@ -51,8 +57,44 @@ def write_render_dataset(
         raise ValueError(
             f"RenderDatasetWriter: expected image and mask of one shape; got {image.shape} and {mask.shape}"
         )
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    final = Path(folder)
+    folder = final.with_name(final.name + ".partial")
+    shutil.rmtree(folder, ignore_errors=True)  # a leftover of a run that died mid-write
+    folder.mkdir(parents=True)
+    try:
+        _write_files(folder, image, geometry, mask, labels, name, modality, series_uid, window)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if final.exists():  # the folder belongs to this run now: replace, never merge
+        old = final.with_name(final.name + ".replaced")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(folder, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(folder, final)
+    return {
+        "folder": final,
+        "config_meta": final / "config.meta",
+        "config_render": final / "config_render.json",
+        "image": final / "original.mhd",
+        "mask": final / "mask.mhd",
+    }
+
+
+def discard_render_dataset(folder: str | Path) -> bool:
+    """Remove a dataset written by :func:`write_render_dataset` (and any partial one); True if one was there."""
+    final = Path(folder)
+    found = final.exists()
+    for path in (final, final.with_name(final.name + ".partial")):
+        shutil.rmtree(path, ignore_errors=True)
+    return found
+
+
+def _write_files(folder: Path, image: np.ndarray, geometry: ImageGeometry, mask: np.ndarray,
+                 labels: Mapping[int, str], name: str, modality: str, series_uid: str,
+                 window: tuple[float, float]) -> None:  # fmt: skip
     write_mhd(folder / "original.mhd", image, geometry)
     write_mhd(folder / "mask.mhd", mask.astype(np.uint8, copy=False), geometry)
     label_doc: dict[str, Any] = {
@@ -75,10 +117,3 @@ def write_render_dataset(
         "labels": {k: {**v, "opacity": 0.6, "visible": True} for k, v in label_doc.items()},
     }
     (folder / "config_render.json").write_text(json.dumps(render, indent=2) + "\n")
-    return {
-        "folder": folder,
-        "config_meta": folder / "config.meta",
-        "config_render": folder / "config_render.json",
-        "image": folder / "original.mhd",
-        "mask": folder / "mask.mhd",
-    }

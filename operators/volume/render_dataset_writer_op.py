@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from clara_stream.operators.volume.contracts import LABELS, VOLUME
-from clara_stream.operators.volume.render_dataset import write_render_dataset
+from clara_stream.operators.volume.render_dataset import discard_render_dataset, write_render_dataset
 
 from clara_stream import ports as P
 from clara_stream.arrays import to_host
@@ -26,7 +26,8 @@ class RenderDatasetWriterOp(Operator):
     output : path
         Parent folder (required).
     folder : str
-        Dataset folder name (default ``render``).
+        Dataset folder name (default ``render``); written as ``<folder>.partial`` and renamed when
+        complete. :meth:`discard` removes it again (an app calls it when its run fails).
     labels : mapping value → name, or the app's ``segments`` mapping (value → {label, ...})
     window : [center, width]
         Initial display window (default CT soft tissue 40/400).
@@ -36,19 +37,30 @@ class RenderDatasetWriterOp(Operator):
 
     def __init__(self, fragment: Any, *args: Any, output: Any = None, folder: str = "render", labels: Any = None,
                  window: Any = (40.0, 400.0), name: str = "render_writer", **kwargs: Any) -> None:  # fmt: skip
-        if output is None:
-            raise ValueError("RenderDatasetWriterOp: expected output=<folder>; got None")
         labels = labels or {}
         self.labels = {int(k): (v["label"] if isinstance(v, dict) else str(v)) for k, v in labels.items()}
         if len(tuple(window)) != 2:
             raise ValueError(f"RenderDatasetWriterOp: expected window [center, width]; got {window!r}")
-        self.folder, self.window = Path(output) / folder, (float(window[0]), float(window[1]))
+        self.folder = Path(output) / folder if output is not None else None
+        self.window = (float(window[0]), float(window[1]))
+        self.published: Path | None = None  # what this run wrote (an app discards it when the run fails)
         super().__init__(fragment, *args, name=name, **kwargs)
+
+    def start(self) -> None:  # an output is needed to run, not to validate the graph
+        if self.folder is None:
+            raise ValueError("RenderDatasetWriterOp: expected output=<folder>; got None")
+
+    def discard(self) -> bool:
+        """Remove the dataset this run published (True if there was one)."""
+        done = self.published is not None and discard_render_dataset(self.published)
+        self.published = None
+        return bool(done)
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         image = to_host(self.receive(op_input, P.VOLUME))
         mask = to_host(self.receive(op_input, P.MASK))
         src = self.get_meta("dicom_source")
+        self.published = self.folder
         write_render_dataset(
             self.folder, image, self.get_meta("geometry"), mask, self.labels, window=self.window,
             name=(src.series.description if src else "") or self.folder.name,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,18 @@ def pydicom_dicomdirtests() -> Path:
     import pydicom.data
 
     return Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent / "dicomdirtests"
+
+
+@pytest.fixture(scope="session")
+def dciodvfy(peer) -> Callable[[Path], list[str]]:
+    """``dciodvfy(path)`` → its Error/Abort lines (Debian dicom3tools); skips on a developer box when the
+    tool is missing, fails under CI."""
+    exe = peer("/usr/bin/dciodvfy", ["-version"], "dicom3tools")
+
+    def errors(path: Path) -> list[str]:
+        out = subprocess.run([str(exe), str(path)], capture_output=True, text=True, timeout=120)
+        lines = (out.stdout + out.stderr).splitlines()
+        assert lines, f"dciodvfy printed nothing for {path}"  # it names the IOD first ("Segmentation")
+        return [line for line in lines if line.startswith(("Error", "Abort"))]
+
+    return errors

@@ -74,13 +74,14 @@ def _rasterise_independently(rt_path: Path, sources: list[pydicom.Dataset], roi_
     return out.astype(bool)
 
 
-def test_contours_fill_back_exactly_with_an_independent_rasteriser(tmp_path: Path, series) -> None:
+def test_contours_fill_back_exactly_with_an_independent_rasteriser(tmp_path: Path, series, dciodvfy) -> None:
     """Fails if row and column spacing are swapped (rt-utils' bug: Dice 0.41 at 0.7 x 0.9), if the
     direction is transposed, or if holes / corner-touching pixels are merged."""
     vol, labels = series
     sources = vol.source.headers
     path = write_rtstruct(tmp_path / "rt.dcm", labels, vol.geometry, sources, SPECS, uid_root=ROOT,
                           manufacturer="clara-stream")  # fmt: skip
+    assert dciodvfy(path) == []
     for number, spec in enumerate(SPECS, 1):
         np.testing.assert_array_equal(_rasterise_independently(path, sources, number), labels == spec.value)
     back = read_rtstruct(path, sources)  # our reader, Rows != Columns
