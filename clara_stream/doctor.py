@@ -6,7 +6,6 @@ import importlib.metadata
 import platform
 import shutil
 import sys
-from pathlib import Path
 
 OPTIONAL = {
     "video": ["av", "opencv-python-headless", "onnxruntime"],
@@ -53,12 +52,15 @@ def _codecs() -> list[Check]:
 
 
 def _tritonserver() -> Check:
+    # located, not imported: `import pytriton` needs its own dependencies, which a --no-deps
+    # install (the one that ships the binary) does not bring
+    from clara_stream.inference.triton_server import pytriton_root
+
     try:
-        import pytriton
-    except ImportError:
-        return ("tritonserver binary", False, "nvidia-pytriton not installed (extra: triton)")
-    binary = Path(pytriton.__file__).parent / "tritonserver" / "bin" / "tritonserver"
-    return ("tritonserver binary", binary.is_file(), str(binary))
+        binary = pytriton_root() / "bin" / "tritonserver"
+    except FileNotFoundError as exc:
+        return ("tritonserver binary", False, f"{exc} (extra: triton)")
+    return ("tritonserver binary", True, str(binary))
 
 
 def collect() -> list[Check]:

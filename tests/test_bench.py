@@ -122,12 +122,12 @@ def test_harness_finds_the_injected_delay(delay_results: tuple[dict, Path]) -> N
     path = results["paths"]["source,slow,sink"]
     assert path["latency_ms"]["count"] == 2 * (16 - 3 - 2)
     ops = path["operators_ms"]
-    # sleep() never returns early; scheduling noise on a shared 2-core box stays well under 15 ms.
-    assert DELAY_MS <= ops["slow"]["p50"] <= DELAY_MS + 15
-    assert ops["source"]["p50"] < DELAY_MS / 2 and ops["sink"]["p50"] < DELAY_MS / 2
-    assert DELAY_MS <= path["latency_ms"]["p50"] <= DELAY_MS + 20
+    # No speed is asserted: sleep() never returns early, so every figure that spans the slow stage is
+    # at least DELAY_MS however loaded the box is (fails if the harness drops or mis-attributes it).
+    assert ops["slow"]["min"] >= DELAY_MS
+    assert path["latency_ms"]["min"] >= ops["slow"]["min"]  # the path includes the slow stage
     assert len(path["per_run"]) == 2
-    assert 0 < results["throughput_fps"] <= 1000 / DELAY_MS * 1.05  # the slow stage bounds the rate
+    assert 0 < results["throughput_fps"] <= 1000 / DELAY_MS  # one frame per slow stage at most
 
 
 def test_report_files_agree_with_the_samples(delay_results: tuple[dict, Path]) -> None:

@@ -90,6 +90,11 @@ def test_doctor_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "holoscan" in out and "gpu (cupy)" in out and "libx264" in out
+    assert "[video] av" in out  # rich markup would swallow the bracketed extra
+    site = Path(sys.executable).parents[1] / "lib"
+    binary = next(site.glob("python3*/site-packages/pytriton/tritonserver/bin/tritonserver"), None)
+    row = next(line for line in out.splitlines() if "tritonserver binary" in line)
+    assert ("ok" in row) is (binary is not None and binary.is_file()), row
     assert main(["version"]) == 0
     assert "holoscan 4." in capsys.readouterr().out
 
@@ -124,20 +129,47 @@ def test_sample_video_and_ct(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert ds.Modality == "CT" and (ds.Rows, ds.Columns) == (32, 32)
 
 
+MARKING_APP = '''
+from clara_stream import ports as P
+from clara_stream.operators.common.source_op import ArraySourceOp
+from clara_stream.operators.common.stats_sink_op import StatsSinkOp
+from clara_stream.runtime import Application
+
+
+class MarkingSink(StatsSinkOp):
+    def compute(self, op_input, op_output, context):
+        super().compute(op_input, op_output, context)
+        if len(self.records) == 1:
+            (self.output / "streaming").touch()  # the test's barrier: frames are flowing
+
+
+class MarkingApp(Application):
+    def compose(self):
+        src = ArraySourceOp(self, name="source", count=100000000)
+        sink = MarkingSink(self, name="sink", output=self.output_path)
+        self.add_flow(src, sink, {(P.FRAME, P.FRAME)})
+'''
+
+
 def test_ctrl_c_stops_the_graph_and_keeps_outputs(tmp_path: Path) -> None:
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "clara_stream.cli", "run", "hello_stream", "-o", str(tmp_path),
-                             "--set", "source.count=100000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    time.sleep(4)  # let it start and stream for a while
-    assert proc.poll() is None, proc.communicate()
+    app_file = tmp_path / "marking_app.py"
+    app_file.write_text(MARKING_APP)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "clara_stream.cli", "run", str(app_file), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120  # a bound for a hung start, not a barrier
+    while not (out / "streaming").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (out / "streaming").exists() and proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    summary = json.loads((tmp_path / "summary.json").read_text())  # the sink's stop() still ran
+    summary = json.loads((out / "summary.json").read_text())  # the sink's stop() still ran
     assert 0 < summary["frames"] < 100000000
 
 

@@ -253,7 +253,7 @@ def doctor() -> None:
     for col in ("check", "status", "detail"):
         table.add_column(col)
     for check, ok, detail in collect():
-        table.add_row(check, "[green]ok[/]" if ok else "[yellow]missing[/]", detail)
+        table.add_row(escape(check), "[green]ok[/]" if ok else "[yellow]missing[/]", escape(detail))
     console.print(table)
 
 

@@ -40,7 +40,8 @@ def test_kitti_writer_one_file_per_frame(tmp_path: Path) -> None:
     assert [len(line.split()) for line in lines] == [16, 16]
     assert lines[0].split()[0] == "instrument" and lines[0].split()[4:8] == ["1.00", "2.00", "30.00", "40.00"]
     back = read_kitti(tmp_path / "kitti" / "000000.txt", labels)
-    np.testing.assert_allclose(back.boxes, dets[0].boxes) and np.testing.assert_allclose(back.scores, [0.9, 0.4])
+    np.testing.assert_allclose(back.boxes, dets[0].boxes)
+    np.testing.assert_allclose(back.scores, [0.9, 0.4])  # was after `and`: never ran
     assert (tmp_path / "kitti" / "000001.txt").read_text() == ""
 
 

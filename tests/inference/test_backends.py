@@ -103,7 +103,8 @@ def test_torchscript_backend_matches_onnx(model: Path, tmp_path: Path) -> None:
     x = np.random.default_rng(1).random((2, 3, 4)).astype(np.float32)
     ref = create_backend("onnxruntime", model).infer(x)
     got = tb.infer(x)
-    np.testing.assert_allclose(got["y"], ref["y"], rtol=1e-6) and np.testing.assert_array_equal(got["idx"], ref["idx"])
+    np.testing.assert_allclose(got["y"], ref["y"], rtol=1e-6)
+    np.testing.assert_array_equal(got["idx"], ref["idx"])  # was after `and`: never ran
 
 
 @pytest.fixture(scope="module")
