@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from clara_stream.render.annotate import draw_pip, draw_scale_bar, encode, pip_size
 from clara_stream.render.datasets import DatasetRegistry
+from clara_stream.render.presets import default_preset, looks_like_ct, preset
 from clara_stream.render.state import MAX_ZOOM, MODES, RAY_MODES, SLICE_MODES, VOLUME_MODES, ViewState
 from clara_stream.render.views import array_axis_along, render_volume, rotate, view_mapping
 from clara_stream.render.volume import Volume
@@ -100,8 +101,9 @@ class RenderEngine:
                 window_center=(lo + hi) / 2,
                 window_width=hi - lo,
             )
-            if vol.data.dtype == np.int16 and lo < -500:  # CT: a soft-tissue window reads best
+            if looks_like_ct(str(vol.data.dtype), lo):  # CT: a soft-tissue window reads best
                 st.window_center, st.window_width = 40.0, 400.0
+            st.transfer = preset(default_preset(str(vol.data.dtype), lo), (lo, hi))
             ext = vol.extent_mm
             if ext[2] < 0.5 * min(ext[0], ext[1]):  # a thin slab: 3D views look at it from above
                 st.elevation_deg = 60.0

@@ -18,7 +18,9 @@ from typing import Any
 
 import grpc
 from clara_stream.render.client import RenderClient, is_loopback
-from clara_stream.render.convert import PB_TO_MODE
+from clara_stream.render.convert import MODE_TO_PB, PB_TO_MODE, color
+from clara_stream.render.presets import preset
+from clara_stream.render.proto import render_pb2 as pb
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from google.protobuf import json_format
@@ -262,7 +264,7 @@ class ViewerSession:
                     ack = msg.get("id", ack)
                     r = await asyncio.to_thread(self._apply, msg)
                     render = render or r
-                    if msg["type"] in ("open", "mode", "label", "toggle", "resize", "reset"):
+                    if msg["type"] in ("open", "mode", "label", "toggle", "resize", "reset", "preset"):
                         interactive = False
                 except (ValueError, KeyError, TypeError) as exc:
                     await self.socket.send_text(json.dumps({"type": "error", "message": str(exc)}))
@@ -324,6 +326,16 @@ class ViewerSession:
                     state.window.width = float(msg["window_width"])
             self.view = c.set_view(self.session_id, state).view
             return True
+        if t == "preset":  # a transfer-function preset for the volume view (CT in HU, MR relative)
+            sess = c.state(self.session_id)
+            state, info = sess.view, c.info(sess.dataset_id)
+            value_range = tuple(info.value_range) if len(info.value_range) == 2 else (0.0, 1.0)
+            del state.transfer[:]
+            pts = preset(str(msg["name"]), value_range)
+            state.transfer.extend(pb.TransferPoint(value=p.value, color=color(p.color), opacity=p.opacity) for p in pts)
+            state.mode = MODE_TO_PB["composite"]
+            self.view = c.set_view(self.session_id, state).view
+            return True
         if t == "measure":
             m = c.measure(self.session_id, tuple(msg["a"]), tuple(msg["b"]))
             self._send_json_sync(
@@ -341,7 +353,7 @@ class ViewerSession:
             self._send_json_sync({"type": "saved", "path": c.save_settings(self.session_id)})
             return False
         raise ValueError(
-            f"gateway: expected a message type in open, {', '.join(ACTIONS)}, toggle, resize, set, "
+            f"gateway: expected a message type in open, {', '.join(ACTIONS)}, toggle, resize, set, preset, "
             f"measure, save; got {t!r}"
         )
 

@@ -135,6 +135,8 @@ for (const name of ["scale_bar", "picture_in_picture", "show_mask"]) {
 document.getElementById("mask-opacity").addEventListener("input", (e) => send("set", { mask_opacity: e.target.value / 100 }));
 document.querySelectorAll("#presets button").forEach((b) => b.addEventListener("click",
   () => send("set", { window_center: Number(b.dataset.c), window_width: Number(b.dataset.w) })));
+document.querySelectorAll("#tf-presets button").forEach((b) => b.addEventListener("click",
+  () => send("preset", { name: b.dataset.preset })));
 document.getElementById("save").addEventListener("click", () => send("save"));
 document.getElementById("reset").addEventListener("click", () => send("reset"));
 
