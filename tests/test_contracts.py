@@ -64,3 +64,17 @@ def test_bad_contract_definitions_are_refused() -> None:
         Contract(shape=("H", "W"), ndim=3)
     with pytest.raises(ValueError, match="layout"):
         Contract(shape=("H", "W"), layout="HWC")
+
+
+def test_dtype_rule_is_subset_not_overlap() -> None:
+    """Fails if the rule is weakened to "any overlap" (uint8|float32 → uint8 would pass) or if an
+    unspecified producer dtype is accepted for a typed consumer."""
+    consumer = Contract(kind=Kind.TENSOR, dtypes=("uint8",))
+    mixed = Contract(kind=Kind.TENSOR, dtypes=("uint8", "float32"))
+    assert [p for p in edge_problems(mixed, consumer) if p.startswith("dtype mismatch")] == [
+        "dtype mismatch: producer emits uint8|float32, consumer expects uint8"]
+    assert [p for p in edge_problems(Contract(kind=Kind.TENSOR), consumer) if p.startswith("dtype")] == [
+        "dtype mismatch: producer dtype is unspecified, consumer expects uint8"]
+    # the other way round is fine: every dtype the producer may emit is accepted
+    assert edge_problems(Contract(kind=Kind.TENSOR, dtypes=("uint8",)), mixed) == []
+    assert edge_problems(mixed, Contract(kind=Kind.TENSOR)) == []  # an untyped consumer takes anything
