@@ -68,3 +68,19 @@ def test_umbrella_passes_values_to_parts(render):
     adapter = next(a for w, a in args.items() if "dicom-adapter" in w)
     assert "--ae-title=EDGE1" in adapter
     assert not any("EDGE1" in " ".join(a) for w, a in args.items() if "dicom-adapter" not in w)
+
+
+def test_app_kinds(render, kubernetes_validate):
+    """`job` renders a Job that never restarts in place; `stream` a Deployment that keeps running; not both."""
+    version = kubernetes_validate.latest_version()
+    job = render("clara-app", {"app": {"kind": "job"}})
+    stream = render("clara-app", {"app": {"kind": "stream", "config": "source:\n  count: 0\n"}})
+    assert [o["kind"] for o in job if o["kind"] in ("Job", "Deployment")] == ["Job"]
+    assert [o["kind"] for o in stream if o["kind"] in ("Job", "Deployment")] == ["Deployment"]
+    for obj in job + stream:
+        kubernetes_validate.validate(obj, version, strict=True)
+    (_, job_c), = containers(job)
+    assert "--config=/var/holoscan/app.yaml" not in job_c["args"], "no config given: the app's own app.yaml"
+    deployment = next(o for o in stream if o["kind"] == "Deployment")
+    assert "restartPolicy" not in deployment["spec"]["template"]["spec"]
+    assert next(o for o in stream if o["kind"] == "ConfigMap")["data"]["app.yaml"] == "source:\n  count: 0\n"

@@ -149,10 +149,12 @@ def test_copied_sources_exist_and_pass_the_context_filter():
 def test_bake_targets_match_the_charts_images():
     """The images the charts pull are the ones the bake file builds, with the same tag scheme."""
     bake = (REPO / "docker" / "docker-bake.hcl").read_text()
+    matrix = re.search(r"image = \[([^\]]*)\], variant = \[([^\]]*)\]", bake)
+    images = set(re.findall(r'"([^"]+)"', matrix.group(1)))
+    assert images == set(TARGETS) and set(re.findall(r'"([^"]+)"', matrix.group(2))) == {"cpu", "cuda"}
+    assert "target     = image" in bake and '"${REGISTRY}${NAMESPACE}/${image}:${VERSION}-${variant}"' in bake
     charts = {"clara-dicom-adapter": "dicomAdapter", "clara-renderserver": "renderServer", "clara-app": "app"}
     for chart, key in charts.items():
         values = yaml.safe_load((HELM / chart / "values.yaml").read_text())["images"]
-        name = values[key]
-        assert name in TARGETS and f'target   = "{name}"' in bake
-        assert f"${{NAMESPACE}}/{name}:${{VERSION}}-${{variant}}" in bake
+        assert values[key] in images, chart
         assert f'default = "{values["tag"]}"' in bake and f'default = "{values["namespace"]}"' in bake
