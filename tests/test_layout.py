@@ -83,3 +83,53 @@ def test_wheel_installs_the_namespace(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     first, second = out.stdout.splitlines()[:2]
     assert first.startswith(str(target)) and second.startswith(str(target))
+
+
+def _domain(module: str) -> str | None:
+    """The domain a module belongs to: an operators/ package or a service (render, voice, platform)."""
+    parts = module.split(".")
+    if parts[:2] == ["clara_stream", "operators"] and len(parts) > 2:
+        return f"operators/{parts[2]}"
+    if parts[0] == "clara_stream" and len(parts) > 1 and parts[1] in ("render", "voice", "platform"):
+        return parts[1]
+    return None
+
+
+def _domain_graph() -> dict[str, dict[str, str]]:
+    """domain → {imported domain: one file that makes the import}."""
+    graph: dict[str, dict[str, str]] = {}
+    roots = {"operators": "clara_stream.operators", "render": "clara_stream.render", "voice": "clara_stream.voice",
+             "clara_stream/platform": "clara_stream.platform"}
+    for folder, package in roots.items():
+        for f in _py_files(folder):
+            rel = f.relative_to(ROOT / folder).with_suffix("")
+            src = _domain(".".join([package, *rel.parts]))
+            if src is None or f.name.startswith("test_") or "tests" in f.parts:
+                continue
+            for name in _imports(f):
+                dst = _domain(name)
+                if dst is not None and dst != src:
+                    graph.setdefault(src, {}).setdefault(dst, str(f.relative_to(ROOT)))
+    return graph
+
+
+def test_no_import_loops_between_domains() -> None:
+    """DESIGN.md: never two domains importing each other in a loop (shared contracts live in one place).
+
+    Fails for a direct pair (dicom ↔ volume) and for a longer ring (render → operators/render → render)."""
+    graph = _domain_graph()
+
+    def reach(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(graph.get(start, {}))
+        while todo:
+            d = todo.pop()
+            if d not in seen:
+                seen.add(d)
+                todo += list(graph.get(d, {}))
+        return seen
+
+    cyclic = {a for a in graph if a in reach(a)}
+    edges = [f"{a} → {b} ({via})" for a in sorted(cyclic) for b, via in sorted(graph[a].items()) if b in cyclic
+             and a in reach(b)]
+    assert edges == []
