@@ -19,7 +19,7 @@ SEED = {
 
 
 def test_jobs_and_dicom_commands(serve_factory, ct_small, tmp_path, capsys):
-    serve = serve_factory(SEED).start()
+    serve = serve_factory(SEED, extra=["--input-root", str(ct_small)]).start()  # REST inputs are confined
     api = ["--api", serve.url]
     assert main(["jobs", "submit", "probe", str(ct_small), "--priority", "3", *api]) == 0
     job_id = capsys.readouterr().out.strip()

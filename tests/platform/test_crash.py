@@ -24,19 +24,22 @@ def ct200(tmp_path_factory) -> Path:
     return write_sample(tmp_path_factory.mktemp("ct200"), shape=(200, 64, 64), seed=3)["dicom"]
 
 
-SEED = {
-    "sources": [{"name": "py", "aeTitle": "PYSCU", "hostIp": "127.0.0.1"}],
-    "pipelines": [
-        {"name": "probe_slow", "app": PROBE, "overrides": ["probe.sleep_s=1.5"]},
-        {"name": "probe", "app": PROBE},
-    ],
-    "aes": [{"name": "crash", "aeTitle": "CRASH", "timeout": 1, "workflows": ["probe"], "grouping": "0020,000E"}],
-}
+def seed(gate: Path) -> dict:
+    """probe_slow holds the only job slot until the test opens ``gate`` (after the restart)."""
+    return {
+        "sources": [{"name": "py", "aeTitle": "PYSCU", "hostIp": "127.0.0.1"}],
+        "pipelines": [
+            {"name": "probe_slow", "app": PROBE, "overrides": [f"probe.wait_for={gate}"]},
+            {"name": "probe", "app": PROBE},
+        ],
+        "aes": [{"name": "crash", "aeTitle": "CRASH", "timeout": 1, "workflows": ["probe"], "grouping": "0020,000E"}],
+    }
 
 
 @pytest.mark.slow
 def test_kill9_during_send_loses_no_acknowledged_instance(serve_factory, ct200, tmp_path):
-    serve = serve_factory(SEED, extra=["--max-jobs", "1"]).start()
+    gate = tmp_path / "gate"
+    serve = serve_factory(seed(gate), extra=["--max-jobs", "1"]).start()
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     api = httpx.Client(base_url=serve.url, timeout=10)
@@ -76,6 +79,7 @@ def test_kill9_during_send_loses_no_acknowledged_instance(serve_factory, ct200, 
         assert stored.PixelData == by_uid[uid].PixelData, uid
         assert stored.SOPInstanceUID == uid
 
+    gate.touch()
     serve.start()  # same data dir: recover, requeue, group the cut association's instances
     api = httpx.Client(base_url=serve.url, timeout=10)
     jobs = wait_until(lambda: [j for j in api.get("/jobs").json() if j["pipeline"] == "probe"] or None,

@@ -108,7 +108,7 @@ output [ { name: "OUTPUT0", data_type: TYPE_FP32, dims: [ -1 ] } ]
 """
 
 
-def test_tritonserver_serves_every_version_of_the_repository(tmp_path):
+def test_tritonserver_serves_every_version_of_the_repository(tmp_path, require_peers):
     """The real tritonserver binary loads the repository as laid out (catalog.json at the root)."""
     import httpx
 
@@ -118,7 +118,7 @@ def test_tritonserver_serves_every_version_of_the_repository(tmp_path):
         pytriton_root()
         site = ensure_stub_site(install=False)
     except FileNotFoundError as exc:
-        pytest.skip(f"tritonserver not available: {exc}")
+        require_peers(f"tritonserver not available: {exc}")  # skips here, fails under CI
     repo = ModelRepository(tmp_path / "repo")
     (tmp_path / "config.pbtxt").write_text(PY_CONFIG)
     for add in (1, 2):

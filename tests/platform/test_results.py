@@ -66,7 +66,7 @@ def test_outputs_recorded_and_exported(settings, ct_small, storescp):
     assert all(r.exports[0]["state"] == "sent" for r in dicoms)
 
 
-def test_destination_down_retries_then_delivers_after_restart(settings, ct_small, tmp_path):
+def test_destination_down_retries_then_delivers_after_restart(settings, ct_small, tmp_path, dcmtk):
     port = pick_port()
     parts = Parts(settings)
     parts.config.create("destination", DestinationConfig(name="late", ae_title="DEST", host_ip="127.0.0.1", port=port))
@@ -77,7 +77,7 @@ def test_destination_down_retries_then_delivers_after_restart(settings, ct_small
     assert [(r["state"], r["attempts"]) for r in rows] == [("pending", 1)] * 2
     assert "expected an association" in rows[0]["last_error"]
     # The service restarts (new objects on the same database); the outbox is still there.
-    scp = Storescp(tmp_path / "late", "DEST")
+    scp = Storescp(tmp_path / "late", dcmtk.storescp, "DEST")
     scp.port = port
     scp.start()
     try:

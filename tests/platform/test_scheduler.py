@@ -6,7 +6,6 @@ subprocesses.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import psutil
@@ -15,6 +14,8 @@ import pytest
 from clara_stream.platform.schemas import JobSubmit, PipelineConfig
 from clara_stream.platform.service import PlatformService
 from clara_stream.platform.status import InvalidRequestError
+
+from .conftest import wait_until
 
 PROBE = str(Path(__file__).parent / "apps" / "probe")
 
@@ -29,13 +30,11 @@ def probe(name: str, *, cpu: int = 100, retries: int = 0, timeout_s: float | Non
 def wait_jobs(
     svc: PlatformService, ids: list[str], timeout_s: float = 90.0, states=("succeeded", "failed", "cancelled")
 ) -> list:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
+    def reached():
         infos = [svc.queue.get(i) for i in ids]
-        if all(j.status in states for j in infos):
-            return infos
-        time.sleep(0.05)
-    raise AssertionError(f"jobs not finished: {[(j.id, j.status) for j in infos]}")
+        return infos if all(j.status in states for j in infos) else None
+
+    return wait_until(reached, f"jobs {ids} in {states}", timeout_s)
 
 
 @pytest.fixture
@@ -59,16 +58,18 @@ def inbox(tmp_path) -> Path:
     return d
 
 
-def test_priority_then_fifo_with_one_slot(settings, inbox):
+def test_priority_then_fifo_with_one_slot(settings, inbox, tmp_path):
     settings.max_concurrent_jobs = 1
+    gate = tmp_path / "gate"
     svc = PlatformService(settings, dicom=False)
-    svc.config.put_pipeline(probe("slow", sleep_s=1.0))
+    svc.config.put_pipeline(probe("slow", wait_for=gate))
     svc.config.put_pipeline(probe("fast"))
     blocker = submit(svc, "slow", inbox)
-    svc.start()  # the blocker starts; the rest queue behind it
+    svc.start()  # the blocker starts and holds the one slot until the gate opens
     try:
         wait_jobs(svc, [blocker], states=("running",))
         ids = [submit(svc, "fast", inbox, p) for p in (0, 5, 0, 5)]
+        gate.touch()
         infos = wait_jobs(svc, [blocker, *ids])
     finally:
         svc.stop()
@@ -136,10 +137,11 @@ def test_timeout_fails_the_job(service, inbox):
     assert job.status == "failed" and "timed out after 1.0 s" in job.error
 
 
-def test_stop_requeues_running_and_restart_completes_all(settings, inbox):
+def test_stop_requeues_running_and_restart_completes_all(settings, inbox, tmp_path):
     settings.max_concurrent_jobs = 1
+    gate = tmp_path / "gate"
     svc = PlatformService(settings, dicom=False)
-    svc.config.put_pipeline(probe("slow", sleep_s=2))
+    svc.config.put_pipeline(probe("slow", wait_for=gate))
     svc.config.put_pipeline(probe("fast"))
     svc.start()
     first = submit(svc, "slow", inbox)
@@ -147,6 +149,7 @@ def test_stop_requeues_running_and_restart_completes_all(settings, inbox):
     wait_jobs(svc, [first], states=("running",))
     svc.stop()
     assert [svc.queue.get(j).status for j in [first, *rest]] == ["queued"] * 3
+    gate.touch()
     again = PlatformService(settings, dicom=False)
     again.start()
     try:

@@ -1,7 +1,8 @@
 """probe: a one-operator test app whose behaviour the scheduler tests control through --set.
 
-It counts the input files, optionally sleeps, optionally fails (a number of times, counted in a
-file so retries can be observed), and writes ``<output>/probe.json``.
+It counts the input files, optionally waits until a gate file exists (``wait_for``: tests open
+the gate when they are ready, instead of guessing a sleep), optionally sleeps, optionally fails (a
+number of times, counted in a file so retries can be observed), and writes ``<output>/probe.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class ProbeOp(Operator):
         sleep_s: float = 0.0,
         fail_times: int = 0,
         counter: str = "",
+        wait_for: str = "",
         name: str = "probe",
         **kwargs: Any,
     ) -> None:
@@ -34,6 +36,7 @@ class ProbeOp(Operator):
             raise ValueError("ProbeOp: expected --output; got none")
         self.input, self.output = input, Path(output)
         self.sleep_s, self.fail_times, self.counter = float(sleep_s), int(fail_times), counter
+        self.wait_for = Path(wait_for) if wait_for else None
         super().__init__(fragment, *args, name=name, **kwargs)
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
@@ -43,6 +46,8 @@ class ProbeOp(Operator):
             attempt = int(path.read_text()) + 1 if path.exists() else 1
             path.write_text(str(attempt))
         started = time.time()
+        while self.wait_for is not None and not self.wait_for.exists():
+            time.sleep(0.02)  # the gate is opened by the test; cancel/timeout stop the process
         time.sleep(self.sleep_s)
         if attempt <= self.fail_times:
             raise ValueError(f"ProbeOp: expected attempt > {self.fail_times}; got attempt {attempt}")
