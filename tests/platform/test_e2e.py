@@ -39,7 +39,17 @@ def test_storescu_to_organseg_to_storescp_and_orthanc(serve_factory, storescp, o
     assert pipe["cpuMemoryMb"] == 2048  # from the app's metadata.json
 
     r = subprocess.run(
-        [dcmtk.storescu, "-aet", "STORESCU", "-aec", "ORGANSEG", "127.0.0.1", str(serve.dicom_port), "+sd", str(ct_small)],
+        [
+            dcmtk.storescu,
+            "-aet",
+            "STORESCU",
+            "-aec",
+            "ORGANSEG",
+            "127.0.0.1",
+            str(serve.dicom_port),
+            "+sd",
+            str(ct_small),
+        ],
         env=NODELAY_ENV,
         capture_output=True,
         text=True,
