@@ -270,7 +270,8 @@ def write_sample(
         Frame rate (the MP4 time base is ``1/fps``, pts = frame index).
     **options
         ``name`` (file name, default ``sample_<seed>.mp4``), ``codec`` (``h264`` default; ``hevc``,
-        ``mpeg4`` for tests of other codecs), ``preset`` (libx264, default ``veryfast``), ``crf``
+        ``mpeg4`` for tests of other codecs), ``preset`` (libx264, default ``veryfast``), ``tune``
+        (libx264, e.g. ``zerolatency``: no B-frames, as a live camera's encoder sends), ``crf``
         (default 20), ``gop`` (keyframe interval, default ``fps``), ``faststart`` (moov first,
         default False), ``objects`` ((min, max) objects, default (1, 3)).
 
@@ -285,7 +286,7 @@ def write_sample(
 
     if width % 2 or height % 2:
         raise ValueError(f"write_sample: expected even width and height for yuv420p; got {width}x{height}")
-    unknown = set(options) - {"name", "codec", "preset", "crf", "gop", "faststart", "objects"}
+    unknown = set(options) - {"name", "codec", "preset", "tune", "crf", "gop", "faststart", "objects"}
     if unknown:
         raise TypeError(f"write_sample: unexpected options {sorted(unknown)}")
     out_dir = Path(out_dir)
@@ -304,6 +305,7 @@ def write_sample(
             stream.options = {
                 "preset": str(options.get("preset", "veryfast")),
                 "crf": str(options.get("crf", 20)),
+                **({"tune": str(options["tune"])} if options.get("tune") else {}),
             }
         for i, (rgb, boxes) in enumerate(
             render_scene(

@@ -119,12 +119,16 @@ class VideoSink:
         self.removed = False
         self.closed = False
 
+    @property
+    def muxer_options(self) -> dict[str, str]:
+        """The container options this sink writes with (a later remux keeps them)."""
+        return {"movflags": _FRAG} if self.fragmented else {}
+
     def _open(self, width: int, height: int, info: FrameInfo) -> tuple[Any, Any]:
         import av
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        opts = {"movflags": _FRAG} if self.fragmented else {}
-        container = av.open(str(self.path), "w", options=opts)
+        container = av.open(str(self.path), "w", options=self.muxer_options)
         stream = container.add_stream("libx264", rate=info.rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = info.time_base

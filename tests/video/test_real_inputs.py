@@ -168,13 +168,38 @@ def test_run_owns_its_kitti_folder(small_clip: dict[str, Path], tmp_path: Path) 
     assert names == [f"{i:06d}.txt" for i in range(40)] + ["notes.md"] and s["stale_kitti_removed"] == 251
 
 
-def test_audio_track_is_stated_in_the_summary(ff: dict, tmp_path: Path) -> None:
-    """An input with AAC audio: the summary and the printed line say the audio is not copied."""
-    video = _make(ff, tmp_path / "a.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i",
-                  "sine=frequency=440:sample_rate=48000", "-frames:v", "30", "-t", "1", "-c:v", "libx264",
-                  "-preset", "ultrafast", "-c:a", "aac")
-    s = _run(video, tmp_path / "out")
-    assert s["audio"] == "not copied to output.mp4: aac"
+def _audio_packets(ff: dict[str, Path], path: Path) -> list[str]:
+    """Per-packet "pts,size,md5" of the first audio stream, by ffmpeg's framemd5 muxer (stream copy)."""
+    cmd = [str(ff["ffmpeg"]), "-v", "error", "-i", str(path), "-map", "0:a:0", "-c", "copy", "-f", "framemd5", "-"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
+    cols = [[c.strip() for c in line.split(",")] for line in out.splitlines() if not line.startswith("#")]
+    return [f"{c[2]},{c[4]},{c[5]}" for c in cols]  # stream, dts, pts, duration, size, hash: keep pts, size, hash
+
+
+def _with_audio(ff: dict[str, Path], out: Path, codec: str) -> Path:
+    return _make(ff, out, "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i",
+                 "sine=frequency=440:sample_rate=48000", "-frames:v", "30", "-t", "1", "-c:v", "libx264",
+                 "-preset", "ultrafast", "-c:a", codec)
+
+
+def test_audio_is_copied_packet_for_packet_or_the_reason_stated(ff: dict, tmp_path: Path) -> None:
+    """AAC audio reaches output.mp4 bit-exact (ffmpeg's per-packet MD5s); Vorbis, which MP4 cannot hold, is stated.
+
+    Fails if the audio is dropped silently, re-encoded (hashes differ), shifted (pts differ), or
+    if a failed remux leaves a temporary file or damages the video-only output.
+    """
+    aac = _with_audio(ff, tmp_path / "aac.mp4", "aac")
+    s = _run(aac, tmp_path / "o1")
+    assert s["audio"] == "copied to the output (no re-encode): aac"
+    src, dst = _audio_packets(ff, aac), _audio_packets(ff, tmp_path / "o1" / "output.mp4")
+    assert len(dst) >= len(src) - 1 and set(dst) <= set(src)  # AAC priming (pts < 0) may be left out
+    assert int(_probe(ff, tmp_path / "o1" / "output.mp4")["nb_read_frames"]) == 30
+    vorbis = _with_audio(ff, tmp_path / "v.mkv", "libvorbis")
+    s = _run(vorbis, tmp_path / "o2")
+    assert s["audio"].startswith("not copied to the output:") and "vorbis" in s["audio"]
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["kitti", "latency.json", "output.mp4"]
+    got = _probe(ff, tmp_path / "o2" / "output.mp4")
+    assert got["codec_name"] == "h264" and int(got["nb_read_frames"]) == 30
 
 
 def test_disk_full_is_one_clear_error_without_temp_files(small_clip: dict[str, Path], tmp_path: Path) -> None:
