@@ -17,14 +17,15 @@ from pathlib import Path
 from pydicom.charset import convert_encodings
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.tag import TupleTag
+from pydicom.tag import BaseTag
 
-__all__ = ["fast_header"]
+__all__ = ["fast_header", "find_truncation", "raw_text"]
 
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _IMPLICIT, _EXPLICIT = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
 _BIG_OR_DEFLATE = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 _PIXEL_DATA = 0x7FE00010
+_new_raw = tuple.__new__
 _unpack_tags = struct.Struct("<HH").unpack_from
 _unpack_u16 = struct.Struct("<H").unpack_from
 _unpack_u32 = struct.Struct("<I").unpack_from
@@ -56,11 +57,25 @@ def _parse(buf: bytes, pos: int, implicit: bool, stop_group: int | None):
             vr = raw_vr.decode("ascii")
         if length == 0xFFFFFFFF or start + length > n or group == 0xFFFE:
             return None
-        out[TupleTag((group, elem))] = RawDataElement(
-            TupleTag((group, elem)), vr, length, buf[start : start + length], start, implicit, True, True, False
-        )
+        key = BaseTag(tag)  # a RawDataElement built without its Python-level namedtuple __new__ (hot path)
+        out[key] = _new_raw(RawDataElement, (key, vr, length, buf[start : start + length], start, implicit,
+                                             True, True, False))  # fmt: skip
         pos = start + length
     return None  # ran off the chunk before Pixel Data
+
+
+def raw_text(ds: Dataset, tag: int) -> str:
+    """A string element's value without pydicom's conversion (UIDs of every file: the scan's hot path).
+
+    Equal to ``str(ds.get(tag).value)`` for single-valued UI/CS/LO/SH elements; "" when absent or empty.
+    """
+    elem = ds.get_item(tag)
+    if elem is None:
+        return ""
+    value = elem.value
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip(" \x00")
+    return "" if value is None else str(value).strip(" \x00")
 
 
 def fast_header(path: Path, chunks: tuple[int, ...] = (8192, 262144)) -> tuple[Dataset, str, int, int, bool] | None:

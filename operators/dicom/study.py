@@ -20,7 +20,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from .fastheader import fast_header, find_truncation
+from .fastheader import fast_header, find_truncation, raw_text
 
 __all__ = ["DicomInstance", "DicomSeries", "DicomStudy", "SkippedFile", "StudyIndex", "scan_study"]
 
@@ -59,7 +59,7 @@ class DicomInstance:
     @property
     def sop_instance_uid(self) -> str:
         """SOPInstanceUID, or the file meta's MediaStorageSOPInstanceUID where an anonymiser blanked it."""
-        uid = str(self.header.get("SOPInstanceUID", "") or "")
+        uid = raw_text(self.header, 0x00080018)
         if not uid and getattr(self.header, "file_meta", None) is not None:
             uid = str(self.header.file_meta.get("MediaStorageSOPInstanceUID", "") or "")
         return uid
@@ -172,8 +172,8 @@ def read_instance(path: Path) -> DicomInstance | SkippedFile:
         fast = None  # the full reader below gives the precise reason
     if fast is not None:
         ds, ts, pixel_pos, length, encapsulated = fast
-        sop_class = str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", ""))
-        ok = all(k in ds for k in ("SeriesInstanceUID", "StudyInstanceUID", "SOPInstanceUID", "Rows"))
+        sop_class = raw_text(ds, 0x00080016) or raw_text(ds.file_meta, 0x00020002)
+        ok = all(k in ds for k in (0x0020000E, 0x0020000D, 0x00080018, 0x00280010))  # Series/Study/SOP UID, Rows
         if ok and sop_class != DICOMDIR_SOP_CLASS:
             native = ts in _NATIVE_LE and not encapsulated
             offset = pixel_pos + _NATIVE_LE[ts] if native else None
@@ -259,8 +259,8 @@ def scan_study(
             index.skipped.append(SkippedFile(path, f"duplicate SOPInstanceUID {uid} (first seen in {seen[uid]})"))
             continue
         seen[uid] = path
-        study_uid = str(item.header.StudyInstanceUID)
-        series_uid = str(item.header.SeriesInstanceUID)
+        study_uid = raw_text(item.header, 0x0020000D)
+        series_uid = raw_text(item.header, 0x0020000E)
         study = index.studies.setdefault(study_uid, DicomStudy(study_uid))
         series = study.series.setdefault(series_uid, DicomSeries(series_uid, study_uid))
         series.instances.append(item)
