@@ -18,7 +18,7 @@ console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 def _run(app_name: str, out: Path, input: Path | None, config: str | None, set_: list[str], frames: int | None,
          runs: int, instances: int, scheduler: str | None, threads: int | None, realtime: bool) -> None:
-    from clara_stream.bench.harness import BenchOptions, primary_path, run_bench
+    from clara_stream.bench.harness import GLASS, BenchOptions, primary_path, run_bench
     from clara_stream.bench.report import STAT_ORDER, write_all
 
     opts = BenchOptions(app=app_name, out=out, input=str(input) if input else None, config=config, overrides=set_,
@@ -37,10 +37,14 @@ def _run(app_name: str, out: Path, input: Path | None, config: str | None, set_:
         table.add_row(path, *[str(v["latency_ms"][s]) if s == "count" else f"{v['latency_ms'][s]:.2f}"
                               for s in STAT_ORDER])
     console.print(table)
-    ops = Table(title=f"per operator (ms): {primary_path(results)}")
+    primary = primary_path(results)
+    if primary.startswith(GLASS):
+        console.print(f"primary: {primary} — the app's own per-frame clocks, every thread's queueing included; "
+                      "the tracked paths stamp compute calls only", highlight=False)
+    ops = Table(title=f"per operator (ms): {primary}")
     for col in ("operator", "mean", "p50", "p95", "p99", "max"):
         ops.add_column(col, justify="right" if col != "operator" else "left")
-    for name, st in results["paths"][primary_path(results)]["operators_ms"].items():
+    for name, st in results["paths"][primary]["operators_ms"].items():
         ops.add_row(name, *[f"{st[c]:.3f}" for c in ("mean", "p50", "p95", "p99", "max")])
     console.print(ops)
     cpu = results["cpu"]["process_pct_mean"]

@@ -182,3 +182,15 @@ def test_training_script_runs_one_step(tmp_path: Path) -> None:
     b = create_backend("onnxruntime", tmp_path / "model.onnx")
     assert [(s.name, s.shape) for s in b.outputs] == [("boxes", (None, 960, 4)), ("scores", (None, 960, 2))]
     assert (tmp_path / "labels.txt").read_text().split() == ["instrument", "polyp"]
+
+
+def test_validate_opens_and_creates_nothing(tmp_path: Path) -> None:
+    """`clara-stream validate` builds the graph only: a missing input is not probed, no output folder appears.
+
+    Fails if the decoder probes its file or the KITTI writer creates its folder while the app is built.
+    """
+    from clara_stream.cli import main
+
+    out = tmp_path / "out"
+    assert main(["validate", "video_detection", "--input", str(tmp_path / "absent.mp4"), "--output", str(out)]) == 0
+    assert not out.exists()
