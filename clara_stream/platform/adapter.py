@@ -77,6 +77,15 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
         super().process_request_thread(request, client_address)
 
 
+class ReusePortAssociationServer(NoDelayAssociationServer):
+    """The same, bound with SO_REUSEPORT so several acceptor processes share one port (the kernel
+    spreads connections over them; see :mod:`clara_stream.platform.acceptors`)."""
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
 def _failure(exc: BaseException) -> Dataset:
     rsp = Dataset()
     rsp.Status = status_for(exc).dimse
@@ -92,10 +101,20 @@ class DicomAdapter:
     settings : host, dicom_port, ae_title, max_associations, TLS files, keep_aborted.
     config : configured AE titles and sources (read per association, so REST edits apply at once).
     store : where instances go.
-    on_stored : optional callback after each stored instance (the service wakes the grouper).
+    slots : the admission counter (a ``multiprocessing`` semaphore shared by acceptor processes);
+        a private one of ``max_associations`` when None.
+    reuse_port : bind with SO_REUSEPORT (several acceptor processes on one port).
     """
 
-    def __init__(self, settings: PlatformSettings, config: ConfigStore, store: InstanceStore) -> None:
+    def __init__(
+        self,
+        settings: PlatformSettings,
+        config: ConfigStore,
+        store: InstanceStore,
+        *,
+        slots=None,
+        reuse_port: bool = False,
+    ) -> None:
         self.settings = settings
         self.config = config
         self.store = store
@@ -108,7 +127,9 @@ class DicomAdapter:
         self.ae.acse_timeout = settings.acse_timeout_s
         self.ae.dimse_timeout = settings.dimse_timeout_s
         self.ae.network_timeout = settings.network_timeout_s
-        self._slots = threading.BoundedSemaphore(settings.max_associations)
+        #: admitted associations; a multiprocessing semaphore when several acceptor processes share it
+        self._slots = slots if slots is not None else threading.BoundedSemaphore(settings.max_associations)
+        self._reuse_port = reuse_port
         self._unsettled: dict[str, bool] = {}  # association id -> released, when recording it failed
         self._unsettled_lock = threading.Lock()
         self.ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
@@ -139,7 +160,7 @@ class DicomAdapter:
             (self.settings.host, self.settings.dicom_port),
             evt_handlers=handlers,
             ssl_context=self.ssl_context(),
-            server_class=NoDelayAssociationServer,
+            server_class=ReusePortAssociationServer if self._reuse_port else NoDelayAssociationServer,
         )
         self._server.handshake_timeout_s = self.settings.tls_handshake_timeout_s
         self.ae._servers.append(self._server)  # so AE.shutdown() and server.shutdown() both work
@@ -155,6 +176,11 @@ class DicomAdapter:
         )
         return self.port
 
+    def active_count(self) -> int:
+        """Associations admitted now (by every acceptor process sharing the slots)."""
+        free = self._slots.get_value() if hasattr(self._slots, "get_value") else self._slots._value
+        return self.settings.max_associations - free
+
     def stop(self) -> None:
         """Stop listening and close the server (open associations are aborted by pynetdicom)."""
         self.ae.shutdown()
@@ -162,7 +188,17 @@ class DicomAdapter:
 
     # -- handlers --------------------------------------------------------------------------
     def _on_requested(self, event: evt.Event) -> None:
-        assoc = event.assoc
+        """Admit or reject; fails closed (pynetdicom would accept if this handler raised)."""
+        try:
+            self._admit(event.assoc)
+        except Exception as exc:  # e.g. the database is unreadable: refuse, transient, and say why
+            log.error("refused association: admission check failed: %s", exc)
+            if getattr(event.assoc, "clara_slot", False):
+                event.assoc.clara_slot = False
+                self._slots.release()
+            self._reject(event.assoc, REJECT_BUSY)
+
+    def _admit(self, assoc) -> None:
         rq = assoc.requestor.primitive
         calling, called = rq.calling_ae_title.strip(), rq.called_ae_title.strip()
         host = assoc.requestor.address
@@ -176,7 +212,7 @@ class DicomAdapter:
         elif (short := self.space_problem()) is not None:
             log.warning("refused association from %s@%s: %s", calling, host, short)
             self._reject(assoc, REJECT_LOW_SPACE)
-        elif not self._slots.acquire(blocking=False):
+        elif not self._slots.acquire(False):  # positional: threading and multiprocessing agree
             log.warning(
                 "refused association from %s@%s: %d associations already (max-associations)",
                 calling,

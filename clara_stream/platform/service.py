@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from clara_stream.platform import retention
+from clara_stream.platform import acceptors, retention
 from clara_stream.platform.adapter import DicomAdapter
 from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import Database
@@ -51,7 +51,12 @@ class PlatformService:
         self.scheduler = Scheduler(
             self.queue, settings, on_success=self.results.collect, input_roots=self.input_roots
         )
-        self.adapter = DicomAdapter(settings, self.config, self.store) if dicom else None
+        many = dicom and settings.acceptors > 1
+        slots = acceptors.shared_slots(settings.max_associations) if many else None
+        self.adapter = (
+            DicomAdapter(settings, self.config, self.store, slots=slots, reuse_port=many) if dicom else None
+        )
+        self._acceptors = acceptors.Acceptors(settings, slots) if many else None
         #: the token REST requires (None: open, loopback only); generated once beyond loopback
         self.api_token, self.token_generated = ensure_token(data, settings.http_host, settings.api_token)
         self._stop = threading.Event()
@@ -72,11 +77,15 @@ class PlatformService:
         self._grouper = threading.Thread(target=self._group_loop, name="grouper", daemon=True)
         self._grouper.start()
         if self.adapter is not None:
-            self.adapter.start()
+            port = self.adapter.start()
+            if self._acceptors is not None:
+                self._acceptors.start(port, self.settings.acceptors - 1)
         self.started = True
 
     def stop(self) -> None:
         """Stop accepting, stop threads; running jobs are requeued for the next start."""
+        if self._acceptors is not None:
+            self._acceptors.stop()
         if self.adapter is not None:
             self.adapter.stop()
         self._stop.set()

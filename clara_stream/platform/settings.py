@@ -33,6 +33,8 @@ class PlatformSettings(BaseSettings):
     ae_title : the SCP's own AE title (answers C-ECHO for it and every configured AE).
     max_associations : concurrent associations admitted, exactly; more are rejected (transient,
         local limit exceeded).
+    acceptors : SCP processes sharing the DICOM port (SO_REUSEPORT); more than one lets
+        concurrent associations use more than one core (pynetdicom is CPU-bound per process).
     acse_timeout_s, dimse_timeout_s, network_timeout_s : pynetdicom's ACSE, DIMSE and idle
         network timeouts; a silent peer is cut after them and never blocks others.
     tls_handshake_timeout_s : a TLS client must finish its handshake within this; the handshake
@@ -68,6 +70,7 @@ class PlatformSettings(BaseSettings):
     http_port: int = Field(8000, ge=0, le=65535)
     ae_title: str = "CLARASTREAM"
     max_associations: int = Field(32, ge=1)
+    acceptors: int = Field(1, ge=1, le=64)
     acse_timeout_s: float = Field(30.0, gt=0)
     dimse_timeout_s: float = Field(120.0, gt=0)
     network_timeout_s: float = Field(120.0, gt=0)

@@ -244,3 +244,55 @@ def test_success_only_after_write_sync_rename_index(settings, ct_small, monkeypa
         svc.adapter.stop()
     one = ["open", "writev", "fdatasync", "replace", "index", "status 0"]
     assert calls == one + one
+
+
+def _burst(port: int, n: int) -> list:
+    start = threading.Barrier(n)
+    results: list = [None] * n
+
+    def go(i: int) -> None:
+        ae = AE(ae_title="PYSCU")
+        ae.add_requested_context(CTImageStorage)
+        ae.acse_timeout = 60
+        start.wait()
+        results[i] = ae.associate("127.0.0.1", port, ae_title="INBOX")
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results
+
+
+def test_acceptor_processes_share_the_port_and_the_exact_limit(settings, ct_small):
+    """Two SCP processes on one port (SO_REUSEPORT): the limit stays exact across them (fails with a
+    per-process counter: up to 2 x N admitted) and every acknowledged instance is indexed once."""
+    import psutil
+
+    settings.acceptors, settings.max_associations = 2, 4
+    svc = _service(settings, inbox=[])
+    svc.start()
+    try:
+        (child,) = svc._acceptors.procs
+
+        def child_listens() -> bool:
+            conns = psutil.Process(child.pid).net_connections(kind="tcp")
+            return any(c.status == "LISTEN" and c.laddr.port == svc.dicom_port for c in conns)
+
+        wait_until(child_listens, "the second acceptor listening")
+        files = sorted(ct_small.iterdir())
+        for _ in range(2):
+            results = _burst(svc.dicom_port, 8)
+            up = [a for a in results if a.is_established]
+            assert len(up) == 4 and all(a.is_rejected for a in results if not a.is_established)
+            for i, a in enumerate(up):
+                for f in files[i * 4 : i * 4 + 4]:
+                    assert a.send_c_store(dcmread(f)).Status == DIMSE_SUCCESS
+                a.release()
+            wait_until(lambda: svc.adapter.active_count() == 0, "all slots returned")
+        wait_until(lambda: svc.store.count(state="complete") == 16, "16 instances complete")
+        assert len({r["sop_uid"] for r in svc.db.query("SELECT sop_uid FROM instance")}) == 16
+    finally:
+        svc.stop()
+    assert not child.is_alive()

@@ -24,7 +24,7 @@ def health(svc: PlatformService = Depends(get_service)) -> dict:
         "aeTitle": svc.settings.ae_title,
         "dicomPort": svc.dicom_port,
         "tls": svc.settings.tls_enabled,
-        "activeAssociations": len(adapter.ae.active_associations) if adapter else 0,
+        "activeAssociations": adapter.active_count() if adapter else 0,
         "jobs": counts,
         "outbox": outbox,
         "instanceConflicts": conflicts,
