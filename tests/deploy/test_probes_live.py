@@ -1,7 +1,9 @@
 """The charts' containers, started for real here (as the kubelet would, minus the image), answer their probes.
 
 Each service runs with the rendered command, args and env: mount paths point at temporary folders, the
-container ports at free loopback ports, and `--host=0.0.0.0` becomes 127.0.0.1 (tests stay on loopback).
+container ports at free loopback ports, and every `0.0.0.0` bind becomes 127.0.0.2 — still loopback, but
+not the services' default 127.0.0.1, so a listener the chart forgot to move (it would be unreachable from
+the kubelet in a pod) fails its probe here.
 Then every probe the chart declares is performed, and the token from the rendered Secret is checked to be
 the one the service requires.
 """
@@ -22,11 +24,12 @@ import pytest
 from .conftest import containers, pod_specs
 
 TOKEN = "probe-test-token-0123456789abcdef0123"
+POD_IP = "127.0.0.2"
 
 
 def _free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((POD_IP, 0))
         return s.getsockname()[1]
 
 
@@ -50,7 +53,7 @@ def start(objects: list[dict], tmp_path: Path) -> tuple[subprocess.Popen, dict, 
     def local(value: str) -> str:
         for mount, path in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
             value = re.sub(rf"(^|=){re.escape(mount)}(?=/|$)", rf"\g<1>{path}", value)
-        value = value.replace("--host=0.0.0.0", "--host=127.0.0.1")
+        value = re.sub(r"^(--[a-z-]*host)=0\.0\.0\.0$", rf"\g<1>={POD_IP}", value)
         m = re.match(r"^(--(?:dicom|http|grpc)-port)=(\d+)$", value)
         return f"{m.group(1)}={ports[int(m.group(2))]}" if m else value
 
@@ -73,13 +76,13 @@ def probe(handler: dict, ports: dict, headers: dict | None = None) -> int:
     """Perform one probe handler; returns the HTTP status (or 200 for an open TCP port, 0 for refused)."""
     if "tcpSocket" in handler:
         try:
-            socket.create_connection(("127.0.0.1", ports[handler["tcpSocket"]["port"]]), timeout=2).close()
+            socket.create_connection((POD_IP, ports[handler["tcpSocket"]["port"]]), timeout=2).close()
             return 200
         except OSError:
             return 0
     get = handler["httpGet"]
     try:
-        return httpx.get(f"http://127.0.0.1:{ports[get['port']]}{get['path']}", headers=headers, timeout=5).status_code
+        return httpx.get(f"http://{POD_IP}:{ports[get['port']]}{get['path']}", headers=headers, timeout=5).status_code
     except httpx.HTTPError:
         return 0
 
@@ -114,12 +117,12 @@ def test_dicom_adapter_answers_its_probes_and_wants_the_secret_token(render, tmp
     stop(proc)
     wait_ready(proc, c, ports, tmp_path / "service.log")
     assert probe(c["readinessProbe"], ports) == 200 and probe(c["livenessProbe"], ports) == 200
-    api = f"http://127.0.0.1:{ports['api']}"
+    api = f"http://{POD_IP}:{ports['api']}"
     assert httpx.get(f"{api}/health").json()["dicomPort"] == ports["dicom"]
     assert httpx.get(f"{api}/config/source").status_code == 401
     sources = httpx.get(f"{api}/config/source", headers={"Authorization": f"Bearer {TOKEN}"})
     assert sources.status_code == 200 and [s["aeTitle"] for s in sources.json()] == ["CT1"], "seed ConfigMap applied"
-    socket.create_connection(("127.0.0.1", ports["dicom"]), timeout=2).close()
+    socket.create_connection((POD_IP, ports["dicom"]), timeout=2).close()
 
 
 def test_render_server_answers_its_probes_and_wants_the_secret_token(render, tmp_path, stop):
@@ -128,7 +131,7 @@ def test_render_server_answers_its_probes_and_wants_the_secret_token(render, tmp
     stop(proc)
     wait_ready(proc, c, ports, tmp_path / "service.log", limit_s=240)
     assert probe(c["readinessProbe"], ports) == 200 and probe(c["livenessProbe"], ports) == 200
-    web = f"http://127.0.0.1:{ports['ui']}"
+    web = f"http://{POD_IP}:{ports['ui']}"
     assert httpx.get(f"{web}/api/datasets").status_code == 401
     listed = httpx.get(f"{web}/api/datasets", headers={"Authorization": f"Bearer {TOKEN}"})
     assert listed.status_code == 200 and listed.json() == []
