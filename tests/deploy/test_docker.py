@@ -158,3 +158,19 @@ def test_bake_targets_match_the_charts_images():
         values = yaml.safe_load((HELM / chart / "values.yaml").read_text())["images"]
         assert values[key] in images, chart
         assert f'default = "{values["tag"]}"' in bake and f'default = "{values["namespace"]}"' in bake
+
+
+def host_options(command: list[str]) -> set[str]:
+    """The bind-address options (`--host`, `--http-host`, ...) the real CLI offers for ``command``."""
+    code, out = run_cli([*command, "--help"])
+    assert code == 0, out
+    return set(re.findall(r"(--[a-z-]*host)(?![a-z-])", out))
+
+
+@pytest.mark.parametrize("target", ["dicom-adapter", "render-server"])
+def test_service_images_listen_beyond_loopback_on_every_listener(target):
+    """Every bind option the service has is set to 0.0.0.0 (else a listener stays on 127.0.0.1 in the container)."""
+    parts = chain(target, stages())
+    entry, cmd = json.loads(last("ENTRYPOINT", parts)), json.loads(last("CMD", parts))
+    options = host_options(entry[1:])
+    assert options and all(f"{o}=0.0.0.0" in cmd for o in options), (options, cmd)

@@ -10,6 +10,7 @@ import base64
 import pytest
 
 from .conftest import CHARTS, VARIANTS, containers, pod_specs, variant_values
+from .test_docker import host_options
 
 SERVICE_CONTAINERS = {"dicom-adapter": "CLARA_STREAM_API_TOKEN", "renderer": "CLARA_STREAM_RENDER_TOKEN"}
 CASES = [(c, v) for c in CHARTS for v in VARIANTS]
@@ -87,7 +88,8 @@ def test_services_listen_beyond_loopback_only_with_a_token(case):
     for where, c in containers(objects):
         if c["name"] not in SERVICE_CONTAINERS:
             continue
-        assert "--host=0.0.0.0" in c["args"], where
+        options = host_options(c["args"][:2])
+        assert options and all(f"{o}=0.0.0.0" in c["args"] for o in options), f"{where}: {options} {c['args']}"
         env = {e["name"]: e for e in c["env"]}
         ref = env[SERVICE_CONTAINERS[c["name"]]]["valueFrom"]["secretKeyRef"]
         token = base64.b64decode(secrets[ref["name"]]["data"][ref["key"]]).decode()
