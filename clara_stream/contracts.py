@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 
 class Kind(str, enum.Enum):
     """What travels on the port."""
@@ -184,16 +186,17 @@ def _array_device(value: Any) -> Device | None:
 
 
 def _array_problems(value: Any, c: Contract, where: str) -> list[str]:
-    device = _array_device(value)
-    if device is None or not hasattr(value, "shape") or not hasattr(value, "dtype"):
-        return [f"{where}expected an array; got {type(value).__name__}"]
+    if type(value) is np.ndarray:  # the per-message common case, without attribute probing
+        device, dtype, shape = Device.HOST, value.dtype.name, value.shape
+    else:
+        device = _array_device(value)
+        if device is None or not hasattr(value, "shape") or not hasattr(value, "dtype"):
+            return [f"{where}expected an array; got {type(value).__name__}"]
+        dtype = np.dtype(str(value.dtype)).name if not isinstance(value.dtype, np.dtype) else value.dtype.name
+        shape = tuple(int(s) for s in value.shape)
     problems = []
-    import numpy as np
-
-    dtype = np.dtype(str(value.dtype)).name if not isinstance(value.dtype, np.dtype) else value.dtype.name
     if c.dtypes is not None and dtype not in c.dtypes:
         problems.append(f"{where}expected dtype {'|'.join(c.dtypes)}; got {dtype}")
-    shape = tuple(int(s) for s in value.shape)
     if c.ndim is not None and len(shape) != c.ndim:
         problems.append(f"{where}expected ndim={c.ndim}; got shape {shape}")
     elif c.shape is not None and "..." not in c.shape:

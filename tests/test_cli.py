@@ -109,6 +109,13 @@ def test_console_script_runs_in_a_subprocess(tmp_path: Path) -> None:
     assert "warning" not in proc.stderr.lower()  # no engine noise on a clean run
 
 
+def test_app_runs_as_a_module(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "clara_stream.apps.hello_stream", "-o", str(tmp_path), "--set",
+                           "source.count=4"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["frames"] == 4
+
+
 def test_sample_video_and_ct(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     av = pytest.importorskip("av")
     pydicom = pytest.importorskip("pydicom")

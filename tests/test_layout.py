@@ -133,3 +133,31 @@ def test_no_import_loops_between_domains() -> None:
     edges = [f"{a} → {b} ({via})" for a in sorted(cyclic) for b, via in sorted(graph[a].items()) if b in cyclic
              and a in reach(b)]
     assert edges == []
+
+
+def _op_classes(folder: Path) -> list[str]:
+    return [n.name for f in sorted(folder.glob("*_op.py")) if not f.name.startswith("test_")
+            for n in ast.parse(f.read_text()).body
+            if isinstance(n, ast.ClassDef) and n.name.endswith("Op") and not n.name.startswith("_")]
+
+
+OPERATOR_FOLDERS = sorted(p.name for p in (ROOT / "operators").iterdir() if (p / "__init__.py").is_file())
+
+
+@pytest.mark.parametrize("folder", OPERATOR_FOLDERS)
+def test_operator_folders_follow_holohub_conventions(folder: str) -> None:
+    """README.md naming every operator, metadata.json listing exactly the operators found in the folder."""
+    import json
+
+    base = ROOT / "operators" / folder
+    found = _op_classes(base)
+    meta = json.loads((base / "metadata.json").read_text())["operator"]
+    assert sorted(meta["operators"]) == sorted(found)
+    assert meta["language"] == "Python" and meta["holoscan_sdk"]["minimum_required_version"]
+    readme = (base / "README.md").read_text()
+    assert [op for op in found if op not in readme] == []
+
+
+def test_every_app_runs_as_a_module() -> None:
+    apps = [p for p in (ROOT / "apps").iterdir() if (p / "app.py").is_file()]
+    assert apps and [p.name for p in apps if not (p / "__main__.py").is_file()] == []

@@ -71,4 +71,10 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
-__all__ = ["app", "main"]
+def app_main(package: str | None) -> None:
+    """``python -m clara_stream.apps.NAME [options]``: the same as ``clara-stream run NAME [options]``."""
+    name = (package or "").rsplit(".", 1)[-1]
+    raise SystemExit(main(["run", name, *sys.argv[1:]]))
+
+
+__all__ = ["app", "app_main", "main"]

@@ -207,8 +207,11 @@ class Operator(_HoloscanOperator):
                 f"{type(self).__name__} '{self.name}': expected an output port in "
                 f"{sorted(self._out_contracts)}; got {port!r}"
             )
-        meta = {k: None for k in contract.meta if k in self.metadata}
-        problems = value_problems(value, contract, meta if contract.meta else None)
+        if contract.meta:
+            md = self.metadata
+            problems = value_problems(value, contract, {k: None for k in contract.meta if k in md})
+        else:
+            problems = value_problems(value, contract)
         if contract.kind is Kind.OBJECT and value is None:
             problems.append("expected a value; got None")
         if problems:

@@ -6,8 +6,11 @@ both ways); operators and apps use :mod:`clara_stream.runtime`'s wrapped classes
 
 from __future__ import annotations
 
+from holoscan.conditions import PeriodicCondition
 from holoscan.core import Application as RawApplication
+from holoscan.core import Fragment as RawFragment
 from holoscan.core import Operator as RawOperator
 from holoscan.schedulers import EventBasedScheduler, GreedyScheduler, MultiThreadScheduler
 
-__all__ = ["EventBasedScheduler", "GreedyScheduler", "MultiThreadScheduler", "RawApplication", "RawOperator"]
+__all__ = ["EventBasedScheduler", "GreedyScheduler", "MultiThreadScheduler", "PeriodicCondition", "RawApplication",
+           "RawFragment", "RawOperator"]
