@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,7 @@ def test_outlines_of_random_masks_fill_back_exactly() -> None:
 
 def test_blank_sop_class_uid_is_refused_with_the_tag(tmp_path: Path, series) -> None:
     vol, labels = series
-    sources = [h.copy() for h in vol.source.headers]
+    sources = [copy.deepcopy(h) for h in vol.source.headers]  # Dataset.copy() shares elements
     sources[2].SOPClassUID = ""
     with pytest.raises(DicomInputError, match=r"expected source instances with SOPClassUID; got it empty "
                                               r"\(anonymised without UIDs\?\) \[\(0008,0016\) SOPClassUID"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_writers_refuse_labels_off_the_source_grid(tmp_path: Path, phantom) -> N
     with pytest.raises(DicomInputError, match=r"expected the label volume on the source grid"):
         write_rtstruct(tmp_path / "x.dcm", labels, shifted, vol.source.headers, SPECS, uid_root=ROOT, manufacturer="x")
     with pytest.raises(DicomInputError, match=r"expected source instances with StudyInstanceUID; got it empty"):
-        anon = [h.copy() for h in vol.source.headers]
+        anon = [copy.deepcopy(h) for h in vol.source.headers]  # Dataset.copy() shares elements
         for h in anon:
             h.StudyInstanceUID = ""
         write_dicom_seg(tmp_path / "x.dcm", labels, vol.geometry, anon, SPECS, uid_root=ROOT, **EQUIPMENT)
@@ -90,7 +91,7 @@ def test_writers_refuse_labels_off_the_source_grid(tmp_path: Path, phantom) -> N
 def test_seg_writer_refuses_a_blank_sop_class_uid(tmp_path: Path, phantom) -> None:
     """Was ``KeyError: ''`` deep inside highdicom; now a clear error naming the tag, and no file."""
     vol, labels = phantom
-    sources = [h.copy() for h in vol.source.headers]
+    sources = [copy.deepcopy(h) for h in vol.source.headers]  # Dataset.copy() shares elements
     sources[-1].SOPClassUID = ""
     with pytest.raises(DicomInputError, match=r"DicomSegWriter: expected source instances with SOPClassUID; "
                                               r"got it empty .*\(0008,0016\) SOPClassUID"):
