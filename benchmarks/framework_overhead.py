@@ -268,9 +268,9 @@ def _overhead_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     payloads = {"small (16 float32)": np.zeros(16, np.float32), "512² float32": np.zeros((512, 512), np.float32)}
     rows = []
     print(f"{'case':44s} {'raw µs/msg':>11s} {'clara µs/msg':>13s} {'ratio':>7s}   spread raw | clara (min–max)")
-    for kind in ("greedy", "event", "multithread"):
+    for kind in args.schedulers:
         for label, data in payloads.items():
-            for mode in MODES:
+            for mode in args.modes:
                 _time_raw(data, 200, kind, mode), _time_cs(data, 200, kind, mode)  # warm-up
                 raw: list[tuple[float, float]] = []
                 cs: list[tuple[float, float]] = []
@@ -288,7 +288,7 @@ def _overhead_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
                                  "value": c, "anchor": "raw Holoscan", "anchor_value": r, "ratio": c / r,
                                  "target": TARGETS[mode] if what == "CPU" else None,
                                  "spread": {"clara": csx, "raw": rs}})
-    for mode in MODES:
+    for mode in args.modes:
         ratios = [row["ratio"] for row in rows if row["metric"].startswith("CPU") and row["case"].endswith(mode)]
         verdict = "met" if max(ratios) <= TARGETS[mode] else "MISSED"
         print(f"{mode}: CPU-time ratios {min(ratios):.3f}–{max(ratios):.3f} (target ≤ {TARGETS[mode]:.2f}: {verdict})")
@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hop-messages", type=int, default=200)
     parser.add_argument("--hop-repeats", type=int, default=3)
     parser.add_argument("--only", choices=("overhead", "fragments", "idle"), default=None)
+    parser.add_argument("--schedulers", nargs="+", default=["greedy", "event", "multithread"])
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--json", type=str, default=None, help="write results here")
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []

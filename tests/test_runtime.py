@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +232,25 @@ def test_read_only_arrays_travel_without_copies() -> None:
     app.run()
     got_map, got_frame = app.r.got
     assert arrays.shares_memory(got_map["a"], app.s.sent) and arrays.shares_memory(got_frame, app.s.sent)
+
+
+@pytest.mark.parametrize(("value", "meta", "needle"), [
+    (np.zeros((4, 4, 1), np.float32), {"geometry": 1}, "expected ndim=2; got shape (4, 4, 1)"),
+    (np.zeros((4, 4), np.float32), None, "missing ['geometry']"),
+    ([[0.0] * 4] * 4, {"geometry": 1}, "expected an array; got list"),
+])
+def test_runtime_checks_catch_ndim_metadata_and_non_arrays(value: Any, meta: Any, needle: str) -> None:
+    """Fails if the per-message fast path lets a wrong ndim, a missing metadata key or a list through."""
+    class Liar(Operator):
+        outputs = (Port(P.FRAME, NEEDS_GEOM),)
+
+        def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+            self.emit(op_output, value, P.FRAME, meta=meta)
+
+    class LiarApp(Application):
+        def compose(self) -> None:
+            src = Liar(self, CountCondition(self, 1), name="liar")
+            self.add_flow(src, Sink(self, name="sink", contract=NEEDS_GEOM), {(P.FRAME, P.FRAME)})
+
+    with pytest.raises(ContractViolation, match=re.escape(needle)):
+        LiarApp({"app": {"check_contracts": True}}).run()

@@ -18,7 +18,7 @@ from holoscan.core import ConditionType, IOSpec
 from holoscan.core import Operator as _HoloscanOperator
 
 from clara_stream.arrays import asarray
-from clara_stream.contracts import ANY, Contract, Kind, value_problems
+from clara_stream.contracts import ANY, Contract, Device, Kind, value_problems
 from clara_stream.errors import ContractViolation
 from clara_stream.runtime.arguments import check_arguments, outermost
 from clara_stream.runtime.fragment import META_KEY, Crossing, pack, unpack
@@ -115,6 +115,7 @@ class Operator(_HoloscanOperator):
         self._crossing: set[str] = set()  # output ports wired to another fragment
         self._check = bool(getattr(fragment, "check_contracts", False))
         self._out_contracts: dict[str, Contract] = {p.name: p.contract for p in self.outputs}
+        self._fast = {p.name: _fast_rule(p.contract) for p in self.outputs}
         names = [p.name for p in (*self.inputs, *self.outputs)]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
@@ -175,7 +176,7 @@ class Operator(_HoloscanOperator):
             for key, item in meta.items():
                 md[key] = item
         if self._check:
-            self._check_value(port, value)
+            self._check_value(port, value, meta)
         if port not in self._sent:
             self._sent.add(port)
         if port in self._crossing:
@@ -200,18 +201,23 @@ class Operator(_HoloscanOperator):
         """End this operator's stream: it is not scheduled again and the app can finish."""
         self.stop_execution()
 
-    def _check_value(self, port: str, value: Any) -> None:
+    def _check_value(self, port: str, value: Any, given: Mapping[str, Any] | None = None) -> None:
         contract = self._out_contracts.get(port)
         if contract is None:
             raise ContractViolation(
                 f"{type(self).__name__} '{self.name}': expected an output port in "
                 f"{sorted(self._out_contracts)}; got {port!r}"
             )
-        if contract.meta:
+        fast = self._fast[port]
+        conforms = fast is not None and type(value) is np.ndarray and (
+            fast[0] is None or value.dtype.name in fast[0]) and (fast[1] is None or value.ndim == fast[1])
+        missing = [k for k in contract.meta if not (given and k in given)]
+        if missing:
             md = self.metadata
-            problems = value_problems(value, contract, {k: None for k in contract.meta if k in md})
-        else:
-            problems = value_problems(value, contract)
+            missing = [k for k in missing if k not in md]
+        if conforms and not missing:
+            return
+        problems = value_problems(value, contract, {k: None for k in contract.meta if k not in missing})
         if contract.kind is Kind.OBJECT and value is None:
             problems.append("expected a value; got None")
         if problems:
@@ -219,6 +225,13 @@ class Operator(_HoloscanOperator):
                 f"{type(self).__name__} '{self.name}'.{port}: emitted value breaks its contract "
                 f"[{contract.describe()}]: " + "; ".join(problems)
             )
+
+
+def _fast_rule(c: Contract) -> tuple[frozenset[str] | None, int | None] | None:
+    """(dtypes, ndim) when a host ndarray can be checked by those two alone, else None."""
+    if c.kind is not Kind.TENSOR or c.shape is not None or c.device is Device.DEVICE:
+        return None
+    return (frozenset(c.dtypes) if c.dtypes is not None else None, c.ndim)
 
 
 def _failed(op: Operator, phase: str, exc: BaseException) -> None:
