@@ -1,4 +1,4 @@
-"""`python -m clara_stream.apps.organ_segmentation [options]`: as `clara-stream run organ_segmentation [options]`."""
+"""`python -m clara_stream.apps.organ_segmentation [options]` = `clara-stream run organ_segmentation [options]`."""
 
 from clara_stream.cli import app_main
 
