@@ -20,6 +20,7 @@ import socket
 import sqlite3
 import ssl
 import threading
+import time
 import uuid
 
 from pydicom.dataset import Dataset
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 #: pynetdicom's own limit counts threads still starting or ending, so it admits fewer than asked
 #: under a burst; the adapter counts admitted associations itself and sets pynetdicom's out of reach.
 _PYNETDICOM_NO_LIMIT = 1 << 20
+#: how stale the per-C-STORE low-space answer may be (one statvfs per instance cost ~2 % of the path)
+SPACE_CHECK_S = 0.1
 
 
 class NoDelayAssociationServer(ThreadedAssociationServer):
@@ -130,6 +133,7 @@ class DicomAdapter:
         #: admitted associations; a multiprocessing semaphore when several acceptor processes share it
         self._slots = slots if slots is not None else threading.BoundedSemaphore(settings.max_associations)
         self._reuse_port = reuse_port
+        self._space: tuple[float, str | None] | None = None
         self._unsettled: dict[str, bool] = {}  # association id -> released, when recording it failed
         self._unsettled_lock = threading.Lock()
         self.ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
@@ -223,10 +227,20 @@ class DicomAdapter:
         else:
             assoc.clara_slot = True
 
-    def space_problem(self) -> str | None:
-        """Why the store cannot take more now (below the low-space watermark), or None."""
+    def space_problem(self, *, max_age_s: float = 0.0) -> str | None:
+        """Why the store cannot take more now (below the low-space watermark), or None.
+
+        ``max_age_s``: reuse an answer that recent (the C-STORE path asks per instance; a full
+        disk still answers 0xA700 through the failed write).
+        """
+        now = time.monotonic()
+        cached = self._space
+        if cached is not None and now - cached[0] <= max_age_s:
+            return cached[1]
         s = self.settings
-        return space_shortfall(self.store.store_dir, s.min_free_mb, s.min_free_percent)
+        answer = space_shortfall(self.store.store_dir, s.min_free_mb, s.min_free_percent)
+        self._space = (now, answer)
+        return answer
 
     @staticmethod
     def _reject(assoc, reason: tuple[int, int, int]) -> None:
@@ -261,7 +275,7 @@ class DicomAdapter:
             head = b"\x00" * 128 + b"DICM" + encode_file_meta(event.file_meta)
             body = event.request.DataSet.getbuffer()
             study, series = check_instance(head, body, sop_uid, sop_class)
-            if (short := self.space_problem()) is not None:
+            if (short := self.space_problem(max_age_s=SPACE_CHECK_S)) is not None:
                 raise OutOfSpaceError(f"C-STORE: expected free space above the watermark; got {short}")
             self.store.store(
                 [head, body],

@@ -52,7 +52,7 @@ def check_instance(head: bytes, body: memoryview | bytes, sop_uid: str, sop_clas
         malformed.
     """
     where = f"[SOP Instance {sop_uid}]"
-    fp = io.BytesIO(head + bytes(body))
+    fp = io.BytesIO(b"".join((head, body)))  # one copy of the received bytes
     try:
         ds = dcmread(fp)
         end = fp.tell()

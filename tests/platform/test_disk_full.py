@@ -103,6 +103,7 @@ def test_low_space_watermark_refuses_before_the_disk_fills(settings, small_fs, c
         held = _assoc(svc.dicom_port)
         assert held.is_established
         filler = _fill(small_fs, 2 * 2**20)  # 2 MiB free: below the watermark, far from full
+        wait_until(lambda: svc.adapter.space_problem() is not None, "the SCP sees the low space")
         rsp = held.send_c_store(dcmread(sorted(ct_small.iterdir())[0]))
         assert rsp.Status == DIMSE_OUT_OF_RESOURCES and "watermark" in rsp.ErrorComment
         held.release()
