@@ -68,7 +68,10 @@ def pip_size(width: int, height: int) -> tuple[int, int]:
 
 
 def encode(rgb: np.ndarray, fmt: str, quality: int = 85) -> bytes:
-    """Encode an RGB uint8 frame as ``jpeg`` or ``png`` bytes."""
+    """Encode an RGB uint8 frame as ``jpeg`` or ``png`` bytes, or ``rgb``: the raw rows (for a
+    co-located video encoder, which would otherwise decode a JPEG first)."""
+    if fmt == "rgb":
+        return np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
     bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
     if fmt == "jpeg":
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])

@@ -20,8 +20,8 @@ MODE_TO_PB = {
     "slide": pb.VIEW_MODE_SLIDE,
 }
 PB_TO_MODE = {v: k for k, v in MODE_TO_PB.items()}
-FORMAT_TO_PB = {"jpeg": pb.IMAGE_FORMAT_JPEG, "png": pb.IMAGE_FORMAT_PNG}
-PB_TO_FORMAT = {pb.IMAGE_FORMAT_UNSPECIFIED: "jpeg", pb.IMAGE_FORMAT_JPEG: "jpeg", pb.IMAGE_FORMAT_PNG: "png"}
+FORMAT_TO_PB = {"jpeg": pb.IMAGE_FORMAT_JPEG, "png": pb.IMAGE_FORMAT_PNG, "rgb": pb.IMAGE_FORMAT_RGB}
+PB_TO_FORMAT = {pb.IMAGE_FORMAT_UNSPECIFIED: "jpeg", **{v: k for k, v in FORMAT_TO_PB.items()}}
 KIND_TO_PB = {
     "volume": pb.DATASET_KIND_VOLUME,
     "slide": pb.DATASET_KIND_SLIDE,

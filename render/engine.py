@@ -22,7 +22,7 @@ from clara_stream.render.views import array_axis_along, render_volume, rotate, v
 from clara_stream.render.volume import Volume
 
 OPS = ("pan", "zoom", "rotate", "scroll", "window", "mode", "label", "reset")
-MIME = {"jpeg": "image/jpeg", "png": "image/png"}
+MIME = {"jpeg": "image/jpeg", "png": "image/png", "rgb": "application/x-raw-rgb"}
 
 
 class UnknownSession(KeyError):

@@ -31,6 +31,7 @@ class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMAGE_FORMAT_UNSPECIFIED: _ClassVar[ImageFormat]
     IMAGE_FORMAT_JPEG: _ClassVar[ImageFormat]
     IMAGE_FORMAT_PNG: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_RGB: _ClassVar[ImageFormat]
 DATASET_KIND_UNSPECIFIED: DatasetKind
 DATASET_KIND_VOLUME: DatasetKind
 DATASET_KIND_SLIDE: DatasetKind
@@ -47,6 +48,7 @@ VIEW_MODE_SLIDE: ViewMode
 IMAGE_FORMAT_UNSPECIFIED: ImageFormat
 IMAGE_FORMAT_JPEG: ImageFormat
 IMAGE_FORMAT_PNG: ImageFormat
+IMAGE_FORMAT_RGB: ImageFormat
 
 class Vec3(_message.Message):
     __slots__ = ("x", "y", "z")

@@ -138,6 +138,14 @@ document.querySelectorAll("#presets button").forEach((b) => b.addEventListener("
 document.querySelectorAll("#tf-presets button").forEach((b) => b.addEventListener("click",
   () => send("preset", { name: b.dataset.preset })));
 document.getElementById("save").addEventListener("click", () => send("save"));
+const streamControls = () => ({ bitrate_kbps: Number(document.getElementById("bitrate").value),
+  playing: !document.getElementById("pause").classList.contains("active") });
+document.getElementById("h264").addEventListener("change", (e) => V.setStream(e.target.checked ? "h264" : "jpeg", streamControls()));
+document.getElementById("bitrate").addEventListener("change", () => V.setStream(V.transport, streamControls()));
+document.getElementById("pause").addEventListener("click", (e) => {
+  e.currentTarget.classList.toggle("active");
+  V.setStream(V.transport, streamControls());
+});
 document.getElementById("reset").addEventListener("click", () => send("reset"));
 
 function showLabels(info) {
@@ -172,6 +180,13 @@ function syncControls(view) {
 
 function draw() {
   if (image) ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
+  else if (video.el && V.transport === "h264") {
+    ctx.drawImage(video.el, 0, 0, video.size[0], video.size[1], 0, 0, canvas.width, canvas.height);
+  }
+  drawOverlay();
+}
+
+function drawOverlay() {
   ctx.strokeStyle = "#ffd400"; ctx.fillStyle = "#ffd400"; ctx.lineWidth = 2;
   for (const p of points) { ctx.beginPath(); ctx.arc(p[0], p[1], 4, 0, 2 * Math.PI); ctx.fill(); }
   if (points.length === 2) {
@@ -181,9 +196,12 @@ function draw() {
 }
 
 async function onFrame(blob, h) {
-  const bmp = await createImageBitmap(blob);
+  const bmp = await createImageBitmap(new Blob([blob], { type: h ? h.mime : "image/jpeg" }));
   image = bmp; draw();
-  const now = performance.now();
+  frameShown(h, performance.now());
+}
+
+function frameShown(h, now) {
   if (h && h.ack != null) {
     for (const [id, t0] of pending) if (id <= h.ack) { V.latencies.push(now - t0); pending.delete(id); }
   }
@@ -195,15 +213,70 @@ async function onFrame(blob, h) {
   }
 }
 
+// ---- H.264 stream: fragmented MP4 into a Media Source Extensions player, JPEG as the fallback ----
+const MSE = window.MediaSource;
+const video = { el: null, buffer: null, queue: [], waiting: new Map(), size: null };
+V.transport = "jpeg";
+function streamSupported(codecs) { return !!(MSE && MSE.isTypeSupported(`video/mp4; codecs="${codecs}"`)); }
+function fallBack(reason) {  // anything wrong with MSE: back to JPEG frames, and say so
+  if (V.transport === "jpeg") return;
+  V.transport = "jpeg"; V.errors.push(`video stream off: ${reason}`);
+  send("stream", { mode: "jpeg" });
+}
+function pump() {
+  if (!video.buffer || video.buffer.updating || !video.queue.length) return;
+  try { video.buffer.appendBuffer(video.queue.shift()); } catch (e) { fallBack(e.message); }
+}
+function startVideo(init, m) {
+  if (!streamSupported(m.codecs)) { fallBack(`codecs ${m.codecs} not supported`); return; }
+  if (video.el) video.el.remove();
+  const el = document.createElement("video");
+  el.muted = true; el.playsInline = true; el.hidden = true;
+  const ms = new MSE();
+  el.src = URL.createObjectURL(ms);
+  document.body.appendChild(el);
+  video.el = el; video.buffer = null; video.queue = [init]; video.size = [m.width, m.height];
+  ms.addEventListener("sourceopen", () => {
+    ms.duration = Infinity;
+    video.buffer = ms.addSourceBuffer(`video/mp4; codecs="${m.codecs}"`);
+    video.buffer.mode = "segments";
+    video.buffer.addEventListener("updateend", () => { trim(); pump(); el.play().catch(() => {}); });
+    video.buffer.addEventListener("error", () => fallBack("SourceBuffer error"));
+    pump();
+  });
+  const onVideoFrame = (now, meta) => {  // a decoded frame reached the screen: draw it, settle its acks
+    ctx.drawImage(el, 0, 0, video.size[0], video.size[1], 0, 0, canvas.width, canvas.height);
+    image = null; drawOverlay();
+    for (const [pts, h] of video.waiting) {
+      if (pts <= meta.mediaTime + 1e-4) { video.waiting.delete(pts); frameShown(h, now); }
+    }
+    el.requestVideoFrameCallback(onVideoFrame);
+  };
+  el.requestVideoFrameCallback(onVideoFrame);
+}
+function trim() {  // keep a few seconds of media: the page runs for hours
+  const b = video.buffer;
+  if (b && !b.updating && b.buffered.length && b.buffered.end(0) - b.buffered.start(0) > 20) {
+    b.remove(b.buffered.start(0), b.buffered.end(0) - 5);
+  }
+}
+V.setStream = (mode, opts = {}) => {
+  if (mode === "h264" && !streamSupported("avc1.42C01F")) mode = "jpeg";
+  V.transport = mode;
+  send("stream", { mode, ...opts });
+};
+
 function onMessage(ev) {
   if (typeof ev.data !== "string") {  // frames are drawn in arrival order, each with the header sent before it
     const h = header;
-    drawing = drawing.then(() => onFrame(ev.data, h));
+    if (h && h.type === "video-init") startVideo(ev.data, h);
+    else if (h && h.video) { video.waiting.set(h.pts, h); video.queue.push(ev.data); pump(); }
+    else drawing = drawing.then(() => onFrame(ev.data, h));
     return;
   }
   const m = JSON.parse(ev.data);
   if (m.ack != null) V.acked = Math.max(V.acked, m.ack);
-  if (m.type === "frame") header = m;
+  if (m.type === "frame" || m.type === "video-init") header = m;
   else if (m.type === "info") { V.info = m.info; showLabels(m.info); syncControls(m.view); }
   else if (m.type === "measure") {
     V.measure = m;
@@ -232,9 +305,14 @@ async function loadDatasets() {
 
 function connect() {
   ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
-  ws.binaryType = "blob";
+  ws.binaryType = "arraybuffer";  // MSE appends ArrayBuffers; images are wrapped in a Blob
   ws.onmessage = onMessage;
-  ws.onopen = () => { statusEl.textContent = "connected"; loadDatasets(); };
+  ws.onopen = () => {
+    statusEl.textContent = "connected";
+    const want = document.getElementById("h264");
+    if (want && want.checked) V.setStream("h264", { bitrate_kbps: Number(document.getElementById("bitrate").value) });
+    loadDatasets();
+  };
   ws.onclose = () => { statusEl.textContent = "disconnected"; };
 }
 connect();
