@@ -76,13 +76,15 @@ def images(name_key: str, what: str) -> dict[str, Any]:
 
 def storage(desc: str) -> dict[str, Any]:
     return _obj({
-        "type": _s("pvc (a claim), hostPath (a node folder, as Fleet Command edge boxes use) or emptyDir (scratch)",
-                   enum=["pvc", "hostPath", "emptyDir"]),
-        "size": _s("claim size (pvc)", pattern=QUANTITY),
+        "type": _s("pvc (a claim), hostPath (a node folder, as Fleet Command edge boxes use), hostPathVolume "
+                   "(that folder as a PersistentVolume bound to the claim) or emptyDir (scratch)",
+                   enum=["pvc", "hostPath", "hostPathVolume", "emptyDir"]),
+        "size": _s("claim size (pvc, hostPathVolume)", pattern=QUANTITY),
         "storageClassName": _s("storage class of the claim; empty = the cluster default"),
         "existingClaim": _s("use this claim instead of creating one"),
         "accessMode": _s("access mode of the claim", enum=["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]),
-        "hostPath": _s("node folder (hostPath); must be writable by securityContext.runAsUser", pattern="^/"),
+        "hostPath": _s("node folder (hostPath, hostPathVolume); must be writable by securityContext.runAsUser",
+                       pattern="^/"),
     }, desc)
 
 

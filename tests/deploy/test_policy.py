@@ -163,3 +163,29 @@ def test_dicom_adapter_as_nvidia_chart(render):
     by_name = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert by_name["dicom"] >= 1024 and f"--dicom-port={by_name['dicom']}" in c["args"]
     assert f"--http-port={by_name['api']}" in c["args"]
+
+
+@pytest.mark.parametrize("chart,key,claim", [("clara-dicom-adapter", "storage", "data"),
+                                             ("clara-renderserver", "storage", "datasets"),
+                                             ("clara-renderserver", "cache", "cache")])
+def test_host_path_persistent_volume(render, kubernetes_validate, chart, key, claim):
+    """`hostPathVolume` (the article's volume.yaml): a hostPath PV reserved for the chart's claim, which the pod uses.
+
+    Fails if the PV could bind another claim (no claimRef), the claim could get a dynamic volume (no empty
+    storage class / volumeName), or the data would go with an uninstall (reclaim policy or keep annotation).
+    """
+    objs = render(chart, {key: {"type": "hostPathVolume", "hostPath": "/clara-io/site", "size": "20Gi"}})
+    for obj in objs:
+        kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+    pvs = [o for o in objs if o["kind"] == "PersistentVolume"]
+    claims = {o["metadata"]["name"]: o for o in objs if o["kind"] == "PersistentVolumeClaim"}
+    (pv,) = pvs
+    mine = claims[f"site-{chart}-{claim}"]
+    assert pv["spec"]["hostPath"] == {"path": "/clara-io/site", "type": "DirectoryOrCreate"}
+    assert pv["spec"]["claimRef"] == {"namespace": "clara", "name": mine["metadata"]["name"]}
+    assert mine["spec"]["volumeName"] == pv["metadata"]["name"] and mine["spec"]["storageClassName"] == ""
+    assert pv["spec"]["storageClassName"] == "" and pv["spec"]["capacity"]["storage"] == "20Gi"
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    (_, spec), = pod_specs(objs)
+    assert mine["metadata"]["name"] in {v.get("persistentVolumeClaim", {}).get("claimName") for v in spec["volumes"]}
