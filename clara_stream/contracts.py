@@ -8,12 +8,15 @@ holoscan import, so services and tests use it directly.
 
 from __future__ import annotations
 
+import difflib
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from clara_stream.ports import META_KEYS
 
 
 class Kind(str, enum.Enum):
@@ -84,6 +87,11 @@ class Contract:
 
             object.__setattr__(self, "dtypes", tuple(np.dtype(d).name for d in self.dtypes))
         object.__setattr__(self, "meta", tuple(self.meta))
+        unknown = [k for k in self.meta if k not in META_KEYS]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(META_KEYS), n=2)
+            raise ValueError(f"Contract: expected metadata keys from clara_stream.ports.META_KEYS; got {unknown[0]!r}"
+                             + (f"; did you mean {', '.join(close)}?" if close else ""))
         if self.shape is not None:
             object.__setattr__(self, "shape", tuple(self.shape))
             if "..." not in self.shape:

@@ -1,4 +1,4 @@
-"""The one vocabulary of port names.
+"""The one vocabulary of port names, and of the metadata keys that travel with the data.
 
 Operators and apps import these constants instead of spelling port names as strings, so a
 writer can never read ``segmentation_image`` from a port called ``seg_image``. Singular names
@@ -57,3 +57,18 @@ def is_canonical(name: str) -> bool:
         return True
     noun, _, role = name.partition("_")
     return noun in NOUNS and bool(role) and role.replace("_", "").isalnum() and role == role.lower()
+
+
+# -- metadata keys: what ``emit(..., meta=...)`` sets, ``get_meta`` reads and ``Contract(meta=...)`` names
+FRAME_INFO = "frame_info"  # geometry.FrameInfo: pts, time base, index, source rate
+FRAME_CLOCK = "frame_clock"  # time.perf_counter() when the decoder emitted the frame (latency start)
+PACKET_CLOCK = "packet_clock"  # time.perf_counter() when the frame's packet was read (glass-to-glass start)
+LETTERBOX = "letterbox"  # how a frame was fitted into the model input
+GEOMETRY = "geometry"  # geometry.ImageGeometry: LPS origin, spacing, direction of a volume or image
+DICOM_SOURCE = "dicom_source"  # the series a volume came from (headers, alignment), for derived objects
+CROP_BOX = "crop_box"  # the voxel box a crop took from its input
+REGIONS = "regions"  # the boxes a multi-model segmentation ran per region
+
+META_KEYS: frozenset[str] = frozenset(
+    {FRAME_INFO, FRAME_CLOCK, PACKET_CLOCK, LETTERBOX, GEOMETRY, DICOM_SOURCE, CROP_BOX, REGIONS}
+)

@@ -78,3 +78,11 @@ def test_dtype_rule_is_subset_not_overlap() -> None:
     # the other way round is fine: every dtype the producer may emit is accepted
     assert edge_problems(Contract(kind=Kind.TENSOR, dtypes=("uint8",)), mixed) == []
     assert edge_problems(mixed, Contract(kind=Kind.TENSOR)) == []  # an untyped consumer takes anything
+
+
+def test_contract_metadata_keys_come_from_the_vocabulary() -> None:
+    from clara_stream import ports as P
+
+    assert Contract(meta=(P.GEOMETRY, P.DICOM_SOURCE)).meta == ("geometry", "dicom_source")
+    with pytest.raises(ValueError, match=r"got 'geomtry'; did you mean geometry\?"):
+        Contract(meta=("geomtry",))
