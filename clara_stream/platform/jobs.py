@@ -19,6 +19,11 @@ from clara_stream.platform.schemas import JobInfo, PipelineConfig
 from clara_stream.platform.status import ConflictError, InvalidRequestError, NotFoundError
 
 FINISHED = ("succeeded", "failed", "cancelled")
+#: a job row plus how many of its instances carry a recorded conflict (shown by REST and the console)
+_SELECT = (
+    "SELECT job.*, (SELECT COUNT(*) FROM instance i WHERE i.group_id = job.group_id "
+    "AND i.conflict IS NOT NULL) AS conflicts FROM job"
+)
 
 
 def job_info(row: sqlite3.Row) -> JobInfo:
@@ -42,6 +47,7 @@ def job_info(row: sqlite3.Row) -> JobInfo:
         input_dir=row["input_dir"],
         output_dir=row["output_dir"],
         destinations=json.loads(row["destinations"]),
+        conflicts=row["conflicts"] if "conflicts" in row.keys() else 0,
     )
 
 
@@ -121,7 +127,10 @@ class JobQueue:
         return row
 
     def get(self, job_id: str) -> JobInfo:
-        return job_info(self.row(job_id))
+        row = self.db.query_one(f"{_SELECT} WHERE id = ?", (job_id,))
+        if row is None:
+            raise NotFoundError(f"job: expected an existing id; got {job_id!r}")
+        return job_info(row)
 
     def list(self, *, status: str | None = None, pipeline: str | None = None, limit: int = 200) -> list[JobInfo]:
         """Newest first."""
@@ -133,7 +142,7 @@ class JobQueue:
             where.append("pipeline = ?")
             params.append(pipeline)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self.db.query(f"SELECT * FROM job {clause} ORDER BY seq DESC LIMIT ?", (*params, limit))
+        rows = self.db.query(f"{_SELECT} {clause} ORDER BY seq DESC LIMIT ?", (*params, limit))
         return [job_info(r) for r in rows]
 
     def queued(self) -> list[sqlite3.Row]:

@@ -190,6 +190,7 @@ class JobInfo(_Model):
     input_dir: str
     output_dir: str
     destinations: list[str]
+    conflicts: int = Field(0, description="instances of this job whose SOP Instance UID clashed (kept apart)")
 
 
 class ResultInfo(_Model):

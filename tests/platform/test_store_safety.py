@@ -106,6 +106,7 @@ def test_same_sop_uid_in_two_studies_never_mixes_patients(svc, ct_small, tmp_pat
             "also received in study" in (i["conflict"] or "") or "received again" in (i["conflict"] or "") for i in inst
         ), inst
     assert client.get("/health").json()["instanceConflicts"] == 8
+    assert [j["conflicts"] for j in client.get("/jobs").json()] == [4, 4]  # the console shows this column
 
 
 def test_same_key_other_bytes_both_kept_same_bytes_idempotent(svc, ct_small, tmp_path):
