@@ -228,28 +228,8 @@ def test_max_associations_rejects_the_extra_one(settings):
         e.adapter.stop()
 
 
-def test_tls_association(settings, tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ],
-        check=True,
-        capture_output=True,
-    )
+def test_tls_association(settings, tls_files):
+    cert, key = tls_files
     settings.tls_cert, settings.tls_key = cert, key
     e = Env(settings)
     try:

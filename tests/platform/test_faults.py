@@ -8,12 +8,10 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
 
-import pytest
 from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification
@@ -125,32 +123,6 @@ def test_max_associations_admits_exactly_n_in_a_burst(settings):
             wait_until(lambda: svc.adapter._slots._value == 5, "all slots returned")
     finally:
         svc.adapter.stop()
-
-
-@pytest.fixture
-def tls_files(tmp_path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "/usr/bin/openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 def _tls_echo(port: int, cert: Path) -> int:
