@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from clara_stream import ports as P
 from clara_stream.contracts import Contract, Device, Kind
 from clara_stream.geometry import FrameInfo
 
 F32_IMAGE = Contract(kind=Kind.TENSOR, dtypes=("float32",), shape=("H", "W"), layout="HW",
-                     domain="image/intensity", device=Device.ANY, meta=("frame_info",),
+                     domain="image/intensity", device=Device.ANY, meta=(P.FRAME_INFO,),
                      description="float32 greyscale frame with its timing")
 
 

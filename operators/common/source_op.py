@@ -45,7 +45,7 @@ class ArraySourceOp(Operator):
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         frame = blob_frame(self.index, self.height, self.width)
-        self.emit(op_output, frame, P.FRAME, meta={"frame_info": frame_info(self.index, self.rate)})
+        self.emit(op_output, frame, P.FRAME, meta={P.FRAME_INFO: frame_info(self.index, self.rate)})
         self.index += 1
         if self.index >= self.count:
             self.stop_stream()

@@ -38,7 +38,7 @@ class StatsSinkOp(Operator):
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         frame = to_host(self.receive(op_input, P.FRAME))
-        info = self.get_meta("frame_info")
+        info = self.get_meta(P.FRAME_INFO)
         index = info.index if info else len(self.records)
         time_s = info.time_s if info else None
         self.records.append({"index": index, "time_s": time_s, "mean": float(frame.mean()), "max": float(frame.max())})

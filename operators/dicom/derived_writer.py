@@ -47,7 +47,7 @@ class DerivedObjectWriter(Operator):
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         labels = self.receive(op_input, P.MASK)
-        src = self.get_meta("dicom_source")
+        src = self.get_meta(P.DICOM_SOURCE)
         owner = type(self).__name__
         if src is None or not src.aligned:
             raise DicomInputError(f"{owner}: expected labels on the source series' grid; got "
@@ -59,4 +59,4 @@ class DerivedObjectWriter(Operator):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.with_suffix(".skipped.txt").write_text(reason + "\n")
             return
-        self.write(labels, self.get_meta("geometry"), src.headers)
+        self.write(labels, self.get_meta(P.GEOMETRY), src.headers)

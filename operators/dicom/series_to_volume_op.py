@@ -59,4 +59,4 @@ class SeriesToVolumeOp(Operator):
         if self.index >= len(series):
             raise ValueError(f"SeriesToVolumeOp: expected index < {len(series)} selected series; got {self.index}")
         vol = series_to_volume(series[self.index], **self.options)
-        self.emit(op_output, vol.array, P.VOLUME, meta={"geometry": vol.geometry, "dicom_source": vol.source})
+        self.emit(op_output, vol.array, P.VOLUME, meta={P.GEOMETRY: vol.geometry, P.DICOM_SOURCE: vol.source})

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 #: Any (z, y, x) scalar volume with LPS geometry (what the volume pipeline emits).
 VOLUME_IN = Contract(
     kind=Kind.TENSOR, dtypes=("int16", "int32", "uint8", "uint16", "float32"), ndim=3, layout="ZYX",
-    domain="volume/*", device=Device.ANY, meta=("geometry",),
+    domain="volume/*", device=Device.ANY, meta=(P.GEOMETRY,),
     description="(z, y, x) volume, LPS geometry in metadata 'geometry'",
 )  # fmt: skip
 #: uint8 labels on the same grid.
@@ -97,7 +97,7 @@ class RenderPublisherOp(Operator):
         volume = to_host(self.receive(op_input, P.VOLUME))
         mask = self.receive(op_input, P.MASK)
         mask = to_host(mask) if mask is not None else None
-        geometry = self.get_meta("geometry")
+        geometry = self.get_meta(P.GEOMETRY)
         if not isinstance(geometry, ImageGeometry):
             raise TypeError(f"RenderPublisherOp: expected metadata 'geometry' as ImageGeometry; got {type(geometry)}")
         if mask is not None and mask.shape != volume.shape:

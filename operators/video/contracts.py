@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from clara_stream.operators.video.detections import Detections
 
+from clara_stream import ports as P
 from clara_stream.contracts import Contract, Device, Kind
 
 FRAME_RGB = Contract(
@@ -13,7 +14,7 @@ FRAME_RGB = Contract(
     layout="HWC",
     domain="video/rgb",
     device=Device.HOST,
-    meta=("frame_info",),
+    meta=(P.FRAME_INFO,),
     description="decoded RGB frame, uint8 (H, W, 3), with FrameInfo (pts, time base, index, rate)",
 )
 MODEL_INPUT = Contract(
@@ -23,7 +24,7 @@ MODEL_INPUT = Contract(
     layout="CHW",
     domain="tensor/image",
     device=Device.HOST,
-    meta=("frame_info", "letterbox"),
+    meta=(P.FRAME_INFO, P.LETTERBOX),
     description="letterboxed, scaled float32 CHW model input",
 )
 MODEL_OUTPUTS = Contract(
@@ -33,6 +34,6 @@ DETECTIONS = Contract(
     kind=Kind.OBJECT,
     pytype=Detections,
     domain="detections",
-    meta=("frame_info",),
+    meta=(P.FRAME_INFO,),
     description="Detections: boxes (N, 4) frame pixels (left, top, right, bottom), scores, class ids, labels",
 )

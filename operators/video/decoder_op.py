@@ -127,7 +127,7 @@ class VideoDecoderOp(Operator):
         now = time.perf_counter()
         self.first_emit = self.first_emit if self.first_emit is not None else now
         self.last_emit = now
-        meta = {"frame_info": item.info, "packet_clock": item.read_at, "frame_clock": now}
+        meta = {P.FRAME_INFO: item.info, P.PACKET_CLOCK: item.read_at, P.FRAME_CLOCK: now}
         self.emit(op_output, item.rgb, P.FRAME, meta=meta)
         self.emitted += 1
         if self.max_frames and self.emitted >= self.max_frames:

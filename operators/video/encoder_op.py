@@ -88,8 +88,8 @@ class VideoEncoderOp(Operator):
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         frame = self.receive(op_input, P.FRAME)
-        info = self.get_meta("frame_info")
-        read, emitted = self.get_meta("packet_clock"), self.get_meta("frame_clock")
+        info = self.get_meta(P.FRAME_INFO)
+        read, emitted = self.get_meta(P.PACKET_CLOCK), self.get_meta(P.FRAME_CLOCK)
         read = float(read) if read is not None else time.perf_counter()
         self.emitted_at[read] = float(emitted) if emitted is not None else read
         self.sink.write(frame, info, read_at=read)

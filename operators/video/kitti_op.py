@@ -66,7 +66,7 @@ class KittiWriterOp(Operator):
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         det = self.receive(op_input, P.DETECTIONS)
-        info = self.get_meta("frame_info")
+        info = self.get_meta(P.FRAME_INFO)
         index = info.index if info is not None else self.written
         write_kitti(self.folder, index, det, digits=self.digits, prefix=self.prefix)
         self.written += 1

@@ -72,7 +72,7 @@ class OverlayOp(Operator):
             fill_alpha=self.fill_alpha,
             show_score=self.show_score,
         )
-        info = self.get_meta("frame_info")
+        info = self.get_meta(P.FRAME_INFO)
         if self.clock and info is not None:
             draw_clock(frame, clock_text(info.time_s, info.index))
         self.emit(op_output, frame, P.OVERLAY)

@@ -12,7 +12,7 @@ from clara_stream.operators.video.detections import load_labels, postprocess
 from clara_stream import ports as P
 from clara_stream.runtime import Operator, Port
 
-LOGITS_IN = dataclasses.replace(MODEL_OUTPUTS, meta=("letterbox",))
+LOGITS_IN = dataclasses.replace(MODEL_OUTPUTS, meta=(P.LETTERBOX,))
 
 
 class DetectionPostprocessOp(Operator):
@@ -83,7 +83,7 @@ class DetectionPostprocessOp(Operator):
         det = postprocess(
             boxes,
             scores,
-            self.get_meta("letterbox"),
+            self.get_meta(P.LETTERBOX),
             self.labels,
             score_threshold=self.score_threshold,
             iou_threshold=self.iou_threshold,

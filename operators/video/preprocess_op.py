@@ -65,4 +65,4 @@ class PreprocessOp(Operator):
         frame = self.receive(op_input, P.FRAME_IN)
         image, lb = letterbox_image(frame, self.size, pad_value=self.pad_value)
         tensor = to_tensor(image, scale=self.scale, mean=self.mean, std=self.std)
-        self.emit(op_output, tensor, P.TENSOR, meta={"letterbox": lb})
+        self.emit(op_output, tensor, P.TENSOR, meta={P.LETTERBOX: lb})

@@ -10,7 +10,7 @@ from clara_stream import ports as P
 from clara_stream.contracts import Contract, Kind
 from clara_stream.runtime import Operator, Port
 
-_ANY_VOLUME = Contract(kind=Kind.TENSOR, ndim=3, layout="ZYX", meta=("geometry",), description="(z, y, x) + geometry")
+_ANY_VOLUME = Contract(kind=Kind.TENSOR, ndim=3, layout="ZYX", meta=(P.GEOMETRY,), description="(z, y, x) + geometry")
 
 
 class CropOp(Operator):
@@ -45,7 +45,7 @@ class CropOp(Operator):
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         vol = self.receive(op_input, P.VOLUME_IN)
-        geom = self.get_meta("geometry")
+        geom = self.get_meta(P.GEOMETRY)
         box = self.box if self.box is not None else box_from_mm(vol.shape, geom, *self.box_mm)
         view, cropped = crop_view(vol, geom, box)
-        self.emit(op_output, view, P.VOLUME_OUT, meta={"geometry": cropped, "crop_box": box})
+        self.emit(op_output, view, P.VOLUME_OUT, meta={P.GEOMETRY: cropped, P.CROP_BOX: box})

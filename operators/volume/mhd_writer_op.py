@@ -12,7 +12,7 @@ from clara_stream.arrays import to_host
 from clara_stream.contracts import Contract, Kind
 from clara_stream.runtime import Operator, Port
 
-_ANY_VOLUME = Contract(kind=Kind.TENSOR, ndim=3, layout="ZYX", meta=("geometry",), description="(z, y, x) + geometry")
+_ANY_VOLUME = Contract(kind=Kind.TENSOR, ndim=3, layout="ZYX", meta=(P.GEOMETRY,), description="(z, y, x) + geometry")
 
 
 class MhdWriterOp(Operator):
@@ -45,4 +45,4 @@ class MhdWriterOp(Operator):
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         vol = to_host(self.receive(op_input, P.VOLUME))
-        write_volume(self.path, vol, self.get_meta("geometry"))
+        write_volume(self.path, vol, self.get_meta(P.GEOMETRY))

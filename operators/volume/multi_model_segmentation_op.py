@@ -58,10 +58,10 @@ class MultiModelSegmentationOp(Operator):
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         vol = self.receive(op_input, P.VOLUME)
-        geom = self.get_meta("geometry")
+        geom = self.get_meta(P.GEOMETRY)
         predictors = {r.name: self._predictor(r.name) for r in self.regions}
         merged, boxes = segment_regions(vol, geom, self.regions, predictors, self.cards, overlap=self.overlap)
-        self.emit(op_output, merged, P.MASK, meta={"geometry": geom, "regions": boxes})
+        self.emit(op_output, merged, P.MASK, meta={P.GEOMETRY: geom, P.REGIONS: boxes})
 
     def stop(self) -> None:
         for b in self.backends.values():

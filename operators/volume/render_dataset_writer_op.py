@@ -59,10 +59,10 @@ class RenderDatasetWriterOp(Operator):
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         image = to_host(self.receive(op_input, P.VOLUME))
         mask = to_host(self.receive(op_input, P.MASK))
-        src = self.get_meta("dicom_source")
+        src = self.get_meta(P.DICOM_SOURCE)
         self.published = self.folder
         write_render_dataset(
-            self.folder, image, self.get_meta("geometry"), mask, self.labels, window=self.window,
+            self.folder, image, self.get_meta(P.GEOMETRY), mask, self.labels, window=self.window,
             name=(src.series.description if src else "") or self.folder.name,
             modality=src.series.modality if src else "", series_uid=src.series.series_uid if src else "",
         )  # fmt: skip

@@ -10,7 +10,7 @@ from clara_stream import ports as P
 from clara_stream.contracts import Contract, Kind
 from clara_stream.runtime import Operator, Port
 
-_ANY_VOLUME = Contract(kind=Kind.TENSOR, ndim=3, layout="ZYX", meta=("geometry",), description="(z, y, x) + geometry")
+_ANY_VOLUME = Contract(kind=Kind.TENSOR, ndim=3, layout="ZYX", meta=(P.GEOMETRY,), description="(z, y, x) + geometry")
 
 
 class ResampleOp(Operator):
@@ -50,9 +50,9 @@ class ResampleOp(Operator):
         from dataclasses import replace
 
         vol = self.receive(op_input, P.VOLUME_IN)
-        out, geom = resample_to_spacing(vol, self.get_meta("geometry"), self.spacing, order=self.order)
-        meta: dict[str, Any] = {"geometry": geom}
-        src = self.get_meta("dicom_source")
+        out, geom = resample_to_spacing(vol, self.get_meta(P.GEOMETRY), self.spacing, order=self.order)
+        meta: dict[str, Any] = {P.GEOMETRY: geom}
+        src = self.get_meta(P.DICOM_SOURCE)
         if src is not None:
-            meta["dicom_source"] = replace(src, aligned=False, notes=[*src.notes, f"resampled to {self.spacing} mm"])
+            meta[P.DICOM_SOURCE] = replace(src, aligned=False, notes=[*src.notes, f"resampled to {self.spacing} mm"])
         self.emit(op_output, out, P.VOLUME_OUT, meta=meta)

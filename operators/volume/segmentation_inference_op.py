@@ -75,9 +75,9 @@ class SegmentationInferenceOp(Operator):
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         vol = self.receive(op_input, P.VOLUME)
-        geom = self.get_meta("geometry")
+        geom = self.get_meta(P.GEOMETRY)
         labels = segment(vol, geom, self.card, self._predict, overlap=self.overlap, sw_batch_size=self.sw_batch_size)
-        self.emit(op_output, labels, P.MASK, meta={"geometry": geom})
+        self.emit(op_output, labels, P.MASK, meta={P.GEOMETRY: geom})
 
     def start(self) -> None:
         if self._triton is not None:

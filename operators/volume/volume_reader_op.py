@@ -29,7 +29,7 @@ def read_any(path: Path, *, irregular: str = "error", tilt: str = "error") -> tu
             raise DicomInputError(f"VolumeReaderOp: expected a volume series in {path}; got none "
                                   f"({[d['reasons'] for d in result.decisions]})")  # fmt: skip
         vol = series_to_volume(result.selected[0][1], irregular=irregular, tilt=tilt)
-        return vol.array, vol.geometry, {"dicom_source": vol.source}
+        return vol.array, vol.geometry, {P.DICOM_SOURCE: vol.source}
     raise ValueError(f"VolumeReaderOp: expected a .mhd, .nii, .nii.gz file or a DICOM folder; got {str(path)!r}")
 
 
@@ -64,5 +64,5 @@ class VolumeReaderOp(Operator):
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         array, geometry, extra = read_any(self.path, **self.options)
         self.last = array
-        self.emit(op_output, array, P.VOLUME, meta={"geometry": geometry, **extra})
+        self.emit(op_output, array, P.VOLUME, meta={P.GEOMETRY: geometry, **extra})
         self.stop_stream()
