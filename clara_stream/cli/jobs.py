@@ -10,7 +10,14 @@ import typer
 from clara_stream.errors import UserError
 
 # The bearer token, when the service has one, comes from $CLARA_STREAM_API_TOKEN (never argv).
-jobs_app = typer.Typer(help="Jobs of a running `dicom serve`: list, show, submit, cancel, log.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help=(
+        "Jobs of a running `dicom serve`: list, show, submit, cancel, log. The service's bearer token "
+        "(required when it listens beyond loopback) is read from $CLARA_STREAM_API_TOKEN, never argv; "
+        "a job's input must lie under the service's store or an --input-root."
+    ),
+    no_args_is_help=True,
+)
 ApiOpt = typer.Option(os.environ.get("CLARA_STREAM_API", "http://127.0.0.1:8000"), help="service URL")
 
 

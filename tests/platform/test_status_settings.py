@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from pydantic import ValidationError
 
@@ -9,6 +11,7 @@ from clara_stream.cli import main
 from clara_stream.errors import DicomInputError
 from clara_stream.platform import status as S
 from clara_stream.platform.settings import PlatformSettings
+from clara_stream.platform.validate import DatasetMismatchError
 
 
 @pytest.mark.parametrize(
@@ -21,6 +24,9 @@ from clara_stream.platform.settings import PlatformSettings
         (DicomInputError("x"), 422, S.DIMSE_CANNOT_UNDERSTAND),
         (S.PeerError("x"), 502, S.DIMSE_PROCESSING_FAILURE),
         (FileNotFoundError("disk"), 507, S.DIMSE_OUT_OF_RESOURCES),  # via OSError
+        (S.OutOfSpaceError("watermark"), 507, S.DIMSE_OUT_OF_RESOURCES),
+        (sqlite3.OperationalError("database or disk is full"), 507, S.DIMSE_OUT_OF_RESOURCES),  # not 0x0110
+        (DatasetMismatchError("pixel data"), 422, S.DIMSE_DATASET_MISMATCH),
         (ValueError("x"), 400, S.DIMSE_CANNOT_UNDERSTAND),
         (RuntimeError("x"), 500, S.DIMSE_PROCESSING_FAILURE),
     ],
