@@ -64,16 +64,4 @@ class Pacer:
 
     def admit(self, media_time_s: float) -> bool:
         """Wait until the frame is due; return False when it should be dropped instead."""
-        now = self._clock()
-        if self._t0 is None:
-            self._t0, self._m0 = now, media_time_s
-        due = self._t0 + (media_time_s - self._m0)
-        if now < due:
-            self._sleep(due - now)
-        elif now - due > self.tolerance:
-            if self.drop_policy == "drop_late":
-                self.dropped += 1
-                return False
-            self._t0 += now - due  # slide the timeline: release now, pace the rest from here
-        self.released += 1
-        return True
+        return not self.late(self.wait(media_time_s))
