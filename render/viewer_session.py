@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -26,6 +27,7 @@ from google.protobuf import json_format
 
 log = logging.getLogger(__name__)
 MIME_RGB = "application/x-raw-rgb"
+IDLE_KEYFRAME_S = 0.1  # a video frame this long after the previous one is a keyframe
 MAX_WS_MESSAGE = 4096
 TOGGLES = ("scale_bar", "picture_in_picture", "show_mask")
 IDLE_REFINE_S = 0.15
@@ -62,6 +64,7 @@ class ViewerSession:
         self.playing = True
         self.video: H264Stream | None = None
         self.pending_init: bytes | None = None
+        self.last_video_s = 0.0
 
     async def run(self) -> None:
         reader = asyncio.create_task(self._read())
@@ -281,8 +284,10 @@ class ViewerSession:
             self.video = H264Stream(f.width, f.height, self.bitrate_kbps)
             frag = self.video.encode(rgb, keyframe=True)
             self.pending_init = self.video.init_segment()
-        else:
-            frag = self.video.encode(rgb)
+        else:  # after a pause the page seeks to this frame: make it one it can decode alone
+            idle = time.monotonic() - self.last_video_s > IDLE_KEYFRAME_S
+            frag = self.video.encode(rgb, keyframe=idle)
+        self.last_video_s = time.monotonic()
         header.update(mime="video/mp4", video=True, pts=(self.video.decode_time - FRAME_TICKS) / TIMESCALE)
         return frag
 

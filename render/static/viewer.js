@@ -215,7 +215,7 @@ function frameShown(h, now) {
 
 // ---- H.264 stream: fragmented MP4 into a Media Source Extensions player, JPEG as the fallback ----
 const MSE = window.MediaSource;
-const video = { el: null, buffer: null, queue: [], waiting: new Map(), size: null };
+const video = { el: null, buffer: null, queue: [], waiting: new Map(), size: null, shownAt: 0 };
 V.transport = "jpeg";
 function streamSupported(codecs) { return !!(MSE && MSE.isTypeSupported(`video/mp4; codecs="${codecs}"`)); }
 function fallBack(reason) {  // anything wrong with MSE: back to JPEG frames, and say so
@@ -240,19 +240,29 @@ function startVideo(init, m) {
     ms.duration = Infinity;
     video.buffer = ms.addSourceBuffer(`video/mp4; codecs="${m.codecs}"`);
     video.buffer.mode = "segments";
-    video.buffer.addEventListener("updateend", () => { trim(); pump(); el.play().catch(() => {}); });
+    video.buffer.addEventListener("updateend", () => { catchUp(); trim(); pump(); el.play().catch(() => {}); });
     video.buffer.addEventListener("error", () => fallBack("SourceBuffer error"));
     pump();
   });
   const onVideoFrame = (now, meta) => {  // a decoded frame reached the screen: draw it, settle its acks
     ctx.drawImage(el, 0, 0, video.size[0], video.size[1], 0, 0, canvas.width, canvas.height);
     image = null; drawOverlay();
+    video.shownAt = performance.now();
     for (const [pts, h] of video.waiting) {
       if (pts <= meta.mediaTime + 1e-4) { video.waiting.delete(pts); frameShown(h, now); }
     }
     el.requestVideoFrameCallback(onVideoFrame);
   };
   el.requestVideoFrameCallback(onVideoFrame);
+}
+// Chrome resumes a stalled live stream only once several frames are buffered; an interactive view
+// sends one frame and then waits. When nothing reached the screen lately, jump to the newest frame
+// (the gateway makes a frame after a pause a keyframe, so the jump decodes just that frame).
+function catchUp() {
+  const el = video.el;
+  if (!el || !video.waiting.size || performance.now() - video.shownAt < 40) return;
+  const newest = Math.max(...video.waiting.keys());
+  if (el.currentTime < newest) el.currentTime = newest + 1e-4;
 }
 function trim() {  // keep a few seconds of media: the page runs for hours
   const b = video.buffer;

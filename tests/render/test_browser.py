@@ -276,3 +276,38 @@ def test_switching_datasets_resets_toggles_and_measurement(page):
     _settled(page, n)
     assert not page.locator("#scale_bar").is_checked() and not page.locator("#picture_in_picture").is_checked()
     assert page.locator("#measure-result").inner_text() == "" and page.evaluate("window.__viewer.measure") is None
+
+
+def test_h264_stream_plays_through_mse_and_falls_back_to_jpeg(page, stack):
+    """This Chromium plays H.264: frames arrive as fMP4 and reach the canvas through the MSE player;
+    a browser that cannot play the codec gets JPEG frames instead, and gestures work in both."""
+    n = _frames(page)
+    _tap(page, "#datasets button >> text=phantom")
+    hdr = _settled(page, n)
+    assert page.evaluate("() => window.__viewer.transport") == "h264" and hdr["mime"] == "video/mp4"
+    assert page.locator("video").count() == 1 and page.evaluate("() => window.__viewer.errors") == []
+    base = _shot(page)
+    assert _bright_fraction(base) > 0.2 and base.std() > 20
+    n = _frames(page)
+    _gesture(page, [(200, 200)], [(260, 240)])
+    _settled(page, n)
+    assert (_centroid(_shot(page)) - _centroid(base))[0] > 20
+
+    ctx = page.context.browser.new_context(has_touch=True, viewport={"width": 900, "height": 900})
+    ctx.add_init_script("MediaSource.isTypeSupported = () => false;")  # a browser without H.264 MSE
+    pg = ctx.new_page()
+    try:
+        pg.goto(stack["http"] + "?token=t0k")
+        pg.wait_for_selector("#datasets button")
+        pg.cdp = ctx.new_cdp_session(pg)
+        n = _frames(pg)
+        _tap(pg, "#datasets button >> text=phantom")
+        hdr = _settled(pg, n)
+        assert pg.evaluate("() => window.__viewer.transport") == "jpeg" and hdr["mime"] == "image/jpeg"
+        jpeg_base = _shot(pg)
+        n = _frames(pg)
+        _gesture(pg, [(200, 200)], [(260, 240)])
+        _settled(pg, n)
+        assert (_centroid(_shot(pg)) - _centroid(jpeg_base))[0] > 20
+    finally:
+        ctx.close()
