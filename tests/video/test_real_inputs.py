@@ -7,6 +7,8 @@ cannot pass by reading back what our writer wrote with the same library call.
 from __future__ import annotations
 
 import json
+import resource
+import signal
 import subprocess
 import sys
 from fractions import Fraction
@@ -202,7 +204,7 @@ def test_audio_is_copied_packet_for_packet_or_the_reason_stated(ff: dict, tmp_pa
     assert got["codec_name"] == "h264" and int(got["nb_read_frames"]) == 30
 
 
-def test_disk_full_is_one_clear_error_without_temp_files(small_clip: dict[str, Path], tmp_path: Path) -> None:
+def test_disk_full_is_one_clear_error_without_temp_files(small_clip: dict[str, Path], ff: dict, tmp_path: Path) -> None:
     """Output on a 192 KiB tmpfs: a clear error naming the cause; no .tmp left; the MP4 removed or playable.
 
     Fails if a traceback-only failure, a left ``.tmp`` or an unplayable MP4 remains.
@@ -218,8 +220,33 @@ def test_disk_full_is_one_clear_error_without_temp_files(small_clip: dict[str, P
         assert not list(mnt.rglob("*.tmp"))
         mp4 = mnt / "out" / "output.mp4"
         if mp4.exists():
-            probe = subprocess.run([FFPROBE, "-v", "error", "-count_frames", "-show_streams", str(mp4)],
+            probe = subprocess.run([str(ff["ffprobe"]), "-v", "error", "-count_frames", "-show_streams", str(mp4)],
                                    capture_output=True, text=True)
             assert probe.returncode == 0 and "nb_read_frames=" in probe.stdout
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_file_size_limit_is_one_clear_cli_error(small_clip: dict[str, Path], ff: dict, tmp_path: Path) -> None:
+    """The CLI under a 150 KiB file-size limit (any user, no mount): EFBIG instead of ENOSPC, same handling.
+
+    Fails if the write failure surfaces as a traceback, exits 0, prints the success summary,
+    leaves a ``.tmp``, or leaves an MP4 that FFmpeg cannot read.
+    """
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150 << 10, 150 << 10))
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection", "--input", str(small_clip["video"]),
+           "--output", str(out), "--set", "encoder.crf=0"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, preexec_fn=limit)
+    assert done.returncode != 0, done.stdout
+    assert "expected to write the output video; got File too large" in done.stderr and str(out) in done.stderr
+    assert "Traceback" not in done.stderr and "video_detection:" not in done.stdout
+    assert not list(out.rglob("*.tmp"))
+    mp4 = out / "output.mp4"
+    if mp4.exists():
+        probe = subprocess.run([str(ff["ffprobe"]), "-v", "error", "-count_frames", "-show_streams", str(mp4)],
+                               capture_output=True, text=True)
+        assert probe.returncode == 0 and "nb_read_frames=" in probe.stdout
