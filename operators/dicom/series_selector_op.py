@@ -49,8 +49,10 @@ class SeriesSelectorOp(Operator):
                  sort_by_sop_instance_count: bool = False, reject_localizers: bool = True, min_slices: int = 3,
                  output: Any = None, require_selection: bool = True, name: str = "selector",
                  **kwargs: Any) -> None:  # fmt: skip
-        if isinstance(rules, str) and rules.strip().endswith(".json") and Path(rules).is_file():
-            rules = Path(rules).read_text()
+        if isinstance(rules, str) and rules.strip().endswith(".json"):  # a rules file (config, read at start-up)
+            if not Path(rules.strip()).is_file():
+                raise ValueError(f"SeriesSelectorOp: expected rules JSON or an existing .json file; got {rules!r}")
+            rules = Path(rules.strip()).read_text()
         self.rules = load_rules(rules)
         if int(min_slices) < 1:
             raise ValueError(f"SeriesSelectorOp: expected min_slices >= 1; got {min_slices}")

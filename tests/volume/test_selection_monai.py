@@ -138,3 +138,16 @@ def test_a_bad_rule_stops_the_operator_at_construction(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=r"Modality \(single-valued\)"):
         App({}).compose_graph()
+
+
+def test_a_missing_rules_file_is_named(tmp_path: Path) -> None:
+    from clara_stream.operators.dicom.series_selector_op import SeriesSelectorOp
+
+    from clara_stream.runtime import Application
+
+    class App(Application):
+        def compose(self) -> None:
+            SeriesSelectorOp(self, name="selector", rules=str(tmp_path / "rules.json"))
+
+    with pytest.raises(ValueError, match=r"expected rules JSON or an existing .json file; got '.*rules.json'"):
+        App({}).compose_graph()
