@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clara_stream.operators.volume.contracts import DICOM_LABELS
+from clara_stream.operators.dicom.contracts import DICOM_LABELS
 
 from clara_stream import ports as P
 from clara_stream.errors import DicomInputError

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from clara_stream.operators.dicom.contracts import SERIES
+from clara_stream.operators.dicom.contracts import DICOM_VOLUME, SERIES
 from clara_stream.operators.dicom.series import series_to_volume
-from clara_stream.operators.volume.contracts import DICOM_VOLUME
 
 from clara_stream import ports as P
 from clara_stream.runtime import Operator, Port

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clara_stream.operators.dicom.contracts import DICOM_VOLUME
 from clara_stream.operators.dicom.series_selector_op import SeriesSelectorOp
 from clara_stream.operators.dicom.series_to_volume_op import SeriesToVolumeOp
 from clara_stream.operators.dicom.study_loader_op import DicomStudyLoaderOp
-from clara_stream.operators.volume.contracts import DICOM_VOLUME
 
 from clara_stream import ports as P
 from clara_stream.errors import DicomInputError
