@@ -274,7 +274,7 @@ class DicomAdapter:
             # preamble + file meta, then the peer's dataset bytes as they arrived (no copy)
             head = b"\x00" * 128 + b"DICM" + encode_file_meta(event.file_meta)
             body = event.request.DataSet.getbuffer()
-            study, series = check_instance(head, body, sop_uid, sop_class)
+            study, series = check_instance(head, body, sop_uid, sop_class, str(event.context.transfer_syntax))
             if (short := self.space_problem(max_age_s=SPACE_CHECK_S)) is not None:
                 raise OutOfSpaceError(f"C-STORE: expected free space above the watermark; got {short}")
             self.store.store(

@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.encaps import generate_fragments
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
 from pydicom.tag import Tag
+from pydicom.uid import UID
 
 from clara_stream.errors import DicomInputError
 
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 _UNDEFINED = 0xFFFFFFFF
-_PIXEL_TAGS = {Tag(0x7FE0, 0x0010): "PixelData", Tag(0x7FE0, 0x0008): "FloatPixelData",
-               Tag(0x7FE0, 0x0009): "DoubleFloatPixelData"}
+_PIXEL_TAGS = {
+    Tag(0x7FE0, 0x0010): "PixelData",
+    Tag(0x7FE0, 0x0008): "FloatPixelData",
+    Tag(0x7FE0, 0x0009): "DoubleFloatPixelData",
+}
 _FLOAT_BITS = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}
 
 
@@ -37,10 +43,40 @@ def is_uid(value: str) -> bool:
     return len(value) <= 64 and bool(UID_RE.match(value))
 
 
-def check_instance(head: bytes, body: memoryview | bytes, sop_uid: str, sop_class: str) -> tuple[str, str]:
+class _View:
+    """read/seek/tell over a memoryview: pydicom parses the header without copying the pixels."""
+
+    def __init__(self, buf: memoryview) -> None:
+        self.buf, self.pos = buf, 0
+        self.partial = False  # a read met the end part-way: bytes too few for an element remained
+
+    def read(self, n: int = -1) -> bytes:
+        stop = len(self.buf) if n is None or n < 0 else min(self.pos + n, len(self.buf))
+        out = bytes(self.buf[self.pos : stop])
+        self.partial = self.partial or 0 < len(out) < (n if n is not None and n >= 0 else len(out))
+        self.pos = stop
+        return out
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = offset if whence == 0 else (self.pos + offset if whence == 1 else len(self.buf) + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+
+_PARSE_ERRORS = (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError, NotImplementedError)
+
+
+def check_instance(
+    head: bytes, body: memoryview | bytes, sop_uid: str, sop_class: str, transfer_syntax: str | None = None
+) -> tuple[str, str]:
     """(StudyInstanceUID, SeriesInstanceUID) of a fully checked encoded instance.
 
-    ``head`` is the preamble + file meta, ``body`` the dataset as it arrived.
+    ``head`` is the preamble + file meta, ``body`` the dataset as it arrived, ``transfer_syntax``
+    its encoding (read from ``head`` when None). Little-endian datasets are walked in place: the
+    header is parsed, Pixel Data is measured (never copied) and whatever follows it parsed again;
+    big-endian and deflated ones are parsed whole by pydicom.
 
     Raises
     ------
@@ -52,37 +88,13 @@ def check_instance(head: bytes, body: memoryview | bytes, sop_uid: str, sop_clas
         malformed.
     """
     where = f"[SOP Instance {sop_uid}]"
-    fp = io.BytesIO(b"".join((head, body)))  # one copy of the received bytes
-    try:
-        ds = dcmread(fp)
-        end = fp.tell()
-        tags = list(ds.keys())
-    except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError, NotImplementedError) as exc:
-        raise DicomInputError(
-            f"C-STORE: expected a decodable dataset; got {type(exc).__name__}: {exc} {where}"
-        ) from None
-    total = len(fp.getbuffer())
-    if tags and str(ds.file_meta.get("TransferSyntaxUID", "")) != _DEFLATED:
-        end = _element_end(fp.getbuffer(), ds._dict[tags[-1]], end)
-        if end != total:
-            raise DicomInputError(
-                f"C-STORE: expected the dataset to end with its last element; got {total - end:+d} byte(s) "
-                f"after it (truncated or a garbage tail) {where}"
-            )
-    previous = -1
-    for tag in tags:
-        raw = ds._dict[tag]
-        if tag <= previous:
-            raise DicomInputError(
-                f"C-STORE: expected elements in ascending tag order; got {tag} after {Tag(previous)} "
-                f"(a garbage tail?) {where}"
-            )
-        previous = tag
-        if isinstance(raw, RawDataElement) and raw.length != _UNDEFINED and len(raw.value or b"") != raw.length:
-            raise DicomInputError(
-                f"C-STORE: expected {raw.length} bytes in {tag}; got {len(raw.value or b'')} (truncated) {where}"
-            )
-    _check_pixels(ds, where)
+    if transfer_syntax is None:
+        transfer_syntax = str(dcmread(io.BytesIO(head), stop_before_pixels=True).file_meta.TransferSyntaxUID)
+    uid = UID(transfer_syntax)
+    if transfer_syntax == _DEFLATED or not uid.is_little_endian:
+        ds = _check_whole(head, body, where)
+    else:
+        ds = _check_in_place(memoryview(body), uid.is_implicit_VR, where)
     for keyword, tag in (("StudyInstanceUID", "0020,000D"), ("SeriesInstanceUID", "0020,000E")):
         value = str(ds.get(keyword, "") or "").strip()
         if not value:
@@ -95,10 +107,123 @@ def check_instance(head: bytes, body: memoryview | bytes, sop_uid: str, sop_clas
         )
     if str(ds.get("SOPClassUID", "")) != sop_class:
         raise DicomInputError(
-            f"C-STORE: expected (0008,0016) SOPClassUID {sop_class} as requested; got "
-            f"{ds.get('SOPClassUID')!r} {where}"
+            f"C-STORE: expected (0008,0016) SOPClassUID {sop_class} as requested; got {ds.get('SOPClassUID')!r} {where}"
         )
     return str(ds.StudyInstanceUID).strip(), str(ds.SeriesInstanceUID).strip()
+
+
+def _check_elements(ds, after: int, where: str) -> int:
+    """Ascending tags (all above ``after``), every defined-length value complete; the last tag."""
+    previous = after
+    for tag in ds.keys():
+        raw = ds._dict[tag]
+        if tag <= previous:
+            raise DicomInputError(
+                f"C-STORE: expected elements in ascending tag order; got {tag} after {Tag(previous)} "
+                f"(a garbage tail?) {where}"
+            )
+        previous = tag
+        if isinstance(raw, RawDataElement) and raw.length != _UNDEFINED and len(raw.value or b"") != raw.length:
+            raise DicomInputError(
+                f"C-STORE: expected {raw.length} bytes in {tag}; got {len(raw.value or b'')} (truncated) {where}"
+            )
+    return previous
+
+
+def _ends_at(buf: memoryview, ds, view: _View, where: str) -> None:
+    """The last element of ``ds`` must end exactly at the end of ``buf`` (no part-read tail)."""
+    end = _element_end(buf, ds._dict[list(ds.keys())[-1]], view.tell()) if len(ds) else view.tell()
+    if view.partial:
+        end = len(buf) - 1  # reported as trailing bytes
+    if end != len(buf):
+        raise DicomInputError(
+            f"C-STORE: expected the dataset to end with its last element; got {len(buf) - end:+d} byte(s) "
+            f"after it (truncated or a garbage tail) {where}"
+        )
+
+
+def _check_in_place(buf: memoryview, implicit: bool, where: str):
+    view = _View(buf)
+    found: dict = {}
+
+    def at_pixels(tag, vr, length) -> bool:
+        if tag in _PIXEL_TAGS:
+            found.update(tag=tag, length=length, value_at=view.tell())
+            return True
+        return False
+
+    try:
+        ds = read_dataset(view, implicit, True, stop_when=at_pixels)
+    except _PARSE_ERRORS as exc:
+        raise DicomInputError(
+            f"C-STORE: expected a decodable dataset; got {type(exc).__name__}: {exc} {where}"
+        ) from None
+    last = _check_elements(ds, -1, where)
+    if not found:
+        _ends_at(buf, ds, view, where)
+        return ds
+    start, length = found["value_at"], found["length"]
+    if length == _UNDEFINED:
+        end, fragments = _walk_fragments(buf, start, where)
+        _check_fragment_count(fragments, ds, where)
+    else:
+        end = start + length
+        if end > len(buf):
+            raise DicomInputError(
+                f"C-STORE: expected {length} bytes in {found['tag']}; got {len(buf) - start} (truncated) {where}"
+            )
+        _check_native_length(ds, _PIXEL_TAGS[found["tag"]], length, where)
+    view.seek(end)
+    try:
+        tail = read_dataset(view, implicit, True)
+    except _PARSE_ERRORS as exc:
+        raise DicomInputError(f"C-STORE: expected elements after Pixel Data to decode; got {exc} {where}") from None
+    _check_elements(tail, max(last, found["tag"]), where)
+    _ends_at(buf, tail, view, where)
+    return ds
+
+
+def _walk_fragments(buf: memoryview, pos: int, where: str) -> tuple[int, int]:
+    """(end after the Sequence Delimitation Item, number of items incl. the Basic Offset Table)."""
+    items = 0
+    while pos + 8 <= len(buf):
+        group, elem, length = struct.unpack_from("<HHL", buf, pos)
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            return pos + 8, items
+        if (group, elem) != (0xFFFE, 0xE000) or pos + 8 + length > len(buf):
+            raise DatasetMismatchError(
+                f"C-STORE: expected Pixel Data items (FFFE,E000) within the dataset; got ({group:04X},{elem:04X}) "
+                f"of {length} bytes at offset {pos} {where}"
+            )
+        pos += 8 + length
+        items += 1
+    raise DatasetMismatchError(
+        f"C-STORE: expected (FFFE,E0DD) after the Pixel Data fragments; got none (truncated) {where}"
+    )
+
+
+def _check_whole(head: bytes, body: memoryview | bytes, where: str):
+    """Big-endian or deflated: pydicom parses the whole dataset (rare encodings)."""
+    fp = io.BytesIO(b"".join((head, body)))
+    try:
+        ds = dcmread(fp)
+        end = fp.tell()
+    except _PARSE_ERRORS as exc:
+        raise DicomInputError(
+            f"C-STORE: expected a decodable dataset; got {type(exc).__name__}: {exc} {where}"
+        ) from None
+    _check_elements(ds, -1, where)
+    buf = fp.getbuffer()
+    if len(ds) and str(ds.file_meta.get("TransferSyntaxUID", "")) != _DEFLATED:
+        end = _element_end(buf, ds._dict[list(ds.keys())[-1]], end)
+        if end != len(buf):
+            raise DicomInputError(
+                f"C-STORE: expected the dataset to end with its last element; got {len(buf) - end:+d} byte(s) "
+                f"after it (truncated or a garbage tail) {where}"
+            )
+    del buf
+    _check_pixels(ds, where)
+    return ds
 
 
 def _element_end(buf: memoryview, raw, fallback: int) -> int:
@@ -122,8 +247,18 @@ def _check_pixels(ds, where: str) -> None:
     length = raw.length if isinstance(raw, RawDataElement) else len(ds[tag].value or b"")
     value = raw.value if isinstance(raw, RawDataElement) else ds[tag].value
     if length == _UNDEFINED:
-        _check_fragments(value or b"", ds, where)
+        try:
+            fragments = len(list(generate_fragments(value or b"", endianness="<")))  # BOT included
+        except (ValueError, EOFError, TypeError) as exc:
+            raise DatasetMismatchError(
+                f"C-STORE: expected well-formed Pixel Data fragments; got {exc} {where}"
+            ) from None
+        _check_fragment_count(fragments, ds, where)
         return
+    _check_native_length(ds, keyword, len(value or b""), where)
+
+
+def _check_native_length(ds, keyword: str, got: int, where: str) -> None:
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         spp = int(ds.get("SamplesPerPixel", 1) or 1)
@@ -133,23 +268,18 @@ def _check_pixels(ds, where: str) -> None:
         raise DatasetMismatchError(
             f"C-STORE: expected Rows, Columns and BitsAllocated with {keyword}; got {exc} {where}"
         ) from None
-    n_bits = rows * cols * spp * frames * bits
-    expected = (n_bits + 7) // 8
+    expected = (rows * cols * spp * frames * bits + 7) // 8
     expected += expected % 2  # values are padded to even length
-    if len(value or b"") != expected:
+    if got != expected:
         raise DatasetMismatchError(
             f"C-STORE: expected (7FE0,0010) {keyword} of {expected} bytes ({rows} x {cols} x {spp} samples x "
-            f"{bits} bits x {frames} frames); got {len(value or b'')} {where}"
+            f"{bits} bits x {frames} frames); got {got} {where}"
         )
 
 
-def _check_fragments(value: bytes, ds, where: str) -> None:
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    try:
-        fragments = list(generate_fragments(value, endianness="<"))
-    except (ValueError, EOFError, TypeError) as exc:
-        raise DatasetMismatchError(f"C-STORE: expected well-formed Pixel Data fragments; got {exc} {where}") from None
-    if len(fragments) < 1 + min(frames, 1):  # Basic Offset Table item, then at least one fragment
+def _check_fragment_count(items: int, ds, where: str) -> None:
+    """A Basic Offset Table item, then at least one fragment."""
+    if items < 2:
         raise DatasetMismatchError(
-            f"C-STORE: expected a Basic Offset Table and at least one fragment; got {len(fragments)} item(s) {where}"
+            f"C-STORE: expected a Basic Offset Table and at least one fragment; got {items} item(s) {where}"
         )
