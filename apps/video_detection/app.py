@@ -18,6 +18,7 @@ from typing import Any
 from clara_stream.operators.inference.inference_op import InferenceOp
 from clara_stream.operators.video.decoder_op import VideoDecoderOp
 from clara_stream.operators.video.encoder_op import VideoEncoderOp
+from clara_stream.operators.video.kitti import clear_kitti
 from clara_stream.operators.video.kitti_op import KittiWriterOp
 from clara_stream.operators.video.overlay_op import OverlayOp
 from clara_stream.operators.video.postprocess_op import DetectionPostprocessOp
@@ -29,6 +30,7 @@ from clara_stream.errors import ConfigError
 from clara_stream.runtime import Application
 
 HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = Path("video_detection_output")
 
 
 def _local(section: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -44,7 +46,7 @@ class VideoDetectionApp(Application):
     """Detect instruments and polyps in a video; write ``output.mp4``, ``kitti/`` and ``latency.json``."""
 
     def compose(self) -> None:
-        out = self.output_path or Path("video_detection_output")
+        out = self.output_path or DEFAULT_OUT
         device, server = self.fragment("device"), self.fragment("server")  # the app itself unless app.fragments
         decoder = VideoDecoderOp(device, name="decoder", path=self.input_path, **self.kwargs("decoder"))
         preprocess = PreprocessOp(device, name="preprocess", **self.kwargs("preprocess"))
@@ -72,6 +74,8 @@ class VideoDetectionApp(Application):
         start = time.perf_counter()
         error: BaseException | None = None
         self._audio: AudioCopy | None = None
+        if self.runs_here("server"):  # the run owns its outputs, even if it fails before the graph starts
+            self._stale = self._clear_previous(self.output_path or DEFAULT_OUT)
         try:
             super().run()
             parts = getattr(self, "parts", {})
@@ -84,6 +88,18 @@ class VideoDetectionApp(Application):
             raise
         finally:
             self.summary = self._summary(time.perf_counter() - start, error)
+
+    def _clear_previous(self, out: Path) -> int:
+        """Remove an earlier run's output.mp4 and KITTI files; return how many KITTI files went.
+
+        The operators' start() does the same, but a decoder failing at start stops the graph
+        before theirs runs.
+        """
+        (out / "output.mp4").unlink(missing_ok=True)
+        if not (out / "kitti").is_dir():
+            return 0
+        k = self.kwargs("kitti")
+        return clear_kitti(out / "kitti", digits=int(k.get("digits", 6)), prefix=str(k.get("prefix", "")))
 
     def _summary(self, wall_s: float, error: BaseException | None) -> dict[str, Any] | None:
         parts = getattr(self, "parts", None)
@@ -100,7 +116,7 @@ class VideoDetectionApp(Application):
             "partial": error is not None,  # a failed run: the outputs hold the frames before the fault
             "frames_written": enc["frames"],
             "kitti_files": parts["kitti"].written,
-            "stale_kitti_removed": parts["kitti"].cleared,
+            "stale_kitti_removed": getattr(self, "_stale", 0) + parts["kitti"].cleared,
             "padded_from": enc["padded_from"],
             "audio": audio,
             "backend": parts["inference"].backend.describe() if parts["inference"].backend else None,

@@ -86,6 +86,10 @@ class VideoEncoderOp(Operator):
         self.emitted_at: dict[float, float] = {}  # packet clock → decoder emit clock
         super().__init__(fragment, *args, name=name, **kwargs)
 
+    def start(self) -> None:
+        """The run owns its output file: one left by an earlier run into the same folder goes now."""
+        self.sink.path.unlink(missing_ok=True)
+
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         frame = self.receive(op_input, P.FRAME)
         info = self.get_meta(P.FRAME_INFO)

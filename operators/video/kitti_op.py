@@ -62,7 +62,7 @@ class KittiWriterOp(Operator):
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.cleared = clear_kitti(self.folder, digits=self.digits, prefix=self.prefix)
+        self.cleared += clear_kitti(self.folder, digits=self.digits, prefix=self.prefix)
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         det = self.receive(op_input, P.DETECTIONS)

@@ -157,7 +157,8 @@ def test_display_rotation_is_applied_like_ffmpeg_autorotate(ff: dict, tmp_path: 
 def test_run_owns_its_kitti_folder(small_clip: dict[str, Path], tmp_path: Path) -> None:
     """250 KITTI files of an earlier run are removed; files the writer does not name are kept.
 
-    Fails if stale frame files survive (the folder would claim 250 frames for a 40-frame run).
+    Fails if stale frame files survive (the folder would claim 250 frames for a 40-frame run), or
+    if a later run that fails at once leaves the earlier run's output.mp4 and KITTI files.
     """
     kitti = tmp_path / "out" / "kitti"
     kitti.mkdir(parents=True)
@@ -168,6 +169,11 @@ def test_run_owns_its_kitti_folder(small_clip: dict[str, Path], tmp_path: Path) 
     s = _run(small_clip["video"], tmp_path / "out")
     names = sorted(p.name for p in kitti.iterdir())
     assert names == [f"{i:06d}.txt" for i in range(40)] + ["notes.md"] and s["stale_kitti_removed"] == 251
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video\n" * 50)
+    with pytest.raises(VideoInputError):  # fails before its first frame: the earlier run's video must not stay
+        _run(bad, tmp_path / "out")
+    assert not (tmp_path / "out" / "output.mp4").exists() and not list(kitti.glob("*.txt"))
 
 
 def _audio_packets(ff: dict[str, Path], path: Path) -> list[str]:
