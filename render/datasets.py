@@ -267,7 +267,7 @@ class DatasetRegistry:
                     if rec.kind == "slide"
                     else ArraySource(*loaders.load_image(Path(rec.path)))
                 )
-                ts = TileServer(src)
+                ts = TileServer(src, tile_size=getattr(src, "native_tile", 256))
                 self._tiles[dataset_id] = ts
             return ts
 

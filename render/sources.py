@@ -79,6 +79,9 @@ class SlideSource:
         self.mpp = float(mpp) if mpp else None
         self.mpp_y = float(mpp_y) if mpp else None
         self._lock = threading.Lock()
+        import tifffile
+
+        self._tif = tifffile.TiffFile(str(self.path))  # stored tiles read directly (see read)
         self._virtual: dict[int, np.ndarray] = {}
         self._add_thumbnail_level()
 
@@ -96,12 +99,63 @@ class SlideSource:
         self._virtual[len(self.levels)] = np.asarray(thumb.convert("RGB"))
         self.levels.append(Level(w, h, l0.width / w))
 
+    @property
+    def native_tile(self) -> int:
+        """The file's square tile edge (64..2048), or 256 when untiled or unusual: a tile server on
+        the file's own grid reads (and may pass through) one stored tile per tile."""
+        page = self._page(0)
+        ok = page is not None and page.is_tiled and page.tilewidth == page.tilelength
+        return int(page.tilewidth) if ok and 64 <= page.tilewidth <= 2048 else 256
+
+    def _page(self, level: int):
+        """The tifffile page of a stored level (None for the virtual thumbnail level)."""
+        if level in self._virtual:
+            return None
+        lv = self._tif.series[0].levels[level]
+        return lv.keyframe if hasattr(lv, "keyframe") else lv.pages[0]
+
+    def _stored_tile(self, level: int, x: int, y: int, w: int, h: int) -> tuple[object, int] | None:
+        """(page, tile index) when the box is exactly one tile as the file stores it (else None)."""
+        page = self._page(level)
+        if page is None or not page.is_tiled or page.tilewidth != page.tilelength:
+            return None
+        t = page.tilewidth
+        lv = self.levels[level]
+        if x % t or y % t or w != min(t, lv.width - x) or h != min(t, lv.height - y):
+            return None
+        return page, (y // t) * (-(-lv.width // t)) + x // t
+
+    def _raw(self, page, index: int) -> bytes:
+        fh = self._tif.filehandle
+        with self._lock:
+            fh.seek(page.dataoffsets[index])
+            return fh.read(page.databytecounts[index])
+
+    def stored_jpeg(self, level: int, x: int, y: int, w: int, h: int) -> bytes | None:
+        """The file's own JPEG of a tile, as a complete JPEG (shared tables spliced in), when the
+        box is one stored tile of a YCbCr JPEG level — served without decoding or re-encoding."""
+        found = self._stored_tile(level, x, y, w, h)
+        if found is None:
+            return None
+        page, index = found
+        if page.compression != 7 or page.photometric != 6 or (w, h) != (page.tilewidth, page.tilelength):
+            return None  # RGB-coded JPEG would be read as YCbCr by browsers; edge tiles are padded
+        data = self._raw(page, index)
+        tables = page.jpegtables
+        return tables[:-2] + data[2:] if tables else data
+
     def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         if level in self._virtual:
             return np.ascontiguousarray(self._virtual[level][y : y + h, x : x + w])
+        found = self._stored_tile(level, x, y, w, h)
+        if found is not None:  # one stored tile: decode it directly (tifffile's codec, no zarr layer)
+            page, index = found
+            arr, _, _ = page.decode(self._raw(page, index), index, jpegtables=page.jpegtables)
+            return np.ascontiguousarray(arr[0, :h, :w, :3])
         with self._lock:
             arr = self._slide.read_region((x, y), level, (w, h), as_array=True)
         return np.ascontiguousarray(arr[:, :, :3])
 
     def close(self) -> None:
         self._slide.close()
+        self._tif.close()

@@ -333,14 +333,22 @@ class TileServer:
         quality: int,
         encode: Callable[[np.ndarray, str, int], bytes],
     ) -> bytes:
-        """Encoded exact tile, cached (a warm tile costs a dictionary look-up)."""
+        """Encoded exact tile, cached (a warm tile costs a dictionary look-up). A JPEG tile the file
+        stores as such (aligned, YCbCr) is served as its own bytes: no decode, no re-encode."""
         key = (level, tx, ty, fmt, quality)
         with self._lock:
             data = self._encoded.get(key)
             if data is not None:
                 self._encoded.move_to_end(key)
                 return data
-        data = encode(self.tile(level, tx, ty), fmt, quality)
+        data = None
+        stored = getattr(self.source, "stored_jpeg", None)
+        if fmt == "jpeg" and stored is not None and self.cached(level, tx, ty) is None:
+            t = self.tile_size
+            lv = self.levels[level]
+            data = stored(level, tx * t, ty * t, min(t, lv.width - tx * t), min(t, lv.height - ty * t))
+        if data is None:
+            data = encode(self.tile(level, tx, ty), fmt, quality)
         with self._lock:
             self._encoded[key] = data
             while len(self._encoded) > 4096:

@@ -84,3 +84,29 @@ def test_huge_request_reads_the_level_for_its_scale_and_is_bounded():
                 ts.region(bad, 0, 64, 64, 1.0)
     finally:
         ts.close()
+
+
+def test_stored_jpeg_tiles_pass_through_and_decode_like_tifffile(render_root):
+    """A tile the file stores as YCbCr JPEG on the server's grid is sent as the file's own bytes
+    (no decode or re-encode, so no second loss); decoded, it is tifffile's pixels."""
+    import cv2
+    from clara_stream.render.annotate import encode
+
+    path = render_root / "slide.tif"
+    ref = _levels(path)
+    with tifffile.TiffFile(path) as tif:
+        page = tif.series[0].levels[0].keyframe
+        fh = tif.filehandle
+        fh.seek(page.dataoffsets[1])
+        stored = fh.read(page.databytecounts[1])
+    ts = TileServer(SlideSource(path))
+    try:
+        assert ts.source.native_tile == 256 == ts.tile_size
+        jpeg = ts.encoded_tile(0, 1, 0, "jpeg", 85, encode)
+        assert jpeg.endswith(stored[2:])  # the stored entropy-coded data, untouched
+        got = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        assert np.abs(got.astype(int) - ref[0][:256, 256:512]).max() <= 2  # another decoder, same image
+        assert ts.reads == 0  # nothing decoded to serve it
+        np.testing.assert_array_equal(ts.tile(0, 1, 0), ref[0][:256, 256:512])
+    finally:
+        ts.close()
