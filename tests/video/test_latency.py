@@ -22,7 +22,7 @@ def test_bench_reports_the_apps_own_glass_to_glass_figure(small_clip: dict[str, 
     Fails if the harness reports only the engine's tracked path (decoder compute → encoder
     compute: the decoder's read-ahead queue and the encoder's thread are outside it; the issue
     saw 14.8 ms there against the app's 91 ms), if the app's clock starts later than the packet
-    read (e.g. at the decoder's emit, inside the tracked window), or if the two disagree.
+    read (e.g. at the decoder's emit: the decode stage would be 0), or if the two disagree.
     """
     opts = BenchOptions(app="video_detection", out=tmp_path / "b", input=str(small_clip["video"]), runs=1,
                         skip_first=0, discard_last=0)  # untrimmed, like the app's own latency.json
@@ -39,9 +39,9 @@ def test_bench_reports_the_apps_own_glass_to_glass_figure(small_clip: dict[str, 
     tracked = max(by_path(parse_file(tmp_path / "b" / "logs" / "run0_inst0.log")).values(), key=len)
     assert len(tracked) == 40
     starts = np.array([m.start_us for m in glass])
-    assert (starts <= np.array([m.start_us for m in tracked])).all()  # packet read precedes the decoder's compute
+    assert (starts <= np.array([m.hops[0][2] for m in tracked])).all()  # packet read precedes the decoder's publish
     assert np.median([m.latency_ms for m in glass]) >= np.median([m.latency_ms for m in tracked])
-    stages = glass[0].operator_ms()
-    assert set(stages) == {"packet_read", "decoder_emit", "encoder_receive", "packet_written"}
-    total = sum(stages.values())
-    assert abs(total - glass[0].latency_ms) < 1e-6  # the stages add up to the whole
+    stages = [m.operator_ms() for m in glass]
+    assert set(stages[0]) == {"packet_read", "decoder_emit", "encoder_receive", "packet_written"}
+    assert all(st["decoder_emit"] > 0 for st in stages)  # a decode lies between packet read and emit
+    assert all(abs(sum(st.values()) - m.latency_ms) < 1e-6 for st, m in zip(stages, glass, strict=True))
