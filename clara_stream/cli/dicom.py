@@ -89,15 +89,19 @@ def serve(
 ) -> None:
     """Run the DICOM SCP, grouper, scheduler, exporter and REST API (OpenAPI at /docs) in one process.
 
-    Binding: both listeners bind 127.0.0.1 unless --host (DICOM) or --http-host (REST) say
-    otherwise. Auth: REST beyond loopback always needs 'Authorization: Bearer <token>' — the token
-    from --api-token-file or $CLARA_STREAM_API_TOKEN, else one generated on first start into
-    <data-dir>/api-token (mode 0600) and printed once. Only installed apps, or apps under
-    --app-root, may run; REST job inputs must lie under the store or an --input-root.
-    Low space: below the smaller of --min-free-mb and --min-free-percent free, associations are
-    refused (transient) and C-STOREs answer 0xA700. Retention: --retention-max-age-days /
-    --retention-max-total-gb (or an AE's "retention"), applied hourly and by `dicom gc`; never an
-    instance of a queued/running job or with results waiting in the outbox.
+    Binding: both listeners bind 127.0.0.1 unless --host (DICOM) or --http-host (REST, console) say otherwise.
+
+    Auth: REST beyond loopback requires 'Authorization: Bearer <token>' (--api-token-file, $CLARA_STREAM_API_TOKEN).
+
+    Without one, a token is generated on first start into <data-dir>/api-token (mode 0600) and printed once.
+
+    Only installed apps, or apps under --app-root, may run; REST job inputs must lie under the store or --input-root.
+
+    Low space: below min(--min-free-mb, --min-free-percent) free, associations are refused and C-STOREs get 0xA700.
+
+    Retention: --retention-max-age-days / --retention-max-total-gb (or an AE's "retention"), hourly and `dicom gc`.
+
+    Retention never deletes instances of an open group, of a queued or running job, or with results in the outbox.
 
     Writes ``<data-dir>/service.json`` with the pid and bound ports once both servers listen.
     """
@@ -202,8 +206,9 @@ def gc_cmd(
 ) -> None:
     """Apply the retention policy (global options + each AE's "retention") to the instance store.
 
-    Never deletes an instance whose group is still open, whose job is queued or running, or whose
-    job's results wait in the outbox. Safe beside a running service (same SQLite database).
+    Never deletes an instance of an open group, of a queued or running job, or with results in the outbox.
+
+    Safe beside a running service (the same SQLite database, WAL).
     """
     from pydantic import ValidationError
 
