@@ -1,0 +1,228 @@
+"""Zero-shot dialog manager: text → intent (sentence embeddings + margin) → slots → command + reply.
+
+Matching is nearest-example cosine similarity over the catalogue's phrasings (MiniLM, numpy): an
+intent whose best example scores under ``threshold``, or within ``margin`` of a different intent,
+is refused ("I did not understand") rather than guessed. Intents whose required slots are filled
+are preferred over close ones that lack them ("show the coronal view" is not ``show_label``).
+Destructive intents (``confirm: true``) wait for "yes" in the same conversation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from clara_stream.voice import slots as S
+from clara_stream.voice.catalogue import Catalogue, Intent, load
+from clara_stream.voice.commands import build
+
+MAX_QUERY_CHARS = 300
+MAX_CONVERSATIONS = 256
+NOT_UNDERSTOOD = "Sorry, I did not understand. Try a command such as zoom in, axial view or hide the ribs."
+LABEL, MASK = "<label>", "organ"  # the catalogue's placeholder and what it (and a said label) is embedded as
+#: Weight of word overlap with an example (hybrid dense + sparse: "zoom in a lot" shares "in", not "out")
+#: and bonus per specific slot the words fill ("an oblique slice" names a view: set_view, not next_slice).
+LEXICAL, SLOT_BONUS = 0.15, 0.1
+NEGATION, ASK_GAP = 0.1, 0.1
+SPECIFIC = ("direction", "view", "preset", "label")  # slots whose words point at an intent
+SLOT_NAMES = {"direction": "a direction", "view": "a view", "preset": "a window preset", "label": "a label"}
+
+
+@dataclass
+class Result:
+    """What one query became; ``to_json()`` is the REST shape."""
+
+    query: str
+    intent: str | None
+    confidence: float
+    slots: dict[str, Any] = field(default_factory=dict)
+    command: list[dict[str, Any]] = field(default_factory=list)
+    reply: str = NOT_UNDERSTOOD
+    understood: bool = False
+    pending_confirmation: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DialogManager:
+    """Map queries to intents of ``catalogue`` (thread-safe; one pending confirmation per conversation).
+
+    Parameters
+    ----------
+    catalogue : Catalogue, optional
+        Default: the packaged ``intents.yaml``.
+    encoder : object with ``encode(list[str]) -> (n, d) unit vectors``, optional
+        Default: the packaged MiniLM (:func:`clara_stream.voice.embed.default_encoder`).
+    threshold : float
+        Lowest cosine similarity accepted (0..1).
+    margin : float
+        Least lead of the best intent over the best different one.
+    """
+
+    def __init__(self, catalogue: Catalogue | None = None, encoder=None, threshold: float = 0.5,
+                 margin: float = 0.02) -> None:  # fmt: skip
+        if not 0.0 < threshold < 1.0 or not 0.0 <= margin < 0.5:
+            raise ValueError(
+                f"DialogManager: expected 0 < threshold < 1 and 0 <= margin < 0.5; got {threshold}, {margin}"
+            )
+        if encoder is None:
+            from clara_stream.voice.embed import default_encoder
+
+            encoder = default_encoder()
+        self.catalogue = catalogue or load()
+        self.encoder = encoder
+        self.threshold, self.margin = float(threshold), float(margin)
+        self._owner = np.array([i for i, it in enumerate(self.catalogue.intents) for _ in it.examples])
+        self._examples = encoder.encode([e.replace(LABEL, MASK) for it in self.catalogue.intents for e in it.examples])
+        self._example_words = [
+            set(S.words(e.replace(LABEL, MASK))) for it in self.catalogue.intents for e in it.examples
+        ]
+        self._pending: OrderedDict[str, Result] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def scores(self, query: str, labels: Sequence[tuple[int, str]] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Per intent: (best cosine similarity of ``query`` to its examples, ranking score = that
+        cosine + word overlap with the example). Label names are masked first."""
+        masked = mask_labels(query, labels)
+        said = set(S.words(masked))
+        sims = self._examples @ self.encoder.encode([masked])[0]
+        overlap = np.array([len(said & ex) / len(ex) if ex else 0.0 for ex in self._example_words], np.float32)
+        cos = np.full(len(self.catalogue.intents), -1.0, np.float32)
+        rank = cos.copy()
+        np.maximum.at(cos, self._owner, sims)
+        np.maximum.at(rank, self._owner, sims + LEXICAL * overlap)
+        return cos, rank
+
+    def process(self, query: str, labels: Sequence[tuple[int, str]] = (), conversation: str = "") -> Result:
+        """Understand ``query`` against the dataset's ``labels`` ((value, name) pairs).
+
+        Raises
+        ------
+        ValueError
+            If the query is empty or longer than ``MAX_QUERY_CHARS``.
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"dialog: expected the query as str; got {type(query).__name__}")
+        text = " ".join(query.split())
+        if not 0 < len(text) <= MAX_QUERY_CHARS:
+            raise ValueError(f"dialog: expected a query of 1..{MAX_QUERY_CHARS} characters; got {len(text)}")
+        intents = self.catalogue.intents
+        cos, rank = self.scores(text, labels)
+        ws = S.words(text)
+        filled = [self._slots(it, ws, labels) for it in intents]
+        rank = rank + SLOT_BONUS * np.array([sum(1 for r in it.slots if r in SPECIFIC and f.get(r))
+                                             for it, f in zip(intents, filled)], np.float32)  # fmt: skip
+        if S.negated(ws):  # "I don't want to see the ribs": embeddings barely feel the "not"
+            rank[[i for i, it in enumerate(intents) if it.command == "show_label"]] -= NEGATION
+        order = [int(i) for i in np.argsort(-rank)]
+        complete = [i for i in order if all(filled[i].get(r) for r in intents[i].required)]
+        res = Result(text, None, round(float(cos[order[0]]), 4))
+        if cos[order[0]] < self.threshold:
+            return res
+        if not complete or rank[order[0]] - rank[complete[0]] > ASK_GAP:  # the best match lacks a slot
+            top = intents[order[0]]
+            return self._ask(res, top, [r for r in top.required if not filled[order[0]].get(r)], labels)
+        best = complete[0]
+        rivals = [float(rank[i]) for i in complete if intents[i].command != intents[best].command]
+        res.confidence = round(float(cos[best]), 4)
+        if cos[best] < self.threshold or rank[best] - max(rivals, default=-1.0) < self.margin:
+            return res
+        return self._answer(res, intents[best], filled[best], labels, conversation)
+
+    def _ask(self, res: Result, it: Intent, missing: list[str], labels) -> Result:
+        res.intent = it.name
+        need = SLOT_NAMES.get(missing[0], missing[0]) if missing else "more detail"
+        res.reply = f"I understood {it.name.replace('_', ' ')}, but I need {need}."
+        if missing and missing[0] == "label":
+            names = ", ".join(n for _, n in list(labels)[:8])
+            res.reply += f" Labels here: {names}." if names else " This dataset has no labels."
+        return res
+
+    def _slots(self, it: Intent, ws: list[str], labels) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for s in it.slots:
+            if s == "direction":
+                v = S.direction(ws)
+            elif s == "amount":
+                v = S.number(ws)
+                if (d := S.degree(ws)) is not None:
+                    out["degree"] = d
+                if "opaque" in ws and "more" in ws:
+                    out["more_opaque"] = True
+            elif s == "view":
+                v = S.view(ws)
+            elif s == "preset":
+                v = S.preset(ws)
+            elif s == "label":
+                v = S.labels(ws, labels) or None
+            else:
+                v = S.state(ws)
+            if v is not None:
+                out[s] = v
+        return out
+
+    def _answer(self, res: Result, it: Intent, slots: dict[str, Any], labels, conversation: str) -> Result:
+        res.intent, res.understood, res.slots = it.name, True, _public(slots)
+        with self._lock:
+            if it.command == "confirm":
+                pending = self._pending.pop(conversation, None)
+                if pending is None:
+                    res.reply = "There is nothing to confirm."
+                    return res
+                res.command, res.reply, res.slots = pending.command, pending.reply, pending.slots
+                return res
+            if it.command == "cancel":
+                res.reply = it.reply if self._pending.pop(conversation, None) else "There is nothing to cancel."
+                return res
+        res.command = build(it.command, slots, labels)
+        res.reply = it.reply.format(**_spoken(slots))
+        if it.confirm:
+            with self._lock:
+                self._pending[conversation] = Result(**{**res.to_json()})
+                self._pending.move_to_end(conversation)
+                while len(self._pending) > MAX_CONVERSATIONS:
+                    self._pending.popitem(last=False)
+            res.command, res.pending_confirmation = [], True
+            res.reply = f"{res.reply.rstrip('.')}? Say yes to confirm or no to cancel."
+        return res
+
+
+def mask_labels(text: str, labels: Sequence[tuple[int, str]]) -> str:
+    """``text`` with the words that name dataset labels replaced by one placeholder word, so "hide the
+    liver" and the catalogue's "hide the <label>" embed alike whatever the organ (view and preset
+    words are kept: "bone window" stays a window even when a label is called bone)."""
+    ws = S.words(text)
+    named = {w for _, n in S.labels(ws, labels) for w in S.words(n)}
+    keep = set(S.VIEWS) | set(S.PRESETS)
+    out: list[str] = []
+    for w in ws:
+        hit = (w in named or S.singular(w) in {S.singular(x) for x in named}) and w not in keep
+        if not hit:
+            out.append(w)
+        elif not out or out[-1] != MASK:
+            out.append(MASK)
+    return " ".join(out)
+
+
+def _public(slots: dict[str, Any]) -> dict[str, Any]:
+    out = dict(slots)
+    if "label" in out:
+        out["label"] = [{"value": v, "name": n} for v, n in out["label"]]
+    if "preset" in out:
+        out["preset"] = out["preset"][0]
+    return out
+
+
+def _spoken(slots: dict[str, Any]) -> dict[str, str]:
+    p = _public(slots)
+    names = [x["name"].replace("_", " ") for x in p.get("label", [])]
+    label = names[0] if len(names) == 1 else (f"{len(names)} labels" if len(names) > 3 else " and ".join(names))
+    view = {"composite": "volume", "mip": "maximum intensity projection"}.get(p.get("view", ""), p.get("view", ""))
+    st = {True: "on", False: "off", None: "on"}[p.get("state")]
+    return {"direction": p.get("direction", ""), "view": view, "preset": p.get("preset", ""), "label": label,
+            "state": st, "amount": str(p.get("amount", ""))}  # fmt: skip

@@ -1,0 +1,127 @@
+"""Slot filling from text: direction, amount, view, window preset, on/off state and label names.
+
+Plain rules over lower-cased words (the intent is chosen by embeddings; slots are words the user
+said). Label names come from the dataset: ``kidney_left`` matches "left kidney"; a word of a name
+("rib") matches every label containing it ("remove ribs" hides ``rib_left_1`` … ``rib_right_12``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+DIRECTIONS = {
+    "left": "left", "right": "right", "up": "up", "upward": "up", "upwards": "up", "down": "down",
+    "downward": "down", "downwards": "down", "leftward": "left", "rightward": "right",
+}  # fmt: skip
+#: view word → render mode name (``clara_stream.render`` ViewMode names).
+VIEWS = {
+    "axial": "axial", "transverse": "axial", "coronal": "coronal", "frontal": "coronal", "sagittal": "sagittal",
+    "oblique": "oblique", "mip": "mip", "maximum": "mip", "projection": "mip", "volume": "composite",
+    "3d": "composite", "three": "composite", "cinematic": "composite", "rendering": "composite",
+}  # fmt: skip
+#: preset words → (name, window centre HU, window width HU): the usual CT windows.
+PRESETS = {
+    "soft": ("soft tissue", 40.0, 400.0), "tissue": ("soft tissue", 40.0, 400.0),
+    "abdomen": ("soft tissue", 40.0, 400.0), "lung": ("lung", -600.0, 1500.0), "lungs": ("lung", -600.0, 1500.0),
+    "bone": ("bone", 400.0, 1800.0), "bones": ("bone", 400.0, 1800.0), "skeleton": ("bone", 400.0, 1800.0),
+}  # fmt: skip
+ON = {"on", "show", "start", "enable", "display", "activate", "begin", "want", "turn"}
+OFF = {"off", "hide", "stop", "disable", "remove", "deactivate", "end", "exit", "leave"}
+NUMBERS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "twice": 2, "double": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
+}  # fmt: skip
+BIG = {"lot", "much", "far", "lots", "way", "greatly", "plenty"}
+SMALL = {"little", "bit", "slightly", "tad", "touch", "slight", "fraction"}
+#: Words of label names too generic to pick labels alone ("left" must not select every left organ).
+GENERIC = {"left", "right", "upper", "lower", "middle", "inferior", "superior", "anterior", "posterior",
+           "the", "of", "and", "a", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}  # fmt: skip
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens (``3d`` and ``2.5`` stay whole)."""
+    return WORD.findall(text.lower().replace("-", " ").replace("_", " "))
+
+
+def singular(w: str) -> str:
+    """Crude English singular, enough for organ names (ribs→rib, kidneys→kidney, vertebrae→vertebra)."""
+    if w.endswith("ae") and len(w) > 4:
+        return w[:-1]
+    if w.endswith("ies") and len(w) > 4:
+        return w[:-3] + "y"
+    if w.endswith("s") and not w.endswith("ss") and not w.endswith("us") and len(w) > 3:
+        return w[:-1]
+    return w
+
+
+NEGATIONS = {"not", "don", "dont", "never", "without"}
+
+
+def negated(ws: Sequence[str]) -> bool:
+    """Whether the words negate ("don't", "do not", "never")."""
+    return any(w in NEGATIONS for w in ws)
+
+
+def direction(ws: Sequence[str]) -> str | None:
+    return next((DIRECTIONS[w] for w in ws if w in DIRECTIONS), None)
+
+
+def view(ws: Sequence[str]) -> str | None:
+    return next((VIEWS[w] for w in ws if w in VIEWS), None)
+
+
+def preset(ws: Sequence[str]) -> tuple[str, float, float] | None:
+    return next((PRESETS[w] for w in ws if w in PRESETS), None)
+
+
+def state(ws: Sequence[str]) -> bool | None:
+    """On/off: an explicit ``off``/``hide``… wins over ``on``/``show``…; None when neither is said."""
+    if any(w in OFF for w in ws):
+        return False
+    if any(w in ON for w in ws):
+        return True
+    return None
+
+
+def number(ws: Sequence[str]) -> float | None:
+    """The first number said, as digits or words ("twenty five" → 25); None when none."""
+    for i, w in enumerate(ws):
+        try:
+            return float(w)
+        except ValueError:
+            pass
+        if w in NUMBERS and w not in ("a", "an"):
+            v = NUMBERS[w]
+            if v >= 20 and i + 1 < len(ws) and ws[i + 1] in NUMBERS and NUMBERS[ws[i + 1]] < 10:
+                v += NUMBERS[ws[i + 1]]
+            return float(v)
+    return None
+
+
+def degree(ws: Sequence[str]) -> str | None:
+    """``big`` ("a lot"), ``small`` ("a little") or None."""
+    if any(w in BIG for w in ws):
+        return "big"
+    if any(w in SMALL for w in ws):
+        return "small"
+    return None
+
+
+def _name_words(name: str) -> set[str]:
+    return {singular(w) for w in words(name)}
+
+
+def labels(ws: Sequence[str], dataset_labels: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Labels of the dataset the words name: whole names first ("left kidney" → ``kidney_left``),
+    else every label sharing a specific word ("ribs" → all ``rib_*``). Sorted by value."""
+    said = {singular(w) for w in ws}
+    table = [(int(v), str(n), _name_words(n)) for v, n in dataset_labels]
+    whole = [(v, n) for v, n, nw in table if nw and nw <= said and not nw <= GENERIC]
+    if whole:  # the most specific names said win: "left kidney" does not also pick "kidney_right"
+        best = max(len(_name_words(n)) for _, n in whole)
+        return sorted((v, n) for v, n in whole if len(_name_words(n)) == best)
+    specific = said - GENERIC
+    return sorted((v, n) for v, n, nw in table if nw & specific)
