@@ -18,28 +18,32 @@ let ws, seq = 0, header = null, mode = "", measuring = false, points = [], image
 const pending = new Map();
 let drawing = Promise.resolve();
 
-function send(type, body = {}) {
+function send(type, body = {}, since = performance.now()) {  // since: when the user acted
   if (!ws || ws.readyState !== 1) return;
   const id = ++seq;
   V.sent = id;
-  pending.set(id, performance.now());
+  pending.set(id, since);
   ws.send(JSON.stringify({ type, id, ...body }));
 }
 
 // ---- gesture accumulation: at most one message of each kind per animation frame ----
-let acc = { pan: [0, 0], rotate: [0, 0], scroll: 0, zoom: 1, anchor: null }, scheduled = false;
-function flush() {
+let acc = { pan: [0, 0], rotate: [0, 0], scroll: 0, zoom: 1, anchor: null, since: 0 }, scheduled = false;
+function flush() {  // latency counts from the first gesture event of the batch, not from the send
   scheduled = false;
-  if (acc.pan[0] || acc.pan[1]) send("pan", { dx: acc.pan[0], dy: acc.pan[1] });
-  if (acc.rotate[0] || acc.rotate[1]) send("rotate", { dx: acc.rotate[0], dy: acc.rotate[1] });
-  if (Math.abs(acc.scroll) >= 1) { const d = Math.trunc(acc.scroll); send("scroll", { delta: d }); acc.scroll -= d; }
+  const t = acc.since;
+  if (acc.pan[0] || acc.pan[1]) send("pan", { dx: acc.pan[0], dy: acc.pan[1] }, t);
+  if (acc.rotate[0] || acc.rotate[1]) send("rotate", { dx: acc.rotate[0], dy: acc.rotate[1] }, t);
+  if (Math.abs(acc.scroll) >= 1) { const d = Math.trunc(acc.scroll); send("scroll", { delta: d }, t); acc.scroll -= d; }
   if (Math.abs(acc.zoom - 1) > 1e-3) {
     const a = acc.anchor || [canvas.width / 2, canvas.height / 2];
-    send("zoom", { factor: acc.zoom, x: a[0], y: a[1] });
+    send("zoom", { factor: acc.zoom, x: a[0], y: a[1] }, t);
   }
-  acc = { pan: [0, 0], rotate: [0, 0], scroll: acc.scroll, zoom: 1, anchor: null };
+  acc = { pan: [0, 0], rotate: [0, 0], scroll: acc.scroll, zoom: 1, anchor: null, since: 0 };
 }
-function schedule() { if (!scheduled) { scheduled = true; requestAnimationFrame(flush); } }
+function schedule() {
+  if (!acc.since) acc.since = performance.now();
+  if (!scheduled) { scheduled = true; requestAnimationFrame(flush); }
+}
 function drag(dx, dy, tilt) {
   if (RAY.includes(mode) || mode === "oblique" || tilt) { acc.rotate[0] += dx; acc.rotate[1] += dy; } else { acc.pan[0] += dx; acc.pan[1] += dy; }
   schedule();
