@@ -41,14 +41,16 @@ class MultiModelSegmentationOp(Operator):
     def __init__(self, fragment: Any, *args: Any, regions: Any = None, base: Any = ".", overlap: float = 0.25,
                  threads: int | None = None, name: str = "multi_model", **kwargs: Any) -> None:  # fmt: skip
         self.regions = parse_regions(regions or [], Path(base))
-        self.cards, self.backends = {}, {}
-        for r in self.regions:
-            card = ModelCard.load(r.model)
-            key = "torchscript" if r.backend == "torch" else "onnx"
-            self.cards[r.name] = card
-            self.backends[r.name] = create_backend(r.backend, r.model / card.files[key], threads=threads)
-        self.overlap = float(overlap)
+        self.cards = {r.name: ModelCard.load(r.model) for r in self.regions}
+        self.backends: dict[str, Any] = {}  # created in start(): validate loads no model
+        self.threads, self.overlap = threads, float(overlap)
         super().__init__(fragment, *args, name=name, **kwargs)
+
+    def start(self) -> None:
+        for r in self.regions:
+            key = "torchscript" if r.backend == "torch" else "onnx"
+            self.backends[r.name] = create_backend(r.backend, r.model / self.cards[r.name].files[key],
+                                                   threads=self.threads)  # fmt: skip
 
     def _predictor(self, region: str) -> Any:
         import torch

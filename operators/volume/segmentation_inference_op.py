@@ -59,11 +59,13 @@ class SegmentationInferenceOp(Operator):
                              f"got {overlap}, {sw_batch_size}")  # fmt: skip
         self.card = ModelCard.load(model)
         folder = Path(model) if Path(model).is_dir() else Path(model).parent
-        self._triton = dict(url=url, model_name=model_name or "organ_segmentation") if backend == "triton" else None
-        self.backend: Any = None  # Triton: connected in start(), so validate needs no server
-        if self._triton is None:
+        if backend == "triton":
+            self._backend_args: tuple[str, dict[str, Any]] = (
+                "triton", dict(url=url, model_name=model_name or "organ_segmentation"))
+        else:
             key = "torchscript" if backend == "torch" else "onnx"
-            self.backend = create_backend(backend, folder / self.card.files[key], threads=threads)
+            self._backend_args = (backend, dict(model=folder / self.card.files[key], threads=threads))
+        self.backend: Any = None  # created in start(): validate loads no model and contacts no server
         self.overlap, self.sw_batch_size = float(overlap), int(sw_batch_size)
         super().__init__(fragment, *args, name=name, **kwargs)
 
@@ -80,8 +82,11 @@ class SegmentationInferenceOp(Operator):
         self.emit(op_output, labels, P.MASK, meta={P.GEOMETRY: geom})
 
     def start(self) -> None:
-        if self._triton is not None:
-            self.backend = create_backend("triton", **self._triton)
+        kind, options = self._backend_args
+        if kind == "triton":
+            self.backend = create_backend(kind, **options)
+        else:
+            self.backend = create_backend(kind, options["model"], threads=options["threads"])
 
     def stop(self) -> None:
         if self.backend is not None:
