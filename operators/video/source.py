@@ -30,34 +30,19 @@ from typing import Any
 import numpy as np
 from clara_stream.operators.video.colour import frame_to_rgb
 from clara_stream.operators.video.pacer import DROP_POLICIES, Pacer
+from clara_stream.operators.video.probe import (
+    SUPPORTED_CODECS,
+    VideoInfo,
+    VideoInputError,
+    first_video_stream,
+    open_video,
+    probe,
+    rotate,
+)
 
 from clara_stream.geometry import FrameInfo
 
-SUPPORTED_CODECS: tuple[str, ...] = ("h264", "hevc")
-RAW_FORMATS: tuple[str, ...] = ("h264", "hevc")  # FFmpeg demuxers of elementary streams (no container)
-_ISO = (".mp4", ".mov", ".m4v", ".3gp")
-__all__ = ["DROP_POLICIES", "Pacer", "VideoInfo", "VideoInputError", "VideoSource", "probe"]
-
-
-class VideoInputError(ValueError):
-    """The input is not a usable video; the message names the file and the problem."""
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What the container says about its first video stream (sizes as displayed, after rotation)."""
-
-    path: Path
-    codec: str
-    width: int
-    height: int
-    rate: Fraction
-    time_base: Fraction
-    frames: int  # from the container index, else counted from packets
-    duration_s: float | None
-    rotation: int = 0  # degrees counter-clockwise applied to the coded frame for display
-    raw: bool = False  # an elementary stream (.h264/.h265): no container timing
-    audio: tuple[str, ...] = ()  # codecs of the audio streams (not carried to the output)
+__all__ = ["DROP_POLICIES", "SUPPORTED_CODECS", "Pacer", "VideoInfo", "VideoInputError", "VideoSource", "probe"]
 
 
 @dataclass
@@ -68,143 +53,6 @@ class DecodedFrame:
     info: FrameInfo
     decoded_at: float
     read_at: float = 0.0
-
-
-def _open(path: Path, owner: str) -> Any:
-    import av
-
-    if not path.exists():
-        raise VideoInputError(f"{owner}: expected an existing video file; got missing path [{path}]")
-    if not path.is_file():
-        raise VideoInputError(f"{owner}: expected a video file; got a directory [{path}]")
-    if path.stat().st_size == 0:
-        raise VideoInputError(f"{owner}: expected a video file; got an empty file [{path}]")
-    try:
-        return av.open(str(path), "r")
-    except av.FFmpegError as exc:
-        hint = " (an MP4/MOV cut short loses its index, the moov atom)" if path.suffix.lower() in _ISO else ""
-        raise VideoInputError(
-            f"{owner}: expected a readable video container (MP4/MKV/MOV/raw H.264/H.265); "
-            f"got {exc.strerror or exc}{hint} [{path}]"
-        ) from exc
-
-
-def _video_stream(container: Any, path: Path, codecs: Sequence[str], owner: str) -> Any:
-    if not container.streams.video:
-        found = ", ".join(f"{s.type} {s.codec_context.name}" for s in container.streams) or "no streams"
-        container.close()
-        raise VideoInputError(f"{owner}: expected a video stream; got none ({found}) [{path}]")
-    stream = container.streams.video[0]
-    codec = stream.codec_context.name
-    if codecs and codec not in codecs:
-        container.close()
-        raise VideoInputError(f"{owner}: expected a video codec in {tuple(codecs)}; got {codec!r} [{path}]")
-    if not stream.codec_context.width or not stream.codec_context.height:
-        container.close()
-        raise VideoInputError(f"{owner}: expected a video stream with a frame size; got 0x0 (corrupt header) [{path}]")
-    return stream
-
-
-def _is_raw(container: Any) -> bool:
-    return container.format.name in RAW_FORMATS
-
-
-def _rate(container: Any, stream: Any, path: Path, rate: Fraction | None, owner: str) -> Fraction:
-    """The source rate: the container's; for a raw stream ``rate`` if given, else its VUI timing.
-
-    FFmpeg's raw H.264/HEVC demuxers report 25 fps for any stream; the decoder's ``framerate``
-    comes from the SPS VUI timing info when the encoder wrote it (x264 does; x265 unless
-    ``vui-timing-info=0``), and is 0 otherwise.
-    """
-    if _is_raw(container):
-        if rate is not None:
-            return Fraction(rate)
-        vui = stream.codec_context.framerate
-        if vui:
-            return Fraction(vui)
-        raise VideoInputError(
-            f"{owner}: expected a frame rate for a raw {stream.codec_context.name} stream (no VUI timing in it); "
-            f"got none: set decoder.rate [{path}]"
-        )
-    if rate is not None:
-        raise VideoInputError(
-            f"{owner}: expected decoder.rate only for raw .h264/.h265 streams; got rate={rate} for a "
-            f"{container.format.name} container, whose own timing is used [{path}]"
-        )
-    for r in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-        if r:
-            return Fraction(r)
-    return Fraction(25)
-
-
-def _expected_frames(container: Any, stream: Any, rate: Fraction, tb: Fraction) -> tuple[int, str]:
-    """Frames the container promises and where the promise comes from (0 when it makes none)."""
-    if stream.frames:
-        return int(stream.frames), "container index"
-    if stream.duration:
-        return round(float(stream.duration * tb) * rate), f"stream duration {float(stream.duration * tb):.3f} s"
-    if container.duration and not _is_raw(container):
-        secs = container.duration / 1e6
-        return round(secs * rate), f"container duration {secs:.3f} s at {float(rate):g} fps"
-    return 0, ""
-
-
-def probe(
-    path: str | Path, *, codecs: Sequence[str] = SUPPORTED_CODECS, rate: Fraction | None = None, owner: str = "probe"
-) -> VideoInfo:
-    """Open, check and describe a video file, decoding only its first frame (for the rotation).
-
-    Raises
-    ------
-    VideoInputError
-        Missing, empty or non-video file; no video stream; codec not in ``codecs``; a raw stream
-        without VUI timing and no ``rate``; ``rate`` given for a container.
-    """
-    import av
-
-    p = Path(path)
-    container = _open(p, owner)
-    try:
-        s = _video_stream(container, p, codecs, owner)
-        fps = _rate(container, s, p, rate, owner)
-        raw = _is_raw(container)
-        tb = 1 / fps if raw or not s.time_base else Fraction(s.time_base)
-        dur = float(s.duration * tb) if s.duration else (container.duration / 1e6 if container.duration else None)
-        frames = int(s.frames or 0)
-        audio = tuple(a.codec_context.name for a in container.streams.audio)
-        try:
-            first = next(iter(container.decode(s)), None)
-        except av.FFmpegError:
-            first = None  # reported with the frame reached when the stream is decoded
-        rotation = _rotation(first, p, owner)
-        w, h = s.codec_context.width, s.codec_context.height
-        if rotation % 180:
-            w, h = h, w
-        if frames == 0:  # fragmented MP4 / MKV / raw bitstream: no index, so count packets (demux only)
-            container.close()
-            container = _open(p, owner)  # raw streams cannot seek
-            frames = sum(1 for pkt in container.demux(container.streams.video[0]) if pkt.size)
-        if raw and dur is None:
-            dur = frames / float(fps)
-        return VideoInfo(p, s.codec_context.name, w, h, fps, tb, frames, dur, rotation, raw, audio)
-    finally:
-        container.close()
-
-
-def _rotation(frame: Any, path: Path, owner: str) -> int:
-    """Counter-clockwise degrees (0, 90, 180, 270) to apply to a decoded frame for display."""
-    if frame is None:
-        return 0
-    angle = int(round(getattr(frame, "rotation", 0) or 0)) % 360
-    if angle % 90:
-        raise VideoInputError(f"{owner}: expected a display rotation in multiples of 90°; got {angle}° [{path}]")
-    return angle
-
-
-def rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
-    """Apply a display rotation (counter-clockwise degrees) to ``(H, W, 3)`` pixels."""
-    k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
 _END = object()
@@ -317,18 +165,17 @@ class VideoSource:
         import av
 
         try:
-            container = _open(self.path, self.owner)
+            container = open_video(self.path, self.owner)
         except VideoInputError as exc:
             self._put(exc)
             return
         info = self.info
         try:
-            stream = _video_stream(container, self.path, self._codecs, self.owner)
+            stream = first_video_stream(container, self.path, self._codecs, self.owner)
             stream.thread_type = "SLICE" if self.pacer is not None else "AUTO"  # see the pacer parameter
             stream.thread_count = self._threads
             rate, tb = info.rate, info.time_base
             step = 1 if info.raw else max(1, round(1 / (rate * tb)))  # one frame in time-base units
-            expected, where = _expected_frames(container, stream, rate, Fraction(stream.time_base or tb))
             offset, index = 0, 0
             while not self._stop.is_set():
                 n_pass, last, first_pts = 0, None, None
@@ -352,12 +199,7 @@ class VideoSource:
                     ) from exc
                 if n_pass == 0:
                     raise VideoInputError(f"{self.owner}: expected at least one decodable frame; got 0 [{self.path}]")
-                slack = 0 if where == "container index" else max(1, expected // 50)  # durations round
-                if expected and expected - n_pass > slack:
-                    raise VideoInputError(
-                        f"{self.owner}: expected {expected} frames ({where}); got {n_pass}, the stream ends after "
-                        f"frame {n_pass - 1}: the file is truncated or corrupt [{self.path}]"
-                    )
+                self._check_complete(n_pass)
                 if not self.loop:
                     break
                 offset = (last or 0) + step
@@ -369,6 +211,29 @@ class VideoSource:
             self._put(exc)
         finally:
             container.close()
+
+    def _check_complete(self, n_pass: int) -> None:
+        """Refuse a pass that ended before what the container promised (a truncated file).
+
+        Indexed containers (MP4/MOV) promise a frame count, checked exactly. Others (MKV,
+        fragmented MP4) promise a duration: the media found in the file (any stream) must reach
+        it within two frames or 2 %, so variable frame rates and audio longer than video pass.
+        """
+        i = self.info
+        if i.indexed and n_pass < i.frames:
+            raise VideoInputError(
+                f"{self.owner}: expected {i.frames} frames (container index); got {n_pass}, the stream ends after "
+                f"frame {n_pass - 1}: the file is truncated or corrupt [{self.path}]"
+            )
+        if i.promised_end_s is None or i.content_end_s is None:
+            return
+        slack = max(2 / float(i.rate), 0.02 * (i.duration_s or 0))
+        if i.promised_end_s - i.content_end_s > slack:
+            raise VideoInputError(
+                f"{self.owner}: expected media up to {i.promised_end_s:.3f} s (container duration); got "
+                f"{i.content_end_s:.3f} s, the stream ends after frame {n_pass - 1}: the file is truncated or "
+                f"corrupt [{self.path}]"
+            )
 
     def read(self, timeout_s: float | None = None) -> DecodedFrame | None:
         """Next frame, or ``None`` at the end; re-raises a decode failure in order."""

@@ -79,7 +79,8 @@ def test_truncated_mkv_fails_names_frame_and_keeps_playable_partial(ff: dict, tm
            str(tmp_path / "out")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert done.returncode != 0
-    assert "expected 90 frames (container duration 3.000 s" in done.stderr and "ends after frame" in done.stderr
+    assert "expected media up to 3.000 s (container duration); got 1." in done.stderr  # cut in half: ~1.5 s
+    assert "the stream ends after frame" in done.stderr
     assert str(cut) in done.stderr and "Traceback" not in done.stderr + done.stdout
     assert "video_detection:" not in done.stdout and "done:" not in done.stdout  # no success summary
     summary = json.loads((tmp_path / "out" / "latency.json").read_text())
@@ -87,6 +88,25 @@ def test_truncated_mkv_fails_names_frame_and_keeps_playable_partial(ff: dict, tm
     got = _probe(ff, tmp_path / "out" / "output.mp4")
     assert got["codec_name"] == "h264" and 0 < int(got["nb_read_frames"]) == summary["frames_written"] < 90
     assert len(list((tmp_path / "out" / "kitti").glob("*.txt"))) >= summary["frames_written"]
+
+
+def test_complete_vfr_and_long_audio_mkvs_are_not_called_truncated(ff: dict, tmp_path: Path) -> None:
+    """An MKV promises a duration, not a frame count: a VFR video (90 frames over 4.2 s at a
+    nominal 30 fps) and a 1 s video muxed with 2 s of audio are complete and must run.
+
+    Fails if truncation is judged by duration × nominal rate (126 and 60 frames "expected") or by
+    the video stream alone against a container duration set by the audio.
+    """
+    vfr = _make(ff, tmp_path / "vfr.mkv", *_testsrc("320x180", 30, 90), "-vf", "select='lt(mod(n\\,10)\\,7)'",
+                "-vsync", "vfr", "-c:v", "libx264", "-preset", "ultrafast")
+    video = _make(ff, tmp_path / "v.mkv", *_testsrc("320x180", 30, 30), "-c:v", "libx264", "-preset", "ultrafast")
+    audio = _make(ff, tmp_path / "a.m4a", "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "2", "-c:a", "aac")
+    long_audio = _make(ff, tmp_path / "long_audio.mkv", "-i", str(video), "-i", str(audio), "-c", "copy")
+    for path in (vfr, long_audio):
+        got = _probe(ff, path)
+        s = _run(path, tmp_path / path.stem)
+        assert s["error"] is None and s["frames_written"] == int(got["nb_read_frames"]), path.name
+    assert float(_probe(ff, long_audio)["format"]["duration"]) > 1.9  # the container's duration is the audio's
 
 
 def test_raw_streams_take_their_rate_from_vui_or_decoder_rate(ff: dict, tmp_path: Path) -> None:
