@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from clara_stream.render import loaders
+from clara_stream.render import dataconfig, loaders
 from clara_stream.render.sources import ArraySource, SlideSource
 from clara_stream.render.state import ViewState
 from clara_stream.render.tiles import TileServer
@@ -36,6 +36,11 @@ def unit_color(c: Any) -> tuple[float, float, float]:
     if max(vals) > 1.0:
         vals = [v / 255.0 for v in vals]
     return (vals[0], vals[1], vals[2])
+
+
+def _entries(folder: Path) -> dict[str, dict]:
+    """The DataConfig arrays of a seed folder's config.meta."""
+    return dataconfig.array_entries(loaders.read_seed_meta(folder), folder)
 
 
 class PathNotAllowed(PermissionError):
@@ -133,7 +138,7 @@ class DatasetRegistry:
         """
         p = Path(rec.path)
         headers: list[Path] = []
-        if rec.format == "seed":
+        if rec.format in ("seed", "arrays"):
             headers.append(p / loaders.read_seed_meta(p)["image"])
         elif rec.format == "volume":
             headers.append(p)
@@ -170,6 +175,9 @@ class DatasetRegistry:
             record.labels = meta.get("labels")
             if not mask_p and meta.get("mask"):
                 record.mask_path = str(p / meta["mask"])
+            if "arrays" in meta:
+                record.format = "arrays"
+                record.kind = "image" if dataconfig.is_2d(_entries(p)) else "volume"
         elif fmt == "dicom":
             if not loaders.dicom_files(p):
                 raise ValueError(f"datasets: expected DICOM files in {p}; got none")
@@ -179,6 +187,9 @@ class DatasetRegistry:
         elif fmt == "image":
             record.kind = "image"
             loaders.load_image(p)
+        if record.format == "arrays":  # checked now: a bad array fails registration, not the first view
+            self.confine_files(record)
+            dataconfig.probe(p, _entries(p))
         self.confine_files(record)
         if dataset_id and not _ID.match(dataset_id):
             raise ValueError(f"datasets: expected id matching {_ID.pattern}; got {dataset_id!r}")
@@ -250,6 +261,8 @@ class DatasetRegistry:
         files = self.confine_files(rec)  # again at load: files may have changed since registration
         if rec.format == "seed":
             return loaders.load_volume(p / loaders.read_seed_meta(p)["image"], mask)
+        if rec.format == "arrays":
+            return dataconfig.load_array_volume(p, _entries(p))
         if rec.format == "dicom":
             vol, rec.series_uid = loaders.load_dicom_volume(p, mask, files)
             return vol
@@ -262,11 +275,14 @@ class DatasetRegistry:
         with self._lock:
             ts = self._tiles.get(dataset_id)
             if ts is None:
-                src = (
-                    SlideSource(Path(rec.path))
-                    if rec.kind == "slide"
-                    else ArraySource(*loaders.load_image(Path(rec.path)))
-                )
+                p = Path(rec.path)
+                if rec.kind == "slide":
+                    src = SlideSource(p)
+                elif rec.format == "arrays":
+                    self.confine_files(rec)
+                    src = ArraySource(*dataconfig.load_array_image(p, _entries(p)))
+                else:
+                    src = ArraySource(*loaders.load_image(p))
                 ts = TileServer(src, tile_size=getattr(src, "native_tile", 256))
                 self._tiles[dataset_id] = ts
             return ts

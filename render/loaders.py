@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from clara_stream.render.dataconfig import to_rgb8
 from clara_stream.render.volume import Volume
 
 from clara_stream.geometry import ImageGeometry
@@ -149,6 +150,13 @@ def read_seed_meta(folder: Path) -> dict[str, Any]:
             raise ValueError(f"datasets: expected JSON in {cfg}; got {exc}") from exc
         if not isinstance(meta, dict):
             raise ValueError(f"datasets: expected a JSON object in {cfg}; got {type(meta).__name__}")
+    if "arrays" in meta:  # ClaraViz DataConfig arrays (.npy with dimension orders)
+        from clara_stream.render.dataconfig import array_entries
+
+        entries = array_entries(meta, cfg)
+        meta["image"] = entries["image"]["file"]
+        if "mask" in entries:
+            meta["mask"] = entries["mask"]["file"]
     files = _volume_files(folder)
     if "image" not in meta:
         images = [p for p in files if not any(w in p.name.lower() for w in MASK_WORDS)]
@@ -284,10 +292,12 @@ def load_image(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
 
     if suffix(path) == ".dcm" or _is_dicom(path):
         return _load_dicom_image(path)
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # keep 16-bit depth, alpha and grey as stored
+    if raw is None:
         raise ValueError(f"datasets: expected a readable 2D image; got {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
+    if raw.ndim == 3 and raw.shape[2] in (3, 4):
+        raw = raw[..., [2, 1, 0, 3][: raw.shape[2]]]  # OpenCV's BGR(A) → RGB(A)
+    return to_rgb8(raw, "CXY"), None
 
 
 def _load_dicom_image(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
@@ -318,7 +328,7 @@ def _load_dicom_image(path: Path) -> tuple[np.ndarray, tuple[float, float] | Non
             if ds.PhotometricInterpretation == "RGB"
             else convert_color_space(arr, ds.PhotometricInterpretation, "RGB")
         )
-        rgb = rgb.astype(np.uint8)
+        rgb = rgb if rgb.dtype == np.uint8 else to_rgb8(rgb, "CXY")  # 16-bit colour: scaled, not wrapped
     else:
         raise ValueError(f"datasets: expected a grey or RGB 2D DICOM image; got shape {arr.shape} [{path}]")
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
