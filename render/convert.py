@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from clara_stream.render.datasets import unit_color
 from clara_stream.render.engine import Frame, Measurement
+from clara_stream.render.hints import unit_color
 from clara_stream.render.proto import render_pb2 as pb
 from clara_stream.render.state import LabelStyle, TransferPoint, ViewState, default_label_color
 

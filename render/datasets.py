@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from clara_stream.render import dataconfig, loaders
+from clara_stream.render import dataconfig, hints, loaders
 from clara_stream.render.sources import ArraySource, SlideSource
 from clara_stream.render.state import ViewState
 from clara_stream.render.tiles import TileServer
@@ -26,16 +26,6 @@ from clara_stream.render.volume import Volume
 SETTINGS_FILE = "config_render.json"
 SETTINGS_FORMAT = "clara_stream.render.v1/ViewState"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def unit_color(c: Any) -> tuple[float, float, float]:
-    """An RGB colour as 0..1 floats (0..255 values, as some writers store them, are scaled)."""
-    vals = [float(x) for x in list(c)[:3]]
-    if len(vals) != 3:
-        raise ValueError(f"datasets: expected a colour of 3 numbers; got {c!r}")
-    if max(vals) > 1.0:
-        vals = [v / 255.0 for v in vals]
-    return (vals[0], vals[1], vals[2])
 
 
 def _entries(folder: Path) -> dict[str, dict]:
@@ -353,40 +343,9 @@ class DatasetRegistry:
         return None
 
     def render_hints(self, dataset_id: str) -> dict[str, Any]:
-        """Initial display hints a writer left in the seed layout: label names/colours from
-        config.meta and window/label opacity from a config_render.json without a saved ``view``.
-
-        Returns ``{"window": (center, width) | None, "labels": {value: {name, color, opacity, hidden}}}``
-        with colours as 0..1 floats (0..255 integers are converted).
-        """
+        """Initial display hints a writer left in the seed layout (see :func:`hints.render_hints`)."""
         rec = self.get(dataset_id)
-        labels: dict[int, dict[str, Any]] = {}
-        for k, v in (rec.labels or {}).items():
-            if str(k).isdigit() and isinstance(v, dict):
-                labels[int(k)] = {
-                    "name": str(v.get("name", "")),
-                    **({"color": unit_color(v["color"])} if "color" in v else {}),
-                }
-        window = None
-        path = Path(rec.path) / SETTINGS_FILE
-        if rec.format == "seed" and path.is_file():
-            try:
-                doc = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                doc = {}
-            w = doc.get("window") if isinstance(doc, dict) else None
-            if isinstance(w, dict) and {"center", "width"} <= set(w):
-                window = (float(w["center"]), float(w["width"]))
-            for k, v in (doc.get("labels") or {}).items() if isinstance(doc, dict) else ():
-                if str(k).isdigit() and isinstance(v, dict):
-                    entry = labels.setdefault(int(k), {})
-                    if "color" in v:
-                        entry["color"] = unit_color(v["color"])
-                    if "opacity" in v:
-                        entry["opacity"] = float(v["opacity"])
-                    if "visible" in v:
-                        entry["hidden"] = not bool(v["visible"])
-        return {"window": window, "labels": labels}
+        return hints.render_hints(rec.labels, Path(rec.path) / SETTINGS_FILE if rec.format == "seed" else None)
 
     # ---- persistence --------------------------------------------------------------------------
     def _index_path(self) -> Path:

@@ -103,8 +103,8 @@ def test_beyond_loopback_requires_a_token(tmp_path, render_root):
         ("elevation_deg", lambda v: setattr(v.camera, "elevation_deg", float("inf"))),
         ("window_center", lambda v: setattr(v.window, "center", float("nan"))),
         ("window_width", lambda v: setattr(v.window, "width", float("-inf"))),
-        ("transfer[0].opacity", lambda v: v.transfer.add(value=1.0, opacity=float("nan"))),
-        ("transfer[0].value", lambda v: v.transfer.add(value=float("inf"), opacity=0.5)),
+        ("transfer[0].opacity", lambda v: (v.ClearField("transfer"), v.transfer.add(value=1.0, opacity=float("nan")))),
+        ("transfer[0].value", lambda v: (v.ClearField("transfer"), v.transfer.add(value=float("inf"), opacity=0.5))),
     ],
 )
 def test_non_finite_view_numbers_are_invalid_argument_naming_the_field(render_stack, field, set_bad):
