@@ -161,6 +161,12 @@ class VideoSource:
                 earliest = fifo.popleft() if fifo else stamp
                 yield (frame, *(own or earliest))
 
+    def _stream(self, container: Any) -> Any:
+        stream = first_video_stream(container, self.path, self._codecs, self.owner)
+        stream.thread_type = "SLICE" if self.pacer is not None else "AUTO"  # see the pacer parameter
+        stream.thread_count = self._threads
+        return stream
+
     def _run(self) -> None:
         import av
 
@@ -171,9 +177,7 @@ class VideoSource:
             return
         info = self.info
         try:
-            stream = first_video_stream(container, self.path, self._codecs, self.owner)
-            stream.thread_type = "SLICE" if self.pacer is not None else "AUTO"  # see the pacer parameter
-            stream.thread_count = self._threads
+            stream = self._stream(container)
             rate, tb = info.rate, info.time_base
             step = 1 if info.raw else max(1, round(1 / (rate * tb)))  # one frame in time-base units
             offset, index = 0, 0
@@ -203,7 +207,12 @@ class VideoSource:
                 if not self.loop:
                     break
                 offset = (last or 0) + step
-                container.seek(0, stream=stream)
+                if info.raw:  # an elementary stream cannot seek: start it again
+                    container.close()
+                    container = open_video(self.path, self.owner)
+                    stream = self._stream(container)
+                else:
+                    container.seek(0, stream=stream)
             self._put(_END)
         except VideoInputError as exc:
             self._put(exc)

@@ -129,6 +129,10 @@ def test_raw_streams_take_their_rate_from_vui_or_decoder_rate(ff: dict, tmp_path
     assert _probe(ff, tmp_path / "ohevc2" / "output.mp4")["avg_frame_rate"] == "24/1"
     with pytest.raises(VideoInputError, match="expected decoder.rate only for raw"):
         _run(tmp_path / "o264" / "output.mp4", tmp_path / "o3", "decoder.rate=24")
+    with VideoSource(h264, loop=True) as src:  # a raw stream cannot seek: looping reopens it
+        it = iter(src)
+        frames = [next(it) for _ in range(100)]
+    assert [f.info.pts for f in frames] == list(range(100)) and np.array_equal(frames[48].rgb, frames[0].rgb)
 
 
 def test_odd_size_is_padded_right_bottom_and_kitti_stays_in_input_pixels(ff: dict, tmp_path: Path) -> None:
