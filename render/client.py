@@ -29,6 +29,18 @@ def is_loopback(host: str) -> bool:
     return host in LOOPBACK or host.startswith("127.")
 
 
+def require_token_beyond_loopback(host: str, token: str, who: str) -> None:
+    """Refuse to serve beyond loopback without a token (DESIGN: safe by default).
+
+    Raises
+    ------
+    ValueError
+        ``<who>: expected a token when listening beyond loopback; got host …``.
+    """
+    if not token and not is_loopback(host):
+        raise ValueError(f"{who}: expected a token when listening beyond loopback; got host {host!r}")
+
+
 def decode(data: bytes) -> np.ndarray:
     """Decode JPEG/PNG frame bytes to RGB uint8 (cv2 imported on first use)."""
     import cv2

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 import grpc
-from clara_stream.render.client import RenderClient, is_loopback
+from clara_stream.render.client import RenderClient, is_loopback, require_token_beyond_loopback
 from clara_stream.render.viewer_session import ViewerSession, msg_dict
 from fastapi import FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -69,8 +69,7 @@ def create_app(
     ValueError
         If ``bind_host`` is beyond loopback and no token is set.
     """
-    if not token and not is_loopback(bind_host):
-        raise ValueError(f"gateway: expected a token when listening beyond loopback; got host {bind_host!r}")
+    require_token_beyond_loopback(bind_host, token, "gateway")
     client = RenderClient(render_address, token=grpc_token)
 
     @contextlib.asynccontextmanager

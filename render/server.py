@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from clara_stream.render import convert
 from clara_stream.render.annotate import encode
-from clara_stream.render.client import is_loopback
+from clara_stream.render.client import require_token_beyond_loopback
 from clara_stream.render.datasets import DatasetRegistry, PathNotAllowed, UnknownDataset
 from clara_stream.render.engine import MIME, Frame, RenderEngine, UnknownSession
 from clara_stream.render.proto import render_pb2 as pb
@@ -275,8 +275,7 @@ def serve(
     ValueError
         If ``host`` is beyond loopback and no token is set.
     """
-    if not token and not is_loopback(host):
-        raise ValueError(f"render: expected a token when listening beyond loopback; got host {host!r}")
+    require_token_beyond_loopback(host, token, "render")
     engine = RenderEngine(registry, max_sessions=max_sessions)
     server = grpc.server(
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render-grpc"),

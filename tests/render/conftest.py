@@ -79,7 +79,7 @@ def _wait_ready(proc: subprocess.Popen, ready: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def render_stack(render_root, tmp_path_factory):
+def render_stack(render_root, tmp_path_factory, serve_process):
     """``python -m clara_stream.render.serve`` (gRPC + gateway, token ``t0k``) on free loopback ports,
     with the phantom, the slide and a phantom whose label name is markup; stopped by pid."""
     import shutil
@@ -97,11 +97,25 @@ def render_stack(render_root, tmp_path_factory):
            "--grpc-port", "0", "--http-port", str(free_tcp_port()), "--token", TOKEN,
            "--register", str(render_root / "seed"), "--register", str(render_root / "slide.tif"),
            "--register", str(xss), "--ready-file", str(ready)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    yield {**_wait_ready(proc, ready), "token": TOKEN, "xss_name": XSS_NAME}
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    return {**serve_process(cmd, ready), "token": TOKEN, "xss_name": XSS_NAME}
+
+
+@pytest.fixture(scope="session")
+def serve_process():
+    """``start(cmd, ready_file)`` → the ready line of a ``render serve`` subprocess; each one is
+    stopped by its pid (SIGTERM, then SIGKILL) when the session ends."""
+    procs: list[subprocess.Popen] = []
+
+    def start(cmd: list[str], ready: Path) -> dict:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
+        return _wait_ready(proc, ready)
+
+    yield start
+    for proc in procs:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()

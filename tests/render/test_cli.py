@@ -3,13 +3,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 from clara_stream.render.client import decode
@@ -18,7 +14,7 @@ from clara_stream.cli import main
 
 
 @pytest.fixture(scope="module")
-def demo_server(tmp_path_factory):
+def demo_server(tmp_path_factory, serve_process):
     state = tmp_path_factory.mktemp("cli_state")
     ready = state / "ready.json"
     exe = shutil.which("clara-stream", path=os.path.dirname(sys.executable))
@@ -36,20 +32,7 @@ def demo_server(tmp_path_factory):
         "--ready-file",
         str(ready),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 90
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"clara-stream render serve did not start: {proc.stdout.read()}")
-        time.sleep(0.1)
-    yield json.loads(ready.read_text()), state
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    return serve_process(cmd, ready), state
 
 
 def test_demo_serves_real_data_and_cli_snapshots(demo_server, tmp_path, capsys):
