@@ -31,13 +31,15 @@ from clara_stream.platform.schemas import GROUPING_SERIES
 log = logging.getLogger(__name__)
 
 
-def durable_write(path: Path, parts: list, *, fsync: bool = True, tag: str = "") -> int:
+def durable_write(path: Path, parts: list, *, fsync: bool = True, tag: str = "", exclusive: bool = False) -> int:
     """Write ``parts`` (bytes or memoryviews) to ``path`` atomically; returns the size written.
 
     Temp file ``<name>.<tag>.<size>.tmp`` → (f)datasync → rename over ``path``. A crash leaves the
     old file, no file, or the complete new one at ``path``, plus maybe a temp file whose name
     says how long it must be, so :meth:`InstanceStore.recover` can tell complete from partial.
-    A failed write (disk full) removes its temp file before raising.
+    A failed write (disk full) removes its temp file before raising. ``exclusive``: publish with
+    a hard link instead, which raises FileExistsError rather than replace a file another thread
+    or acceptor process published meanwhile (patient data is never overwritten).
     """
     size = sum(len(p) for p in parts)
     tmp = path.with_name(f"{path.name}.{tag}.{size}.tmp")
@@ -56,7 +58,11 @@ def durable_write(path: Path, parts: list, *, fsync: bool = True, tag: str = "")
                 os.fdatasync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -133,14 +139,27 @@ class InstanceStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(path.parent)
         size = sum(len(p) for p in parts)
-        conflict = None
-        if path.exists() and not _same_bytes(path, parts, size):
-            digest = hashlib.sha256(b"".join(bytes(p) for p in parts)).hexdigest()[:16]
-            path = path.with_name(f"{sop_uid}.{digest}.dcm")
-            conflict = f"same study/series/SOP Instance UID received before with other content (kept as {path.name})"
-        written = not path.exists()
-        if written:
-            durable_write(path, parts, fsync=self.fsync, tag=assoc_id)
+        base, conflict, written = path, None, False
+        while True:
+            if path.exists():
+                if _same_bytes(path, parts, size):
+                    break  # idempotent: these exact bytes are stored under this key already
+                if path != base:
+                    raise FileExistsError(f"store: expected {path} to hold the bytes its digest names; got others")
+                digest = hashlib.sha256(b"".join(bytes(p) for p in parts)).hexdigest()[:16]
+                path = base.with_name(f"{sop_uid}.{digest}.dcm")
+                conflict = f"same study/series/SOP Instance UID received before, other content (kept as {path.name})"
+                continue
+            try:
+                durable_write(path, parts, fsync=self.fsync, tag=assoc_id, exclusive=True)
+                written = True
+                break
+            except FileExistsError:
+                continue  # published meanwhile by another association: compare with it
+            except FileNotFoundError:
+                if path.parent.is_dir():
+                    raise
+                path.parent.mkdir(parents=True, exist_ok=True)  # its folder was removed by hand
         try:
             return self._index(
                 path,

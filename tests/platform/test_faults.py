@@ -177,7 +177,7 @@ def test_success_only_after_write_sync_rename_index(settings, ct_small, monkeypa
     fdatasync is removed, moved after the rename, or success is answered before the index commit."""
     calls: list[str] = []
     tmp_fds: set[int] = set()
-    real = {name: getattr(os, name) for name in ("open", "writev", "fdatasync", "replace")}
+    real = {name: getattr(os, name) for name in ("open", "writev", "fdatasync", "link")}
 
     def rec_open(path, flags, mode=0o777, **kw):
         fd = real["open"](path, flags, mode, **kw)
@@ -189,14 +189,14 @@ def test_success_only_after_write_sync_rename_index(settings, ct_small, monkeypa
     def rec(name):
         def wrapper(*args, **kw):
             out = real[name](*args, **kw)
-            if name == "replace" and str(args[0]).endswith(".tmp") or name != "replace" and args[0] in tmp_fds:
+            if name == "link" and str(args[0]).endswith(".tmp") or name != "link" and args[0] in tmp_fds:
                 calls.append(name)
             return out
 
         return wrapper
 
     monkeypatch.setattr(instances.os, "open", rec_open)
-    for name in ("writev", "fdatasync", "replace"):
+    for name in ("writev", "fdatasync", "link"):
         monkeypatch.setattr(instances.os, name, rec(name))
     real_index = instances.InstanceStore._index
     monkeypatch.setattr(
@@ -214,7 +214,7 @@ def test_success_only_after_write_sync_rename_index(settings, ct_small, monkeypa
         assert _send(svc.dicom_port, "INBOX", sorted(ct_small.iterdir())[:2]) == [DIMSE_SUCCESS] * 2
     finally:
         svc.adapter.stop()
-    one = ["open", "writev", "fdatasync", "replace", "index", "status 0"]
+    one = ["open", "writev", "fdatasync", "link", "index", "status 0"]  # link: publish, never overwrite
     assert calls == one + one
 
 

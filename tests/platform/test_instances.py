@@ -64,3 +64,15 @@ def test_durable_write_handles_many_parts(tmp_path):
     size = durable_write(tmp_path / "x.dcm", parts, tag="t")
     assert size == 100011 and (tmp_path / "x.dcm").read_bytes() == b"a" * 10 + b"b" * 100000 + b"c"
     assert not list(Path(tmp_path).glob("*.tmp"))
+
+
+def test_exclusive_publish_never_replaces_a_stored_file(tmp_path):
+    """Fails if the publish step is a rename: a concurrent writer of the same key would silently
+    replace the first patient's file."""
+    import pytest
+
+    target = tmp_path / "x.dcm"
+    durable_write(target, [b"first"], tag="a", exclusive=True)
+    with pytest.raises(FileExistsError):
+        durable_write(target, [b"second"], tag="b", exclusive=True)
+    assert target.read_bytes() == b"first" and not list(tmp_path.glob("*.tmp"))
