@@ -44,3 +44,47 @@ def test_console_shows_job_and_its_status_change(serve_factory, tmp_path, peer):
             assert page.inner_text("#error") == ""
         finally:
             browser.close()
+
+
+@pytest.mark.chromium
+def test_console_shows_uid_conflicts_as_text(serve_factory, tmp_path, peer, ct_small):
+    """Two studies reuse the same SOP Instance UIDs: both jobs show the conflict, and the alert is
+    text (a patient-supplied UID never becomes markup)."""
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    chromium = str(peer(CHROMIUM, ["--version"], "chromium"))
+    playwright = pytest.importorskip("playwright.sync_api")
+    seed = {
+        "sources": [{"name": "py", "aeTitle": "PYSCU", "hostIp": "127.0.0.1"}],
+        "pipelines": [{"name": "probe", "app": PROBE}],
+        "aes": [{"name": "in", "aeTitle": "INBOX", "timeout": 1, "workflows": ["probe"]}],
+    }
+    serve = serve_factory(seed).start()
+    uids = [generate_uid() for _ in range(2)]
+    for _study in range(2):
+        study, series = generate_uid(), generate_uid()
+        ae = AE(ae_title="PYSCU")
+        ae.add_requested_context(CTImageStorage)
+        assoc = ae.associate("127.0.0.1", serve.dicom_port, ae_title="INBOX")
+        for path, uid in zip(sorted(ct_small.iterdir()), uids, strict=False):
+            ds = dcmread(path)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, uid
+            assert assoc.send_c_store(ds).Status == 0
+        assoc.release()
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(serve.url + "/console")
+            page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 2", timeout=60000)
+            page.wait_for_selector("#jobs td.conflict", timeout=60000)
+            cells = page.locator("#jobs td.conflict").all_inner_texts()
+            assert cells == ["2 instance UID conflict(s)"] * 2
+            alert = page.inner_text("#alerts")
+            assert "4 received instance(s) share a SOP Instance UID" in alert
+            assert page.locator("#alerts li *").count() == 0  # text nodes only
+        finally:
+            browser.close()
