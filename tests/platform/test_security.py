@@ -49,6 +49,9 @@ def test_token_generated_0600_beyond_loopback_and_required(settings, tmp_path):
         assert c.put("/pipelines/x", json={"name": "x", "app": PROBE}).status_code == 401
         assert c.get("/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         assert c.get("/health").status_code == 200
+        assert c.get("/health").json()["failedGroups"] == "token required"  # study UIDs are not public
+        authed = c.get("/health", headers={"Authorization": f"Bearer {token}"}).json()
+        assert authed["failedGroups"] == []
     again = PlatformService(settings, dicom=False)  # a restart reuses it and prints nothing new
     assert not again.token_generated and again.api_token.get_secret_value() == token
     os.chmod(token_file, 0o644)

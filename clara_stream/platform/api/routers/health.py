@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from clara_stream import __version__
-from clara_stream.platform.api.deps import get_service
+from clara_stream.platform.api.deps import authorized, get_service
 from clara_stream.platform.grouper import failed_groups
 from clara_stream.platform.service import PlatformService
 
@@ -13,7 +13,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health(svc: PlatformService = Depends(get_service)) -> dict:
+def health(request: Request, svc: PlatformService = Depends(get_service)) -> dict:
+    """Liveness for anyone; the failed groups (their study/series UIDs identify patients' studies)
+    only for a caller with the token."""
     counts = {r["status"]: r["n"] for r in svc.db.query("SELECT status, COUNT(*) AS n FROM job GROUP BY status")}
     outbox = {r["state"]: r["n"] for r in svc.db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")}
     adapter = svc.adapter
@@ -28,6 +30,6 @@ def health(svc: PlatformService = Depends(get_service)) -> dict:
         "jobs": counts,
         "outbox": outbox,
         "instanceConflicts": conflicts,
-        "failedGroups": failed_groups(svc.db)[:20],
+        "failedGroups": failed_groups(svc.db)[:20] if authorized(request) else "token required",
         "lowSpace": adapter.space_problem() if adapter else None,
     }
