@@ -109,7 +109,6 @@ class InstanceStore:
         self.store_dir = Path(store_dir)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
-        self._made_dirs: set[Path] = set()
 
     def path_for(self, called_ae: str, study_uid: str, series_uid: str, sop_uid: str) -> Path:
         """Where an instance lives: keyed by AE, study, series and instance (all checked UIDs)."""
@@ -135,9 +134,6 @@ class InstanceStore:
         the clash is recorded. The same SOP Instance UID under another study or series: recorded.
         """
         path = self.path_for(called_ae, study_uid, series_uid, sop_uid)
-        if path.parent not in self._made_dirs:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(path.parent)
         size = sum(len(p) for p in parts)
         base, conflict, written = path, None, False
         while True:
@@ -159,7 +155,7 @@ class InstanceStore:
             except FileNotFoundError:
                 if path.parent.is_dir():
                     raise
-                path.parent.mkdir(parents=True, exist_ok=True)  # its folder was removed by hand
+                path.parent.mkdir(parents=True, exist_ok=True)  # a new series (or a folder removed by hand)
         try:
             return self._index(
                 path,
