@@ -29,6 +29,7 @@ APP_DEFAULTS: dict[str, Any] = {
     "input": None,
     "output": None,
     "fragments": False,
+    "check_period_ms": 0.5,  # multithread scheduler: how often idle workers look for ready operators
 }
 
 
@@ -142,6 +143,9 @@ def normalise_app_section(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config: expected app.log_level in {LOG_LEVELS}; got {app['log_level']!r}")
     if not isinstance(app["threads"], int) or app["threads"] < 1:
         raise ConfigError(f"config: expected app.threads as an integer >= 1; got {app['threads']!r}")
+    if isinstance(app["check_period_ms"], bool) or not isinstance(app["check_period_ms"], int | float) or (
+            app["check_period_ms"] < 0):
+        raise ConfigError(f"config: expected app.check_period_ms as a number >= 0; got {app['check_period_ms']!r}")
     app["check_contracts"] = bool(app["check_contracts"])
     out["app"] = app
     return out

@@ -23,7 +23,7 @@ from holoscan.schedulers import EventBasedScheduler, GreedyScheduler, MultiThrea
 
 from clara_stream.config import APP_DEFAULTS, apply_overrides, get_path, normalise_app_section
 from clara_stream.errors import ConfigError, GraphValidationError
-from clara_stream.runtime.fragment import Fragment
+from clara_stream.runtime.fragment import Fragment, FragmentTrackers
 from clara_stream.runtime.outcome import Failures, stalled
 from clara_stream.runtime.stack import _base_run, run_with_stack
 from clara_stream.runtime.validation import Edge, resolve_pairs, validate
@@ -32,8 +32,12 @@ _LOG_LEVELS = {
     "trace": LogLevel.TRACE, "debug": LogLevel.DEBUG, "info": LogLevel.INFO, "warn": LogLevel.WARN,
     "error": LogLevel.ERROR, "critical": LogLevel.CRITICAL, "off": LogLevel.OFF,
 }
-# Holoscan's own default: the multithread scheduler's workers sleep this long when idle (0 busy-polls).
-MULTITHREAD_CHECK_PERIOD_MS = 5.0
+# Holoscan 4.6's MultiThreadScheduler polls: each ready operator waits up to one check period, and
+# with its defaults (5 ms, stop_on_deadlock_timeout 0) a busy graph was stopped early as
+# "deadlocked" (3000-message chains ended after 19-1991 messages, raw Holoscan as well). 0 ms
+# busy-polls (idle CPU/wall 0.3-0.97). app.check_period_ms trades latency for idle CPU; the
+# deadlock timeout keeps a run from ending while messages are still in flight.
+DEADLOCK_TIMEOUT_MS = 200
 
 
 class Application(_HoloscanApplication):
@@ -200,13 +204,17 @@ class Application(_HoloscanApplication):
         app = self._config["app"]
         set_log_level(_LOG_LEVELS[str(app["log_level"]).lower()])
         for graph in self._fragments.values() or (self,):
-            graph.scheduler(_scheduler(graph, app["scheduler"], int(app["threads"])))
+            graph.scheduler(_scheduler(graph, app["scheduler"], int(app["threads"]), float(app["check_period_ms"])))
         if self._tracking is not None:
             t = self._tracking
-            self.tracker = self.track(num_start_messages_to_skip=t["skip"],
-                                      num_last_messages_to_discard=t["discard"], latency_threshold=0)
-            if t["log_file"]:
-                self.tracker.enable_logging(filename=t["log_file"])
+            kw = dict(num_start_messages_to_skip=t["skip"], num_last_messages_to_discard=t["discard"],
+                      latency_threshold=0)
+            if self._fragments:  # one log per fragment, joined at end_logging (paths split at the crossing)
+                self.tracker = FragmentTrackers(self.track_distributed(**kw), t["log_file"])
+            else:
+                self.tracker = self.track(**kw)
+                if t["log_file"]:
+                    self.tracker.enable_logging(filename=t["log_file"])
 
     def run(self) -> None:  # type: ignore[override]
         """Validate, configure and run the graph to completion.
@@ -246,12 +254,13 @@ class Application(_HoloscanApplication):
             raise problem
 
 
-def _scheduler(graph: Any, kind: str, threads: int) -> Any:
+def _scheduler(graph: Any, kind: str, threads: int, check_ms: float) -> Any:
     if kind == "event":
         return EventBasedScheduler(graph, name="event_scheduler", worker_thread_number=threads)
     if kind == "multithread":
         return MultiThreadScheduler(graph, name="multithread_scheduler", worker_thread_number=threads,
-                                    check_recession_period_ms=MULTITHREAD_CHECK_PERIOD_MS)
+                                    check_recession_period_ms=check_ms,
+                                    stop_on_deadlock_timeout=max(DEADLOCK_TIMEOUT_MS, int(20 * check_ms)))
     return GreedyScheduler(graph, name="greedy_scheduler")
 
 

@@ -89,3 +89,27 @@ class Fragment(_HoloscanFragment):
 
     def compose(self) -> None:
         """Nothing: the app's ``compose`` builds every fragment's operators (one wiring diagram)."""
+
+
+class FragmentTrackers:
+    """Data-flow tracking of a multi-fragment app as one tracker: each fragment logs to its own file
+    (Holoscan's ``track_distributed``), concatenated into ``log_file`` by :meth:`end_logging`."""
+
+    def __init__(self, trackers: dict[str, Any], log_file: str | None) -> None:
+        self.trackers, self.log_file = trackers, log_file
+        self.parts = {name: f"{log_file}.{name}" for name in trackers} if log_file else {}
+        for name, tracker in trackers.items():
+            if log_file:
+                tracker.enable_logging(filename=self.parts[name])
+
+    def end_logging(self) -> None:
+        for tracker in self.trackers.values():
+            tracker.end_logging()
+        if self.log_file:
+            from pathlib import Path
+
+            with Path(self.log_file).open("w") as out:
+                for part in self.parts.values():
+                    if Path(part).is_file():
+                        out.write(Path(part).read_text())
+                        Path(part).unlink()
