@@ -18,36 +18,47 @@ ARGS = [
 ]
 
 
-@pytest.mark.chromium
-def test_console_shows_job_and_its_status_change(serve_factory, tmp_path, peer):
+@pytest.fixture
+def console(peer):
+    """``console(url)`` → a headless-Chromium page on ``url/console`` (Chromium pinned by path)."""
     chromium = str(peer(CHROMIUM, ["--version"], "chromium"))
     playwright = pytest.importorskip("playwright.sync_api")
-    gate = tmp_path / "gate"  # the job runs until the page has shown it running
-    seed = {"pipelines": [{"name": "probe_slow", "app": PROBE, "overrides": [f"probe.wait_for={gate}"]}]}
-    serve = serve_factory(seed).start()
-    inbox = tmp_path / "in"
-    inbox.mkdir()
     with playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
-        try:
+
+        def open_page(url: str):
             page = browser.new_page()
-            page.goto(serve.url + "/console")
-            page.wait_for_selector('#pipelines tbody tr[data-id="probe_slow"]')
-            assert page.inner_text('#pipelines tbody tr[data-id="probe_slow"] td:nth-child(4)') == "0"
-            job = httpx.post(serve.url + "/jobs", json={"pipeline": "probe_slow", "input": str(inbox)}).json()
-            row = f'#jobs tbody tr[data-id="{job["id"]}"]'
-            page.wait_for_selector(f'{row}[data-status="running"]', timeout=60000)
-            gate.touch()
-            page.wait_for_selector(f'{row}:is([data-status="succeeded"], [data-status="failed"])', timeout=60000)
-            assert page.inner_text(row + " td.status") == "succeeded"
-            assert page.inner_text(row + " td:nth-child(2)") == "probe_slow"
-            assert page.inner_text("#error") == ""
+            page.goto(url + "/console")
+            return page
+
+        try:
+            yield open_page
         finally:
             browser.close()
 
 
 @pytest.mark.chromium
-def test_console_shows_uid_conflicts_as_text(serve_factory, tmp_path, peer, ct_small):
+def test_console_shows_job_and_its_status_change(serve_factory, tmp_path, console):
+    gate = tmp_path / "gate"  # the job runs until the page has shown it running
+    seed = {"pipelines": [{"name": "probe_slow", "app": PROBE, "overrides": [f"probe.wait_for={gate}"]}]}
+    serve = serve_factory(seed).start()
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    page = console(serve.url)
+    page.wait_for_selector('#pipelines tbody tr[data-id="probe_slow"]')
+    assert page.inner_text('#pipelines tbody tr[data-id="probe_slow"] td:nth-child(4)') == "0"
+    job = httpx.post(serve.url + "/jobs", json={"pipeline": "probe_slow", "input": str(inbox)}).json()
+    row = f'#jobs tbody tr[data-id="{job["id"]}"]'
+    page.wait_for_selector(f'{row}[data-status="running"]', timeout=60000)
+    gate.touch()
+    page.wait_for_selector(f'{row}:is([data-status="succeeded"], [data-status="failed"])', timeout=60000)
+    assert page.inner_text(row + " td.status") == "succeeded"
+    assert page.inner_text(row + " td:nth-child(2)") == "probe_slow"
+    assert page.inner_text("#error") == ""
+
+
+@pytest.mark.chromium
+def test_console_shows_uid_conflicts_as_text(serve_factory, console, ct_small):
     """Two studies reuse the same SOP Instance UIDs: both jobs show the conflict, and the alert is
     text (a patient-supplied UID never becomes markup)."""
     from pydicom import dcmread
@@ -55,8 +66,6 @@ def test_console_shows_uid_conflicts_as_text(serve_factory, tmp_path, peer, ct_s
     from pynetdicom import AE
     from pynetdicom.sop_class import CTImageStorage
 
-    chromium = str(peer(CHROMIUM, ["--version"], "chromium"))
-    playwright = pytest.importorskip("playwright.sync_api")
     seed = {
         "sources": [{"name": "py", "aeTitle": "PYSCU", "hostIp": "127.0.0.1"}],
         "pipelines": [{"name": "probe", "app": PROBE}],
@@ -74,17 +83,9 @@ def test_console_shows_uid_conflicts_as_text(serve_factory, tmp_path, peer, ct_s
             ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, uid
             assert assoc.send_c_store(ds).Status == 0
         assoc.release()
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(serve.url + "/console")
-            page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 2", timeout=60000)
-            page.wait_for_selector("#jobs td.conflict", timeout=60000)
-            cells = page.locator("#jobs td.conflict").all_inner_texts()
-            assert cells == ["2 instance UID conflict(s)"] * 2
-            alert = page.inner_text("#alerts")
-            assert "4 received instance(s) share a SOP Instance UID" in alert
-            assert page.locator("#alerts li *").count() == 0  # text nodes only
-        finally:
-            browser.close()
+    page = console(serve.url)
+    page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 2", timeout=60000)
+    page.wait_for_selector("#jobs td.conflict", timeout=60000)
+    assert page.locator("#jobs td.conflict").all_inner_texts() == ["2 instance UID conflict(s)"] * 2
+    assert "4 received instance(s) share a SOP Instance UID" in page.inner_text("#alerts")
+    assert page.locator("#alerts li *").count() == 0  # text nodes only

@@ -45,25 +45,40 @@ def _send(port: int, called: str, files: list[Path]) -> list[int]:
         assoc.release()
 
 
-def test_a_poison_group_is_failed_with_its_reason_and_others_go_on(settings, ct_small):
-    """Fails if one group that cannot become a job (its stored file deleted by an operator) stops
-    job creation for every other AE, before or after a restart."""
-    files = sorted(ct_small.iterdir())
-    svc = _service(settings, poison=["organ_segmentation"], good=["organ_segmentation"])
+def _bad_then_good(svc: PlatformService, bad: str, files: list[Path], spoil=None) -> tuple[list[str], dict]:
+    """Send 3 instances to AE ``bad`` (then ``spoil()`` them), 3 to GOOD; close the groups.
+
+    Returns the new job ids and the one failed group.
+    """
     svc.adapter.start()
     try:
-        assert _send(svc.dicom_port, "POISON", files[:3]) == [DIMSE_SUCCESS] * 3
-        wait_until(lambda: svc.store.count(state="complete") == 3, "poison group complete")
-        victim = svc.db.query_one("SELECT path FROM instance WHERE called_ae = 'POISON'")["path"]
-        os.unlink(victim)  # an operator "cleaning up"
+        assert _send(svc.dicom_port, bad, files[:3]) == [DIMSE_SUCCESS] * 3
+        wait_until(lambda: svc.store.count(state="complete") == 3, "first group complete")
+        if spoil is not None:
+            spoil()
         assert _send(svc.dicom_port, "GOOD", files[3:6]) == [DIMSE_SUCCESS] * 3
-        wait_until(lambda: svc.store.count(state="complete") == 6, "good group complete")
+        wait_until(lambda: svc.store.count(state="complete") == 6, "second group complete")
     finally:
         svc.adapter.stop()
     jobs = svc.store.close_ready_groups(svc.config, svc.queue, now=time.time() + 100)
     assert [svc.queue.get(j).source for j in jobs] == ["dicom:GOOD"]
     (failed,) = failed_groups(svc.db)
-    assert failed["called_ae"] == "POISON" and "missing" in failed["error"] and victim in failed["error"]
+    assert failed["called_ae"] == bad
+    return jobs, failed
+
+
+def test_a_poison_group_is_failed_with_its_reason_and_others_go_on(settings, ct_small):
+    """Fails if one group that cannot become a job (its stored file deleted by an operator) stops
+    job creation for every other AE, before or after a restart."""
+    svc = _service(settings, poison=["organ_segmentation"], good=["organ_segmentation"])
+    victim: list[str] = []
+
+    def delete_one() -> None:  # an operator "cleaning up"
+        victim.append(svc.db.query_one("SELECT path FROM instance WHERE called_ae = 'POISON'")["path"])
+        os.unlink(victim[0])
+
+    jobs, failed = _bad_then_good(svc, "POISON", sorted(ct_small.iterdir()), delete_one)
+    assert "missing" in failed["error"] and victim[0] in failed["error"]
     assert {p.parent.name for p in svc.queue.jobs_dir.glob("*/input")} == set(jobs)  # no half-made job
     again = PlatformService(settings)  # a restart
     assert again.store.close_ready_groups(again.config, again.queue, now=time.time() + 100) == []  # not retried
@@ -71,22 +86,12 @@ def test_a_poison_group_is_failed_with_its_reason_and_others_go_on(settings, ct_
 
 def test_a_deleted_pipeline_fails_only_its_group(settings, ct_small):
     """An AE whose workflow was deleted after it was saved: its group fails, the other AE's works."""
-    files = sorted(ct_small.iterdir())
     svc = _service(settings, gone=["organ_segmentation"], good=["organ_segmentation"])
     svc.config.put_pipeline(svc.config.pipeline("organ_segmentation").model_copy(update={"name": "seg2"}))
     svc.config.update("ae", svc.config.get("ae", "gone").model_copy(update={"workflows": ["seg2"]}))
     svc.config.delete_pipeline("seg2")
-    svc.adapter.start()
-    try:
-        assert _send(svc.dicom_port, "GONE", files[:2]) == [DIMSE_SUCCESS] * 2
-        assert _send(svc.dicom_port, "GOOD", files[2:4]) == [DIMSE_SUCCESS] * 2
-        wait_until(lambda: svc.store.count(state="complete") == 4, "both groups complete")
-    finally:
-        svc.adapter.stop()
-    jobs = svc.store.close_ready_groups(svc.config, svc.queue, now=time.time() + 100)
-    assert [svc.queue.get(j).source for j in jobs] == ["dicom:GOOD"]
-    (failed,) = failed_groups(svc.db)
-    assert failed["called_ae"] == "GONE" and "seg2" in failed["error"]
+    _, failed = _bad_then_good(svc, "GONE", sorted(ct_small.iterdir()))
+    assert "seg2" in failed["error"]
 
 
 def test_max_associations_admits_exactly_n_in_a_burst(settings):
