@@ -146,3 +146,20 @@ def test_video_detection_on_two_processes_matches_one(video: Path, tmp_path: Pat
     assert any((tmp_path / "one/kitti" / n).read_text().strip() for n in names)  # boxes were found to compare
     with av.open(str(tmp_path / "two/output.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 10
+
+
+def test_bench_tracks_paths_across_the_fragments(video: Path, tmp_path: Path) -> None:
+    """The bench worker's tracking log holds paths that start on the device and end on the server, and
+    the encoder's glass-to-glass clocks (metadata set by the decoder) survive the crossing."""
+    from clara_stream.bench.flowlog import by_path, parse_file
+    from clara_stream.bench.worker import run_once
+
+    log = tmp_path / "flow.log"
+    facts = run_once("video_detection", log=log, config=None,
+                     overrides=[f"app.input={video}", f"app.output={tmp_path / 'out'}", "app.fragments=true"])
+    paths = by_path(parse_file(log))
+    crossing = [p for p in paths if "device.decoder" in p and "server.encoder" in p]
+    assert crossing and all(len(paths[p]) == 10 for p in crossing)
+    (glass,) = facts["glass"]
+    assert glass["operator"] == "encoder" and len(glass["clocks"]) == 10
+    assert all(c == sorted(c) for c in glass["clocks"])  # read → emitted → received → written, per frame
