@@ -213,9 +213,19 @@ def test_log_level_switches_reach_the_engine(tmp_path: Path, args: list[str], en
     assert ("[info]" in proc.stderr) is engine_lines
 
 
+def test_holoscan_log_level_in_the_environment_wins(tmp_path: Path) -> None:
+    """As Holoscan documents: HOLOSCAN_LOG_LEVEL overrides what the app asks for."""
+    env = {**os.environ, "HOLOSCAN_LOG_LEVEL": "INFO"}
+    proc = subprocess.run([sys.executable, "-m", "clara_stream.cli", "run", "hello_stream", "-o", str(tmp_path),
+                           "--set", "source.count=2"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "[info]" in proc.stderr
+
+
 def test_debug_failure_shows_engine_log_and_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "hello_stream", "--set", "scale.factor=0"]) == 1
     quiet = capsys.readouterr().err
     assert len([ln for ln in quiet.splitlines() if ln.strip()]) == 2 and "Traceback" not in quiet
     assert main(["run", "hello_stream", "--set", "scale.factor=0", "--debug"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
