@@ -48,7 +48,7 @@ class VideoDetectionApp(Application):
     def compose(self) -> None:
         out = self.output_path or DEFAULT_OUT
         device, server = self.fragment("device"), self.fragment("server")  # the app itself unless app.fragments
-        decoder = VideoDecoderOp(device, name="decoder", path=self.input_path, **self.kwargs("decoder"))
+        decoder = VideoDecoderOp(device, name="decoder", path=self.config_value("app.input"), **self.kwargs("decoder"))
         preprocess = PreprocessOp(device, name="preprocess", **self.kwargs("preprocess"))
         inference = InferenceOp(server, name="inference", **_local(self.kwargs("inference"), "model"))
         postprocess = DetectionPostprocessOp(server, name="postprocess", **_local(self.kwargs("postprocess"), "labels"))
@@ -79,7 +79,7 @@ class VideoDetectionApp(Application):
         try:
             super().run()
             parts = getattr(self, "parts", {})
-            if self.input_path is not None and parts and self.runs_here(parts["encoder"]):
+            if self.input_path is not None and parts and self.runs_here(parts["encoder"]) and not parts["decoder"].live:
                 sink = parts["encoder"].sink
                 opts = sink.muxer_options
                 self._audio = copy_audio(sink.path, self.input_path, options=opts, owner="video_detection")

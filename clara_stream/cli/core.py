@@ -31,6 +31,8 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override:
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and engine logs.")]
 InputOpt = Annotated[Path | None, typer.Option("--input", "-i", help="Input file or folder.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output folder.")]
+RunInputOpt = Annotated[list[str] | None, typer.Option(
+    "--input", "-i", help="Input file or folder, or a live stream URI (rtsp://…); repeat for multi-source apps.")]
 
 
 def report_error(exc: BaseException) -> int:
@@ -98,7 +100,7 @@ def run(
     app_name: Annotated[str, typer.Argument(metavar="APP", help="Installed app name or path to an app.")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    input: InputOpt = None,
+    input: RunInputOpt = None,
     output: OutputOpt = None,
     scheduler: Annotated[str | None, typer.Option(help="greedy | event | multithread")] = None,
     threads: Annotated[int | None, typer.Option(help="Worker threads (event/multithread).")] = None,
@@ -119,8 +121,10 @@ def run(
     """
     from clara_stream.runtime import load_app
 
-    if input is not None and not input.exists():
-        raise UserError(f"run: expected an existing --input; got no file or folder at {input}")
+    for item in input or []:  # a URI (rtsp://…) is a stream, not a path: the app's source checks it
+        if "://" not in item and not Path(item).exists():
+            raise UserError(f"run: expected an existing --input; got no file or folder at {item}")
+    input = "\n".join(input) if input else None  # several inputs reach the app as app.input, one a line
     engine = _engine_args(driver, worker, address, worker_address, fragments)
     extra = _extra(scheduler, threads, log_level, debug, check_contracts) + (["app.fragments=true"] if engine else [])
     instance = load_app(app_name, config=config, overrides=set_ or [], input=input, output=output,

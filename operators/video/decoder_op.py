@@ -1,4 +1,4 @@
-"""VideoDecoderOp: MP4/MKV/MOV/raw H.264/H.265 → RGB frames with FrameInfo, threaded, optionally paced."""
+"""VideoDecoderOp: a video file or a live stream (by URI) → RGB frames with FrameInfo, threaded."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from clara_stream.operators.video.contracts import FRAME_RGB
+from clara_stream.operators.video.live import LiveSource
+from clara_stream.operators.video.live_queue import QUEUE_POLICIES
+from clara_stream.operators.video.live_uri import RTSP_TRANSPORTS, is_live
 from clara_stream.operators.video.pacer import DROP_POLICIES, Pacer
 from clara_stream.operators.video.source import SUPPORTED_CODECS, VideoSource
 
@@ -16,7 +19,7 @@ from clara_stream.runtime import Operator, Port
 
 
 class VideoDecoderOp(Operator):
-    """Decode a video file on a background thread and emit one RGB frame per compute.
+    """Decode a video file or a live stream on a background thread and emit one RGB frame per compute.
 
     Ports
     -----
@@ -27,10 +30,13 @@ class VideoDecoderOp(Operator):
 
     Parameters
     ----------
-    path : path
-        Input video. It is probed in ``start()`` (nothing is opened while the app is built, so
-        ``clara-stream validate`` has no side effects): a missing, non-video or unsupported file
-        fails before the first frame. ``None`` builds the operator for graph inspection and fails
+    path : path or URI
+        Input video: a file, or a live stream (``rtsp://``, ``rtp://``/``.sdp``, ``udp://``,
+        ``tcp://``, ``http(s)://….m3u8``; see ``live_uri``), read by ``LiveSource`` with live
+        semantics (no pacing, the ``queue_policy`` drops, reconnection). It is opened in
+        ``start()`` (nothing is opened while the app is built, so ``clara-stream validate`` has no
+        side effects): a missing, non-video or unsupported file, or an unreachable stream, fails
+        before the first frame. ``None`` builds the operator for graph inspection and fails
         at start.
     rate : float or str, optional
         Frame rate of a raw ``.h264``/``.h265`` stream (e.g. ``24`` or ``"30000/1001"``): required
@@ -54,6 +60,13 @@ class VideoDecoderOp(Operator):
         Frames decoded ahead on the decode thread.
     codecs : list of str
         Accepted codecs (FFmpeg names).
+    queue_policy : {"drop_oldest", "drop_newest"}
+        Live only: which frame goes when ``queue_size`` frames wait for the pipeline (counted).
+    retries, backoff_s, backoff_max_s, timeout_s : int, float
+        Live only: reconnection attempts after the stream drops, the first wait (doubled per
+        failure up to the maximum), and the silence after which the stream counts as lost.
+    transport : {"tcp", "udp"}
+        Live RTSP only: interleaved TCP or RTP over UDP.
 
     Raises
     ------
@@ -82,6 +95,12 @@ class VideoDecoderOp(Operator):
         decode_threads: int = 0,
         queue_size: int = 8,
         codecs: list[str] | tuple[str, ...] = SUPPORTED_CODECS,
+        queue_policy: str = "drop_oldest",
+        retries: int = 5,
+        backoff_s: float = 0.25,
+        backoff_max_s: float = 4.0,
+        timeout_s: float = 5.0,
+        transport: str = "tcp",
         name: str = "decoder",
         **kwargs: Any,
     ) -> None:
@@ -98,10 +117,19 @@ class VideoDecoderOp(Operator):
             raise ValueError(msg) from None
         if self.rate is not None and self.rate <= 0:
             raise ValueError(f"VideoDecoderOp: expected rate > 0; got {rate!r}")
-        self.path = Path(path) if path not in (None, "") else None
+        self.live = is_live(path)
+        if queue_policy not in QUEUE_POLICIES or transport not in RTSP_TRANSPORTS:
+            raise ValueError(f"VideoDecoderOp: expected queue_policy in {QUEUE_POLICIES} and transport in "
+                             f"{RTSP_TRANSPORTS}; got {queue_policy!r}, {transport!r}")
+        self.uri = str(path) if self.live else None  # a URI is not a Path (Path('rtsp://h') is 'rtsp:/h')
+        self.path = Path(path) if path not in (None, "") and not self.live else None
+        self._live_args = {"codecs": tuple(codecs), "queue_size": int(queue_size), "drop_policy": queue_policy,
+                           "retries": int(retries), "backoff_s": float(backoff_s),
+                           "backoff_max_s": float(backoff_max_s), "timeout_s": float(timeout_s),
+                           "transport": transport}
         self._source_args = {"codecs": tuple(codecs), "decode_threads": int(decode_threads),
                              "queue_size": int(queue_size), "loop": bool(loop)}
-        self.source: VideoSource | None = None
+        self.source: VideoSource | LiveSource | None = None
         self._realtime, self._drop_policy, self._tolerance = bool(realtime), drop_policy, late_tolerance_s
         self.pacer: Pacer | None = None
         self.max_frames = int(max_frames)
@@ -111,6 +139,9 @@ class VideoDecoderOp(Operator):
         super().__init__(fragment, *args, name=name, **kwargs)
 
     def start(self) -> None:
+        if self.live:  # connects now: a bad address fails before any frame or output
+            self.source = LiveSource(self.uri, owner="VideoDecoderOp", **self._live_args).open()
+            return
         if self.path is None:
             raise ValueError("VideoDecoderOp: expected path=<video file> (the app's --input); got none")
         self.source = VideoSource(self.path, rate=self.rate, owner="VideoDecoderOp", **self._source_args)
@@ -139,13 +170,17 @@ class VideoDecoderOp(Operator):
 
     @property
     def dropped_frames(self) -> int:
-        """Frames dropped by the realtime drop policy (read by ``clara-stream bench``)."""
+        """Frames dropped by the realtime or live drop policy (read by ``clara-stream bench``)."""
+        if self.live and self.source is not None:
+            return self.source.dropped
         return self.pacer.dropped if self.pacer else 0
 
     @property
     def stats(self) -> dict[str, Any]:
         if self.source is None:
-            return {"input": str(self.path) if self.path else None, "emitted": 0}
+            return {"input": self.uri or (str(self.path) if self.path else None), "emitted": 0}
+        if isinstance(self.source, LiveSource):
+            return {**self.source.describe(), "emitted": self.emitted, "realtime": True}
         i = self.source.info
         return {
             "input": str(i.path),

@@ -1,0 +1,290 @@
+"""Read a live video stream with PyAV (FFmpeg) on a background thread, with live semantics.
+
+:class:`LiveSource` is :class:`~.source.VideoSource`'s counterpart for streams (see
+:mod:`.live_uri` for the addresses): no pacing (the sender's clock rules), a bounded
+:class:`~.live_queue.DroppingQueue` (frames dropped and counted when the consumer is behind, so
+latency never builds), reconnection with exponential backoff when the stream drops (each attempt
+recorded, ``status`` says where it stands), and stream timestamps mapped to the wall clock
+(:class:`~.live_queue.StreamClock`) so latency is counted from when the frame was sent.
+
+The first connection is made by :meth:`LiveSource.open` (called by ``start``): an unreachable
+host, a refused port, a protocol this FFmpeg lacks, a codec we refuse or a stream without video
+is one :class:`LiveInputError` naming the address, before any frame or output exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from clara_stream.operators.video.colour import frame_to_rgb
+from clara_stream.operators.video.live_queue import DroppingQueue, StreamClock
+from clara_stream.operators.video.live_uri import RTSP_TRANSPORTS, input_options, scheme
+from clara_stream.operators.video.probe import SUPPORTED_CODECS, VideoInputError
+from clara_stream.operators.video.source import DecodedFrame
+
+from clara_stream.geometry import FrameInfo
+
+log = logging.getLogger(__name__)
+_END = object()
+LIVE_TIME_BASE = Fraction(1, 90000)  # the RTP video clock: output timestamps keep the stream's spacing
+
+
+class LiveInputError(VideoInputError):
+    """A live input could not be opened, or did not come back within its retries."""
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the stream said when it was opened (sizes as decoded)."""
+
+    uri: str
+    codec: str
+    width: int
+    height: int
+    rate: Fraction
+    audio: tuple[str, ...] = ()
+
+
+@dataclass
+class Reconnect:
+    """One reconnection: why the stream was lost, attempts made, and whether it came back."""
+
+    reason: str
+    attempts: int = 0
+    recovered: bool = False
+    lost_at: float = field(default_factory=time.perf_counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "attempts": self.attempts, "recovered": self.recovered}
+
+
+def _why(exc: BaseException, timeout_s: float | None = None) -> str:
+    why = str(getattr(exc, "strerror", None) or exc)
+    if timeout_s is not None and "Immediate exit requested" in why:  # PyAV's timeout interrupt
+        return f"no data within timeout_s={timeout_s:g} s"
+    return why
+
+
+class LiveSource:
+    """Decode a live stream into a bounded, dropping queue; reconnect when it drops.
+
+    Parameters
+    ----------
+    uri : str
+        Stream address (see :mod:`.live_uri`).
+    codecs : sequence of str
+        Accepted codecs (FFmpeg names); another is refused at open.
+    queue_size : int
+        Frames held for the consumer (≥ 1): the latency bound, in frames.
+    drop_policy : {"drop_oldest", "drop_newest"}
+        Which frame goes when the queue is full (counted in ``dropped``).
+    retries : int
+        Reconnection attempts after the stream drops (0: the first loss ends the run).
+    backoff_s, backoff_max_s : float
+        First wait before a reconnection attempt, doubled per failed attempt up to the maximum.
+    timeout_s : float
+        Socket open/read timeout: how long silence lasts before the stream counts as lost.
+    transport : {"tcp", "udp"}
+        RTSP transport (interleaved TCP, or RTP over UDP).
+    options : dict, optional
+        Further FFmpeg options (they win over the defaults).
+    convert : callable
+        ``av.VideoFrame → ndarray`` (:func:`frame_to_rgb`).
+    owner : str
+        Prefix of error messages.
+    """
+
+    def __init__(self, uri: str, *, codecs: Sequence[str] = SUPPORTED_CODECS, queue_size: int = 4,
+                 drop_policy: str = "drop_oldest", retries: int = 5, backoff_s: float = 0.25,
+                 backoff_max_s: float = 4.0, timeout_s: float = 5.0, transport: str = "tcp",
+                 options: dict[str, str] | None = None, convert: Callable[[Any], np.ndarray] = frame_to_rgb,
+                 owner: str = "LiveSource"):
+        if transport not in RTSP_TRANSPORTS:
+            raise ValueError(f"{owner}: expected transport in {RTSP_TRANSPORTS}; got {transport!r}")
+        if int(retries) < 0 or backoff_s <= 0 or backoff_max_s < backoff_s or timeout_s <= 0:
+            raise ValueError(f"{owner}: expected retries >= 0, 0 < backoff_s <= backoff_max_s and timeout_s > 0; "
+                             f"got {retries}, {backoff_s}, {backoff_max_s}, {timeout_s}")
+        self.uri, self.owner, self.codecs, self.convert = str(uri), owner, tuple(codecs), convert
+        self.retries, self.backoff_s, self.backoff_max_s = int(retries), float(backoff_s), float(backoff_max_s)
+        self.timeout_s = float(timeout_s)  # PyAV interrupts any blocking open/read after it
+        self.options = input_options(self.uri, transport=transport, timeout_s=timeout_s) | dict(options or {})
+        self.queue = DroppingQueue(queue_size, drop_policy, owner)
+        self.clock = StreamClock()
+        self.info: StreamInfo | None = None
+        self.status = "idle"  # idle → connected ⇄ reconnecting → ended | failed
+        self.reconnects: list[Reconnect] = []
+        self.decoded = 0
+        self._container: Any = None
+        self._stream: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0: float | None = None
+        self._last_index = -1
+
+    # -- connection ---------------------------------------------------------------------------
+    def _connect(self) -> tuple[Any, Any]:
+        """Open the address and check its first video stream; LiveInputError naming it otherwise."""
+        import av
+
+        where = f"[{self.uri}]"
+        if scheme(self.uri) == "srt":
+            raise LiveInputError(f"{self.owner}: expected a protocol this FFmpeg build supports; got srt:// "
+                                 f"(PyAV's bundled FFmpeg has no libsrt) {where}")
+        try:
+            container = av.open(self.uri, "r", options=self.options, timeout=self.timeout_s)
+        except av.ProtocolNotFoundError as exc:
+            raise LiveInputError(f"{self.owner}: expected a protocol this FFmpeg build supports; got "
+                                 f"{scheme(self.uri) or 'none'} ({_why(exc)}) {where}") from exc
+        except (av.FFmpegError, OSError) as exc:
+            raise LiveInputError(f"{self.owner}: expected a reachable live video stream; got {_why(exc, self.timeout_s)} "
+                                 f"{where}") from exc
+        try:
+            if not container.streams.video:
+                found = ", ".join(f"{s.type} {s.codec_context.name}" for s in container.streams) or "no streams"
+                raise LiveInputError(f"{self.owner}: expected a video stream; got none ({found}) {where}")
+            stream = container.streams.video[0]
+            codec = stream.codec_context.name
+            if self.codecs and codec not in self.codecs:
+                raise LiveInputError(f"{self.owner}: expected a video codec in {self.codecs}; got {codec!r} {where}")
+        except LiveInputError:
+            container.close()
+            raise
+        stream.thread_type = "SLICE"  # frame threads hold each frame back by a frame per thread
+        rate = next((Fraction(r) for r in (stream.average_rate, stream.guessed_rate, stream.base_rate) if r),
+                    Fraction(30))
+        audio = tuple(a.codec_context.name for a in container.streams.audio)
+        self.info = StreamInfo(self.uri, codec, stream.codec_context.width, stream.codec_context.height, rate, audio)
+        self.clock.reset()
+        return container, stream
+
+    def open(self) -> LiveSource:
+        """Make the first connection (raises LiveInputError) and start the decode thread."""
+        if self._thread is None:
+            self._container, self._stream = self._connect()
+            self.status = "connected"
+            self._thread = threading.Thread(target=self._run, name=f"{self.owner}-live", daemon=True)
+            self._thread.start()
+        return self
+
+    start = open
+
+    def _reconnect(self, reason: str) -> bool:
+        """Try again with exponential backoff; True when the stream is back."""
+        event = Reconnect(reason)
+        self.reconnects.append(event)
+        self.status = "reconnecting"
+        log.warning("%s: stream lost (%s); reconnecting [%s]", self.owner, reason, self.uri)
+        wait = self.backoff_s
+        while event.attempts < self.retries and not self._stop.is_set():
+            if self._stop.wait(wait):
+                return False
+            event.attempts += 1
+            try:
+                self._container, self._stream = self._connect()
+            except LiveInputError as exc:
+                event.reason = f"{reason}; last attempt: {str(exc).split('; got ', 1)[-1].rsplit(' [', 1)[0]}"
+                wait = min(wait * 2, self.backoff_max_s)
+                continue
+            event.recovered, self.status = True, "connected"
+            return True
+        return False
+
+    # -- decoding -------------------------------------------------------------------------------
+    def _frame(self, frame: Any, stream: Any, origin: list[Any], arrived: float) -> DecodedFrame:
+        """RGB + FrameInfo on the run's continuous timeline; ``read_at`` is the send-time estimate."""
+        tb = Fraction(stream.time_base) if stream.time_base else LIVE_TIME_BASE
+        stream_s = float(frame.pts * tb) if frame.pts is not None else arrived
+        sent = self.clock.sent_at(stream_s, arrived)
+        if origin[0] is None:  # a new connection: its first frame sits where the wall clock says
+            self._t0 = sent if self._t0 is None else self._t0
+            origin[0], origin[1] = stream_s, sent - self._t0
+        rel_s = origin[1] + (stream_s - origin[0])
+        rate = self.info.rate
+        index = max(self._last_index + 1, round(rel_s * float(rate)))  # gaps where frames were lost
+        self._last_index = index
+        info = FrameInfo(round(rel_s / LIVE_TIME_BASE), LIVE_TIME_BASE, index, rate)
+        return DecodedFrame(self.convert(frame), info, time.perf_counter(), sent)
+
+    def _run(self) -> None:
+        import av
+
+        try:
+            while not self._stop.is_set():
+                origin: list[Any] = [None, 0.0]
+                reason = "the stream ended"
+                try:
+                    for packet in self._container.demux(self._stream):
+                        if self._stop.is_set():
+                            return
+                        arrived = time.perf_counter()
+                        for frame in packet.decode():
+                            self.queue.put(self._frame(frame, self._stream, origin, arrived))
+                            self.decoded += 1
+                except av.FFmpegError as exc:
+                    reason = _why(exc, self.timeout_s)
+                finally:
+                    self._container.close()
+                if self._stop.is_set():
+                    return
+                if not self._reconnect(reason):
+                    if self._stop.is_set():
+                        return
+                    self.status = "failed"
+                    tries = self.reconnects[-1].attempts
+                    self.queue.put_final(LiveInputError(
+                        f"{self.owner}: expected the stream to come back within {self.retries} retries; got "
+                        f"{self.reconnects[-1].reason} after frame {self.decoded} ({tries} attempts) [{self.uri}]"))
+                    return
+        except Exception as exc:  # any other failure must reach the consumer, not die with the thread
+            self.status = "failed"
+            self.queue.put_final(exc)
+
+    # -- consumer -------------------------------------------------------------------------------
+    def read(self, timeout_s: float | None = None) -> DecodedFrame | None:
+        """The next frame (blocks); re-raises the error that ended the stream, after its frames."""
+        if self._thread is None:
+            self.open()
+        item = self.queue.get(timeout_s)
+        if item is _END:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    @property
+    def dropped(self) -> int:
+        return self.queue.dropped
+
+    def close(self) -> None:
+        """Stop the thread and the connection (idempotent)."""
+        self._stop.set()
+        self.queue.clear()
+        self.queue.put_final(_END)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.status not in ("failed",):
+            self.status = "ended"
+
+    def describe(self) -> dict[str, Any]:
+        i = self.info
+        return {
+            "input": self.uri, "live": True, "status": self.status,
+            "codec": i.codec if i else None, "width": i.width if i else None, "height": i.height if i else None,
+            "rate": float(i.rate) if i else None, "audio_streams": list(i.audio) if i else [],
+            "decoded": self.decoded, "dropped": self.dropped, "drop_policy": self.queue.policy,
+            "queue_size": self.queue.size, "queue_high_water": self.queue.high_water,
+            "reconnects": [r.to_dict() for r in self.reconnects],
+        }
+
+    def __enter__(self) -> LiveSource:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
