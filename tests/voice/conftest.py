@@ -1,0 +1,96 @@
+"""Voice fixtures: real espeak-ng utterances (several voices, speeds, pitches), the same with pink
+noise mixed by sox at 10 dB SNR, synthesised once per session; the shared dialog manager."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ESPEAK, SOX = "/usr/bin/espeak-ng", "/usr/bin/sox"
+#: (voice, words per minute, pitch): male/female variants, slow to fast, low to high.
+VOICES = [("en-us", 150, 50), ("en-gb", 175, 65), ("en-us+m3", 135, 35), ("en-us+f2", 165, 55)]
+#: Labels of the render phantom (clara_stream.render.synthetic).
+PHANTOM = [(1, "body"), (2, "ribs"), (3, "lesion")]
+#: Commands as a user says them in the grammar's words, with the intent each must become.
+SPOKEN = [
+    ("zoom in", "zoom_in"), ("zoom out a lot", "zoom_out"), ("pan left", "pan"), ("move it right", "pan"),
+    ("rotate left", "rotate"), ("next slice", "next_slice"), ("go back three slices", "previous_slice"),
+    ("show the coronal view", "set_view"), ("switch to sagittal", "set_view"), ("volume rendering", "set_view"),
+    ("lung window", "window_preset"), ("bone window", "window_preset"), ("remove the ribs", "hide_label"),
+    ("hide the lesion", "hide_label"), ("bring back the ribs", "show_label"), ("show only the lesion", "show_only"),
+    ("fade the body", "label_opacity"), ("show the scale bar", "scale_bar"), ("measure mode", "measure"),
+    ("reset the view", "reset"), ("yes", "confirm"), ("cancel", "cancel"),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Utterance:
+    text: str
+    intent: str
+    voice: tuple[str, int, int]
+    clean: Path
+    noisy: Path
+
+
+def synthesize(text: str, out: Path, voice: tuple[str, int, int]) -> Path:
+    """espeak-ng → sox resampled to 16 kHz mono 16-bit (both peers by absolute path)."""
+    raw = out.with_suffix(".22k.wav")
+    v, speed, pitch = voice
+    subprocess.run([ESPEAK, "-v", v, "-s", str(speed), "-p", str(pitch), "-w", str(raw), "--", text], check=True)
+    subprocess.run([SOX, str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out)], check=True)
+    return out
+
+
+def rms(path: Path) -> float:
+    from clara_stream.voice.audio import read_wav
+
+    return float(np.sqrt(np.mean(read_wav(path).astype(np.float64) ** 2)))
+
+
+def mix_noise(clean: Path, out: Path, snr_db: float) -> Path:
+    """Pink noise from sox's synth (-R: repeatable), scaled so speech/noise RMS is ``snr_db``, mixed by sox."""
+    from clara_stream.voice.audio import read_wav
+
+    n = len(read_wav(clean))
+    noise = out.with_suffix(".noise.wav")
+    subprocess.run([SOX, "-R", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", f"{n}s", "pinknoise",
+                    "vol", "0.2"], check=True)  # fmt: skip
+    k = rms(clean) / rms(noise) / 10 ** (snr_db / 20)
+    subprocess.run([SOX, "-m", "-v", "1", str(clean), "-v", f"{k:.6f}", str(noise), str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def voice_peers(peer) -> tuple[Path, Path]:
+    return peer(ESPEAK, ["--version"], "espeak"), peer(SOX, ["--version"], "SoX")
+
+
+@pytest.fixture(scope="session")
+def utterances(voice_peers, tmp_path_factory) -> list[Utterance]:
+    """Every SPOKEN command in two voices (rotating through VOICES), clean and at 10 dB SNR."""
+    root = tmp_path_factory.mktemp("utterances")
+    out = []
+    for i, (text, intent) in enumerate(SPOKEN):
+        for j in (0, 1):
+            voice = VOICES[(i + 2 * j) % len(VOICES)]
+            clean = synthesize(text, root / f"u{i}_{j}.wav", voice)
+            out.append(Utterance(text, intent, voice, clean, mix_noise(clean, root / f"u{i}_{j}.noisy.wav", 10.0)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def dialog():
+    from clara_stream.voice.dialog import DialogManager
+
+    return DialogManager()
+
+
+@pytest.fixture(scope="session")
+def paraphrases() -> dict:
+    return yaml.safe_load((HERE / "paraphrases.yaml").read_text())
