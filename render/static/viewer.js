@@ -40,6 +40,7 @@ function flush() {  // latency counts from the first gesture event of the batch,
   }
   acc = { pan: [0, 0], rotate: [0, 0], scroll: acc.scroll, zoom: 1, anchor: null, since: 0 };
 }
+V.flushPending = () => scheduled || wlScheduled;  // gestures waiting for the next animation frame
 function schedule() {
   if (!acc.since) acc.since = performance.now();
   if (!scheduled) { scheduled = true; requestAnimationFrame(flush); }
@@ -244,7 +245,10 @@ function startVideo(init, m) {
     ms.duration = Infinity;
     video.buffer = ms.addSourceBuffer(`video/mp4; codecs="${m.codecs}"`);
     video.buffer.mode = "segments";
-    video.buffer.addEventListener("updateend", () => { catchUp(); trim(); pump(); el.play().catch(() => {}); });
+    video.buffer.addEventListener("updateend", () => {
+      catchUp(); trim(); pump(); el.play().catch(() => {});
+      setTimeout(catchUp, 50);  // a frame still not on screen by then: jump to it
+    });
     video.buffer.addEventListener("error", () => fallBack("SourceBuffer error"));
     pump();
   });

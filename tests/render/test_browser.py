@@ -52,13 +52,12 @@ def _tap(page, selector: str) -> None:
 
 def _settled(page, frames_before: int) -> dict:
     """Wait until every message sent was answered and a new full-quality frame is drawn."""
-    page.wait_for_timeout(50)  # the page sends coalesced gestures on the next animation frame
-    page.wait_for_function(
-        f"() => window.__viewer.frames > {frames_before} && window.__viewer.acked >= window.__viewer.sent"
+    page.wait_for_function(  # no coalesced gesture still waiting for its animation frame, all answered
+        f"() => !window.__viewer.flushPending() && window.__viewer.frames > {frames_before}"
+        " && window.__viewer.acked >= window.__viewer.sent"
         " && window.__viewer.lastFrame && !window.__viewer.lastFrame.interactive",
         timeout=30000,
     )
-    page.wait_for_timeout(100)
     return page.evaluate("window.__viewer.lastFrame")
 
 
