@@ -1,4 +1,4 @@
-"""VideoEncoderOp: annotated RGB frames → libx264 MP4 with the source's rate and timestamps."""
+"""VideoEncoderOp: annotated RGB frames → libx264 MP4 (+ a live stream, + segmented recording)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ class VideoEncoderOp(Operator):
         x264 threads (0 = automatic).
     queue_size : int
         Frames buffered before the encoder thread (back-pressure beyond).
+    live_url : str, optional
+        Also send the annotated stream live: ``udp://``/``tcp://`` MPEG-TS, ``rtp://`` (MPEG-TS over
+        RTP), ``rtsp://`` (published to an RTSP server), encoded separately with ``tune=zerolatency``.
+    segment_s : float, optional
+        Also record ``<path's folder>/segments/segment_00000.mp4``… rotated every this many seconds.
 
     Notes
     -----
@@ -65,6 +70,8 @@ class VideoEncoderOp(Operator):
         tune: str | None = None,
         encode_threads: int = 0,
         queue_size: int = 8,
+        live_url: str | None = None,
+        segment_s: float | None = None,
         name: str = "encoder",
         **kwargs: Any,
     ) -> None:
@@ -83,12 +90,24 @@ class VideoEncoderOp(Operator):
             queue_size=int(queue_size),
             owner="VideoEncoderOp",
         )
+        common = {"preset": preset, "crf": int(crf), "gop": gop, "encode_threads": int(encode_threads),
+                  "queue_size": int(queue_size), "owner": "VideoEncoderOp"}
+        self.extra: dict[str, VideoSink] = {}  # each an encoder of its own (live needs zerolatency anyway)
+        if live_url:
+            self.extra["live"] = VideoSink(str(live_url), tune="zerolatency", **common)
+        if segment_s:
+            pattern = Path(path).parent / "segments" / "segment_%05d.mp4"
+            self.extra["segments"] = VideoSink(pattern, tune=tune or None, segment_s=float(segment_s), **common)
         self.emitted_at: dict[float, float] = {}  # packet clock → decoder emit clock
         super().__init__(fragment, *args, name=name, **kwargs)
 
     def start(self) -> None:
         """The run owns its output file: one left by an earlier run into the same folder goes now."""
         self.sink.path.unlink(missing_ok=True)
+        seg = self.extra.get("segments")
+        if seg is not None and seg.path.parent.is_dir():
+            for old in seg.path.parent.glob("segment_*.mp4"):
+                old.unlink()
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         frame = self.receive(op_input, P.FRAME)
@@ -97,9 +116,15 @@ class VideoEncoderOp(Operator):
         read = float(read) if read is not None else time.perf_counter()
         self.emitted_at[read] = float(emitted) if emitted is not None else read
         self.sink.write(frame, info, read_at=read)
+        for sink in self.extra.values():
+            sink.write(frame, info, read_at=read)
 
     def stop(self) -> None:
-        self.sink.close()
+        try:
+            self.sink.close()
+        finally:
+            for sink in self.extra.values():
+                sink.close()
 
     @property
     def timeline(self) -> list[tuple[float, float, float, float]]:
@@ -118,4 +143,6 @@ class VideoEncoderOp(Operator):
             "latency": latency_summary(lat),
             "padded_from": list(self.sink.padded) if self.sink.padded else None,
             "removed": self.sink.removed,
+            **{key: {"output": str(s.path), "frames": s.written,
+                     "latency": latency_summary([d - r for r, _, d in s.timeline])} for key, s in self.extra.items()},
         }

@@ -143,8 +143,8 @@ class LiveSource:
             raise LiveInputError(f"{self.owner}: expected a protocol this FFmpeg build supports; got "
                                  f"{scheme(self.uri) or 'none'} ({_why(exc)}) {where}") from exc
         except (av.FFmpegError, OSError) as exc:
-            raise LiveInputError(f"{self.owner}: expected a reachable live video stream; got {_why(exc, self.timeout_s)} "
-                                 f"{where}") from exc
+            why = _why(exc, self.timeout_s)
+            raise LiveInputError(f"{self.owner}: expected a reachable live video stream; got {why} {where}") from exc
         try:
             if not container.streams.video:
                 found = ", ".join(f"{s.type} {s.codec_context.name}" for s in container.streams) or "no streams"

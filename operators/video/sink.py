@@ -13,6 +13,11 @@ Odd sizes: H.264 4:2:0 needs even width and height, so a frame of odd size is pa
 edge-replicated column/row on the right/bottom. Nothing moves: pixel (x, y) of the input is
 pixel (x, y) of the output, so boxes in input pixels (KITTI) stay valid; ``padded`` says so.
 
+Live and segmented outputs: ``path`` may be a stream address (``udp://``/``tcp://``/``srt://``
+MPEG-TS, ``rtp://`` MPEG-TS over RTP, ``rtsp://`` published to a server; see ``live_uri``), sent
+as encoded; or, with ``segment_s``, a pattern like ``segment_%05d.mp4`` that FFmpeg's segment
+muxer rotates by duration (cut at the next keyframe; each file starts at 0 and plays alone).
+
 A write failure (disk full, a quota, a dead mount) stops the encoder with :class:`VideoOutputError`
 naming the file; the unfinishable file is removed rather than left unplayable.
 
@@ -32,6 +37,7 @@ from typing import Any
 
 import numpy as np
 from clara_stream.operators.video.colour import rgb_to_i420
+from clara_stream.operators.video.live_uri import is_live, output_format
 
 from clara_stream.geometry import FrameInfo
 
@@ -75,6 +81,8 @@ class VideoSink:
         x264 threads (0 = x264's choice).
     queue_size : int
         Frames buffered ahead of the encoder (≥ 1); :meth:`write` blocks when full.
+    segment_s : float, optional
+        Rotate the file every this many seconds (``path`` is then a ``%d`` pattern).
     owner : str
         Prefix for error messages.
 
@@ -95,6 +103,7 @@ class VideoSink:
         tune: str | None = None,
         encode_threads: int = 0,
         queue_size: int = 8,
+        segment_s: float | None = None,
         owner: str = "VideoSink",
     ):
         if preset not in PRESETS:
@@ -103,7 +112,13 @@ class VideoSink:
             raise ValueError(f"{owner}: expected crf in [0, 51]; got {crf}")
         if queue_size < 1 or (gop is not None and gop < 1):
             raise ValueError(f"{owner}: expected queue_size >= 1 and gop >= 1; got {queue_size}, {gop}")
-        self.path, self.owner = Path(path), owner
+        self.live = is_live(path)
+        self.format = output_format(str(path), owner) if self.live else ("segment" if segment_s else None)
+        if segment_s is not None and (segment_s <= 0 or "%" not in str(path) or self.live):
+            raise ValueError(f"{owner}: expected segment_s > 0 with a file pattern like segment_%05d.mp4; got "
+                             f"{segment_s}, {path}")
+        self.segment_s = segment_s
+        self.path, self.owner = (str(path) if self.live else Path(path)), owner  # a URI is no Path
         self.preset, self.crf, self.gop, self.fragmented = preset, int(crf), gop, bool(fragmented)
         if tune is not None and tune not in TUNES:
             raise ValueError(f"{owner}: expected tune in {TUNES}; got {tune!r}")
@@ -122,18 +137,27 @@ class VideoSink:
     @property
     def muxer_options(self) -> dict[str, str]:
         """The container options this sink writes with (a later remux keeps them)."""
+        if self.format == "segment":
+            return {"segment_time": f"{self.segment_s:g}", "segment_format": "mp4", "reset_timestamps": "1",
+                    **({"segment_format_options": f"movflags={_FRAG}"} if self.fragmented else {})}
+        if self.live:  # nothing held back in the muxer: each packet leaves at once
+            return {"max_delay": "0", "flush_packets": "1",
+                    **({"rtsp_transport": "udp"} if self.format == "rtsp" else {}),
+                    **({"pkt_size": "1316"} if self.format == "mpegts" and str(self.path).startswith("udp") else {})}
         return {"movflags": _FRAG} if self.fragmented else {}
 
     def _open(self, width: int, height: int, info: FrameInfo) -> tuple[Any, Any]:
         import av
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        container = av.open(str(self.path), "w", options=self.muxer_options)
+        if not self.live:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        container = av.open(str(self.path), "w", format=self.format, options=self.muxer_options)
         stream = container.add_stream("libx264", rate=info.rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
-        stream.gop_size = int(self.gop or max(1, round(info.rate)))
+        per_s = min(1.0, self.segment_s or 1.0)  # segments cut at keyframes: one at least per segment
+        stream.gop_size = int(self.gop or max(1, round(per_s * info.rate)))
         stream.thread_count = self.threads
         stream.options = {"preset": self.preset, "crf": str(self.crf), **({"tune": self.tune} if self.tune else {})}
         return container, stream
@@ -168,7 +192,8 @@ class VideoSink:
             if container is not None:
                 with contextlib.suppress(Exception):  # already failing: the error above is the one to report
                     container.close()
-            if self._error is not None and isinstance(self._error, VideoOutputError) and self.path.exists():
+            if self._error is not None and isinstance(self._error, VideoOutputError) and not self.live \
+                    and self.format != "segment" and self.path.exists():
                 self.path.unlink()  # a file that could not be written is not left half-written
                 self.removed = True
 
@@ -188,7 +213,7 @@ class VideoSink:
             why = getattr(exc, "strerror", None) or str(exc)
             out = VideoOutputError(
                 f"{self.owner}: expected to write the output video; got {why} after {self.written} frames "
-                f"(the unfinished file is removed) [{self.path}]"
+                f"{'' if self.live else '(the unfinished file is removed) '}[{self.path}]"
             )
             out.errno = err  # str() stays the one-line message
             return out
