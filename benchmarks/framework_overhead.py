@@ -220,6 +220,8 @@ class RawHop(RawApplication):
         self.tx_frag = _RawTxFragment(self, "a", self.data, self.n)
         self.rx_frag = _RawRxFragment(self, "b")
         self.add_flow(self.tx_frag, self.rx_frag, {("tx.out", "rx.in")})
+        for frag in (self.tx_frag, self.rx_frag):  # as clara-stream's runtime: without the timeout, runs lost messages
+            frag.scheduler(EventBasedScheduler(frag, name="event", stop_on_deadlock_timeout=200))
 
 
 class CsHop(Application):

@@ -204,7 +204,8 @@ class Application(_HoloscanApplication):
         app = self._config["app"]
         set_log_level(_LOG_LEVELS[str(app["log_level"]).lower()])
         for graph in self._fragments.values() or (self,):
-            graph.scheduler(_scheduler(graph, app["scheduler"], int(app["threads"]), float(app["check_period_ms"])))
+            graph.scheduler(_scheduler(graph, app["scheduler"], int(app["threads"]), float(app["check_period_ms"]),
+                                       distributed=bool(self._fragments)))
         if self._tracking is not None:
             t = self._tracking
             kw = dict(num_start_messages_to_skip=t["skip"], num_last_messages_to_discard=t["discard"],
@@ -254,9 +255,13 @@ class Application(_HoloscanApplication):
             raise problem
 
 
-def _scheduler(graph: Any, kind: str, threads: int, check_ms: float) -> Any:
+def _scheduler(graph: Any, kind: str, threads: int, check_ms: float, *, distributed: bool = False) -> Any:
+    if distributed and kind == "greedy":  # Holoscan refuses greedy for fragments (it deadlocks) and swaps it itself
+        kind = "event"
     if kind == "event":
-        return EventBasedScheduler(graph, name="event_scheduler", worker_thread_number=threads)
+        # a fragment waiting on UCX looks idle: without a timeout it was stopped with messages still in flight
+        return EventBasedScheduler(graph, name="event_scheduler", worker_thread_number=threads,
+                                   stop_on_deadlock_timeout=DEADLOCK_TIMEOUT_MS if distributed else 0)
     if kind == "multithread":
         return MultiThreadScheduler(graph, name="multithread_scheduler", worker_thread_number=threads,
                                     check_recession_period_ms=check_ms,
