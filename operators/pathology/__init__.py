@@ -1,0 +1,1 @@
+"""Digital pathology operators: slide tiling, Canny filtering, pyramid stitching, registration."""
