@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from clara_stream.operators.video.batcher import FrameBatch
 from clara_stream.operators.video.detections import Detections
 
 from clara_stream import ports as P
@@ -36,4 +37,16 @@ DETECTIONS = Contract(
     domain="detections",
     meta=(P.FRAME_INFO,),
     description="Detections: boxes (N, 4) frame pixels (left, top, right, bottom), scores, class ids, labels",
+)
+FRAME_BATCH = Contract(
+    kind=Kind.OBJECT,
+    pytype=FrameBatch,
+    domain="video/rgb-batch",
+    description="FrameBatch: one RGB frame per source (source number, FrameInfo, glass-to-glass start each)",
+)
+DETECTIONS_BATCH = Contract(
+    kind=Kind.OBJECT,
+    pytype=list,
+    domain="detections-batch",
+    description="list of Detections, one per FrameBatch item, in the batch's order (boxes in each frame's pixels)",
 )
