@@ -18,7 +18,7 @@ from clara_stream.render.annotate import draw_pip, draw_scale_bar, encode, pip_s
 from clara_stream.render.datasets import DatasetRegistry
 from clara_stream.render.presets import default_preset, looks_like_ct, preset
 from clara_stream.render.state import MAX_ZOOM, MODES, RAY_MODES, SLICE_MODES, VOLUME_MODES, ViewState
-from clara_stream.render.views import array_axis_along, render_volume, rotate, view_mapping
+from clara_stream.render.views import PLANES, array_axis_along, render_volume, rotate, view_mapping
 from clara_stream.render.volume import Volume
 
 OPS = ("pan", "zoom", "rotate", "scroll", "window", "mode", "label", "reset")
@@ -160,9 +160,12 @@ class RenderEngine:
                 st = self.default_state(sess.dataset_id)
                 st.width, st.height = sess.state.width, sess.state.height
             elif op == "mode":
-                st.mode = str(a.get("mode", ""))
+                previous, st.mode = st.mode, str(a.get("mode", ""))
                 if st.mode not in (VOLUME_MODES if sess.kind == "volume" else (sess.state.mode,)):
                     raise ValueError(f"render: expected a mode valid for a {sess.kind} dataset; got {st.mode!r}")
+                if st.mode == "oblique" and previous in PLANES:  # oblique starts from the patient plane shown
+                    _, v, n = PLANES[previous]
+                    st.normal, st.up = tuple(n.tolist()), tuple((-v).tolist())
             elif op == "label":
                 lab = st.label_style(int(a["value"]))
                 if "hidden" in a:

@@ -58,11 +58,12 @@ def rotate(vec: np.ndarray, axis: np.ndarray, deg: float) -> np.ndarray:
 LPS_X, LPS_Y, LPS_Z = np.eye(3)
 #: (screen right, screen down, into the screen) of each orthogonal plane, in LPS: axial seen from
 #: the feet (patient left on the right, anterior up), coronal from the front and sagittal from the
-#: patient's left (superior up) — whatever the acquisition's orientation.
+#: patient's left (superior up) — whatever the acquisition's orientation. Each is right-handed
+#: (u × v = n), so an oblique plane started from it (normal n, up −v) shows the same picture.
 PLANES = {
     "axial": (LPS_X, LPS_Y, LPS_Z),
     "coronal": (LPS_X, -LPS_Z, LPS_Y),
-    "sagittal": (LPS_Y, -LPS_Z, LPS_X),
+    "sagittal": (LPS_Y, -LPS_Z, -LPS_X),  # looking from the left towards the right: n = −L
 }
 
 

@@ -294,3 +294,29 @@ def test_scale_bar_length_matches_the_anatomy(tmp_path):
     expected_mm = nice_length(0.2 * st.width * mm_per_px)
     assert bar_px * mm_per_px == pytest.approx(expected_mm, abs=2 * mm_per_px)
     reg.close()
+
+
+@pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
+def test_oblique_starts_from_the_plane_shown(tmp_path, plane):
+    """Switching to oblique keeps the patient plane on screen (fails if oblique restarts axial)."""
+    from clara_stream.render.datasets import DatasetRegistry
+    from clara_stream.render.engine import RenderEngine
+
+    data = (gaussian_filter(np.random.default_rng(4).normal(0, 1, SHAPE), 1.0) * 400).astype(np.int16)
+    img = _sitk_image(data, SAGITTAL)
+    (tmp_path / "d").mkdir()
+    sitk.WriteImage(img, str(tmp_path / "d" / "v.mhd"))
+    reg = DatasetRegistry([tmp_path], tmp_path / "state")
+    eng = RenderEngine(reg)
+    sess = eng.open(reg.register(tmp_path / "d" / "v.mhd").id)
+    st = sess.state
+    st.mode, st.focus_mm, st.show_mask = plane, img.TransformIndexToPhysicalPoint((18, 15, 11)), False
+    st.window_center, st.window_width, st.width, st.height = 0.0, 1600.0, 96, 80
+    eng.set_view(sess.id, st)
+    vol = reg.volume(sess.dataset_id)
+    before, _ = render_volume(vol, sess.state)
+    after_state = eng.interact(sess.id, "mode", mode="oblique")
+    after, _ = render_volume(vol, after_state)
+    assert after_state.mode == "oblique"
+    assert np.abs(after.astype(int) - before.astype(int)).max() <= 3  # bilinear slice vs trilinear plane
+    reg.close()
