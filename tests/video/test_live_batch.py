@@ -1,0 +1,128 @@
+"""Multi-stream batching on real loopback streams, and the live queue and clock by closed form."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from clara_stream.operators.video.batcher import FrameBatcher
+from clara_stream.operators.video.evaluate import evaluate_kitti
+from clara_stream.operators.video.live import LiveSource
+from clara_stream.operators.video.live_queue import DroppingQueue, StreamClock
+from clara_stream.operators.video.source import VideoSource
+from clara_stream.operators.video.testing_streams import FFMPEG, FFPROBE, free_port, probe_stream, send_tcp, stop
+
+from clara_stream.runtime import load_app
+from clara_stream.samples.video import write_sample
+
+
+@pytest.fixture(scope="module")
+def ff(peer) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    return {"ffmpeg": peer(FFMPEG, ["-version"], "ffmpeg version"), "ffprobe": peer(FFPROBE, ["-version"], "ffprobe")}
+
+
+@pytest.fixture(scope="module")
+def two_clips(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Path]]:
+    """Two different scenes (held-out seeds), 320×180 and 256×144: sizes differ on purpose."""
+    d = tmp_path_factory.mktemp("two")
+    return [write_sample(d / "a", seed=5, width=320, height=180, frames=40, fps=25),
+            write_sample(d / "b", seed=6, width=256, height=144, frames=40, fps=25)]
+
+
+def test_two_live_streams_batched_keep_each_streams_detections(ff: dict, two_clips: list, tmp_path: Path) -> None:
+    """Two streams, one batched model call per tick, outputs split back per source.
+
+    Fails if items are mixed between sources (each stream's KITTI is scored against its own
+    ground truth, and against the other's it must score far worse), if boxes are mapped with
+    the wrong letterbox (the two sizes differ), or if the model is called per frame.
+    """
+    ports = [free_port(), free_port()]
+    senders = [send_tcp(ff["ffmpeg"], c["video"], p) for c, p in zip(two_clips, ports, strict=True)]
+    try:
+        app = load_app("video_detection_multi", input="\n".join(f"tcp://127.0.0.1:{p}" for p in ports),
+                       output=tmp_path / "out", overrides=["batcher.queue_size=64", "batcher.max_batches=40",
+                                                           "batcher.timeout_s=0.5"])
+        app.run()
+    finally:
+        for s in senders:
+            stop(s)
+    s = app.summary
+    assert [st["frames"] for st in s["streams"]] == [40, 40] and [st["dropped"] for st in s["streams"]] == [0, 0]
+    assert s["inference_calls"] == s["batches"] == 40  # 80 frames, 40 calls: batches of two
+    for k, clip in enumerate(two_clips):
+        own = evaluate_kitti(tmp_path / "out" / f"stream_{k}" / "kitti", clip["ground_truth"], iou_threshold=0.5)
+        other = evaluate_kitti(tmp_path / "out" / f"stream_{k}" / "kitti", two_clips[1 - k]["ground_truth"],
+                               iou_threshold=0.5)
+        assert own.recall >= 0.75 and own.precision >= 0.9, (k, own)
+        assert other.recall < own.recall / 2, (k, other)
+        probed = probe_stream(ff["ffprobe"], tmp_path / "out" / f"stream_{k}" / "output.mp4")
+        assert int(probed["nb_read_frames"]) == 40 and probed["r_frame_rate"] == "25/1"
+        assert (int(probed["width"]), int(probed["height"])) == ((320, 180), (256, 144))[k]
+
+
+def test_a_stalled_stream_is_left_out_of_the_tick_after_the_timeout(ff: dict, two_clips: list) -> None:
+    """SIGSTOP one sender: batches go on with the other alone, the stalled one listed as missing."""
+    ports = [free_port(), free_port()]
+    senders = [send_tcp(ff["ffmpeg"], c["video"], p, loop=True) for c, p in zip(two_clips, ports, strict=True)]
+    sources = [LiveSource(f"tcp://127.0.0.1:{p}", queue_size=4, timeout_s=10).open() for p in ports]
+    try:
+        batcher = FrameBatcher(sources, timeout_s=0.05)
+        assert {len(batcher.next()) for _ in range(5)} <= {1, 2}
+        os.kill(senders[1].pid, signal.SIGSTOP)
+        for _ in range(10):  # drain what stream 1 had queued; its ticks then time out
+            batcher.next()
+        solo = [batcher.next() for _ in range(5)]
+        os.kill(senders[1].pid, signal.SIGCONT)
+    finally:
+        for src in sources:
+            src.close()
+        for s in senders:
+            os.kill(s.pid, signal.SIGCONT)
+            stop(s)
+    assert all([i.source for i in b.items] == [0] and b.missing == (1,) for b in solo)
+    assert batcher.missed[1] >= 5 and batcher.missed[0] == 0
+
+
+def test_batcher_ends_sources_independently(small_clip: dict, clip: dict) -> None:
+    """Files of 40 and 90 frames: 90 ticks, the first 40 with both, the rest with the longer one only."""
+    sources = [VideoSource(small_clip["video"]).start(), VideoSource(clip["video"]).start()]
+    try:
+        batcher = FrameBatcher(sources, timeout_s=1.0)
+        sizes = []
+        while (b := batcher.next()) is not None:
+            sizes.append([i.source for i in b.items])
+            assert [i.info.index for i in b.items] == [len(sizes) - 1] * len(b.items)  # same tick, same frame
+    finally:
+        for s in sources:
+            s.close()
+    assert sizes == [[0, 1]] * 40 + [[1]] * 50
+
+
+def test_dropping_queue_policies_by_hand() -> None:
+    """Closed form: 7 puts into a queue of 3. Fails if the policies are swapped or drops uncounted."""
+    old, new = DroppingQueue(3, "drop_oldest"), DroppingQueue(3, "drop_newest")
+    for i in range(7):
+        old.put(i), new.put(i)
+    assert [old.get(0) for _ in range(3)] == [4, 5, 6] and old.dropped == 4
+    assert [new.get(0) for _ in range(3)] == [0, 1, 2] and new.dropped == 4
+    assert old.high_water == new.high_water == 3
+    with pytest.raises(TimeoutError):
+        old.get(0)
+    with pytest.raises(ValueError, match="expected drop_policy in"):
+        DroppingQueue(3, "block")
+
+
+def test_stream_clock_charges_buffering_to_the_frame() -> None:
+    """Arrivals (s) for stream times 0, .04, .08, .12: the least-delayed packet fixes the offset.
+
+    Frame 0 arrived 50 ms late relative to frame 1's path: once frame 1 is seen, later frames are
+    stamped from its offset, so a frame held 30 ms in a buffer (frame 3) is charged 30 ms.
+    """
+    clock = StreamClock()
+    sent = [clock.sent_at(t, a) for t, a in [(0.0, 10.05), (0.04, 10.04), (0.08, 10.08), (0.12, 10.15)]]
+    assert sent[0] == pytest.approx(10.05) and sent[1] == pytest.approx(10.04)
+    assert sent[2] == pytest.approx(10.08) and sent[3] == pytest.approx(10.12)  # 10.15 − 10.12: 30 ms charged
+    clock.reset()
+    assert clock.sent_at(5.0, 20.0) == pytest.approx(20.0)
