@@ -1,0 +1,225 @@
+"""Live video benchmark: glass-to-glass latency on a loopback stream, and 4 streams batched vs 4 processes.
+
+**Glass to glass.** A sender process plays a live 720p30 camera: every frame carries its capture
+time (``time.perf_counter()``, CLOCK_MONOTONIC, shared by all processes) as a 40-bit barcode in
+a bottom strip, is encoded (libx264 ultrafast/zerolatency) and sent as MPEG-TS over TCP at 30 fps.
+The app (``video_detection --input tcp://…`` with ``encoder.live_url=tcp://…``) detects, draws and
+sends its annotated stream to a receiver in this process, which stamps each encoded packet on
+arrival, decodes it and reads the barcode: latency = arrival − capture, every hop, both codecs
+and the network included. The anchor, in the same rounds: a relay with no model (LiveSource →
+VideoSink, the same codecs and settings). Rounds alternate app / anchor.
+
+**Multi-stream.** Four different 640×360 clips, looped to ``--multi-frames`` each: one
+``video_detection_multi`` process (one batched inference per tick) against four concurrent
+``video_detection`` processes; aggregate fps = all frames / wall time from launch to the last exit
+(process start included, the same for both). Rounds alternate.
+
+    python benchmarks/video_live.py [--frames 300] [--repeats 2] [--multi-frames 300] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BITS, BLOCK, STRIP = 40, 32, 32  # barcode: 40 blocks of 32×32 px in the bottom strip
+WARMUP = 15  # frames left out (first inference, encoder start, connection)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stamp(rgb: np.ndarray, us: int) -> None:
+    """Write ``us`` (40 bits) as black/white blocks into the bottom strip, in place."""
+    rgb[-STRIP:] = 0
+    for b in range(BITS):
+        if (us >> b) & 1:
+            rgb[-STRIP:, b * BLOCK:(b + 1) * BLOCK] = 255
+
+
+def read_stamp(rgb: np.ndarray) -> int:
+    """The barcode back: the median of each block's centre, so a drawn box line cannot flip a bit."""
+    q = BLOCK // 4
+    return sum(1 << b for b in range(BITS)
+               if np.median(rgb[-STRIP + q:-q, b * BLOCK + q:(b + 1) * BLOCK - q]) > 127)
+
+
+def sender(port: int, frames: int, fps: int, scene: Path) -> None:
+    """The camera: scene frames (looped), capture-stamped, encoded and sent in real time (listens)."""
+    import av
+    from clara_stream.operators.video.source import VideoSource
+
+    with VideoSource(scene) as src:
+        pictures = [f.rgb.copy() for f in src]
+    out = av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts",
+                  options={"flush_packets": "1", "max_delay": "0"})
+    st = out.add_stream("libx264", rate=fps)
+    st.width, st.height, st.pix_fmt = pictures[0].shape[1], pictures[0].shape[0], "yuv420p"
+    st.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23"}
+    st.gop_size = fps
+    t0 = time.perf_counter()
+    for i in range(frames):
+        due = t0 + i / fps
+        time.sleep(max(0.0, due - time.perf_counter()))
+        rgb = pictures[i % len(pictures)].copy()
+        stamp(rgb, int(time.perf_counter() * 1e6) & ((1 << BITS) - 1))
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts, frame.time_base = i, Fraction(1, fps)
+        out.mux(st.encode(frame))
+    out.mux(st.encode(None))
+    out.close()
+
+
+def receiver(port: int, result: list[float], ready: threading.Event) -> None:
+    """Listen for the annotated stream; per frame: packet arrival − capture stamp (s)."""
+    import av
+
+    ready.set()
+    c = av.open(f"tcp://127.0.0.1:{port}?listen=1", "r", format="mpegts", timeout=120)
+    for packet in c.demux(video=0):
+        arrived = time.perf_counter()
+        for frame in packet.decode():
+            sent_us = read_stamp(frame.to_ndarray(format="rgb24"))
+            now_us = int(arrived * 1e6) & ((1 << BITS) - 1)
+            result.append(((now_us - sent_us) % (1 << BITS)) / 1e6)
+    c.close()
+
+
+def _start_sender(port: int, frames: int, scene: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "--_send", str(port), "--frames", str(frames),
+                             "--scene", str(scene)])
+
+
+def _wait_listening(port: int) -> None:
+    hexport = f":{port:04X}"
+    while not any(r.split()[1].endswith(hexport) and r.split()[3] == "0A"
+                  for r in Path("/proc/net/tcp").read_text().splitlines()[1:]):
+        time.sleep(0.01)
+
+
+def glass_round(kind: str, frames: int, scene: Path, work: Path) -> dict[str, Any]:
+    """One round: sender → (app | relay) → receiver; latency percentiles after the warm-up."""
+    from clara_stream.operators.video.stats import latency_summary
+
+    src_port, out_port, lat, ready = _port(), _port(), [], threading.Event()
+    rx = threading.Thread(target=receiver, args=(out_port, lat, ready), daemon=True)
+    rx.start()
+    ready.wait()
+    _wait_listening(out_port)
+    snd = _start_sender(src_port, frames + 90, scene)  # slack: the run stops at `frames`, drops or not
+    _wait_listening(src_port)
+    extra: dict[str, Any] = {}
+    try:
+        if kind == "app":
+            cmd = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection", "--input",
+                   f"tcp://127.0.0.1:{src_port}", "--output", str(work / "app"), "--set",
+                   f"decoder.max_frames={frames}", "--set", f"encoder.live_url=tcp://127.0.0.1:{out_port}"]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if done.returncode:
+                raise RuntimeError(done.stderr)
+            summary = json.loads((work / "app" / "latency.json").read_text())
+            extra = {"app_own_p50_ms": summary["latency_ms"].get("p50_ms"),
+                     "app_own_p99_ms": summary["latency_ms"].get("p99_ms"),
+                     "dropped": summary["input"].get("dropped")}
+        else:
+            from clara_stream.operators.video.live import LiveSource
+            from clara_stream.operators.video.sink import VideoSink
+
+            with LiveSource(f"tcp://127.0.0.1:{src_port}", retries=0) as s, \
+                    VideoSink(f"tcp://127.0.0.1:{out_port}", preset="ultrafast", tune="zerolatency") as sink:
+                for _ in range(frames):
+                    f = s.read(timeout_s=30)
+                    sink.write(f.rgb, f.info, read_at=f.read_at)
+                extra = {"dropped": s.dropped}
+    finally:
+        snd.kill()  # it may still be sending its slack
+        snd.wait(timeout=60)
+        rx.join(timeout=60)
+    return {**latency_summary(lat[WARMUP:]), **extra}
+
+
+def multi_round(kind: str, clips: list[Path], frames: int, work: Path) -> dict[str, Any]:
+    base = [sys.executable, "-m", "clara_stream.cli", "run"]
+    t0 = time.perf_counter()
+    if kind == "batched":
+        args = [a for c in clips for a in ("--input", str(c))]
+        subprocess.run([*base, "video_detection_multi", *args, "--output", str(work / "multi"), "--set",
+                        "batcher.loop=true", "--set", f"batcher.max_batches={frames}"],
+                       check=True, capture_output=True, timeout=900)
+    else:
+        procs = [subprocess.Popen([*base, "video_detection", "--input", str(c), "--output", str(work / f"p{k}"),
+                                   "--set", "decoder.loop=true", "--set", f"decoder.max_frames={frames}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for k, c in enumerate(clips)]
+        assert all(p.wait(timeout=900) == 0 for p in procs)
+    wall = time.perf_counter() - t0
+    return {"fps": round(len(clips) * frames / wall, 1), "wall_s": round(wall, 2)}
+
+
+def _range(values: list[float]) -> str:
+    v = [x for x in values if x is not None]
+    return f"{np.median(v):.1f} [{min(v):.1f}–{max(v):.1f}]" if v else "—"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=300, help="live frames per glass-to-glass round")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--multi-frames", type=int, default=300, help="frames per stream in the multi-stream rounds")
+    ap.add_argument("--skip-multi", action="store_true")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--_send", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--scene", type=Path, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a._send:
+        sender(a._send, a.frames, 30, a.scene)
+        return
+    from clara_stream.samples.video import write_sample
+
+    work = Path(tempfile.mkdtemp(prefix="video_live_"))
+    scene = write_sample(work / "scene", seed=1, width=1280, height=720, frames=60, fps=30)["video"]
+    clips = [write_sample(work / f"c{k}", seed=k, width=640, height=360, frames=90, fps=30)["video"] for k in range(4)]
+    rounds: dict[str, list[dict[str, Any]]] = {"app": [], "relay": [], "batched": [], "separate": []}
+    for r in range(a.repeats):
+        for kind in (("app", "relay") if r % 2 == 0 else ("relay", "app")):
+            rounds[kind].append(glass_round(kind, a.frames, scene, work))
+            print(kind, rounds[kind][-1], flush=True)
+        if not a.skip_multi:
+            for kind in (("batched", "separate") if r % 2 == 0 else ("separate", "batched")):
+                rounds[kind].append(multi_round(kind, clips, a.multi_frames, work))
+                print(kind, rounds[kind][-1], flush=True)
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+          f"{a.repeats} rounds, median [min–max]")
+    for kind in ("app", "relay"):
+        rs = rounds[kind]
+        print(f"glass-to-glass 720p30 {kind:5s}: p50 {_range([x.get('p50_ms') for x in rs])} ms, "
+              f"p99 {_range([x.get('p99_ms') for x in rs])} ms, dropped {[x.get('dropped') for x in rs]}")
+    ratio = [x["p50_ms"] / y["p50_ms"] for x, y in zip(rounds["app"], rounds["relay"], strict=True) if y.get("p50_ms")]
+    print(f"app / no-model relay p50: {_range(ratio)}×  (target p99 ≤ 50 ms)")
+    if not a.skip_multi:
+        sp = [x["fps"] / y["fps"] for x, y in zip(rounds["batched"], rounds["separate"], strict=True)]
+        print(f"4 streams 640x360: batched {_range([x['fps'] for x in rounds['batched']])} fps, 4 processes "
+              f"{_range([x['fps'] for x in rounds['separate']])} fps, batched / separate {_range(sp)}× (target ≥ 1.3×)")
+    if a.json:
+        a.json.write_text(json.dumps(rounds, indent=2))
+
+
+if __name__ == "__main__":
+    main()
