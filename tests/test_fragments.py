@@ -163,3 +163,29 @@ def test_bench_tracks_paths_across_the_fragments(video: Path, tmp_path: Path) ->
     (glass,) = facts["glass"]
     assert glass["operator"] == "encoder" and len(glass["clocks"]) == 10
     assert all(c == sorted(c) for c in glass["clocks"])  # read → emitted → received → written, per frame
+
+
+def test_a_message_lost_over_a_fragment_edge_fails_the_run() -> None:
+    """Holoscan can drop messages between fragments (seen under load); the sequence number our runtime
+    sends with each one turns a gap into an error. Here the gap is made by hand: message 2 arrives first."""
+    from clara_stream.runtime.fragment import SEQ_KEY, pack
+
+    class Skipper(Operator):
+        outputs = (Port(P.FRAME),)  # what crosses is a packed tensor map
+
+        def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+            self.emit(op_output, pack(np.zeros((2, 2), np.float32), {SEQ_KEY: 2}), P.FRAME)
+
+    class Rx(Operator):
+        inputs = (Port(P.FRAME),)
+
+        def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+            self.receive(op_input, P.FRAME)
+
+    class GapApp(Application):
+        def compose(self) -> None:
+            self.add_flow(Skipper(self, CountCondition(self, 1), name="src"), Rx(self, name="rx"), {(P.FRAME, P.FRAME)})
+
+    with pytest.raises(RuntimeError, match=r"rx'.frame: expected message 1 over the fragment edge; got message 2 "
+                                           r"\(1 lost in transit\)"):
+        GapApp().run()

@@ -33,6 +33,7 @@ class Crossing:
 
 META_KEY = "#clara_stream.meta"  # the metadata tensor in a crossing tensor map
 VALUE_KEY = "#clara_stream.value"  # a bare array sent as a one-tensor map
+SEQ_KEY = "#clara_stream.seq"  # per-port message number in the crossing metadata (gaps are losses)
 
 
 def _tensor_like(value: Any) -> bool:

@@ -21,7 +21,7 @@ from clara_stream.arrays import asarray
 from clara_stream.contracts import ANY, Contract, Device, Kind, value_problems
 from clara_stream.errors import ContractViolation
 from clara_stream.runtime.arguments import check_arguments, outermost
-from clara_stream.runtime.fragment import META_KEY, Crossing, pack, unpack
+from clara_stream.runtime.fragment import META_KEY, SEQ_KEY, Crossing, pack, unpack
 
 _POLICIES = {"pop": IOSpec.QueuePolicy.POP, "reject": IOSpec.QueuePolicy.REJECT, "fault": IOSpec.QueuePolicy.FAULT}
 
@@ -113,6 +113,7 @@ class Operator(_HoloscanOperator):
         self._computes = 0
         self._sent: set[str] = set()
         self._crossing: set[str] = set()  # output ports wired to another fragment
+        self._crossed: dict[str, int] = {}  # messages sent (outputs) / received (inputs) over fragment edges
         self._check = bool(getattr(fragment, "check_contracts", False))
         self._out_contracts: dict[str, Contract] = {p.name: p.contract for p in self.outputs}
         self._fast = {p.name: _fast_rule(p.contract) for p in self.outputs}
@@ -158,6 +159,11 @@ class Operator(_HoloscanOperator):
         value = op_input.receive(port)
         if type(value) is Crossing or (type(value) is dict and META_KEY in value):
             value, meta = unpack(value)
+            seq = (meta or {}).pop(SEQ_KEY, None)
+            expected = self._crossed[port] = self._crossed.get(port, 0) + 1
+            if seq is not None and seq != expected:  # Holoscan dropped messages on the way: never silently
+                raise RuntimeError(f"{type(self).__name__} '{self.name}'.{port}: expected message {expected} over "
+                                   f"the fragment edge; got message {seq} ({seq - expected} lost in transit)")
             md = self.metadata
             for key, item in (meta or {}).items():
                 md[key] = item
@@ -181,7 +187,8 @@ class Operator(_HoloscanOperator):
             self._sent.add(port)
         if port in self._crossing:
             md = self.metadata
-            value = pack(value, {k: md.get(k) for k in md.keys()})
+            seq = self._crossed[port] = self._crossed.get(port, 0) + 1
+            value = pack(value, {**{k: md.get(k) for k in md.keys()}, SEQ_KEY: seq})
             if type(value) is Crossing:
                 op_output.emit(value, port, "PyObject")
                 return

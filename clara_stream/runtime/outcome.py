@@ -77,7 +77,13 @@ def stalled(app_name: str, operators: list[Any], edges: list[Edge]) -> RunIncomp
             problems.append(f"{op.name} never ran: data was sent to {got} but "
                             f"{', '.join(empty) or 'it never arrived or a condition never held'}"
                             f"{' never filled' if empty else ''}")
+    for e in edges:  # a fragment edge whose both ends ran here: everything sent must have arrived
+        sent = getattr(e.src, "_crossed", {}).get(e.out_port)
+        got = getattr(e.dst, "_crossed", {}).get(e.in_port, 0)
+        if e.out_port in getattr(e.src, "_crossing", ()) and sent is not None and got < sent:
+            problems.append(f"{e.src.name}.{e.out_port} -> {e.dst.name}.{e.in_port} crosses fragments: "
+                            f"{sent} message(s) sent, {got} received")
     if problems:
-        return RunIncompleteError(f"{app_name}: expected every operator that was sent data to run; got "
+        return RunIncompleteError(f"{app_name}: expected all data sent to be processed; got "
                                   + "; ".join(problems))
     return None
