@@ -188,10 +188,19 @@ def run_orthanc(series: Path, datasets: list, work: Path) -> tuple[float, np.nda
 
 
 def run_ours(
-    series: Path, datasets: list, work: Path, *, quarters: list[Path] | None = None, acceptors: int = 1
+    series: Path,
+    datasets: list,
+    work: Path,
+    *,
+    quarters: list[Path] | None = None,
+    acceptors: int = 1,
+    fast_poll: bool = True,
 ) -> tuple[float, np.ndarray | None, float | None]:
-    """Our service: one association (then a job and round trips), or 4 concurrent ones (quarters)."""
-    data = work / f"ours-{acceptors}-{bool(quarters)}"
+    """Our service: one association (then a job and round trips), or 4 concurrent ones (quarters).
+
+    ``fast_poll=False`` keeps pynetdicom's 1 ms reactor sleeps (the A/B of clara_stream.platform.pacing).
+    """
+    data = work / f"ours-{acceptors}-{bool(quarters)}-{fast_poll}"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     seed = work / "seed.json"
@@ -207,7 +216,7 @@ def run_ours(
             }
         )
     )
-    env = dict(os.environ, CLARA_STREAM_POLL_INTERVAL_S="0.05")
+    env = dict(os.environ, CLARA_STREAM_POLL_INTERVAL_S="0.05", CLARA_STREAM_FAST_POLL=str(fast_poll).lower())
     cmd = [sys.executable, "-m", "clara_stream.cli", "dicom", "serve", "--data-dir", str(data)]
     cmd += ["--dicom-port", "0", "--http-port", "0", "--seed", str(seed), "--log-level", "warning"]
     cmd += ["--acceptors", str(acceptors)]
@@ -223,11 +232,12 @@ def run_ours(
         wait_port(info["httpPort"])
         if acceptors > 1:
             wait_listeners(proc.pid, info["dicomPort"], acceptors)
-        aec = "MANY" if quarters else AE
+        plain = bool(quarters) or not fast_poll  # throughput only: no job, no round trips
+        aec = "MANY" if plain else AE
         wall = send(quarters or [series], info["dicomPort"], aec)
         files = list((data / "store" / aec).rglob("*.dcm"))
         assert len(files) == len(datasets), "our SCP lost instances"
-        if quarters:
+        if plain:
             return wall, None, None
         api = httpx.Client(base_url=f"http://127.0.0.1:{info['httpPort']}", timeout=10)
         deadline = time.time() + 120
@@ -293,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "storescp": [],
         "orthanc": [],
         "ours": [],
+        "ours, pynetdicom 1 ms polls": [],
         "ours, 4 assoc, 1 acceptor": [],
         many: [],
     }
@@ -316,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             rates["ours"].append(n / wall)
             gaps["ours"].append(iv)
             to_start.append(ts)
+            wall, _, _ = run_ours(series, datasets, work, fast_poll=False)
+            rates["ours, pynetdicom 1 ms polls"].append(n / wall)
             wall, _, _ = run_ours(series, datasets, work, quarters=quarters, acceptors=1)
             rates["ours, 4 assoc, 1 acceptor"].append(n / wall)
             wall, _, _ = run_ours(series, datasets, work, quarters=quarters, acceptors=args.acceptors)
@@ -329,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours / orthanc (target ≥ 1.5)": med["ours"] / med["orthanc"],
         f"4 assoc on {args.acceptors} acceptors / 1 assoc (target ≥ 1.6)": med[many] / med["ours"],
         "4 assoc on 1 acceptor / 1 assoc": med["ours, 4 assoc, 1 acceptor"] / med["ours"],
+        "paced polls / pynetdicom 1 ms polls": med["ours"] / med["ours, pynetdicom 1 ms polls"],
     }
     load = os.getloadavg()
     print(

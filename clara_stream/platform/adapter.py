@@ -30,6 +30,7 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from clara_stream.errors import DicomInputError
+from clara_stream.platform import pacing
 from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.instances import InstanceStore, space_shortfall
 from clara_stream.platform.settings import PlatformSettings
@@ -154,6 +155,8 @@ class DicomAdapter:
         return ctx
 
     def start(self) -> int:
+        if self.settings.fast_poll:
+            pacing.install()
         handlers = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
@@ -193,6 +196,7 @@ class DicomAdapter:
     # -- handlers --------------------------------------------------------------------------
     def _on_requested(self, event: evt.Event) -> None:
         """Admit or reject; fails closed (pynetdicom would accept if this handler raised)."""
+        pacing.PACER.busy()
         try:
             self._admit(event.assoc)
         except Exception as exc:  # e.g. the database is unreadable: refuse, transient, and say why
@@ -253,6 +257,7 @@ class DicomAdapter:
         return DIMSE_SUCCESS
 
     def _on_store(self, event: evt.Event) -> int | Dataset:
+        pacing.PACER.busy()
         assoc = event.assoc
         req = event.request
         sop_uid, sop_class = str(req.AffectedSOPInstanceUID), str(req.AffectedSOPClassUID)

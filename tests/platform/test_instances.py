@@ -76,3 +76,22 @@ def test_exclusive_publish_never_replaces_a_stored_file(tmp_path):
     with pytest.raises(FileExistsError):
         durable_write(target, [b"second"], tag="b", exclusive=True)
     assert target.read_bytes() == b"first" and not list(tmp_path.glob("*.tmp"))
+
+
+def test_pacer_shortens_pynetdicom_polls_only_while_busy(monkeypatch):
+    """Fails if idle associations spin (short sleeps outside the busy window) or if the pacing
+    touches sleeps longer than pynetdicom's 1 ms poll."""
+    from clara_stream.platform import pacing
+
+    asked: list[float] = []
+    monkeypatch.setattr(pacing.time, "sleep", asked.append)
+    pacer = pacing.Pacer(short_s=0.00005, window_s=3600)
+    pacer.sleep(0.001)  # idle: the library's own poll
+    pacer.busy()
+    pacer.sleep(0.001)
+    pacer.sleep(0.0001)
+    pacer.sleep(0.1)  # not a poll: untouched
+    pacer.busy_until = 0.0  # the window has passed
+    pacer.sleep(0.001)
+    assert asked == [0.001, 0.00005, 0.00005, 0.1, 0.001]
+    assert pacer.monotonic is pacing.time.monotonic  # every other time function is the real one
