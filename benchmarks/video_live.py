@@ -38,6 +38,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 BITS, BLOCK, STRIP = 40, 32, 32  # barcode: 40 blocks of 32×32 px in the bottom strip
 WARMUP = 15  # frames left out (first inference, encoder start, connection)
+LOW_DELAY = {"probesize": "200000", "analyzeduration": "200000"}  # a probe's backlog would be charged to all
 
 
 def _port() -> int:
@@ -54,11 +55,17 @@ def stamp(rgb: np.ndarray, us: int) -> None:
             rgb[-STRIP:, b * BLOCK:(b + 1) * BLOCK] = 255
 
 
-def read_stamp(rgb: np.ndarray) -> int:
+def read_stamp(luma: np.ndarray) -> int:
     """The barcode back: the median of each block's centre, so a drawn box line cannot flip a bit."""
     q = BLOCK // 4
     return sum(1 << b for b in range(BITS)
-               if np.median(rgb[-STRIP + q:-q, b * BLOCK + q:(b + 1) * BLOCK - q]) > 127)
+               if np.median(luma[-STRIP + q:-q, b * BLOCK + q:(b + 1) * BLOCK - q]) > 127)
+
+
+def _luma(frame: Any) -> np.ndarray:
+    """The Y plane as (H, W) without a colour conversion (the receiver must not fall behind)."""
+    plane = frame.planes[0]
+    return np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
 
 
 def sender(port: int, frames: int, fps: int, scene: Path) -> None:
@@ -68,7 +75,7 @@ def sender(port: int, frames: int, fps: int, scene: Path) -> None:
 
     with VideoSource(scene) as src:
         pictures = [f.rgb.copy() for f in src]
-    out = av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts",
+    out = av.open(f"tcp://127.0.0.1:{port}?listen=1&tcp_nodelay=1", "w", format="mpegts",
                   options={"flush_packets": "1", "max_delay": "0"})
     st = out.add_stream("libx264", rate=fps)
     st.width, st.height, st.pix_fmt = pictures[0].shape[1], pictures[0].shape[0], "yuv420p"
@@ -92,11 +99,18 @@ def receiver(port: int, result: list[float], ready: threading.Event) -> None:
     import av
 
     ready.set()
-    c = av.open(f"tcp://127.0.0.1:{port}?listen=1", "r", format="mpegts", timeout=120)
-    for packet in c.demux(video=0):
-        arrived = time.perf_counter()
+    c = av.open(f"tcp://127.0.0.1:{port}?listen=1", "r", format="mpegts", timeout=120, options=LOW_DELAY)
+    stream = c.streams.video[0]
+    stream.thread_type = "AUTO"  # frame threads delay the output, not the arrival stamp
+    arrivals: dict[int, float] = {}  # by pts: a frame-threaded decoder outputs an earlier packet's frame
+    for packet in c.demux(stream):
+        if packet.pts is not None:
+            arrivals[packet.pts] = time.perf_counter()
         for frame in packet.decode():
-            sent_us = read_stamp(frame.to_ndarray(format="rgb24"))
+            arrived = arrivals.pop(frame.pts, None)
+            if arrived is None:
+                continue
+            sent_us = read_stamp(_luma(frame))
             now_us = int(arrived * 1e6) & ((1 << BITS) - 1)
             result.append(((now_us - sent_us) % (1 << BITS)) / 1e6)
     c.close()
@@ -138,6 +152,22 @@ def glass_round(kind: str, frames: int, scene: Path, work: Path) -> dict[str, An
             extra = {"app_own_p50_ms": summary["latency_ms"].get("p50_ms"),
                      "app_own_p99_ms": summary["latency_ms"].get("p99_ms"),
                      "dropped": summary["input"].get("dropped")}
+        elif kind == "copy":  # the floor: sender's encode, both sockets, receiver's demux; no decode here
+            import av
+
+            with av.open(f"tcp://127.0.0.1:{src_port}", "r", options=LOW_DELAY) as i, \
+                    av.open(f"tcp://127.0.0.1:{out_port}?tcp_nodelay=1", "w", format="mpegts",
+                            options={"flush_packets": "1", "max_delay": "0"}) as o:
+                st = o.add_stream_from_template(i.streams.video[0])
+                n = 0
+                for pkt in i.demux(i.streams.video[0]):
+                    if pkt.dts is None:
+                        continue
+                    pkt.stream = st
+                    o.mux(pkt)
+                    n += 1
+                    if n >= frames:
+                        break
         else:
             from clara_stream.operators.video.live import LiveSource
             from clara_stream.operators.video.sink import VideoSink
@@ -196,9 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="video_live_"))
     scene = write_sample(work / "scene", seed=1, width=1280, height=720, frames=60, fps=30)["video"]
     clips = [write_sample(work / f"c{k}", seed=k, width=640, height=360, frames=90, fps=30)["video"] for k in range(4)]
-    rounds: dict[str, list[dict[str, Any]]] = {"app": [], "relay": [], "batched": [], "separate": []}
+    rounds: dict[str, list[dict[str, Any]]] = {"app": [], "relay": [], "copy": [], "batched": [], "separate": []}
     for r in range(a.repeats):
-        for kind in (("app", "relay") if r % 2 == 0 else ("relay", "app")):
+        for kind in (("app", "relay", "copy") if r % 2 == 0 else ("copy", "relay", "app")):
             rounds[kind].append(glass_round(kind, a.frames, scene, work))
             print(kind, rounds[kind][-1], flush=True)
         if not a.skip_multi:
@@ -207,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(kind, rounds[kind][-1], flush=True)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
           f"{a.repeats} rounds, median [min–max]")
-    for kind in ("app", "relay"):
+    for kind in ("app", "relay", "copy"):
         rs = rounds[kind]
         print(f"glass-to-glass 720p30 {kind:5s}: p50 {_range([x.get('p50_ms') for x in rs])} ms, "
               f"p99 {_range([x.get('p99_ms') for x in rs])} ms, dropped {[x.get('dropped') for x in rs]}")

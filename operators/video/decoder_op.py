@@ -67,6 +67,9 @@ class VideoDecoderOp(Operator):
         failure up to the maximum), and the silence after which the stream counts as lost.
     transport : {"tcp", "udp"}
         Live RTSP only: interleaved TCP or RTP over UDP.
+    options : dict, optional
+        Live only: further FFmpeg input options, e.g. V4L2 ``video_size``, ``framerate``,
+        ``input_format``.
 
     Raises
     ------
@@ -101,6 +104,7 @@ class VideoDecoderOp(Operator):
         backoff_max_s: float = 4.0,
         timeout_s: float = 5.0,
         transport: str = "tcp",
+        options: dict[str, Any] | None = None,
         name: str = "decoder",
         **kwargs: Any,
     ) -> None:
@@ -126,7 +130,7 @@ class VideoDecoderOp(Operator):
         self._live_args = {"codecs": tuple(codecs), "queue_size": int(queue_size), "drop_policy": queue_policy,
                            "retries": int(retries), "backoff_s": float(backoff_s),
                            "backoff_max_s": float(backoff_max_s), "timeout_s": float(timeout_s),
-                           "transport": transport}
+                           "transport": transport, "options": {k: str(v) for k, v in (options or {}).items()}}
         self._source_args = {"codecs": tuple(codecs), "decode_threads": int(decode_threads),
                              "queue_size": int(queue_size), "loop": bool(loop)}
         self.source: VideoSource | LiveSource | None = None

@@ -15,6 +15,7 @@ is one :class:`LiveInputError` naming the address, before any frame or output ex
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from clara_stream.operators.video.colour import frame_to_rgb
 from clara_stream.operators.video.live_queue import DroppingQueue, StreamClock
-from clara_stream.operators.video.live_uri import RTSP_TRANSPORTS, input_options, scheme
+from clara_stream.operators.video.live_uri import RTSP_TRANSPORTS, input_options, is_v4l2, scheme
 from clara_stream.operators.video.probe import SUPPORTED_CODECS, VideoInputError
 from clara_stream.operators.video.source import DecodedFrame
 
@@ -134,11 +135,15 @@ class LiveSource:
         import av
 
         where = f"[{self.uri}]"
+        fmt = None
+        if is_v4l2(self.uri):
+            self._check_v4l2(where)
+            fmt = "v4l2"
         if scheme(self.uri) == "srt":
             raise LiveInputError(f"{self.owner}: expected a protocol this FFmpeg build supports; got srt:// "
                                  f"(PyAV's bundled FFmpeg has no libsrt) {where}")
         try:
-            container = av.open(self.uri, "r", options=self.options, timeout=self.timeout_s)
+            container = av.open(self.uri, "r", format=fmt, options=self.options, timeout=self.timeout_s)
         except av.ProtocolNotFoundError as exc:
             raise LiveInputError(f"{self.owner}: expected a protocol this FFmpeg build supports; got "
                                  f"{scheme(self.uri) or 'none'} ({_why(exc)}) {where}") from exc
@@ -163,6 +168,26 @@ class LiveSource:
         self.info = StreamInfo(self.uri, codec, stream.codec_context.width, stream.codec_context.height, rate, audio)
         self.clock.reset()
         return container, stream
+
+    def _check_v4l2(self, where: str) -> None:
+        """A V4L2 device must exist and be a character device, and FFmpeg must have its demuxer.
+
+        Options (``options``): ``video_size`` (``1280x720``), ``framerate`` (``30``),
+        ``input_format`` (``mjpeg``, ``yuyv422``…), as FFmpeg's v4l2 input takes them.
+        """
+        import stat
+
+        import av
+
+        try:
+            mode = os.stat(self.uri).st_mode
+        except OSError as exc:
+            raise LiveInputError(f"{self.owner}: expected a V4L2 capture device; got {exc.strerror} {where}") from exc
+        if not stat.S_ISCHR(mode):
+            raise LiveInputError(f"{self.owner}: expected a V4L2 capture device; got a non-device file {where}")
+        if "v4l2" not in av.formats_available:
+            raise LiveInputError(f"{self.owner}: expected an FFmpeg with the v4l2 input; got PyAV's bundled FFmpeg "
+                                 f"without it (build PyAV against a system FFmpeg) {where}")
 
     def open(self) -> LiveSource:
         """Make the first connection (raises LiveInputError) and start the decode thread."""

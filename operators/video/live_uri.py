@@ -46,8 +46,9 @@ def is_http_file(uri: str) -> bool:
 def input_options(uri: str, *, transport: str, timeout_s: float) -> dict[str, str]:
     """FFmpeg demuxer/protocol options for opening ``uri`` live (low delay, bounded waits)."""
     s, us = scheme(uri), str(int(timeout_s * 1e6))
-    # not fflags=nobuffer: it discards the packets read while probing (the stream's first second)
-    opts = {"flags": "low_delay", "probesize": "500000", "analyzeduration": "1000000"}
+    # not fflags=nobuffer: it discards the packets read while probing. A short probe (0.2 s): what
+    # it reads is a backlog the pipeline must first catch up on, at its margin over the stream rate.
+    opts = {"flags": "low_delay", "probesize": "300000", "analyzeduration": "200000"}
     if s in ("rtsp", "rtsps"):
         opts |= {"rtsp_transport": transport, "timeout": us}
     elif s in ("tcp", "http", "https", "srt"):

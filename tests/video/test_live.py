@@ -211,3 +211,14 @@ def test_srt_is_refused_with_the_reason() -> None:
     """PyAV's bundled FFmpeg has no libsrt: say so, instead of FFmpeg's bare 'Protocol not found'."""
     with pytest.raises(LiveInputError, match=r"got srt:// \(PyAV's bundled FFmpeg has no libsrt\)"):
         LiveSource("srt://127.0.0.1:9000").open()
+
+
+def test_a_missing_v4l2_device_is_refused_naming_it(tmp_path: Path) -> None:
+    """No capture device exists here (v4l2loopback needs a kernel module): the refusal is what runs."""
+    with pytest.raises(LiveInputError, match=r"expected a V4L2 capture device; got No such file or directory "
+                                             r"\[/dev/video97\]"):
+        LiveSource("/dev/video97").open()
+    cmd = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection", "--input", "/dev/video97",
+           "--output", str(tmp_path / "out")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "/dev/video97" in done.stderr and "Traceback" not in done.stderr
