@@ -283,8 +283,9 @@ def test_h264_stream_plays_through_mse_and_falls_back_to_jpeg(page, stack):
     n = _frames(page)
     _tap(page, "#datasets button >> text=phantom")
     hdr = _settled(page, n)
-    assert page.evaluate("() => window.__viewer.transport") == "h264" and hdr["mime"] == "video/mp4"
-    assert page.locator("video").count() == 1 and page.evaluate("() => window.__viewer.errors") == []
+    state = page.evaluate("() => [window.__viewer.transport, window.__viewer.errors]")
+    assert state == ["h264", []] and hdr["mime"] == "video/mp4", (state, hdr)
+    assert page.locator("video").count() == 1
     base = _shot(page)
     assert _bright_fraction(base) > 0.2 and base.std() > 20
     n = _frames(page)
