@@ -20,6 +20,7 @@ from clara_stream.render.sources import Level
 BACKGROUND = 255  # slides are white where there is no tissue / outside the image
 MAX_REGION_PX = 4096
 MAX_SOURCE_PX = 32 * 2**20
+MAX_CONCURRENT_REGIONS = 2  # regions assembled at once per slide: peak memory ≤ 2 × MAX_SOURCE_PX × 3 B
 
 
 class TileServer:
@@ -52,6 +53,7 @@ class TileServer:
         if max_source_px < tile_size * tile_size:
             raise ValueError(f"TileServer: expected max_source_px >= one tile ({tile_size}²); got {max_source_px}")
         self.max_source_px = int(max_source_px)
+        self._regions = threading.BoundedSemaphore(MAX_CONCURRENT_REGIONS)
         self.source = source
         self.tile_size = int(tile_size)
         self.levels: list[Level] = list(source.levels)
@@ -257,7 +259,8 @@ class TileServer:
                 if patch is not None:
                     self._schedule_box(level, ix, iy, iw, ih)
                     return patch, True
-        img = self._region_at(level, lx, ly, lw, lh, width, height, cached_only=False)
+        with self._regions:  # at most MAX_CONCURRENT_REGIONS source boxes in memory at once
+            img = self._region_at(level, lx, ly, lw, lh, width, height, cached_only=False)
         return img, provisional
 
     def _clipped_box(self, level: int, lx: float, ly: float, lw: float, lh: float) -> tuple[int, int, int, int]:

@@ -110,3 +110,54 @@ def test_stored_jpeg_tiles_pass_through_and_decode_like_tifffile(render_root):
         np.testing.assert_array_equal(ts.tile(0, 1, 0), ref[0][:256, 256:512])
     finally:
         ts.close()
+
+
+def test_concurrent_regions_are_bounded():
+    """Six simultaneous region requests never have more than two source boxes being read at once
+    (fails if the bound is per request only: three 4096² regions at once took 4.6 GB before)."""
+    import threading
+
+    from clara_stream.render.tiles import MAX_CONCURRENT_REGIONS
+
+    class Gate(ArraySource):
+        """A source whose reads hold until the test lets them go, counting readers in flight."""
+
+        def __init__(self, image):
+            super().__init__(image)
+            self.lock, self.active, self.peak = threading.Lock(), set(), 0
+            self.release = threading.Event()
+
+        def read(self, level, x, y, w, h):
+            me = threading.get_ident()
+            with self.lock:
+                self.active.add(me)
+                self.peak = max(self.peak, len(self.active))
+            self.release.wait(timeout=30)
+            try:
+                return super().read(level, x, y, w, h)
+            finally:
+                with self.lock:
+                    self.active.discard(me)
+
+    src = Gate(np.zeros((512, 2048, 3), np.uint8))
+    ts = TileServer(src, tile_size=256)
+    started = threading.Semaphore(0)
+
+    def request(i: int) -> None:
+        started.release()
+        ts.region(i * 300, 0, 200, 200, 1.0)  # distinct tiles: no request is served from the cache
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        started.acquire()  # every request is under way
+    while True:  # until the first ones are reading (waiting on state, not on time)
+        with src.lock:
+            if len(src.active) >= MAX_CONCURRENT_REGIONS:
+                break
+    src.release.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert src.peak == MAX_CONCURRENT_REGIONS == 2
+    ts.close()
