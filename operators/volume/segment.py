@@ -1,6 +1,7 @@
 """3D segmentation inference in patient space: resample → MONAI layout → sliding window → labels.
 
-The model's own card (``model.json`` beside its weights) says how it was trained: voxel spacing,
+The model's own card (``model.json`` beside its weights, or a MONAI Bundle's configs, see
+:mod:`.bundle`) says how it was trained: voxel spacing,
 HU window, ROI size, labels. Everything here follows the card, so training
 (``apps/organ_segmentation/model/train.py``) and inference share one code path.
 
@@ -36,6 +37,7 @@ class ModelCard:
     labels: dict[int, str] = field(default_factory=dict)  # value -> name, background 0 implied
     files: dict[str, str] = field(default_factory=dict)  # backend -> file name (torchscript, onnx)
     metrics: dict[str, Any] = field(default_factory=dict)
+    scaled_range: tuple[float, float] = (0.0, 1.0)  # the HU window maps onto this range (MONAI b_min, b_max)
 
     @property
     def num_classes(self) -> int:
@@ -44,6 +46,10 @@ class ModelCard:
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:
         path = Path(path)
+        from .bundle import card_from_bundle, is_bundle
+
+        if is_bundle(path):  # a MONAI Bundle folder: configs/metadata.json + configs/inference.json
+            return card_from_bundle(path)
         if path.is_dir():
             path = path / "model.json"
         if not path.is_file():
@@ -56,6 +62,7 @@ class ModelCard:
             labels={int(k): v for k, v in d["labels"].items()},
             files=dict(d.get("files", {})),
             metrics=dict(d.get("metrics", {})),
+            scaled_range=tuple(d.get("scaled_range", (0.0, 1.0))),
         )
 
     def save(self, path: str | Path) -> None:
@@ -103,6 +110,9 @@ def prepare_input(
     lo, hi = card.hu_window
     img = resample_to_grid(hu, geometry, shape, grid, order=1, cval=float(hu.min()))
     img = np.clip((img - lo) / (hi - lo), 0.0, 1.0, out=img)
+    b0, b1 = card.scaled_range
+    if (b0, b1) != (0.0, 1.0):
+        img = img * (b1 - b0) + b0
     x = to_monai(img, grid)[None, None]
     return np.ascontiguousarray(x, dtype=np.float32), shape, grid
 

@@ -29,7 +29,10 @@ class SegmentationInferenceOp(Operator):
     Parameters
     ----------
     model : path
-        Folder with ``model.json`` (spacing, HU window, ROI, labels, files) and the weights.
+        Folder with ``model.json`` (spacing, HU window, ROI, labels, files) and the weights, or a
+        MONAI Bundle folder (``configs/metadata.json``, ``configs/inference.json``,
+        ``models/model.ts`` / ``model.onnx``): spacing, intensity window and range, ROI size and
+        label names then come from the bundle (:mod:`clara_stream.operators.volume.bundle`).
     backend : {"onnxruntime", "torch", "triton"}
         ``torch`` runs the TorchScript file, ``onnxruntime`` the ONNX file (both via
         ``clara_stream.inference.create_backend``), ``triton`` a model served at ``url``.
@@ -53,7 +56,7 @@ class SegmentationInferenceOp(Operator):
         if backend not in _BACKENDS:
             raise ValueError(f"SegmentationInferenceOp: expected backend in {_BACKENDS}; got {backend!r}")
         if model is None:
-            raise ValueError("SegmentationInferenceOp: expected model=<folder with model.json>; got None")
+            raise ValueError("SegmentationInferenceOp: expected model=<model.json folder or MONAI Bundle>; got None")
         if not 0 <= float(overlap) < 1 or int(sw_batch_size) < 1:
             raise ValueError(f"SegmentationInferenceOp: expected 0 <= overlap < 1 and sw_batch_size >= 1; "
                              f"got {overlap}, {sw_batch_size}")  # fmt: skip
@@ -64,6 +67,9 @@ class SegmentationInferenceOp(Operator):
                 "triton", dict(url=url, model_name=model_name or "organ_segmentation"))
         else:
             key = "torchscript" if backend == "torch" else "onnx"
+            if key not in self.card.files:
+                raise ValueError(f"SegmentationInferenceOp: expected a {key} file for backend {backend!r} in "
+                                 f"{model}; got {sorted(self.card.files.values())}")  # fmt: skip
             self._backend_args = (backend, dict(model=folder / self.card.files[key], threads=threads))
         self.backend: Any = None  # created in start(): validate loads no model and contacts no server
         self.overlap, self.sw_batch_size = float(overlap), int(sw_batch_size)
