@@ -269,18 +269,12 @@ def test_scale_bar_length_matches_the_anatomy(tmp_path):
     number) give the bar's round length (fails if the bar is drawn off by any factor)."""
     from clara_stream.render.annotate import nice_length
     from clara_stream.render.client import decode
-    from clara_stream.render.datasets import DatasetRegistry
-    from clara_stream.render.engine import RenderEngine
 
     data = np.full((9, 61, 81), -1000, np.int16)
     data[:, 20:40, 20:60] = 500  # x voxels 20..59: 40 × 0.7 mm = 28 mm wide
     img = sitk.GetImageFromArray(data)
     img.SetSpacing((0.7, 1.3, 2.1))
-    (tmp_path / "d").mkdir()
-    sitk.WriteImage(img, str(tmp_path / "d" / "v.mhd"))
-    reg = DatasetRegistry([tmp_path], tmp_path / "state")
-    eng = RenderEngine(reg)
-    sess = eng.open(reg.register(tmp_path / "d" / "v.mhd").id)
+    reg, eng, sess = _served(tmp_path, img)
     st = sess.state
     st.format, st.scale_bar, st.window_center, st.window_width, st.zoom = "png", True, 0.0, 1000.0, 1.3
     eng.set_view(sess.id, st)
@@ -299,16 +293,10 @@ def test_scale_bar_length_matches_the_anatomy(tmp_path):
 @pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
 def test_oblique_starts_from_the_plane_shown(tmp_path, plane):
     """Switching to oblique keeps the patient plane on screen (fails if oblique restarts axial)."""
-    from clara_stream.render.datasets import DatasetRegistry
-    from clara_stream.render.engine import RenderEngine
 
     data = (gaussian_filter(np.random.default_rng(4).normal(0, 1, SHAPE), 1.0) * 400).astype(np.int16)
     img = _sitk_image(data, SAGITTAL)
-    (tmp_path / "d").mkdir()
-    sitk.WriteImage(img, str(tmp_path / "d" / "v.mhd"))
-    reg = DatasetRegistry([tmp_path], tmp_path / "state")
-    eng = RenderEngine(reg)
-    sess = eng.open(reg.register(tmp_path / "d" / "v.mhd").id)
+    reg, eng, sess = _served(tmp_path, img)
     st = sess.state
     st.mode, st.focus_mm, st.show_mask = plane, img.TransformIndexToPhysicalPoint((18, 15, 11)), False
     st.window_center, st.window_width, st.width, st.height = 0.0, 1600.0, 96, 80
@@ -320,3 +308,15 @@ def test_oblique_starts_from_the_plane_shown(tmp_path, plane):
     assert after_state.mode == "oblique"
     assert np.abs(after.astype(int) - before.astype(int)).max() <= 3  # bilinear slice vs trilinear plane
     reg.close()
+
+
+def _served(tmp_path, img: sitk.Image):
+    """(registry, engine, session) of ``img`` written as MetaImage under a fresh root."""
+    from clara_stream.render.datasets import DatasetRegistry
+    from clara_stream.render.engine import RenderEngine
+
+    (tmp_path / "d").mkdir()
+    sitk.WriteImage(img, str(tmp_path / "d" / "v.mhd"))
+    reg = DatasetRegistry([tmp_path], tmp_path / "state")
+    eng = RenderEngine(reg)
+    return reg, eng, eng.open(reg.register(tmp_path / "d" / "v.mhd").id)
