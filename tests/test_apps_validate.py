@@ -61,7 +61,7 @@ def test_validate_and_graph_have_no_side_effects(name: str, tmp_path: Path, monk
     sections = load_app(name).config_dict
     triton = ["--set", "inference.backend=triton", "--set", f"inference.url=127.0.0.1:{_closed_port()}"]
     triton += ["--set", "inference.model_name=m"] if "model_name" in sections.get("inference", {}) else []
-    extra = triton if "backend" in sections.get("inference", {}) else []
+    extra = triton if {"backend", "url"} <= set(sections.get("inference", {})) else []  # apps that offer Triton
     assert main(["validate", name, *extra]) == 0
     assert main(["graph", name, "--out", str(tmp_path / "g.dot"), *extra]) == 0
     assert (tmp_path / "g.dot").is_file()
