@@ -86,3 +86,9 @@ def probe_stream(ffprobe_exe: Path, path: Path) -> dict[str, str]:
                           "-of", "default=noprint_wrappers=1", str(path)],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def udp_bound(port: int) -> bool:
+    """A UDP socket bound to 127.0.0.1:port (or any address) — the receiver is ready."""
+    hexport = f":{port:04X}"
+    return any(r.split()[1].endswith(hexport) for r in Path("/proc/net/udp").read_text().splitlines()[1:])
