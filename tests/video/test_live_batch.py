@@ -126,3 +126,18 @@ def test_stream_clock_charges_buffering_to_the_frame() -> None:
     assert sent[2] == pytest.approx(10.08) and sent[3] == pytest.approx(10.12)  # 10.15 − 10.12: 30 ms charged
     clock.reset()
     assert clock.sent_at(5.0, 20.0) == pytest.approx(20.0)
+
+
+def test_cli_takes_repeated_inputs_for_the_multi_source_app(small_clip: dict, clip: dict, tmp_path: Path) -> None:
+    """`--input A --input B`: two streams, outputs per source; fails if the CLI keeps only one."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection_multi", "--input",
+           str(small_clip["video"]), "--input", str(clip["video"]), "--output", str(tmp_path / "out")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for k, frames in enumerate([40, 90]):
+        kitti = sorted((tmp_path / "out" / f"stream_{k}" / "kitti").glob("*.txt"))
+        assert [p.name for p in kitti] == [f"{i:06d}.txt" for i in range(frames)]
+    assert "video_detection_multi: 2 streams, 90 batches" in done.stdout
