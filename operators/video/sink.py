@@ -113,6 +113,9 @@ class VideoSink:
         if queue_size < 1 or (gop is not None and gop < 1):
             raise ValueError(f"{owner}: expected queue_size >= 1 and gop >= 1; got {queue_size}, {gop}")
         self.live = is_live(path)
+        if str(path).lower().startswith("srt://"):
+            raise ValueError(f"{owner}: expected a live output this FFmpeg build supports; got srt:// (PyAV's "
+                             f"bundled FFmpeg has no libsrt) [{path}]")
         self.format = output_format(str(path), owner) if self.live else ("segment" if segment_s else None)
         if segment_s is not None and (segment_s <= 0 or "%" not in str(path) or self.live):
             raise ValueError(f"{owner}: expected segment_s > 0 with a file pattern like segment_%05d.mp4; got "

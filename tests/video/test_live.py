@@ -291,3 +291,76 @@ def test_real_endoscopy_clip_live_detects_exactly_as_from_the_file(ff: dict, sha
     assert len(names) == 250 and names == sorted(p.name for p in (tmp_path / "live" / "kitti").glob("*.txt"))
     for n in names:
         assert (tmp_path / "live" / "kitti" / n).read_text() == (tmp_path / "file" / "kitti" / n).read_text(), n
+
+
+def _paced_writes(sink, frames: int, stop_when) -> None:  # type: ignore[no-untyped-def]
+    """A 25 fps camera into ``sink`` (distinct grey levels), until ``stop_when()`` or ``frames``."""
+    import time
+    from fractions import Fraction
+
+    import numpy as np
+
+    from clara_stream.geometry import FrameInfo
+
+    t0 = time.perf_counter()
+    for i in range(frames):
+        if stop_when():
+            break
+        time.sleep(max(0.0, t0 + i / 25 - time.perf_counter()))  # the camera's clock, not a barrier
+        sink.write(np.full((144, 256, 3), (i * 7) % 256, np.uint8), FrameInfo(i * 3600, Fraction(1, 90000), i, 25))
+    sink.close()
+
+
+def test_rtsp_and_udp_live_outputs_are_decoded_by_ffmpeg(ff: dict, peer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Our sink publishes RTSP to rtsp-server-perl and sends UDP MPEG-TS; ffmpeg plays both back.
+
+    Fails if the output muxer or its options are wrong for either (no SDP for RTSP, no in-band
+    SPS/PPS for MPEG-TS); ffprobe is the judge of codec, size and frame count.
+    """
+    import threading
+
+    from clara_stream.operators.video.sink import VideoSink
+    from clara_stream.operators.video.testing_streams import udp_bound
+
+    server_exe = peer(RTSP_SERVER, ["--help"], "clientport")
+    client, source, udp_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
+    server = subprocess.Popen([str(server_exe), "--clientport", str(client), "--serverport", str(source),
+                               "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
+                               "--rtp_start_port", str(20000 + client % 20000)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    udp_rx = ffmpeg(ff["ffmpeg"], "-y", "-i", f"udp://127.0.0.1:{udp_port}", "-frames:v", "20", "-c", "copy",
+                    str(tmp_path / "udp.ts"))
+    done = threading.Event()
+    try:
+        wait_until(lambda: listening(client) and listening(source) and udp_bound(udp_port), "server and receiver")
+        sinks = [VideoSink(f"rtsp://127.0.0.1:{source}/live", preset="ultrafast", tune="zerolatency", gop=5),
+                 VideoSink(f"udp://127.0.0.1:{udp_port}", preset="ultrafast", tune="zerolatency", gop=5)]
+        writers = [threading.Thread(target=_paced_writes, args=(s, 2000, done.is_set), daemon=True) for s in sinks]
+        for w in writers:
+            w.start()
+        wait_until(lambda: sinks[0].written > 0, "the RTSP publisher's first frame")
+        rx = None
+        for _ in range(20):  # the server knows the stream once the publisher's ANNOUNCE is in: retry on refusal
+            rx = subprocess.run([str(ff["ffmpeg"]), "-v", "error", "-y", "-rtsp_transport", "udp", "-i",
+                                 f"rtsp://127.0.0.1:{client}/live", "-frames:v", "20", "-c", "copy",
+                                 str(tmp_path / "rtsp.mkv")], capture_output=True, text=True, timeout=60)
+            if rx.returncode == 0:
+                break
+        assert rx is not None and rx.returncode == 0, rx.stderr
+        udp_rx.wait(timeout=60)
+    finally:
+        done.set()
+        for w in writers:
+            w.join(timeout=30)
+        stop(udp_rx), stop(server)
+    for name in ("rtsp.mkv", "udp.ts"):
+        got = probe_stream(ff["ffprobe"], tmp_path / name)
+        assert got["codec_name"] == "h264" and (got["width"], got["height"]) == ("256", "144"), (name, got)
+        assert int(got["nb_read_frames"]) >= 15, (name, got)  # a late joiner may start at a keyframe
+
+
+def test_srt_output_is_refused_with_the_reason() -> None:
+    from clara_stream.operators.video.sink import VideoSink
+
+    with pytest.raises(ValueError, match=r"got srt:// \(PyAV's bundled FFmpeg has no libsrt\)"):
+        VideoSink("srt://127.0.0.1:9000")
