@@ -116,6 +116,9 @@ class LiveSource:
         self.retries, self.backoff_s, self.backoff_max_s = int(retries), float(backoff_s), float(backoff_max_s)
         self.timeout_s = float(timeout_s)  # PyAV interrupts any blocking open/read after it
         self.options = input_options(self.uri, transport=transport, timeout_s=timeout_s) | dict(options or {})
+        if self.options.get("rtsp_flags") == "listen":  # the server side for one publisher: its own timeout
+            self.options.pop("timeout", None)
+            self.options.setdefault("listen_timeout", str(max(1, round(timeout_s))))
         self.queue = DroppingQueue(queue_size, drop_policy, owner)
         self.clock = StreamClock()
         self.info: StreamInfo | None = None

@@ -364,3 +364,32 @@ def test_srt_output_is_refused_with_the_reason() -> None:
 
     with pytest.raises(ValueError, match=r"got srt:// \(PyAV's bundled FFmpeg has no libsrt\)"):
         VideoSink("srt://127.0.0.1:9000")
+
+
+def test_rtsp_over_tcp_interleaved(ff: dict, small_clip: dict) -> None:
+    """RTSP with TCP transport (rtsp-server-perl relays UDP only): ffmpeg publishes to our source listening.
+
+    ``rtsp_flags=listen`` makes FFmpeg's RTSP demuxer the server side for one publisher; the
+    interleaved-TCP receive path is the same as a camera's. Fails if the tcp transport option is lost.
+    """
+    import threading
+
+    port = free_port()
+    src = LiveSource(f"rtsp://127.0.0.1:{port}/live", transport="tcp", options={"rtsp_flags": "listen"},
+                     queue_size=256, retries=0, timeout_s=20)
+    opened: list[BaseException | None] = []
+    t = threading.Thread(target=lambda: opened.append(_try(src.open)), daemon=True)
+    t.start()
+    wait_until(lambda: listening(port), "the source's RTSP listener")
+    pub = ffmpeg(ff["ffmpeg"], "-re", "-stream_loop", "-1", "-i", str(small_clip["video"]), "-c", "copy", "-f",
+                 "rtsp", "-rtsp_transport", "tcp", f"rtsp://127.0.0.1:{port}/live")
+    idx = []
+    try:
+        t.join(timeout=60)
+        assert opened == [None], opened
+        while len(idx) < 20:
+            idx.append(src.read(timeout_s=30).info.index)
+    finally:
+        src.close(), stop(pub)
+    assert src.info.codec == "h264" and (src.info.width, src.info.height) == (320, 180)
+    assert idx == sorted(set(idx)) and src.options["rtsp_transport"] == "tcp"
