@@ -41,6 +41,7 @@ LABELS: dict[int, tuple[str, str, str]] = {
 DEFAULT_UID_ROOT = "1.2.826.0.1.3680043.8.498."
 
 _CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 _TRANSFER_SYNTAXES = {
     "explicit": "1.2.840.10008.1.2.1",
     "implicit": "1.2.840.10008.1.2",
@@ -161,8 +162,14 @@ def write_dicom_series(
     uid_root: str | None = None,
     patient_id: str = "PHANTOM-CT",
     shuffle_names: bool = False,
+    modality: str = "CT",
+    description: str = "Phantom abdomen",
+    body_part: str = "ABDOMEN",
 ) -> list[Path]:
     """Write ``hu`` (z, y, x) as one CT Image Storage file per slice (unsigned 12-bit, intercept -1024).
+
+    ``modality="MR"`` writes MR Image Storage instead: ``hu`` then holds signal values 0..4095, stored
+    as they are (no rescale), with the MR acquisition attributes of a 2D T2 spin-echo series.
 
     UIDs are generated deterministically from ``seed`` under ``uid_root``, so a re-run writes the same
     study. ``transfer_syntax`` is one of explicit, implicit, rle, j2k, jpeg-lossless, jpeg-ls.
@@ -187,35 +194,44 @@ def write_dicom_series(
     row, col, normal = np.array(d[0::3]), np.array(d[1::3]), np.array(d[2::3])
     when = _dt.datetime(2026, 1, 1, 8, 0, 0)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stored = (hu.astype(np.int32) + 1024).clip(0, 4095).astype(np.uint16)
+    if modality not in ("CT", "MR"):
+        raise ValueError(f"write_dicom_series: expected modality CT or MR; got {modality!r}")
+    mr = modality == "MR"
+    sop_class = _MR_IMAGE_STORAGE if mr else _CT_IMAGE_STORAGE
+    stored = (hu.astype(np.int32) + (0 if mr else 1024)).clip(0, 4095).astype(np.uint16)
     order = np.random.default_rng(seed + 7919).permutation(nz) if shuffle_names else np.arange(nz)
     paths = []
     for k in range(nz):
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = _CT_IMAGE_STORAGE
+        meta.MediaStorageSOPClassUID = sop_class
         sop_uid = generate_uid(root, [*key, "instance", str(k)])
         meta.MediaStorageSOPInstanceUID = sop_uid
         meta.TransferSyntaxUID = UID(_TRANSFER_SYNTAXES["explicit"])
         ds = Dataset()
         ds.file_meta = meta
         ds.SpecificCharacterSet = "ISO_IR 100"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.SOPClassUID = _CT_IMAGE_STORAGE
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "M" if mr else "AXIAL"]
+        ds.SOPClassUID = sop_class
         ds.SOPInstanceUID = sop_uid
         ds.StudyDate = ds.SeriesDate = ds.ContentDate = when.strftime("%Y%m%d")
         ds.StudyTime = ds.SeriesTime = ds.ContentTime = when.strftime("%H%M%S")
         ds.AccessionNumber = ""
-        ds.Modality = "CT"
+        ds.Modality = modality
         ds.Manufacturer = "clara-stream phantom"
         ds.ReferringPhysicianName = ""
-        ds.StudyDescription = "Phantom abdomen"
-        ds.SeriesDescription = "Phantom abdomen CT"
-        ds.PatientName = "Phantom^CT"
+        ds.StudyDescription = description
+        ds.SeriesDescription = f"{description} {modality}"
+        ds.PatientName = f"Phantom^{modality}"
         ds.PatientID = patient_id
         ds.PatientBirthDate = ""
         ds.PatientSex = "O"
-        ds.BodyPartExamined = "ABDOMEN"
-        ds.KVP = "120"
+        ds.BodyPartExamined = body_part
+        if mr:
+            ds.ScanningSequence, ds.SequenceVariant, ds.ScanOptions = "SE", "SK", ""
+            ds.MRAcquisitionType, ds.RepetitionTime, ds.EchoTime = "2D", "4000", "100"
+            ds.EchoTrainLength, ds.MagneticFieldStrength, ds.ImagingFrequency = "16", "3", "127.7"
+        else:
+            ds.KVP = "120"
         ds.SliceThickness = f"{sz:.6f}"
         ds.PatientPosition = "HFS"
         ds.StudyInstanceUID = study_uid
@@ -235,8 +251,11 @@ def write_dicom_series(
         ds.Rows, ds.Columns = ny, nx
         ds.PixelSpacing = [f"{sy:.6g}", f"{sx:.6g}"]
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.WindowCenter, ds.WindowWidth = "40", "400"
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
+        if mr:
+            ds.WindowCenter, ds.WindowWidth = "500", "1000"
+        else:
+            ds.WindowCenter, ds.WindowWidth = "40", "400"
+            ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
         ds.PixelData = stored[k].tobytes()
         if transfer_syntax == "implicit":
             ds.file_meta.TransferSyntaxUID = UID(_TRANSFER_SYNTAXES["implicit"])

@@ -105,3 +105,16 @@ def test_bad_input_stops_with_the_reason_and_writes_nothing(slides: dict[str, Pa
     with pytest.raises(Exception, match="PyramidWriterOp: expected a plain file name"):
         _run(slides["cmu"], tmp_path / "c", "stitcher.filename=../escape.tif")
     assert not (tmp_path / "escape.tif").exists()
+
+
+def test_slide_sample_runs_through_the_app(tmp_path: Path) -> None:
+    """`clara-stream sample slide` gives digital_pathology a pyramid to run on (make demo's coverage)."""
+    from clara_stream.samples import write_sample
+
+    slide = write_sample("slide", tmp_path / "sample", width=1040, height=700)["slide"]
+    with tiffslide.TiffSlide(slide) as ts:
+        assert ts.level_dimensions == ((1040, 700), (520, 350)) and float(ts.properties["tiffslide.mpp-x"]) == 0.5
+    _run(slide, tmp_path / "out", "tiler.level=1", "stitcher.compression=zlib", "stitcher.min_size=128")
+    with tiffslide.TiffSlide(tmp_path / "out" / "edges.tif") as ts:
+        assert ts.level_dimensions == ((520, 350), (260, 175), (130, 87))
+        assert float(ts.properties["tiffslide.mpp-x"]) == pytest.approx(1.0)  # level 1 of a 0.5 µm slide
