@@ -9,6 +9,7 @@ faster-whisper with a packaged tiny.en model).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from clara_stream.voice.audio import SAMPLE_RATE, chunks
 from clara_stream.voice.catalogue import Catalogue, load
 
 BACKENDS = ("pocketsphinx", "riva", "whisper")
+N_BEST = 10
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,11 @@ class Transcript:
 
 
 class ASR:
-    """Base: ``transcribe`` is the last final transcript of ``stream``."""
+    """Base: ``transcribe`` is the last final transcript of ``stream``; ``alternatives`` holds the
+    n-best of the last utterance where the engine gives them (best first)."""
 
     name = "asr"
+    alternatives: list[str] = []
 
     def stream(self, audio: Iterable[bytes]) -> Iterator[Transcript]:  # pragma: no cover - interface
         raise NotImplementedError
@@ -58,7 +62,9 @@ class PocketSphinxASR(ASR):
     def __init__(self, catalogue: Catalogue | None = None, labels: Sequence[tuple[int, str]] = ()) -> None:
         from pocketsphinx import Decoder
 
-        self.decoder = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL")
+        # dither: digital silence (synthetic or gated audio) otherwise derails the feature normalisation
+        self.decoder = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", dither=True)
+        self.alternatives: list[str] = []
         for word, phones in G.EXTRA_WORDS.items():
             if self.decoder.lookup_word(word) is None:
                 self.decoder.add_word(word, phones, True)
@@ -81,6 +87,7 @@ class PocketSphinxASR(ASR):
             d.end_utt()
         hyp = d.hyp()
         text = hyp.hypstr if hyp is not None else ""
+        self.alternatives = [nb.hypstr for nb in itertools.islice(d.nbest(), N_BEST) if nb is not None and nb.hypstr]
         conf = float(d.get_logmath().exp(hyp.prob)) if hyp is not None else 0.0
         yield Transcript(text, True, conf)
 

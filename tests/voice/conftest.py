@@ -59,7 +59,7 @@ def mix_noise(clean: Path, out: Path, snr_db: float) -> Path:
 
     n = len(read_wav(clean))
     noise = out.with_suffix(".noise.wav")
-    subprocess.run([SOX, "-R", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", f"{n}s", "pinknoise",
+    subprocess.run([SOX, "-R", "-r", "16000", "-c", "1", "-n", "-b", "16", str(noise), "synth", f"{n}s", "pinknoise",
                     "vol", "0.2"], check=True)  # fmt: skip
     k = rms(clean) / rms(noise) / 10 ** (snr_db / 20)
     subprocess.run([SOX, "-m", "-v", "1", str(clean), "-v", f"{k:.6f}", str(noise), str(out)], check=True)
@@ -94,3 +94,11 @@ def dialog():
 @pytest.fixture(scope="session")
 def paraphrases() -> dict:
     return yaml.safe_load((HERE / "paraphrases.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def speech(voice_peers):
+    """The synthesis helpers for tests that make their own clips."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(synthesize=synthesize, mix_noise=mix_noise, rms=rms, phantom=PHANTOM)

@@ -1,0 +1,35 @@
+"""Audio → transcript → intent: the one path the CLI, the REST service and the gateway share.
+
+When the recogniser's best sentence is not understood, its n-best alternatives are tried in order
+(a grammar decoder's runner-up is often the command said); the choice is made on a scratch
+conversation first, so a rejected alternative never leaves a pending confirmation behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from clara_stream.voice.audio import check_speech
+from clara_stream.voice.dialog import DialogManager, Result
+
+SCRATCH = "\x00n-best"
+
+
+def understand(asr, dialog: DialogManager, samples: np.ndarray, labels: Sequence[tuple[int, str]] = (),
+               conversation: str = "") -> tuple[str, Result | None]:  # fmt: skip
+    """``(transcript, result)``; result is None when nothing was heard.
+
+    Raises
+    ------
+    AudioInputError
+        If ``samples`` are silence.
+    """
+    check_speech(samples)
+    best = asr.transcribe(samples)
+    candidates = list(dict.fromkeys([best, *getattr(asr, "alternatives", [])]))
+    chosen = next((t for t in candidates if t and dialog.process(t, labels, SCRATCH).understood), best)
+    dialog.process("cancel", labels, SCRATCH)  # drop whatever the scratch run left pending
+    if not chosen:
+        return "", None
+    return chosen, dialog.process(chosen, labels, conversation)
