@@ -141,3 +141,53 @@ def test_cli_takes_repeated_inputs_for_the_multi_source_app(small_clip: dict, cl
         kitti = sorted((tmp_path / "out" / f"stream_{k}" / "kitti").glob("*.txt"))
         assert [p.name for p in kitti] == [f"{i:06d}.txt" for i in range(frames)]
     assert "video_detection_multi: 2 streams, 90 batches" in done.stdout
+
+
+def test_slowed_model_in_the_graph_drops_counted_frames_and_stays_near_live(ff: dict, small_clip: dict) -> None:
+    """Live decoder → a 'model' slowed to 0.12 s/frame (vs 25 fps) → sink, on the real engine.
+
+    Fails if the live queue blocks the sender's clock (no drops: latency would grow by 0.08 s per
+    frame), if drops go uncounted, or if the queue grows past its size: every frame the slow
+    stage gets is at most queue_size + 2 frames behind the newest one decoded.
+    """
+    import time
+
+    from clara_stream.operators.video.decoder_op import VideoDecoderOp
+    from clara_stream.operators.video.testing import CollectOp, GraphApp
+
+    from clara_stream import ports as P
+    from clara_stream.contracts import ANY
+    from clara_stream.runtime import Operator, Port
+
+    class SlowModelOp(Operator):
+        inputs, outputs = (Port(P.FRAME_IN, ANY),), (Port(P.FRAME_OUT, ANY),)
+
+        def __init__(self, fragment, *args, decoder=None, **kwargs):  # type: ignore[no-untyped-def]
+            self.decoder, self.lag = decoder, []
+            super().__init__(fragment, *args, **kwargs)
+
+        def compute(self, op_input, op_output, context):  # type: ignore[no-untyped-def]
+            frame = self.receive(op_input, P.FRAME_IN)
+            self.lag.append(self.decoder.source.decoded - 1 - self.get_meta(P.FRAME_INFO).index)
+            time.sleep(0.12)  # the injected model delay
+            self.emit(op_output, frame, P.FRAME_OUT)
+
+    port, ops = free_port(), {}
+    sender = send_tcp(ff["ffmpeg"], small_clip["video"], port, loop=True)
+
+    def build(app: GraphApp) -> None:
+        ops["dec"] = VideoDecoderOp(app, name="decoder", path=f"tcp://127.0.0.1:{port}", queue_size=3,
+                                    max_frames=15)
+        ops["slow"] = SlowModelOp(app, name="slow", decoder=ops["dec"])
+        ops["sink"] = CollectOp(app, name="sink", port=P.FRAME)
+        app.add_flow(ops["dec"], ops["slow"], {(P.FRAME, P.FRAME_IN)})
+        app.add_flow(ops["slow"], ops["sink"], {(P.FRAME_OUT, P.FRAME)})
+
+    try:
+        GraphApp(build).run()
+    finally:
+        stop(sender)
+    st = ops["dec"].stats
+    assert len(ops["sink"].values) == 15 and st["dropped"] > 0 and st["queue_high_water"] <= 3
+    assert st["decoded"] >= st["dropped"] + 15  # each frame decoded was emitted, dropped, or still queued
+    assert max(ops["slow"].lag[3:]) <= 3 + 2, ops["slow"].lag  # bounded: the queue, plus one in each port
