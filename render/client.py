@@ -60,24 +60,35 @@ def mode_to_pb(mode: str) -> int:
 
 
 class RenderClient:
-    """Blocking client; one channel for both services.
+    """Blocking client; one channel for both services, or a second one for a separate dataset service.
 
     Parameters
     ----------
     address : str
-        ``host:port`` of the server.
+        ``host:port`` of the render server (it serves the DatasetService too).
     token : str
-        Bearer token when the server requires one.
+        Bearer token when the servers require one.
     timeout_s : float
         Deadline of each unary call.
+    dataset_address : str
+        ``host:port`` of a separate dataset service for Register/List/GetInfo (the render trio
+        split into three processes); empty = ``address``. SaveSettings always goes to the render
+        server, which holds the sessions.
     """
 
-    def __init__(self, address: str, token: str = "", timeout_s: float = 60.0) -> None:
+    def __init__(self, address: str, token: str = "", timeout_s: float = 60.0, dataset_address: str = "") -> None:
         self.address = address
         self.timeout_s = float(timeout_s)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)])
-        self.datasets = pbg.DatasetServiceStub(self.channel)
+        options = [("grpc.max_receive_message_length", 64 << 20)]
+        self.channel = grpc.insecure_channel(address, options=options)
+        self._dataset_channel = (
+            grpc.insecure_channel(dataset_address, options=options)
+            if dataset_address and dataset_address != address
+            else None
+        )
+        self.datasets = pbg.DatasetServiceStub(self._dataset_channel or self.channel)
+        self._session_datasets = pbg.DatasetServiceStub(self.channel)
         self.render_stub = pbg.RenderServiceStub(self.channel)
 
     def _call(self, fn, request):
@@ -95,7 +106,7 @@ class RenderClient:
         return self._call(self.datasets.GetInfo, pb.GetInfoRequest(dataset_id=dataset_id))
 
     def save_settings(self, session_id: str) -> str:
-        return self._call(self.datasets.SaveSettings, pb.SaveSettingsRequest(session_id=session_id)).path
+        return self._call(self._session_datasets.SaveSettings, pb.SaveSettingsRequest(session_id=session_id)).path
 
     # ---- sessions -----------------------------------------------------------------------------
     def open(self, dataset_id: str, view: pb.ViewState | None = None) -> pb.SessionState:
@@ -217,6 +228,8 @@ class RenderClient:
 
     def close_channel(self) -> None:
         self.channel.close()
+        if self._dataset_channel is not None:
+            self._dataset_channel.close()
 
     def __enter__(self) -> RenderClient:
         return self

@@ -54,8 +54,10 @@ def create_app(
     grpc_token: str = "",
     bind_host: str = "127.0.0.1",
     allowed_origins: tuple[str, ...] = (),
+    dataset_address: str = "",
 ) -> FastAPI:
-    """The gateway app talking to the render server at ``render_address``.
+    """The gateway app talking to the render server at ``render_address`` (and to a separate dataset
+    service at ``dataset_address`` for listing and describing datasets, when given).
 
     ``token`` protects the gateway: API calls and the WebSocket need ``Authorization: Bearer`` or the
     HttpOnly cookie that ``GET /?token=…`` sets (then redirects to ``/``, so the token leaves the URL
@@ -70,7 +72,7 @@ def create_app(
         If ``bind_host`` is beyond loopback and no token is set.
     """
     require_token_beyond_loopback(bind_host, token, "gateway")
-    client = RenderClient(render_address, token=grpc_token)
+    client = RenderClient(render_address, token=grpc_token, dataset_address=dataset_address)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):

@@ -1,7 +1,8 @@
-"""Run the render trio in one process: dataset + render gRPC services and the web gateway.
+"""Run the render trio: dataset + render gRPC services and the web gateway, in one process or three.
 
-``python -m clara_stream.render.serve --root DIR [--register PATH[::MASK]]... [--demo]``
-(also ``clara-stream render serve``). Prints one JSON line with the bound ports when ready.
+``python -m clara_stream.render.serve --root DIR [--register PATH[::MASK]]... [--demo]
+[--role all|gateway|renderer|datasets --render-server HOST:PORT --dataset-service HOST:PORT]``
+(also ``clara-stream render serve``). Prints one JSON line with the bound addresses when ready.
 """
 
 from __future__ import annotations
@@ -63,6 +64,36 @@ def demo_datasets(registry: DatasetRegistry, state_dir: Path) -> list[str]:
     return ids
 
 
+ROLES = ("all", "gateway", "renderer", "datasets")
+
+
+def _start_gateway(app, host: str, http_port: int):
+    """Run the gateway's uvicorn server in a thread; returns (server, thread, bound port or None)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=http_port, log_level="warning", ws_max_size=1 << 16)
+    web = uvicorn.Server(config)
+    web.install_signal_handlers = lambda: None  # we own the signals
+    thread = threading.Thread(target=web.run, name="render-gateway", daemon=True)
+    thread.start()
+    while not web.started and thread.is_alive():
+        thread.join(0.05)
+    return web, thread, web.servers[0].sockets[0].getsockname()[1] if thread.is_alive() else None
+
+
+def check_role(role: str, render_server: str, dataset_service: str, registering: bool) -> str:
+    """An error message for a role and the peers it was given, or ''."""
+    if role not in ROLES:
+        return f"render serve: expected --role one of {', '.join(ROLES)}; got {role!r}"
+    if role == "renderer" and not dataset_service:
+        return "render serve: expected --dataset-service HOST:PORT with --role renderer; got none"
+    if role == "gateway" and not render_server:
+        return "render serve: expected --render-server HOST:PORT with --role gateway; got none"
+    if registering and role in ("gateway", "renderer"):
+        return f"render serve: expected --register/--demo only with --role all or datasets; got --role {role}"
+    return ""
+
+
 def run(
     roots: list[Path],
     state_dir: Path,
@@ -74,52 +105,76 @@ def run(
     demo: bool = False,
     ready_file: Path | None = None,
     max_loaded_gb: float = 8.0,
+    role: str = "all",
+    render_server: str = "",
+    dataset_service: str = "",
 ) -> int:
-    """Start everything; block until SIGINT/SIGTERM. Returns an exit status."""
-    import uvicorn
+    """Start the services of ``role``; block until SIGINT/SIGTERM. Returns an exit status.
+
+    ``all`` is the one-box trio in one process. Split into three processes (the article's three
+    containers): ``datasets`` (DatasetService over the registry), ``renderer`` (RenderService, its
+    records from ``dataset_service``, pixels from the shared roots) and ``gateway`` (the dashboard,
+    to ``render_server`` and ``dataset_service``, which defaults to the render server).
+    """
     from clara_stream.render.client import is_loopback
     from clara_stream.render.gateway import create_app
     from clara_stream.render.server import serve
 
-    if not token and not is_loopback(host):
-        print(f"render serve: expected --token when listening beyond loopback; got --host {host}", file=sys.stderr)
+    problem = check_role(role, render_server, dataset_service, bool(register) or demo)
+    if not problem and not token and not is_loopback(host):
+        problem = f"render serve: expected --token when listening beyond loopback; got --host {host}"
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
-    state_dir.mkdir(parents=True, exist_ok=True)
-    if demo:
-        roots = [*roots, state_dir]
-    registry = DatasetRegistry(roots, state_dir, max_loaded_gb=max_loaded_gb)
-    if demo:
-        demo_datasets(registry, state_dir)
-    for item in register or []:
-        path, _, mask = item.partition("::")
-        registry.register(path, mask=mask)
-    server, gport, _ = serve(registry, host=host, port=grpc_port, token=token)
-    app = create_app(f"{host}:{gport}", token=token, grpc_token=token, bind_host=host)
-    config = uvicorn.Config(app, host=host, port=http_port, log_level="warning", ws_max_size=1 << 16)
-    web = uvicorn.Server(config)
-    web.install_signal_handlers = lambda: None  # we own the signals
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    thread = threading.Thread(target=web.run, name="render-gateway", daemon=True)
-    thread.start()
-    while not web.started and thread.is_alive():
-        stop.wait(0.05)
-    if not thread.is_alive():
-        server.stop(None)
-        print(f"render serve: expected the gateway to bind {host}:{http_port}; got a failure", file=sys.stderr)
-        return 1
-    port = web.servers[0].sockets[0].getsockname()[1]
-    ready = {"grpc": f"{host}:{gport}", "http": f"http://{host}:{port}/", "datasets": [r.id for r in registry.list()]}
+    state_dir.mkdir(parents=True, exist_ok=True)
+    registry = server = None
+    ready: dict = {"role": role}
+    if role in ("all", "datasets"):
+        if demo:
+            roots = [*roots, state_dir]
+        registry = DatasetRegistry(roots, state_dir, max_loaded_gb=max_loaded_gb)
+        if demo:
+            demo_datasets(registry, state_dir)
+        for item in register or []:
+            path, _, mask = item.partition("::")
+            registry.register(path, mask=mask)
+        ready["datasets"] = [r.id for r in registry.list()]
+    elif role == "renderer":
+        from clara_stream.render.remote import RemoteRegistry
+
+        registry = RemoteRegistry(dataset_service, roots, state_dir, max_loaded_gb=max_loaded_gb, token=token)
+    if registry is not None:
+        server, gport, _ = serve(registry, host=host, port=grpc_port, token=token, render=role != "datasets")
+        ready["grpc"] = f"{host}:{gport}"
+    web = thread = None
+    if role in ("all", "gateway"):
+        render_address = render_server or ready["grpc"]
+        app = create_app(
+            render_address, token=token, grpc_token=token, bind_host=host,
+            dataset_address=dataset_service if role == "gateway" else "",
+        )
+        web, thread, port = _start_gateway(app, host, http_port)
+        if port is None:
+            if server is not None:
+                server.stop(None)
+            print(f"render serve: expected the gateway to bind {host}:{http_port}; got a failure", file=sys.stderr)
+            return 1
+        ready["http"] = f"http://{host}:{port}/"
     line = json.dumps(ready)
     print(line, flush=True)
     if ready_file:
         ready_file.write_text(line)
     stop.wait()
-    web.should_exit = True
-    thread.join(timeout=5)
-    server.stop(grace=1).wait()
-    registry.close()
+    if web is not None:
+        web.should_exit = True
+        thread.join(timeout=5)
+    if server is not None:
+        server.stop(grace=5).wait()  # in-flight calls finish; new ones are refused
+    if registry is not None:
+        registry.close()
     return 0
 
 
@@ -135,14 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="register the shared CT and slides (or synthetic data)")
     p.add_argument("--ready-file", type=Path)
     p.add_argument("--max-loaded-gb", type=float, default=8.0, help="memory budget for loaded volumes")
+    p.add_argument("--role", default="all", choices=ROLES, help="which of the trio this process runs")
+    p.add_argument("--render-server", default="", help="HOST:PORT of the render server (--role gateway)")
+    p.add_argument("--dataset-service", default="", help="HOST:PORT of the dataset service (renderer, gateway)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.demo = args.demo or not (args.root or args.register)
+    own_data = args.role in ("all", "datasets")
+    args.demo = args.demo or (own_data and not (args.root or args.register))
     roots = args.root or ([shared_data_dir()] if args.demo and shared_data_dir().is_dir() else [])
-    if not roots and not args.demo:
+    if not roots and not args.demo and args.role != "gateway":
         print("render serve: expected at least one --root (or --demo)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -157,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         args.demo,
         args.ready_file,
         args.max_loaded_gb,
+        role=args.role,
+        render_server=args.render_server,
+        dataset_service=args.dataset_service,
     )
 
 

@@ -26,6 +26,12 @@ from clara_stream.render.proto import render_pb2_grpc as pbg
 
 log = logging.getLogger(__name__)
 
+
+
+class NoRenderEngine(RuntimeError):
+    """A render-session call reached a dataset-service-only server."""
+
+
 MAX_REQUEST_BYTES = 1 << 20
 MAX_RESPONSE_BYTES = 64 << 20
 STATUS_BY_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
@@ -35,6 +41,7 @@ STATUS_BY_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (FileNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
     (TypeError, grpc.StatusCode.INVALID_ARGUMENT),
+    (NoRenderEngine, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
 
@@ -52,6 +59,8 @@ def _rpc(method: Callable) -> Callable:
     def wrapper(self, request, context):
         try:
             return method(self, request, context)
+        except grpc.RpcError as exc:  # from the dataset service a split render server asks: pass its status on
+            context.abort(exc.code(), f"dataset service: {exc.details()}")
         except Exception as exc:
             code = status_for(exc)
             if code is None:
@@ -63,9 +72,12 @@ def _rpc(method: Callable) -> Callable:
 
 
 class DatasetServicer(pbg.DatasetServiceServicer):
-    def __init__(self, engine: RenderEngine) -> None:
+    """Registrations of ``registry``; SaveSettings needs the render ``engine`` holding the session
+    (None on a dataset-service-only server, which refuses it)."""
+
+    def __init__(self, registry: DatasetRegistry, engine: RenderEngine | None = None) -> None:
         self.engine = engine
-        self.registry = engine.registry
+        self.registry = registry
 
     @_rpc
     def Register(self, request: pb.RegisterRequest, context) -> pb.DatasetInfo:
@@ -86,6 +98,10 @@ class DatasetServicer(pbg.DatasetServiceServicer):
 
     @_rpc
     def SaveSettings(self, request: pb.SaveSettingsRequest, context) -> pb.SaveSettingsResponse:
+        if self.engine is None:
+            raise NoRenderEngine(
+                "render: expected SaveSettings at the render server holding the session; got the dataset service"
+            )
         sess = self.engine.get(request.session_id)
         return pb.SaveSettingsResponse(path=str(self.registry.save_settings(sess.dataset_id, sess.state)))
 
@@ -267,8 +283,11 @@ def serve(
     token: str = "",
     workers: int = 8,
     max_sessions: int = 64,
-) -> tuple[grpc.Server, int, RenderEngine]:
+    render: bool = True,
+) -> tuple[grpc.Server, int, RenderEngine | None]:
     """Start both services on ``host:port`` (0 = a free port); return (server, port, engine).
+
+    ``render=False`` serves the DatasetService alone (the trio's dataset service; engine None).
 
     Raises
     ------
@@ -276,7 +295,7 @@ def serve(
         If ``host`` is beyond loopback and no token is set.
     """
     require_token_beyond_loopback(host, token, "render")
-    engine = RenderEngine(registry, max_sessions=max_sessions)
+    engine = RenderEngine(registry, max_sessions=max_sessions) if render else None
     server = grpc.server(
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render-grpc"),
         interceptors=[TokenInterceptor(token)] if token else [],
@@ -285,8 +304,9 @@ def serve(
             ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
         ],
     )
-    pbg.add_DatasetServiceServicer_to_server(DatasetServicer(engine), server)
-    pbg.add_RenderServiceServicer_to_server(RenderServicer(engine), server)
+    pbg.add_DatasetServiceServicer_to_server(DatasetServicer(registry, engine), server)
+    if engine is not None:
+        pbg.add_RenderServiceServicer_to_server(RenderServicer(engine), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"render: expected to bind {host}:{port}; got a failure (port in use?)")

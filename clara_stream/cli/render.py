@@ -26,20 +26,31 @@ def serve(
     demo: bool = typer.Option(False, help="register the shared CT and slides, or synthetic data if absent"),
     ready_file: Path = typer.Option(None, help="write the bound addresses here (JSON) when ready"),
     max_loaded_gb: float = typer.Option(8.0, help="memory budget for loaded volumes (LRU beyond it)"),
+    role: str = typer.Option("all", help="all (one process), or one of the trio: gateway, renderer, datasets"),
+    render_server: str = typer.Option("", help="HOST:PORT of the render server (--role gateway)"),
+    dataset_service: str = typer.Option("", help="HOST:PORT of the dataset service (--role renderer, gateway)"),
 ) -> None:
     """Serve the dataset + render gRPC services and the touch-enabled web viewer until Ctrl-C.
 
     Without --root or --register it serves the demo data: the real CT and slides from ../shared/data
-    when present, synthetic data otherwise.
+    when present, synthetic data otherwise. --role splits the trio into three processes (the
+    chart's three containers): datasets, renderer --dataset-service, gateway --render-server.
     """
-    from clara_stream.render.serve import run, shared_data_dir
+    from clara_stream.render.serve import check_role, run, shared_data_dir
 
-    demo = demo or not (root or register)
+    own_data = role in ("all", "datasets")
+    demo = demo or (own_data and not (root or register))
     roots = list(root) or ([shared_data_dir()] if demo and shared_data_dir().is_dir() else [])
-    if not roots and not demo:
+    problem = check_role(role, render_server, dataset_service, bool(register) or demo)
+    if problem:
+        raise UserError(problem)
+    if not roots and not demo and role != "gateway":
         raise UserError("render serve: expected at least one --root for --register", hint="or pass --demo")
     try:
-        code = run(roots, state_dir, host, grpc_port, http_port, token, register, demo, ready_file, max_loaded_gb)
+        code = run(
+            roots, state_dir, host, grpc_port, http_port, token, register, demo, ready_file, max_loaded_gb,
+            role=role, render_server=render_server, dataset_service=dataset_service,
+        )  # fmt: skip
     except (ValueError, PermissionError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     raise typer.Exit(code)
