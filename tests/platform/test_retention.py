@@ -152,3 +152,23 @@ def test_gc_cli_dry_run_then_delete(svc, ct_small, capsys):
     assert main(["dicom", "gc", "--data-dir", data, "--max-age-days", "30"]) == 0
     assert f"delete {path}" in capsys.readouterr().out and not path.exists()
     assert main(["dicom", "gc", "--data-dir", str(Path(data) / "nope")]) != 0
+
+
+def test_the_service_applies_the_policy_on_its_schedule(settings, ct_small):
+    """Fails if retention runs only through ``dicom gc``: the running service must apply it itself."""
+    from .conftest import wait_until
+
+    settings.retention_max_age_days, settings.retention_interval_s = 30, 0.1
+    svc = PlatformService(settings, dicom=False)
+    svc.config.create("ae", AeConfig(name="a", ae_title="A", workflows=[]))
+    gid, _ = _put(svc, sorted(ct_small.iterdir())[0], "A", age_days=40)
+    keep, _ = _put(svc, sorted(ct_small.iterdir())[1], "A", age_days=1)
+    path = Path(svc.db.query_one("SELECT path FROM instance WHERE group_id = ?", (gid,))[0])
+    with svc.db.write() as con:
+        con.execute("UPDATE grp SET state = 'closed' WHERE id IN (?, ?)", (gid, keep))
+    svc.start()
+    try:
+        wait_until(lambda: not path.exists(), "the old instance deleted by the service")
+    finally:
+        svc.stop()
+    assert [r["group_id"] for r in svc.db.query("SELECT group_id FROM instance")] == [keep]
