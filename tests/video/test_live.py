@@ -176,7 +176,7 @@ def test_a_slow_consumer_drops_counted_frames_and_latency_stays_bounded(ff: dict
     d = src.describe()
     assert d["decoded"] == 40 and d["dropped"] > 0 and d["queue_high_water"] <= 3
     assert d["decoded"] == d["dropped"] + len(lag)  # every frame either read or dropped, none lost silently
-    assert max(lag) <= 3  # never more than the queue behind the stream
+    assert max(lag) <= 3 + 1  # never more than the queue (+ a frame decoded meanwhile) behind the stream
 
 
 @pytest.mark.parametrize("kind", ["wrong_port", "unreachable", "refused_codec", "not_video"])
