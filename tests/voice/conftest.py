@@ -102,3 +102,57 @@ def speech(voice_peers):
     from types import SimpleNamespace
 
     return SimpleNamespace(synthesize=synthesize, mix_noise=mix_noise, rms=rms, phantom=PHANTOM)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def render_service(tmp_path_factory):
+    """The real render trio (``python -m clara_stream.render.serve``: gRPC + gateway) on free loopback
+    ports, serving the labelled phantom (body, ribs, lesion) as dataset ``seed``; stopped by pid."""
+    import json
+    import os
+    import signal
+    import sys
+    import time
+
+    from clara_stream.render.synthetic import write_seed_dataset
+
+    root = tmp_path_factory.mktemp("voice_render")
+    write_seed_dataset(root / "seed", shape_zyx=(24, 96, 80))
+    ready = root / "ready.json"
+    cmd = [sys.executable, "-m", "clara_stream.render.serve", "--root", str(root), "--state-dir", str(root / "state"),
+           "--grpc-port", "0", "--http-port", str(_free_port()), "--register", str(root / "seed"),
+           "--ready-file", str(ready)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not ready.exists():  # waiting on the state itself: the ready file the server writes
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"render serve did not start: {proc.communicate()[0]}")
+        time.sleep(0.05)
+    info = json.loads(ready.read_text())
+    yield info
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture()
+def render_session(render_service):
+    """A fresh axial session on the phantom and a client; closed afterwards."""
+    from clara_stream.render.client import RenderClient
+
+    client = RenderClient(render_service["grpc"], timeout_s=60)
+    st = client.open(render_service["datasets"][0])
+    yield client, st.session_id
+    client.close(st.session_id)
