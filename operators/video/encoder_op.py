@@ -44,6 +44,8 @@ class VideoEncoderOp(Operator):
     live_url : str, optional
         Also send the annotated stream live: ``udp://``/``tcp://`` MPEG-TS, ``rtp://`` (MPEG-TS over
         RTP), ``rtsp://`` (published to an RTSP server), encoded separately with ``tune=zerolatency``.
+    codec : {"libx264", "h264_nvenc", "auto"}
+        H.264 encoder (``auto``: NVENC where a GPU offers it, else libx264).
     segment_s : float, optional
         Also record ``<path's folder>/segments/segment_00000.mp4``… rotated every this many seconds.
 
@@ -72,6 +74,7 @@ class VideoEncoderOp(Operator):
         queue_size: int = 8,
         live_url: str | None = None,
         segment_s: float | None = None,
+        codec: str = "libx264",
         name: str = "encoder",
         **kwargs: Any,
     ) -> None:
@@ -88,10 +91,11 @@ class VideoEncoderOp(Operator):
             tune=tune or None,
             encode_threads=int(encode_threads),
             queue_size=int(queue_size),
+            codec=codec,
             owner="VideoEncoderOp",
         )
         common = {"preset": preset, "crf": int(crf), "gop": gop, "encode_threads": int(encode_threads),
-                  "queue_size": int(queue_size), "owner": "VideoEncoderOp"}
+                  "queue_size": int(queue_size), "codec": codec, "owner": "VideoEncoderOp"}
         self.extra: dict[str, VideoSink] = {}  # each an encoder of its own (live needs zerolatency anyway)
         if live_url:
             self.extra["live"] = VideoSink(str(live_url), tune="zerolatency", **common)
@@ -143,6 +147,7 @@ class VideoEncoderOp(Operator):
             "latency": latency_summary(lat),
             "padded_from": list(self.sink.padded) if self.sink.padded else None,
             "removed": self.sink.removed,
+            "encoder": self.sink.encoder,
             **{key: {"output": str(s.path), "frames": s.written,
                      "latency": latency_summary([d - r for r, _, d in s.timeline])} for key, s in self.extra.items()},
         }

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 from clara_stream.operators.video.colour import rgb_to_i420
+from clara_stream.operators.video.encoders import ENCODERS, encoder_options, pick_encoder
 from clara_stream.operators.video.live_uri import is_live, output_format
 
 from clara_stream.geometry import FrameInfo
@@ -83,6 +84,8 @@ class VideoSink:
         Frames buffered ahead of the encoder (≥ 1); :meth:`write` blocks when full.
     segment_s : float, optional
         Rotate the file every this many seconds (``path`` is then a ``%d`` pattern).
+    codec : {"libx264", "h264_nvenc", "auto"}
+        ``auto``: NVENC where a GPU offers it, else libx264 (see ``encoders``); ``encoder`` says which.
     owner : str
         Prefix for error messages.
 
@@ -104,6 +107,7 @@ class VideoSink:
         encode_threads: int = 0,
         queue_size: int = 8,
         segment_s: float | None = None,
+        codec: str = "libx264",
         owner: str = "VideoSink",
     ):
         if preset not in PRESETS:
@@ -121,6 +125,9 @@ class VideoSink:
             raise ValueError(f"{owner}: expected segment_s > 0 with a file pattern like segment_%05d.mp4; got "
                              f"{segment_s}, {path}")
         self.segment_s = segment_s
+        if codec not in ENCODERS:
+            raise ValueError(f"{owner}: expected codec in {ENCODERS}; got {codec!r}")
+        self.codec, self.encoder = codec, None  # the encoder is chosen (auto resolved) at the first frame
         self.path, self.owner = (str(path) if self.live else Path(path)), owner  # a URI is no Path
         self.preset, self.crf, self.gop, self.fragmented = preset, int(crf), gop, bool(fragmented)
         if tune is not None and tune not in TUNES:
@@ -155,14 +162,14 @@ class VideoSink:
         if not self.live:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         container = av.open(str(self.path), "w", format=self.format, options=self.muxer_options)
-        stream = container.add_stream("libx264", rate=info.rate)
+        stream = container.add_stream(self.encoder or "libx264", rate=info.rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
         per_s = min(1.0, self.segment_s or 1.0)  # segments cut at keyframes: one at least per segment
         stream.gop_size = int(self.gop or max(1, round(per_s * info.rate)))
         stream.thread_count = self.threads
-        stream.options = {"preset": self.preset, "crf": str(self.crf), **({"tune": self.tune} if self.tune else {})}
+        stream.options = encoder_options(self.encoder or "libx264", preset=self.preset, crf=self.crf, tune=self.tune)
         return container, stream
 
     def _run(self, width: int, height: int, info0: FrameInfo) -> None:
@@ -234,6 +241,7 @@ class VideoSink:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"{self.owner}: expected (H, W, 3) uint8 RGB; got {rgb.shape} {rgb.dtype} [{self.path}]")
         if self._thread is None:
+            self.encoder = pick_encoder(self.codec, self.owner)  # refused here, in the caller, not on the thread
             self._size = rgb.shape[:2]
             if rgb.shape[0] % 2 or rgb.shape[1] % 2:
                 self.padded = (rgb.shape[1], rgb.shape[0])

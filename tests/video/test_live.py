@@ -393,3 +393,28 @@ def test_rtsp_over_tcp_interleaved(ff: dict, small_clip: dict) -> None:
         src.close(), stop(pub)
     assert src.info.codec == "h264" and (src.info.width, src.info.height) == (320, 180)
     assert idx == sorted(set(idx)) and src.options["rtsp_transport"] == "tcp"
+
+
+def test_auto_encoder_is_libx264_without_nvenc_and_nvenc_refused_clearly(tmp_path: Path) -> None:
+    """CPU box: ``codec=auto`` writes with libx264 (its 'x264 - core' SEI is in the bitstream);
+    ``codec=h264_nvenc`` is refused at the first frame, naming the need. Not run on a GPU here."""
+    from fractions import Fraction
+
+    import numpy as np
+    from clara_stream.operators.video.encoders import pick_encoder
+    from clara_stream.operators.video.sink import VideoSink
+
+    from clara_stream.geometry import FrameInfo
+
+    try:
+        pick_encoder("h264_nvenc", "test")
+        pytest.skip("NVENC is usable on this machine: the CPU fallback does not apply")
+    except ValueError:
+        pass
+    frame, info = np.zeros((144, 256, 3), np.uint8), FrameInfo(0, Fraction(1, 25), 0, 25)
+    with VideoSink(tmp_path / "auto.mp4", codec="auto") as sink:
+        sink.write(frame, info)
+    assert sink.encoder == "libx264" and b"x264 - core" in (tmp_path / "auto.mp4").read_bytes()
+    with pytest.raises(ValueError, match="expected a usable h264_nvenc encoder"):
+        VideoSink(tmp_path / "n.mp4", codec="h264_nvenc").write(frame, info)
+    assert not (tmp_path / "n.mp4").exists()
