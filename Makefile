@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
 # Debian packages the tests and demo use: DICOM peers, PACS, SEG validator, browser, graph drawing, TTS,
 # ffmpeg/ffprobe (independent producer and oracle of the video tests).
-APT_PACKAGES := dcmtk orthanc dicom3tools chromium graphviz espeak-ng sox ffmpeg rtsp-server-perl
+APT_PACKAGES := dcmtk orthanc dicom3tools chromium graphviz espeak-ng sox ffmpeg rtsp-server-perl rabbitmq-server postgresql
 DEMO_OUT ?= demo-output
 
 .PHONY: demo test bench venv apt lint clean
