@@ -9,12 +9,14 @@ arrival, decodes it and reads the barcode: latency = arrival − capture, every 
 and the network included. The anchor, in the same rounds: a relay with no model (LiveSource →
 VideoSink, the same codecs and settings). Rounds alternate app / anchor.
 
-**Multi-stream.** Four different 640×360 clips, looped to ``--multi-frames`` each: one
-``video_detection_multi`` process (one batched inference per tick) against four concurrent
+**Multi-stream.** N (``--streams 1,2,4``) different 640×360 clips, looped to ``--multi-frames``
+each: one ``video_detection_multi`` process (one batched inference per tick) against N concurrent
 ``video_detection`` processes; aggregate fps = all frames / wall time from launch to the last exit
-(process start included, the same for both). Rounds alternate.
+(process start included, the same for both), and each stream's glass-to-glass p50/p99 from the
+runs' own ``latency.json``. Rounds alternate.
 
-    python benchmarks/video_live.py [--frames 300] [--repeats 2] [--multi-frames 300] [--json out.json]
+    python benchmarks/video_live.py [--frames 300] [--repeats 2] [--multi-frames 300] [--streams 1,2,4]
+                                    [--skip-glass] [--skip-multi] [--json out.json]
 """
 
 from __future__ import annotations
