@@ -418,3 +418,36 @@ def test_auto_encoder_is_libx264_without_nvenc_and_nvenc_refused_clearly(tmp_pat
     with pytest.raises(ValueError, match="expected a usable h264_nvenc encoder"):
         VideoSink(tmp_path / "n.mp4", codec="h264_nvenc").write(frame, info)
     assert not (tmp_path / "n.mp4").exists()
+
+
+def test_hls_playlist_over_http(ff: dict, small_clip: dict, tmp_path: Path) -> None:
+    """ffmpeg segments the clip into HLS; a loopback HTTP server serves it; the source plays the playlist.
+
+    Fails if http(s) .m3u8 is not taken as a live input or its options break the HLS demuxer.
+    """
+    import functools
+    import http.server
+    import threading
+
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    made = subprocess.run([str(ff["ffmpeg"]), "-v", "error", "-i", str(small_clip["video"]), "-c", "copy", "-f",
+                           "hls", "-hls_time", "0.5", "-hls_list_size", "0", str(hls / "live.m3u8")],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(hls))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    src = LiveSource(f"http://127.0.0.1:{server.server_address[1]}/live.m3u8", queue_size=256, retries=0,
+                     timeout_s=10)
+    idx = []
+    try:
+        src.open()
+        with pytest.raises(LiveInputError, match="expected the stream to come back within 0 retries"):
+            while (f := src.read(timeout_s=30)) is not None:
+                idx.append(f.info.index)
+    finally:
+        src.close()
+        server.shutdown()
+    assert src.info.codec == "h264" and idx == list(range(40))  # a finished playlist: every frame, then the end
