@@ -4,8 +4,8 @@ Clara Deploy's prostate pipeline hands the mask on as an ordinary image series s
 shows it: same SOP class as the source (MR or CT Image Storage), same patient, study and frame of
 reference, and per slice the source's position, orientation, pixel spacing and thickness (copied,
 never recomputed), so the mask lies exactly on the source. Pixels are the label values (uint16).
-ImageType DERIVED\\SECONDARY; each instance names its source in SourceImageSequence. UIDs come from
-``uid_root`` and the source UIDs (a re-run writes the same UIDs); the folder is written under a
+ImageType DERIVED\\SECONDARY\\<the source's value 3>; each instance names its source in
+SourceImageSequence. UIDs come from ``uid_root`` and the source UIDs (a re-run writes the same UIDs); the folder is written under a
 temporary name and renamed once complete.
 """
 
@@ -88,7 +88,8 @@ def write_mask_series(
             if key in src:
                 ds[key] = src[key]
         ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
-        ds.ImageType = ["DERIVED", "SECONDARY"]
+        third = list(src.get("ImageType", []))[2:3] or ["OTHER"]  # MR/CT IODs require value 3 (M, AXIAL, ...)
+        ds.ImageType = ["DERIVED", "SECONDARY", *third]
         ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = series_uid, int(series_number), k + 1
         ds.SeriesDescription = series_description
         ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")

@@ -24,3 +24,14 @@ def test_one_training_step_exports_a_working_model(tmp_path: Path) -> None:
     a, b = next(iter(onnx.values())), next(iter(ts.values()))
     assert a.shape == (1, 3, *card.roi_size)
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_one_prostate_training_step_exports_a_two_class_model(tmp_path: Path) -> None:
+    from clara_stream.apps.prostate_mr.model import train as prostate
+
+    prostate.main(["--steps", "1", "--phantoms", "1", "--batch", "1", "--no-eval", "--out", str(tmp_path)])
+    card = ModelCard.load(tmp_path)
+    assert card.metrics["steps"] == 1 and card.labels == {1: "prostate"} and card.spacing_mm == (1.5, 1.5, 3.0)
+    x = np.zeros((1, 1, *card.roi_size), np.float32)
+    out = next(iter(create_backend("onnxruntime", tmp_path / card.files["onnx"]).infer(x).values()))
+    assert out.shape == (1, 2, *card.roi_size)

@@ -67,7 +67,9 @@ def _remap(lab: np.ndarray, keep: dict[int, int]) -> np.ndarray:
     return lut[lab]
 
 
-def random_crop(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def random_crop(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+                crop: tuple[int, int, int] = CROP) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    CROP = crop  # noqa: N806 (the other apps' models train on their own ROI)
     pad = [(0, 0)] + [(0, max(0, c - s)) for c, s in zip(CROP, y.shape, strict=True)]
     x = np.pad(x, pad, constant_values=0.0)
     y = np.pad(y, pad[1:], constant_values=0)
@@ -108,11 +110,11 @@ def evaluate(net, seeds: list[int], card: ModelCard = CARD, keep: dict[int, int]
     return {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
 
 
-def export(net, out: Path) -> None:
+def export(net, out: Path, crop: tuple[int, int, int] = CROP) -> None:
     import torch
 
     net.eval()
-    example = torch.zeros(1, 1, *CROP)
+    example = torch.zeros(1, 1, *crop)
     traced = torch.jit.trace(net, example)
     traced.save(str(out / CARD.files["torchscript"]))
     torch.onnx.export(
