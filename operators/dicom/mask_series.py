@@ -5,8 +5,8 @@ shows it: same SOP class as the source (MR or CT Image Storage), same patient, s
 reference, and per slice the source's position, orientation, pixel spacing and thickness (copied,
 never recomputed), so the mask lies exactly on the source. Pixels are the label values (uint16).
 ImageType DERIVED\\SECONDARY\\<the source's value 3>; each instance names its source in
-SourceImageSequence. UIDs come from ``uid_root`` and the source UIDs (a re-run writes the same UIDs); the folder is written under a
-temporary name and renamed once complete.
+SourceImageSequence. UIDs come from ``uid_root`` and the source UIDs (a re-run writes the same
+UIDs); the folder is written under a temporary name and renamed once complete.
 """
 
 from __future__ import annotations
