@@ -172,14 +172,24 @@ def render_server() -> dict[str, Any]:
                  "hostPort": _i("also bind this port on the node; null = no", 1, 65535, null=True), **(extra or {})}
         return _obj(props, desc, ["portName", "port"])
 
-    renderer = port_block("render + dataset gRPC services", {
-        "maxLoadedGb": {"type": "number", "exclusiveMinimum": 0, "description": "memory budget for loaded volumes"},
+    budget = {"type": "number", "exclusiveMinimum": 0, "description": "memory budget for loaded volumes (GB)"}
+    own = _obj({
+        "requests": _map("cpu/memory requests", {"type": ["string", "number"]}),
+        "limits": _map("cpu/memory limits", {"type": ["string", "number"]}),
+    }, "this container's resources", ["requests", "limits"])
+    renderer = port_block("container renderer: RenderService (resources: the top-level block, GPU)",
+                          {"maxLoadedGb": budget})
+    datasets = port_block("container dataset-service: the registrations (pod-internal port, not in the Service)", {
+        "maxLoadedGb": budget, "resources": own,
         "register": _list("PATH or PATH::MASK under /datasets registered at start", {"type": "string"}),
         "demo": _b("also serve the synthetic demo data"),
     })
+    datasets["properties"].pop("nodePort")
+    datasets["properties"]["port"] = _port("container port (the pod's other containers reach it on loopback)")
     return {**common(), **auth(), "images": images("renderServer", "render server"),
             "service": _obj({"type": _s("Service type", enum=["NodePort", "ClusterIP", "LoadBalancer"])}, "Service"),
-            "ui": port_block("web dashboard (HTTP + WebSocket)"), "renderer": renderer,
+            "ui": port_block("container ui: web dashboard (HTTP + WebSocket)", {"resources": own}),
+            "renderer": renderer, "datasetService": datasets,
             "storage": storage("dataset repository and registrations (/datasets)"),
             "cache": storage("CUDA/OptiX/numba caches (/cache)"),
             "probes": _obj(_probe_timing(), "probe timing")}

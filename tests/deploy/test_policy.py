@@ -12,7 +12,8 @@ import pytest
 from .conftest import CHARTS, VARIANTS, containers, pod_specs, variant_values
 from .test_docker import host_options
 
-SERVICE_CONTAINERS = {"dicom-adapter": "CLARA_STREAM_API_TOKEN", "renderer": "CLARA_STREAM_RENDER_TOKEN"}
+SERVICE_CONTAINERS = {"dicom-adapter": "CLARA_STREAM_API_TOKEN", "renderer": "CLARA_STREAM_RENDER_TOKEN",
+                      "ui": "CLARA_STREAM_RENDER_TOKEN", "dataset-service": "CLARA_STREAM_RENDER_TOKEN"}
 CASES = [(c, v) for c in CHARTS for v in VARIANTS]
 
 
@@ -67,18 +68,18 @@ def test_images_pinned_and_variant_matches_gpu(case):
 
 
 def test_gpu_limits_and_scheduling(case):
-    """GPU values ask for nvidia.com/gpu and land on GPU nodes; CPU/default values never ask for a GPU."""
+    """GPU values ask for nvidia.com/gpu (once per pod: the render trio's GPU is the renderer's) and land
+    on GPU nodes; CPU/default values never ask for a GPU."""
     chart, variant, objects = case
     for where, spec in pod_specs(objects):
-        for c in spec["containers"]:
-            gpus = c["resources"].get("limits", {}).get("nvidia.com/gpu")
-            if variant == "gpu":
-                assert gpus == 1, where
-                assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}, where
-                assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
-                assert spec["runtimeClassName"] == "nvidia"
-            else:
-                assert gpus is None and "runtimeClassName" not in spec, where
+        gpus = [c["resources"].get("limits", {}).get("nvidia.com/gpu") for c in spec["containers"]]
+        if variant == "gpu":
+            assert [g for g in gpus if g is not None] == [1], where
+            assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}, where
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+            assert spec["runtimeClassName"] == "nvidia"
+        else:
+            assert gpus == [None] * len(gpus) and "runtimeClassName" not in spec, where
 
 
 def test_services_listen_beyond_loopback_only_with_a_token(case):
@@ -98,7 +99,8 @@ def test_services_listen_beyond_loopback_only_with_a_token(case):
 
 
 def test_network_policy_admits_only_the_service_ports(case):
-    """Fails if a pod has no NetworkPolicy, or its policy opens ports the pod does not serve."""
+    """Fails if a pod has no NetworkPolicy, or its policy opens ports the pod does not serve, or opens a
+    pod-internal port (one no Service exposes, e.g. the render trio's dataset service)."""
     _, _, objects = case
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     workloads = [o for o in objects if o["kind"] in ("Deployment", "Job")]
@@ -106,9 +108,13 @@ def test_network_policy_admits_only_the_service_ports(case):
         labels = w["spec"]["template"]["metadata"]["labels"]
         mine = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
         assert len(mine) == 1, w["metadata"]["name"]
-        served = {p["containerPort"] for c in w["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+        by_name = {p["name"]: p["containerPort"] for c in w["spec"]["template"]["spec"]["containers"]
+                   for p in c.get("ports", [])}  # fmt: skip
+        services = [o for o in objects if o["kind"] == "Service" and o["spec"]["selector"].items() <= labels.items()]
+        exposed = {by_name.get(p["targetPort"], p["targetPort"]) for o in services for p in o["spec"]["ports"]}
         opened = {p["port"] for rule in mine[0]["spec"]["ingress"] for p in rule["ports"]}
-        assert opened == served and set(mine[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        assert opened <= set(by_name.values()) and opened == (exposed if services else set(by_name.values()))
+        assert set(mine[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
 
 
 def test_storage_selectable(render):
@@ -138,18 +144,38 @@ def test_existing_secret_replaces_the_generated_one(render):
 
 
 def test_article_names_kept(render):
-    """The render chart keeps the Fleet Command article's env var names, port names and cache path."""
-    objs = render("clara-renderserver", {"ui": {"hostPort": 8080}, "renderer": {"hostPort": 50051}})
-    (_, c), = containers(objs)
-    env = {e["name"]: e.get("value") for e in c["env"]}
-    assert env["CUDA_CACHE_PATH"] == "/cache/CudaCache" and env["DATASET_REPO_PATH"] == "/datasets"
-    assert env["OPTIX_CACHE_PATH"].startswith("/cache/")
-    assert {(p["name"], p["containerPort"], p["hostPort"]) for p in c["ports"]} == {
-        ("ui", 8080, 8080), ("renderer", 50051, 50051)}
+    """The render chart is the article's three containers (ui, renderer, dataset-service) with its env var
+    names, port names and cache path; the ui's SERVICE_RS*/SERVICE_RSDS* reach the other two in the pod.
+
+    Fails if a container is missing, a peer address points at the wrong port, the dataset service's
+    pod-internal port leaks into the Service, or the GPU goes to a container other than the renderer.
+    """
+    objs = render("clara-renderserver", {"ui": {"hostPort": 8080}, "renderer": {"hostPort": 50051},
+                                         "gpu": {"enabled": True}})  # fmt: skip
+    by = {c["name"]: c for _, c in containers(objs)}
+    assert list(by) == ["ui", "renderer", "dataset-service"]
+    env = {n: {e["name"]: e.get("value") for e in c["env"]} for n, c in by.items()}
+    ports = {n: {p["name"]: p for p in c["ports"]} for n, c in by.items()}
+    assert env["renderer"]["CUDA_CACHE_PATH"] == "/cache/CudaCache" and env["renderer"]["OPTIX_CACHE_PATH"].startswith(
+        "/cache/")
+    assert env["renderer"]["DATASET_REPO_PATH"] == env["dataset-service"]["DATASET_REPO_PATH"] == "/datasets"
+    assert env["ui"]["SERVICE_RS_PORT"] == str(ports["renderer"]["renderer"]["containerPort"])
+    assert env["ui"]["SERVICE_RSDS_PORT"] == env["renderer"]["SERVICE_RSDS_PORT"] == str(
+        ports["dataset-service"]["datasets"]["containerPort"])
+    assert env["ui"]["SERVICE_RS_IP"] == env["ui"]["SERVICE_RSDS_IP"] == "127.0.0.1", "one pod: its loopback"
+    roles = {n: next(a for a in c["args"] if a.startswith("--role=")) for n, c in by.items()}
+    assert roles == {"ui": "--role=gateway", "renderer": "--role=renderer", "dataset-service": "--role=datasets"}
+    assert "--render-server=$(SERVICE_RS_IP):$(SERVICE_RS_PORT)" in by["ui"]["args"]
+    assert "--dataset-service=$(SERVICE_RSDS_IP):$(SERVICE_RSDS_PORT)" in by["renderer"]["args"]
+    assert {(p["name"], p["containerPort"], p.get("hostPort")) for c in by.values() for p in c["ports"]} == {
+        ("ui", 8080, 8080), ("renderer", 50051, 50051), ("datasets", 50052, None)}
     service = next(o for o in objs if o["kind"] == "Service")
     assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {"ui": "ui", "renderer": "renderer"}
-    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
-    assert mounts["/cache"] == "cache" and mounts["/datasets"] == "datasets"
+    gpus = {n for n, c in by.items() if "nvidia.com/gpu" in c["resources"]["limits"]}
+    assert gpus == {"renderer"}
+    mounts = {n: {m["mountPath"]: m["name"] for m in c["volumeMounts"]} for n, c in by.items()}
+    assert mounts["renderer"]["/cache"] == "cache" and mounts["renderer"]["/datasets"] == "datasets"
+    assert mounts["dataset-service"]["/datasets"] == "datasets" and "/datasets" not in mounts["ui"]
 
 
 def test_dicom_adapter_as_nvidia_chart(render):

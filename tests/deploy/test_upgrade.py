@@ -38,7 +38,7 @@ CASES = [
     ("clara-dicom-adapter", TOKEN, {"dicomAdapter": {"aeTitle": "EDGE2"}},
      {"Deployment/site-clara-dicom-adapter.spec.template.spec.containers[0].args[{ae_title}]"}),
     ("clara-renderserver", TOKEN, {"resources": {"limits": {"memory": "16Gi"}}},
-     {"Deployment/site-clara-renderserver.spec.template.spec.containers[0].resources.limits.memory"}),
+     {"Deployment/site-clara-renderserver.spec.template.spec.containers[1].resources.limits.memory"}),
     ("clara-app", {"app": {"config": {"source": {"count": 10}}}}, {"app": {"config": {"source": {"count": 20}}}},
      {"ConfigMap/site-clara-app-config.data.app.yaml",
       "Job/site-clara-app.spec.template.metadata.annotations.checksum/config"}),
