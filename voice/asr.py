@@ -63,7 +63,7 @@ class PocketSphinxASR(ASR):
         from pocketsphinx import Decoder
 
         # dither: digital silence (synthetic or gated audio) otherwise derails the feature normalisation
-        self.decoder = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", dither=True)
+        self.decoder = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", dither=True, seed=1)  # repeatable
         self.alternatives: list[str] = []
         for word, phones in G.EXTRA_WORDS.items():
             if self.decoder.lookup_word(word) is None:

@@ -156,3 +156,40 @@ def render_session(render_service):
     st = client.open(render_service["datasets"][0])
     yield client, st.session_id
     client.close(st.session_id)
+
+
+def start_cli(args: list[str], ready: Path, timeout_s: float = 120.0):
+    """``python -m clara_stream.cli ARGS --ready-file READY`` started and waited on (its ready file)."""
+    import json
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "clara_stream.cli", *args, "--ready-file", str(ready)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"{args[:2]} did not start: {proc.communicate()[0]}")
+        time.sleep(0.05)
+    return proc, json.loads(ready.read_text())
+
+
+def stop(proc) -> None:
+    import os
+    import signal
+
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory):
+    """The CLI's process starters, for tests that run ``voice serve`` / ``voice riva-serve``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(start=start_cli, stop=stop, tmp=tmp_path_factory.mktemp("voice_services"))
