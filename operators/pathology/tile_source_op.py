@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,7 +38,7 @@ class SlideTileSourceOp(Operator):
     loader : {"tiffslide", "tifffile", "pillow", "process"}
         How tiles are decoded; ``process``: a pool of ``workers`` tiffslide processes.
     workers : int
-        Read-ahead threads or processes (default 2).
+        Read-ahead threads or processes (default 2); at most ``2 * workers`` bands are read ahead.
     tiles_dir : path, optional
         Also write each tile core as ``<row>_<col>.jpg`` there (Clara Deploy's option); default in memory.
 
@@ -81,8 +82,17 @@ class SlideTileSourceOp(Operator):
             self._bands = self._pool.bands(self.rows, ahead=2 * self.workers)
         else:
             self._pool = ThreadPoolExecutor(self.workers)
-            futures = [self._pool.submit(self.reader.band, r) for r in self.rows]
-            self._bands = (f.result() for f in futures)
+            self._bands = self._read_ahead(2 * self.workers)
+
+    def _read_ahead(self, ahead: int) -> Iterator[tuple[int, Any]]:
+        """Bands in row order with at most ``ahead`` reads in flight (memory stays bounded)."""
+        pending: deque = deque()
+        for r in self.rows:
+            pending.append(self._pool.submit(self.reader.band, r))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         assert self._bands is not None
