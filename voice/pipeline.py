@@ -27,7 +27,14 @@ def understand(asr, dialog: DialogManager, samples: np.ndarray, labels: Sequence
     """
     check_speech(samples)
     best = asr.transcribe(samples)
-    candidates = list(dict.fromkeys([best, *getattr(asr, "alternatives", [])]))
+    return resolve(dialog, [best, *getattr(asr, "alternatives", [])], labels, conversation)
+
+
+def resolve(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[tuple[int, str]] = (),
+            conversation: str = "") -> tuple[str, Result | None]:  # fmt: skip
+    """The first of ``candidates`` (best first) the dialog manager understands, else the best."""
+    candidates = list(dict.fromkeys(candidates))
+    best = candidates[0] if candidates else ""
     chosen = next((t for t in candidates if t and dialog.process(t, labels, SCRATCH).understood), best)
     dialog.process("cancel", labels, SCRATCH)  # drop whatever the scratch run left pending
     if not chosen:

@@ -1,0 +1,199 @@
+"""Voice routes mounted on the render gateway (same origin, same token rules as its viewer).
+
+- ``GET /api/voice/query?q=&dataset=&conversation=``: typed queries → the dialog manager's JSON.
+- ``WS /ws/voice``: ``{"type": "start", "dataset": ID, "conversation": C}``, then binary 16 kHz mono
+  int16 chunks (the page's Web Audio capture), then ``{"type": "end"}`` → ``partial`` transcripts
+  while audio arrives, one ``result`` (transcript + dialog JSON) and the spoken reply as a WAV
+  frame (``reply-audio`` header first). The page sends ``result.command`` over its viewer socket,
+  so the render session changes through the gateway's own gRPC path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from clara_stream.voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioInputError, check_speech, to_wav
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger(__name__)
+MAX_UTTERANCE_BYTES = int(MAX_SECONDS * SAMPLE_RATE * 2)
+MAX_TEXT_MESSAGE = 4096
+
+
+class _Engines:
+    """Dialog manager, recognisers per label set, TTS: built on first use (the gateway starts fast)."""
+
+    def __init__(self, client) -> None:
+        self.client, self.lock, self._dialog, self._asr = client, threading.Lock(), None, {}
+
+    def dialog(self):
+        with self.lock:
+            if self._dialog is None:
+                from clara_stream.voice.dialog import DialogManager
+
+                self._dialog = DialogManager()
+            return self._dialog
+
+    def labels(self, dataset: str) -> list[tuple[int, str]]:
+        return [(int(lb.value), lb.name) for lb in self.client.info(dataset).labels] if dataset else []
+
+    def asr(self, labels: list[tuple[int, str]]):
+        from clara_stream.voice.asr import PocketSphinxASR
+
+        key = tuple(labels)
+        with self.lock:
+            if key not in self._asr:
+                if len(self._asr) >= 8:
+                    self._asr.clear()
+                self._asr[key] = (PocketSphinxASR(labels=labels), threading.Lock())
+            return self._asr[key]
+
+    def speak(self, text: str) -> bytes:
+        from clara_stream.voice.tts import EspeakTTS
+
+        samples, rate = EspeakTTS().synthesize(text)
+        return to_wav(samples, rate)
+
+
+def mount(app: FastAPI, client, check: Callable[[Request], None], authorised, origin_ok, loopback_only: bool,
+          host_name: Callable[[str], str]) -> None:  # fmt: skip
+    """Add the voice routes to the gateway ``app`` (its ``check``/``authorised``/``origin_ok`` rules)."""
+    import grpc
+    from clara_stream.render.client import is_loopback
+
+    engines = _Engines(client)
+
+    @app.get("/api/voice/query")
+    def voice_query(request: Request, q: str, dataset: str = "", conversation: str = "") -> JSONResponse:
+        check(request)
+        try:
+            res = engines.dialog().process(q, engines.labels(dataset), conversation[:64])
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        except grpc.RpcError as exc:
+            raise HTTPException(404 if exc.code() == grpc.StatusCode.NOT_FOUND else 502, exc.details()) from None
+        return JSONResponse(res.to_json())
+
+    @app.websocket("/ws/voice")
+    async def voice_ws(socket: WebSocket) -> None:
+        refusal = None
+        if loopback_only and not is_loopback(host_name(socket.headers.get("host", ""))):
+            refusal = (4403, "gateway: expected a loopback Host header")
+        elif not origin_ok(socket.headers):
+            refusal = (4403, f"gateway: expected origin http(s)://{socket.headers.get('host')}")
+        elif "token" in socket.query_params or not authorised(socket.headers, socket.cookies):
+            refusal = (4401, "gateway: expected a valid token (Authorization header or cookie, not the URL)")
+        await socket.accept()
+        if refusal:
+            await socket.close(code=refusal[0], reason=refusal[1])
+            return
+        try:
+            await _utterances(socket, engines)
+        except WebSocketDisconnect:
+            return
+
+
+async def _send(socket: WebSocket, obj: dict[str, Any]) -> None:
+    await socket.send_text(json.dumps(obj))
+
+
+async def _utterances(socket: WebSocket, engines: _Engines) -> None:
+    """One utterance after another: start → audio chunks → end."""
+    import grpc
+
+    while True:
+        msg = await socket.receive()
+        if msg["type"] == "websocket.disconnect":
+            return
+        if msg.get("text") is None:
+            await _send(socket, {"type": "error", "message": "voice: expected a start message before audio"})
+            continue
+        try:
+            start = _parse(msg["text"])
+            if start.get("type") != "start":
+                raise ValueError(f"voice: expected a start message; got {start.get('type')!r}")
+            labels = await asyncio.to_thread(engines.labels, str(start.get("dataset", "")))
+        except (ValueError, grpc.RpcError) as exc:
+            await _send(
+                socket, {"type": "error", "message": exc.details() if isinstance(exc, grpc.RpcError) else str(exc)}
+            )
+            continue
+        await _one(socket, engines, labels, str(start.get("conversation", ""))[:64])
+
+
+def _parse(text: str) -> dict[str, Any]:
+    if len(text) > MAX_TEXT_MESSAGE:
+        raise ValueError(f"voice: expected messages of at most {MAX_TEXT_MESSAGE} bytes; got {len(text)}")
+    obj = json.loads(text)
+    if not isinstance(obj, dict):
+        raise ValueError("voice: expected a JSON object")
+    return obj
+
+
+async def _one(socket: WebSocket, engines: _Engines, labels, conversation: str) -> None:
+    """Stream one utterance into the recogniser (in a worker thread) and answer it."""
+    import numpy as np
+    from clara_stream.voice.pipeline import resolve
+
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue = asyncio.Queue()
+    asr, asr_lock = engines.asr(labels)
+    audio = bytearray()
+
+    def feed():
+        while True:
+            c = asyncio.run_coroutine_threadsafe(chunks.get(), loop).result()
+            if c is None:
+                return
+            yield c
+
+    def recognise() -> list[str]:
+        with asr_lock:
+            final = ""
+            for t in asr.stream(feed()):
+                if t.final:
+                    final = t.text
+                else:
+                    asyncio.run_coroutine_threadsafe(_send(socket, {"type": "partial", "text": t.text}), loop)
+            return [final, *asr.alternatives]
+
+    worker = asyncio.create_task(asyncio.to_thread(recognise))
+    error = None
+    while True:
+        msg = await socket.receive()
+        if msg["type"] == "websocket.disconnect":
+            await chunks.put(None)
+            await worker
+            raise WebSocketDisconnect()
+        if msg.get("bytes") is not None:
+            if len(audio) + len(msg["bytes"]) > MAX_UTTERANCE_BYTES:
+                error = f"voice: expected at most {MAX_SECONDS:g} s per utterance"
+                break
+            audio += msg["bytes"]
+            await chunks.put(bytes(msg["bytes"]))
+        elif _parse(msg["text"]).get("type") == "end":
+            break
+    await chunks.put(None)
+    candidates = await worker  # decoded while the audio arrived: only the end of the utterance is left
+    if error or len(audio) % 2:
+        await _send(socket, {"type": "error", "message": error or "voice: expected 16-bit samples (even byte count)"})
+        return
+    samples = np.frombuffer(bytes(audio), "<i2")
+    try:
+        check_speech(samples)
+        text, res = await asyncio.to_thread(resolve, engines.dialog(), candidates, labels, conversation)
+    except AudioInputError as exc:
+        await _send(socket, {"type": "error", "message": str(exc)})
+        return
+    heard = res.to_json() if res else {"command": [], "intent": None, "reply": "I heard no command."}
+    out = {"type": "result", "transcript": text, **heard}
+    await _send(socket, out)
+    wav = await asyncio.to_thread(engines.speak, out["reply"])
+    await _send(socket, {"type": "reply-audio", "mime": "audio/wav", "bytes": len(wav)})
+    await socket.send_bytes(wav)
