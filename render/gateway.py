@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import importlib
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -179,4 +181,7 @@ def create_app(
             return
         await ViewerSession(client, socket).run()
 
+    if importlib.util.find_spec("clara_stream.voice.web") is not None:  # voice routes (issue 14) when installed
+        voice = importlib.import_module("clara_stream.voice.web")
+        voice.mount(app, client, check, authorised, origin_ok, loopback_only, _host_name)
     return app
