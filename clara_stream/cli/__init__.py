@@ -16,7 +16,7 @@ import typer
 
 from clara_stream.cli.core import app, report_error
 
-GROUPS = ("bench", "dicom", "models", "loadgen", "jobs", "render", "voice", "package", "catalogue")
+GROUPS = ("bench", "dicom", "models", "loadgen", "jobs", "render", "voice", "package", "catalogue", "worker")
 
 
 def _register_groups() -> None:

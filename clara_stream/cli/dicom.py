@@ -85,6 +85,9 @@ def serve(
     tls_ca: Path = typer.Option(None, help="PEM CA bundle; requires client certificates"),
     retention_max_age_days: float = typer.Option(None, help="delete instances older than this (global policy)"),
     retention_max_total_gb: float = typer.Option(None, help="delete oldest instances above this total"),
+    scheduler: str = typer.Option(None, help="embedded (default: SQLite + local subprocesses) or celery"),
+    broker: str = typer.Option(None, help="celery: RabbitMQ URL amqp://… [env CLARA_STREAM_BROKER_URL]"),
+    database: str = typer.Option(None, help="celery: PostgreSQL URL postgresql://… [env CLARA_STREAM_DATABASE_URL]"),
     log_level: str = typer.Option("info", help="debug, info, warning"),
 ) -> None:
     """Run the DICOM SCP, grouper, scheduler, exporter and REST API (OpenAPI at /docs) in one process.
@@ -102,6 +105,8 @@ def serve(
     Retention: --retention-max-age-days / --retention-max-total-gb (or an AE's "retention"), hourly and `dicom gc`.
 
     Retention never deletes instances of an open group, of a queued or running job, or with results in the outbox.
+
+    Scale: --scheduler celery --broker amqp://… --database postgresql://… hands jobs to `clara-stream worker`s.
 
     Writes ``<data-dir>/service.json`` with the pid and bound ports once both servers listen.
     """
@@ -139,6 +144,9 @@ def serve(
             input_roots=input_root or None,
             retention_max_age_days=retention_max_age_days,
             retention_max_total_gb=retention_max_total_gb,
+            scheduler=scheduler,
+            broker_url=broker,
+            database_url=database,
         ).items()
         if v is not None
     }

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sqlite3
 import ssl
 import threading
 import time
@@ -32,6 +31,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from clara_stream.errors import DicomInputError
 from clara_stream.platform import pacing
 from clara_stream.platform.configstore import ConfigStore
+from clara_stream.platform.db import DB_ERRORS
 from clara_stream.platform.instances import InstanceStore, space_shortfall
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import (
@@ -326,7 +326,7 @@ class DicomAdapter:
                     self.store.release(assoc_id)
                 else:
                     self.store.abort(assoc_id, keep=self.settings.keep_aborted)
-            except (OSError, sqlite3.Error) as exc:  # disk or database full: try again next pass
+            except (OSError, *DB_ERRORS) as exc:  # disk or database full: try again next pass
                 log.warning("association %s: recording its end failed (%s); retried later", assoc_id, exc)
                 continue
             with self._unsettled_lock:

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from clara_stream.platform.db import Database
+from clara_stream.platform.db import INTEGRITY_ERRORS, Database
 from clara_stream.platform.schemas import AeConfig, DestinationConfig, PipelineConfig, SourceConfig
 from clara_stream.platform.security import check_app, installed_app
 from clara_stream.platform.status import ConflictError, InvalidRequestError, NotFoundError
@@ -93,7 +93,7 @@ class ConfigStore:
                 )
                 for p in new_pipelines:
                     self._put_pipeline(con, p)
-        except sqlite3.IntegrityError as exc:
+        except INTEGRITY_ERRORS as exc:
             raise ConflictError(f"{kind} {item.name!r}: expected a unique name and AE title; {exc}") from None
         return item
 
@@ -112,7 +112,7 @@ class ConfigStore:
                     raise NotFoundError(f"{kind}: expected an existing name; got {item.name!r}")
                 for p in new_pipelines:
                     self._put_pipeline(con, p)
-        except sqlite3.IntegrityError as exc:
+        except INTEGRITY_ERRORS as exc:
             raise ConflictError(f"{kind} {item.name!r}: {exc}") from None
         return item
 

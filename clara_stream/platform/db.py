@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from clara_stream.platform.migrations import migrate
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ae (
     name TEXT PRIMARY KEY, ae_title TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
@@ -104,6 +106,30 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_at);
 ADDED_COLUMNS = (("grp", "error", "TEXT"), ("instance", "conflict", "TEXT"))
 
 
+def _driver_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    try:
+        import psycopg
+    except ImportError:  # the scale extra is not installed: SQLite only
+        return (sqlite3.Error,), (sqlite3.IntegrityError,)
+    return (sqlite3.Error, psycopg.Error), (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+#: what a failing database raises, on either engine (catch these, not ``sqlite3.Error``)
+DB_ERRORS, INTEGRITY_ERRORS = _driver_errors()
+
+
+def open_database(target: str | Path):
+    """The data layer for ``target``: a ``postgresql://`` URL, else a SQLite file path."""
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        from clara_stream.platform.pgdb import PgDatabase  # the scale extra
+
+        return PgDatabase(text)
+    if "://" in text:
+        raise ValueError(f"database: expected a postgresql:// URL or a SQLite file path; got {text!r}")
+    return Database(Path(text))
+
+
 class Database:
     """A SQLite file in WAL mode with per-thread connections and one write lock.
 
@@ -114,6 +140,8 @@ class Database:
         transaction survives the process being killed (the OS still has it); only a power cut can
         lose the last commits, which the instance store's file fsync and start-up re-index cover.
     """
+
+    dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -127,6 +155,8 @@ class Database:
                 if cols and column not in cols:
                     con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
             con.executescript(SCHEMA)  # executescript manages its own transaction
+            with self.write() as tx:
+                self.version = migrate(tx, self.dialect)
 
     def connect(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""

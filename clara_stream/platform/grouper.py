@@ -15,7 +15,7 @@ import sqlite3
 import time
 
 from clara_stream.platform.configstore import ConfigStore
-from clara_stream.platform.db import Database
+from clara_stream.platform.db import DB_ERRORS, Database
 from clara_stream.platform.jobs import JobQueue
 from clara_stream.platform.schemas import AeConfig
 
@@ -44,7 +44,7 @@ def close_ready_groups(db: Database, config: ConfigStore, queue: JobQueue, now: 
             continue  # an association is still sending into this group
         try:
             job_ids += _close(db, grp, ae, config, queue)
-        except (GroupError, OSError, ValueError, LookupError, sqlite3.Error) as exc:
+        except (GroupError, OSError, ValueError, LookupError, *DB_ERRORS) as exc:
             _fail(db, grp, f"{type(exc).__name__}: {exc}")
     return job_ids
 

@@ -48,6 +48,7 @@ def job_info(row: sqlite3.Row) -> JobInfo:
         output_dir=row["output_dir"],
         destinations=json.loads(row["destinations"]),
         conflicts=row["conflicts"] if "conflicts" in row.keys() else 0,
+        worker=row["worker"] if "worker" in row.keys() else None,
     )
 
 
@@ -194,8 +195,8 @@ class JobQueue:
         with self.db.write() as con:
             con.execute(
                 "UPDATE job SET status = 'queued', started_at = NULL, worker_pid = NULL, error = ?, "
-                "exit_code = ?, attempts = MAX(attempts - ?, 0) WHERE id = ?",
-                (error, exit_code, int(interrupted), job_id),
+                "exit_code = ?, attempts = CASE WHEN attempts > ? THEN attempts - ? ELSE 0 END WHERE id = ?",
+                (error, exit_code, int(interrupted), int(interrupted), job_id),
             )
 
     def recover(self) -> list[sqlite3.Row]:

@@ -191,6 +191,7 @@ class JobInfo(_Model):
     output_dir: str
     destinations: list[str]
     conflicts: int = Field(0, description="instances of this job whose SOP Instance UID clashed (kept apart)")
+    worker: str | None = Field(None, description="the worker that ran (or runs) the job's last attempt")
 
 
 class ResultInfo(_Model):

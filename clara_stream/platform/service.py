@@ -7,15 +7,15 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
 from clara_stream.platform import acceptors, retention
 from clara_stream.platform.adapter import DicomAdapter
+from clara_stream.platform.backends import JobScheduler
 from clara_stream.platform.configstore import ConfigStore
-from clara_stream.platform.db import Database
+from clara_stream.platform.db import DB_ERRORS, Database, open_database
 from clara_stream.platform.instances import InstanceStore
 from clara_stream.platform.jobs import JobQueue
 from clara_stream.platform.results import ResultsService
@@ -26,6 +26,12 @@ from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import InvalidRequestError
 
 log = logging.getLogger(__name__)
+
+
+def _celery_dispatcher(queue: JobQueue, settings: PlatformSettings) -> JobScheduler:
+    from clara_stream.platform.backends.celery import CeleryDispatcher  # the scale extra
+
+    return CeleryDispatcher(queue, settings.broker_url.get_secret_value(), settings.poll_interval_s)
 
 
 class PlatformService:
@@ -41,15 +47,21 @@ class PlatformService:
         self.settings = settings
         data = Path(settings.data_dir)
         data.mkdir(parents=True, exist_ok=True)
-        self.db = Database(data / "state.sqlite")
+        self.db = (
+            open_database(settings.database_url.get_secret_value())
+            if settings.database_url
+            else Database(data / "state.sqlite")
+        )
         self.config = ConfigStore(self.db, app_roots=settings.app_roots)
         self.queue = JobQueue(self.db, data / "jobs")
         self.store = InstanceStore(self.db, data / "store", fsync=settings.fsync)
         #: where job inputs may lie: received data (store, job folders) and configured input roots
         self.input_roots = [self.store.store_dir, self.queue.jobs_dir, *settings.input_roots]
         self.results = ResultsService(self.db, self.queue, self.config, settings)
-        self.scheduler = Scheduler(
-            self.queue, settings, on_success=self.results.collect, input_roots=self.input_roots
+        self.scheduler: JobScheduler = (
+            Scheduler(self.queue, settings, on_success=self.results.collect, input_roots=self.input_roots)
+            if settings.scheduler == "embedded"
+            else _celery_dispatcher(self.queue, settings)
         )
         many = dicom and settings.acceptors > 1
         slots = acceptors.shared_slots(settings.max_associations) if many else None
@@ -110,7 +122,7 @@ class PlatformService:
                 next_gc = time.monotonic() + interval
                 try:
                     self.gc()
-                except (OSError, sqlite3.Error):  # retried next interval; logged once here
+                except (OSError, *DB_ERRORS):  # retried next interval; logged once here
                     log.exception("retention pass failed")
             try:
                 if self.adapter is not None:

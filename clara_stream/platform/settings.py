@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,6 +62,11 @@ class PlatformSettings(BaseSettings):
     retention_max_age_days, retention_max_total_gb, retention_keep_until_exported : the global
         retention policy (per-AE ``retention`` overrides it); see :mod:`clara_stream.platform.retention`.
     retention_interval_s : how often the service applies it (0: never; ``clara-stream dicom gc``).
+    scheduler : ``embedded`` (SQLite + worker subprocesses here) or ``celery`` (jobs published to
+        ``broker_url``, run by ``clara-stream worker`` processes; state in ``database_url``).
+    broker_url : ``amqp://user:pass@host:port/vhost`` of RabbitMQ (celery scheduler).
+    database_url : ``postgresql://…`` shared by the service and its workers (celery scheduler);
+        unset: ``<data_dir>/state.sqlite``.
     """
 
     model_config = SettingsConfigDict(env_prefix="CLARA_STREAM_", extra="ignore")
@@ -100,6 +106,9 @@ class PlatformSettings(BaseSettings):
     retention_max_total_gb: float | None = Field(None, gt=0)
     retention_keep_until_exported: bool = True
     retention_interval_s: float = Field(3600.0, ge=0)
+    scheduler: Literal["embedded", "celery"] = "embedded"
+    broker_url: SecretStr | None = None
+    database_url: SecretStr | None = None
 
     @field_validator("ae_title")
     @classmethod
@@ -107,6 +116,16 @@ class PlatformSettings(BaseSettings):
         from clara_stream.platform.schemas import check_ae_title
 
         return check_ae_title(value)
+
+    @model_validator(mode="after")
+    def _check_scheduler(self) -> PlatformSettings:
+        db = self.database_url.get_secret_value() if self.database_url else ""
+        if self.scheduler == "celery" and not (self.broker_url and db.startswith(("postgresql://", "postgres://"))):
+            raise ValueError(
+                "scheduler: expected --broker amqp://… and --database postgresql://… with the celery scheduler; "
+                f"got broker {'set' if self.broker_url else 'unset'}, database {db.split('://')[0] or 'unset'}"
+            )
+        return self
 
     @property
     def tls_enabled(self) -> bool:
