@@ -80,7 +80,12 @@ class RenderClient:
         self.address = address
         self.timeout_s = float(timeout_s)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        options = [("grpc.max_receive_message_length", 64 << 20)]
+        # A restarted peer (a pod after a reboot) is found again within ~2 s, not gRPC's default 120 s.
+        options = [
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ]
         self.channel = grpc.insecure_channel(address, options=options)
         self._dataset_channel = (
             grpc.insecure_channel(dataset_address, options=options)

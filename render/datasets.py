@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -18,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from clara_stream.render import dataconfig, hints, loaders
+from clara_stream.render.durable import write_durably
 from clara_stream.render.sources import ArraySource, SlideSource
 from clara_stream.render.state import ViewState
 from clara_stream.render.tiles import TileServer
 from clara_stream.render.volume import Volume
 
+log = logging.getLogger(__name__)
 SETTINGS_FILE = "config_render.json"
 SETTINGS_FORMAT = "clara_stream.render.v1/ViewState"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -89,6 +92,9 @@ class DatasetRegistry:
         self._tiles: dict[str, TileServer] = {}
         self._lock = threading.RLock()
         self._loading: dict[str, threading.Lock] = {}
+        #: Registrations whose path is missing or outside the roots at start (a mount not there yet
+        #: after a reboot): kept in the index, not served, served again once the path is back.
+        self._absent: dict[str, DatasetRecord] = {}
         self._load_index()
 
     # ---- paths --------------------------------------------------------------------------------
@@ -187,20 +193,42 @@ class DatasetRegistry:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", record.name).strip("-.")[:40] or "dataset"
         record.id = dataset_id or f"{slug}-{digest}"
         with self._lock:
+            before = self._records.get(record.id)
             self._records[record.id] = record
+            try:
+                self._save_index()  # durable before it is acknowledged; a failed write changes nothing
+            except OSError:
+                if before is None:
+                    del self._records[record.id]
+                else:
+                    self._records[record.id] = before
+                raise
+            self._absent.pop(record.id, None)
             self._volumes.pop(record.id, None)
             old = self._tiles.pop(record.id, None)
             if old is not None:
                 old.close()
-            self._save_index()
         return record
+
+    def _servable(self, rec: DatasetRecord) -> bool:
+        return any(Path(rec.path).is_relative_to(r) for r in self.roots) and Path(rec.path).exists()
+
+    def _revive(self) -> None:
+        """Serve again the absent registrations whose path is back (caller holds the lock)."""
+        for key, rec in list(self._absent.items()):
+            if self._servable(rec):
+                log.info("datasets: %s is back at %s", key, rec.path)
+                self._records[key] = self._absent.pop(key)
 
     def list(self) -> list[DatasetRecord]:
         with self._lock:
+            self._revive()
             return sorted(self._records.values(), key=lambda r: r.name)
 
     def get(self, dataset_id: str) -> DatasetRecord:
         with self._lock:
+            if dataset_id in self._absent:
+                self._revive()
             rec = self._records.get(dataset_id)
         if rec is None:
             raise UnknownDataset(f"datasets: expected a registered dataset id; got {dataset_id!r}")
@@ -322,9 +350,7 @@ class DatasetRegistry:
             except json.JSONDecodeError:
                 doc = {}
         doc.update(format=SETTINGS_FORMAT, view=state.validate().to_dict())
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2))
-        tmp.replace(path)
+        write_durably(path, json.dumps(doc, indent=2))
         return path
 
     def load_settings(self, dataset_id: str) -> ViewState | None:
@@ -352,17 +378,30 @@ class DatasetRegistry:
         return self.state_dir / "datasets.json"
 
     def _save_index(self) -> None:
-        tmp = self._index_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps([asdict(r) for r in self._records.values()], indent=2))
-        tmp.replace(self._index_path())
+        """Durably, before the registration is acknowledged (absent ones kept)."""
+        records = [*self._records.values(), *(r for k, r in self._absent.items() if k not in self._records)]
+        write_durably(self._index_path(), json.dumps([asdict(r) for r in records], indent=2))
 
     def _load_index(self) -> None:
-        if not self._index_path().is_file():
+        """Registrations of the previous run; a missing path is kept as absent, an unreadable index
+        is set aside (``datasets.json.corrupt``) with an error, so the service still starts."""
+        path = self._index_path()
+        if not path.is_file():
             return
-        for d in json.loads(self._index_path().read_text()):
-            rec = DatasetRecord(**d)
-            if any(Path(rec.path).is_relative_to(r) for r in self.roots) and Path(rec.path).exists():
+        try:
+            docs = json.loads(path.read_text())
+            records = [DatasetRecord(**d) for d in docs]
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+            aside = path.with_name(path.name + ".corrupt")
+            path.replace(aside)
+            log.error("datasets: expected a JSON list of registrations in %s; got %s (kept as %s)", path, exc, aside)
+            return
+        for rec in records:
+            if self._servable(rec):
                 self._records[rec.id] = rec
+            else:
+                log.warning("datasets: %s not served until %s is back under a root", rec.id, rec.path)
+                self._absent[rec.id] = rec
 
     def close(self) -> None:
         with self._lock:

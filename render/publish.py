@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from clara_stream.render.durable import sync_files, write_durably
 from clara_stream.render.state import default_label_color
 
 from clara_stream.geometry import ImageGeometry
@@ -82,11 +83,12 @@ def write_seed(
     }
     if mask is not None:
         meta["mask"] = "mask.mhd"
-    (folder / "config.meta").write_text(json.dumps(meta, indent=2))
     hints: dict[str, Any] = {"labels": {k: {**v, "opacity": 1.0, "visible": True} for k, v in label_doc.items()}}
     if window is not None:
         hints["window"] = {"center": float(window[0]), "width": float(window[1])}
     (folder / "config_render.json").write_text(json.dumps(hints, indent=2))
+    sync_files([folder / f"{k}.{ext}" for k in files for ext in ("mhd", "raw")] + [folder / "config_render.json"])
+    write_durably(folder / "config.meta", json.dumps(meta, indent=2))  # last: a folder with it is complete
     return folder
 
 

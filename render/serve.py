@@ -165,8 +165,10 @@ def run(
         ready["http"] = f"http://{host}:{port}/"
     line = json.dumps(ready)
     print(line, flush=True)
-    if ready_file:
-        ready_file.write_text(line)
+    if ready_file:  # whole or absent: a waiter polling for it never reads half a line
+        from clara_stream.render.durable import write_durably
+
+        write_durably(ready_file, line)
     stop.wait()
     if web is not None:
         web.should_exit = True
