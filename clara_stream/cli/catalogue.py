@@ -46,12 +46,15 @@ def describe(name: str, folder: Path) -> dict[str, Any]:
                      operators=meta.get("operators", []), model=meta.get("model"),
                      resources=meta.get("requirements", {}), sample=meta.get("sample"),
                      version=meta.get("version", ""))  # fmt: skip
-    card_path = folder / "model" / "model.json"
-    if card_path.is_file() and isinstance(entry["model"], dict):
-        card = json.loads(card_path.read_text())
-        metrics = {k: v for k, v in card.get("metrics", {}).items() if k.endswith(("heldout", "auc")) or "dice" in k}
-        entry["model"] = {**entry["model"], "labels": card.get("labels", entry["model"].get("labels")),
-                          "spacing_mm": card.get("spacing_mm"), "metrics": metrics}  # fmt: skip
+    cards = sorted((folder / "model").glob("model.json")) + sorted((folder / "model").glob("*/*.json"))
+    if isinstance(entry["model"], dict) and cards:
+        model, metrics = dict(entry["model"]), {}
+        for card_path in cards:  # model/model.json, or one card per model (model/segmentation/model.json, ...)
+            card = json.loads(card_path.read_text())
+            if "labels" in card and card_path.name == "model.json":
+                model["labels"], model["spacing_mm"] = card["labels"], card.get("spacing_mm")
+            metrics.update({k: v for k, v in card.get("metrics", {}).items() if "heldout" in k})
+        entry["model"] = {**model, "metrics": metrics}
     return entry
 
 

@@ -16,6 +16,7 @@ KINDS: dict[str, str] = {
     "video": "H.264 MP4 with moving objects of two classes + per-frame ground-truth boxes",
     "ct": "CT-like phantom DICOM series with organ labels",
     "slide": "synthetic H&E-like pyramidal TIFF slide (JPEG tiles, MPP 0.5) for digital_pathology",
+    "chest": "chest CT phantom DICOM series (lungs, airways; ground-glass-like lesions unless lesions=false)",
     "pelvis_mr": "T2-like pelvis MR phantom DICOM series (oblique, anisotropic pixels) with a prostate label",
 }
 

@@ -35,3 +35,18 @@ def test_one_prostate_training_step_exports_a_two_class_model(tmp_path: Path) ->
     x = np.zeros((1, 1, *card.roi_size), np.float32)
     out = next(iter(create_backend("onnxruntime", tmp_path / card.files["onnx"]).infer(x).values()))
     assert out.shape == (1, 2, *card.roi_size)
+
+
+def test_one_lung_training_step_exports_both_models(tmp_path: Path) -> None:
+    from clara_stream.apps.lung_ct.model import train as lung
+    from clara_stream.operators.volume.classify import ClassifierCard
+
+    lung.main(["--steps", "1", "--phantoms", "2", "--no-eval", "--out", str(tmp_path)])
+    seg = ModelCard.load(tmp_path / "segmentation")
+    cls = ClassifierCard.load(tmp_path / "classifier")
+    assert seg.metrics["steps"] == cls.metrics["steps"] == 1 and seg.labels == {1: "lung"}
+    x = np.zeros((1, 1, *cls.input_size), np.float32)
+    logits = next(iter(create_backend("onnxruntime", tmp_path / "classifier" / cls.files["onnx"]).infer(x).values()))
+    assert logits.shape == (1, len(cls.classes))
+    assert lung.auc([0.9, 0.2, 0.6, 0.4], [True, False, True, False]) == 1.0
+    assert lung.auc([0.1, 0.9, 0.5, 0.5], [True, False, True, False]) == 0.125
