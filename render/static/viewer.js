@@ -25,6 +25,7 @@ function send(type, body = {}, since = performance.now()) {  // since: when the 
   pending.set(id, since);
   ws.send(JSON.stringify({ type, id, ...body }));
 }
+V.send = send;  // for the voice panel (voice.js): recognised commands are viewer messages
 
 // ---- gesture accumulation: at most one message of each kind per animation frame ----
 let acc = { pan: [0, 0], rotate: [0, 0], scroll: 0, zoom: 1, anchor: null, since: 0 }, scheduled = false;
