@@ -70,15 +70,21 @@ def _luma(frame: Any) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
 
 
-def sender(port: int, frames: int, fps: int, scene: Path) -> None:
-    """The camera: scene frames (looped), capture-stamped, encoded and sent in real time (listens)."""
+def sender(target: str, frames: int, fps: int, scene: Path) -> None:
+    """The camera: scene frames (looped), capture-stamped, encoded and sent in real time.
+
+    ``target``: a TCP port (MPEG-TS, listening for one client) or an ``rtsp://`` URL to publish to.
+    """
     import av
     from clara_stream.operators.video.source import VideoSource
 
     with VideoSource(scene) as src:
         pictures = [f.rgb.copy() for f in src]
-    out = av.open(f"tcp://127.0.0.1:{port}?listen=1&tcp_nodelay=1", "w", format="mpegts",
-                  options={"flush_packets": "1", "max_delay": "0"})
+    if target.startswith("rtsp://"):
+        out = av.open(target, "w", format="rtsp", options={"rtsp_transport": "udp"})
+    else:
+        out = av.open(f"tcp://127.0.0.1:{target}?listen=1&tcp_nodelay=1", "w", format="mpegts",
+                      options={"flush_packets": "1", "max_delay": "0"})
     st = out.add_stream("libx264", rate=fps)
     st.width, st.height, st.pix_fmt = pictures[0].shape[1], pictures[0].shape[0], "yuv420p"
     st.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23"}
@@ -96,29 +102,50 @@ def sender(port: int, frames: int, fps: int, scene: Path) -> None:
     out.close()
 
 
-def receiver(port: int, result: list[float], ready: threading.Event) -> None:
-    """Listen for the annotated stream; per frame: packet arrival − capture stamp (s)."""
+def _play_rtsp(url: str) -> Any:
+    """Open an RTSP stream once its publisher is in (the server refuses it before): retry until then."""
+    import av
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return av.open(url, "r", timeout=30, options={**LOW_DELAY, "rtsp_transport": "udp"})
+        except av.FFmpegError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def receiver(source: int | str, result: list[float], ready: threading.Event) -> None:
+    """Receive the annotated stream (TCP port listened on, or an RTSP URL); per frame: arrival − capture (s)."""
     import av
 
     ready.set()
-    c = av.open(f"tcp://127.0.0.1:{port}?listen=1", "r", format="mpegts", timeout=120, options=LOW_DELAY)
+    if isinstance(source, str):
+        c = _play_rtsp(source)
+    else:
+        c = av.open(f"tcp://127.0.0.1:{source}?listen=1", "r", format="mpegts", timeout=120, options=LOW_DELAY)
     stream = c.streams.video[0]
     stream.thread_type = "AUTO"  # frame threads delay the output, not the arrival stamp
     arrivals: dict[int, float] = {}  # by pts: a frame-threaded decoder outputs an earlier packet's frame
-    for packet in c.demux(stream):
-        if packet.pts is not None:
-            arrivals[packet.pts] = time.perf_counter()
-        for frame in packet.decode():
-            arrived = arrivals.pop(frame.pts, None)
-            if arrived is None:
-                continue
-            sent_us = read_stamp(_luma(frame))
-            now_us = int(arrived * 1e6) & ((1 << BITS) - 1)
-            result.append(((now_us - sent_us) % (1 << BITS)) / 1e6)
-    c.close()
+    try:
+        for packet in c.demux(stream):
+            if packet.pts is not None:
+                arrivals[packet.pts] = time.perf_counter()
+            for frame in packet.decode():
+                arrived = arrivals.pop(frame.pts, None)
+                if arrived is None:
+                    continue
+                sent_us = read_stamp(_luma(frame))
+                now_us = int(arrived * 1e6) & ((1 << BITS) - 1)
+                result.append(((now_us - sent_us) % (1 << BITS)) / 1e6)
+    except av.FFmpegError:  # the stream's end: over RTSP the server goes away with its publisher
+        pass
+    finally:
+        c.close()
 
 
-def _start_sender(port: int, frames: int, scene: Path) -> subprocess.Popen:
+def _start_sender(port: int | str, frames: int, scene: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, __file__, "--_send", str(port), "--frames", str(frames),
                              "--scene", str(scene)])
 
@@ -187,6 +214,58 @@ def glass_round(kind: str, frames: int, scene: Path, work: Path) -> dict[str, An
     return {**latency_summary(lat[WARMUP:]), **extra}
 
 
+def glass_round_rtsp(kind: str, frames: int, scene: Path, work: Path) -> dict[str, Any]:
+    """As glass_round, over RTSP (RTP/UDP through rtsp-server-perl): frames end at the RTP marker bit."""
+    from clara_stream.operators.video.stats import latency_summary
+
+    client, source = _port(), _port()
+    server = subprocess.Popen(["/usr/bin/rtsp-server-perl", "--clientport", str(client), "--serverport", str(source),
+                               "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
+                               "--rtp_start_port", str(20000 + client % 20000)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lat: list[float] = []
+    try:
+        _wait_listening(client), _wait_listening(source)
+        snd = _start_sender(f"rtsp://127.0.0.1:{source}/in", frames + 90, scene)
+        rx = threading.Thread(target=receiver, args=(f"rtsp://127.0.0.1:{client}/out", lat, threading.Event()),
+                              daemon=True)
+        rx.start()
+        src_url, out_url = f"rtsp://127.0.0.1:{client}/in", f"rtsp://127.0.0.1:{source}/out"
+        extra: dict[str, Any] = {}
+        if kind == "app":
+            cmd = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection", "--input", src_url,
+                   "--output", str(work / "app_rtsp"), "--set", "decoder.transport=udp", "--set",
+                   "decoder.retries=40", "--set", f"decoder.max_frames={frames}", "--set",
+                   f"encoder.live_url={out_url}"]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if done.returncode:
+                raise RuntimeError(done.stderr)
+            extra = {"dropped": json.loads((work / "app_rtsp" / "latency.json").read_text())["input"]["dropped"]}
+        else:
+            from clara_stream.operators.video.live import LiveSource
+            from clara_stream.operators.video.sink import VideoSink
+
+            src = LiveSource(src_url, transport="udp", retries=40, backoff_s=0.05, backoff_max_s=0.2)
+            for _ in range(200):  # the server knows /in once the sender's ANNOUNCE is in
+                try:
+                    src.open()
+                    break
+                except ValueError:
+                    time.sleep(0.05)
+            with src, VideoSink(out_url, preset="ultrafast", tune="zerolatency") as sink:
+                for _ in range(frames):
+                    f = src.read(timeout_s=30)
+                    sink.write(f.rgb, f.info, read_at=f.read_at)
+                extra = {"dropped": src.dropped}
+        snd.kill()
+        snd.wait(timeout=60)
+        rx.join(timeout=60)
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+    return {**latency_summary(lat[WARMUP:]), **extra}
+
+
 def multi_round(kind: str, clips: list[Path], frames: int, work: Path) -> dict[str, Any]:
     base = [sys.executable, "-m", "clara_stream.cli", "run"]
     t0 = time.perf_counter()
@@ -225,7 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-glass", action="store_true")
     ap.add_argument("--streams", default="4", help="comma-separated stream counts for the multi rounds, e.g. 1,2,4")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--_send", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--_send", help=argparse.SUPPRESS)
+    ap.add_argument("--rtsp", action="store_true", help="also glass-to-glass over RTSP/RTP (rtsp-server-perl)")
     ap.add_argument("--scene", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a._send:
@@ -238,20 +318,23 @@ def main(argv: list[str] | None = None) -> None:
     clips = [write_sample(work / f"c{k}", seed=k, width=640, height=360, frames=90, fps=30)["video"]
              for k in range(max(int(n) for n in a.streams.split(",")))]
     counts = [int(n) for n in a.streams.split(",")]
-    rounds: dict[str, list[dict[str, Any]]] = {"app": [], "relay": [], "copy": []}
+    rounds: dict[str, list[dict[str, Any]]] = {"app": [], "relay": [], "copy": [], "app_rtsp": [], "relay_rtsp": []}
     for n in counts:
         rounds[f"batched{n}"], rounds[f"separate{n}"] = [], []
     for r in range(a.repeats):
         for kind in (() if a.skip_glass else ("app", "relay", "copy") if r % 2 == 0 else ("copy", "relay", "app")):
             rounds[kind].append(glass_round(kind, a.frames, scene, work))
             print(kind, rounds[kind][-1], flush=True)
+        for kind in (() if a.skip_glass or not a.rtsp else ("app", "relay") if r % 2 else ("relay", "app")):
+            rounds[f"{kind}_rtsp"].append(glass_round_rtsp(kind, a.frames, scene, work))
+            print(f"{kind}_rtsp", rounds[f"{kind}_rtsp"][-1], flush=True)
         for n in ([] if a.skip_multi else counts):
             for kind in (("batched", "separate") if r % 2 == 0 else ("separate", "batched")):
                 rounds[f"{kind}{n}"].append(multi_round(kind, clips[:n], a.multi_frames, work))
                 print(f"{kind}{n}", rounds[f"{kind}{n}"][-1], flush=True)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
           f"{a.repeats} rounds, median [min–max]")
-    for kind in ([] if a.skip_glass else ["app", "relay", "copy"]):
+    for kind in ([] if a.skip_glass else ["app", "relay", "copy"] + (["app_rtsp", "relay_rtsp"] if a.rtsp else [])):
         rs = rounds[kind]
         print(f"glass-to-glass 720p30 {kind:5s}: p50 {_range([x.get('p50_ms') for x in rs])} ms, "
               f"p99 {_range([x.get('p99_ms') for x in rs])} ms, dropped {[x.get('dropped') for x in rs]}")
