@@ -105,14 +105,17 @@ def build(catalogue: Catalogue, labels: Iterable[tuple[int, str]] = (),
         if alts:
             rules[it.name] = list(dict.fromkeys(alts))
     lab = [p for p in label_phrases(labels) if ok(p)]
+    if not lab:  # no labels: label commands cannot be said (a <VOID> branch derails pocketsphinx's FSG)
+        rules = {n: kept for n, alts in rules.items() if (kept := [a for a in alts if "<label>" not in a])}
     slot_rules = {
         "direction": " | ".join(sorted(set(S.DIRECTIONS))),
         "view": " | ".join(p for p in VIEW_PHRASES if ok(p)),
         "preset": " | ".join(p for p in PRESET_PHRASES if ok(p)),
         "number": " | ".join(NUMBER_WORDS),
         "amount": AMOUNT,
-        "label": " | ".join(lab) if lab else "<VOID>",
     }
+    if lab:
+        slot_rules["label"] = " | ".join(lab)
     g.words.update(w for r in ("direction", "number") for w in slot_rules[r].split(" | "))
     g.words.update("a lot little bit slightly slices by percent please can you could".split())
     lines = ["#JSGF V1.0;", "grammar commands;",

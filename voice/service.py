@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from clara_stream.voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioInputError, check_speech, read_wav, to_wav
-from clara_stream.voice.dialog import MAX_QUERY_CHARS, DialogManager
+from clara_stream.voice.dialog import DialogManager
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -119,7 +119,7 @@ def create_app(ctx: VoiceContext, token: str = "", bind_host: str = "127.0.0.1")
             raise HTTPException(code, f"voice: render service: {exc.details()}") from None
 
     @app.get("/{project}/process_query")
-    def process_query(project: str, request: Request, query: str = Query(..., max_length=MAX_QUERY_CHARS * 4),
+    def process_query(project: str, request: Request, query: str = Query(...),
                       dataset: str = "", session: str = "", conversation: str = "") -> JSONResponse:  # fmt: skip
         guard(request, project)
         return JSONResponse(run(ctx.handle, query, dataset, session, conversation or project))
