@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from clara_stream.apps.organ_segmentation.model.train import build_network, dice
 from clara_stream.operators.volume.classify import ClassifierCard, build_classifier, classify, prepare_region
 from clara_stream.operators.volume.resample import resample_to_grid
 from clara_stream.operators.volume.segment import ModelCard, prepare_input, segment, to_monai
+from clara_stream.operators.volume.training import fit
 
 from clara_stream.geometry import ImageGeometry
 from clara_stream.samples.chest import LABELS, make_phantom
@@ -48,26 +48,6 @@ def auc(scores: list[float], truth: list[bool]) -> float:
     neg = [s for s, t in zip(scores, truth, strict=True) if not t]
     wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
     return float(wins / (len(pos) * len(neg)))
-
-
-def _steps(net, loss_fn, batches, minutes: float, max_steps: int, lr: float) -> int:
-    import torch
-
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    t0, step = time.monotonic(), 0
-    while step < max_steps and time.monotonic() - t0 < 60 * minutes:
-        net.train()
-        x, y = batches()
-        loss = loss_fn(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * min(1.0, (time.monotonic() - t0) / (60 * minutes))))
-        if step % 100 == 0 or step == 1:
-            print(f"step {step} loss {loss.item():.4f} t {time.monotonic() - t0:.0f}s", flush=True)
-    return step
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -102,7 +82,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         return torch.from_numpy(np.stack([c[0] for c in b])), torch.from_numpy(np.stack([c[1] for c in b]))[:, None]
 
     seg_net = build_network(SEG.num_classes)
-    seg_steps = _steps(seg_net, DiceCELoss(to_onehot_y=True, softmax=True), seg_batch, args.minutes, args.steps, 3e-3)
+    seg_steps = fit(seg_net, DiceCELoss(to_onehot_y=True, softmax=True), seg_batch, minutes=args.minutes,
+                    max_steps=args.steps, lr=3e-3)
     export(seg_net, seg_dir, CROP)
 
     from scipy import ndimage
@@ -119,7 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         return torch.from_numpy(np.stack(xs)), torch.tensor(ys)
 
     cls_net = build_classifier(len(CLS.classes))
-    cls_steps = _steps(cls_net, torch.nn.CrossEntropyLoss(), cls_batch, args.minutes, args.steps, 2e-3)
+    cls_steps = fit(cls_net, torch.nn.CrossEntropyLoss(), cls_batch, minutes=args.minutes, max_steps=args.steps,
+                    lr=2e-3)
     cls_net.eval()
     torch.onnx.export(cls_net, (torch.zeros(1, 1, *CLS.input_size),), str(cls_dir / CLS.files["onnx"]),
                       input_names=["region"], output_names=["logits"], opset_version=17, dynamo=False)  # fmt: skip

@@ -23,6 +23,7 @@ import numpy as np
 from clara_stream.apps.organ_segmentation.model.train import build_network, dice_per_label, export, random_crop
 from clara_stream.operators.volume.resample import resample_to_grid
 from clara_stream.operators.volume.segment import ModelCard, prepare_input, segment, to_monai
+from clara_stream.operators.volume.training import fit
 
 from clara_stream.geometry import ImageGeometry
 from clara_stream.samples.pelvis_mr import LABELS, make_phantom
@@ -89,22 +90,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     cases = [make_case(1000 + i, rng) for i in range(args.phantoms)]
     net, card = build_network(CARD.num_classes), ModelCard(**CARD.__dict__)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    t0, step, budget = time.monotonic(), 0, 60 * args.minutes
-    while step < args.steps and time.monotonic() - t0 < budget:
-        net.train()
+    t0 = time.monotonic()
+
+    def batches():
         batch = [random_crop(*cases[int(rng.integers(len(cases)))], rng, CROP) for _ in range(args.batch)]
-        x = torch.from_numpy(np.stack([b[0] for b in batch]))
-        y = torch.from_numpy(np.stack([b[1] for b in batch]))[:, None]
-        loss = loss_fn(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        for g in opt.param_groups:  # cosine decay over the time budget
-            g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, (time.monotonic() - t0) / budget)))
-        if step % 50 == 0 or step == 1:
-            print(f"step {step} loss {loss.item():.4f} t {time.monotonic() - t0:.0f}s", flush=True)
+        x, y = np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch])
+        return torch.from_numpy(x), torch.from_numpy(y)[:, None]
+
+    step = fit(net, loss_fn, batches, minutes=args.minutes, max_steps=args.steps, lr=args.lr, log_every=50)
     export(net, args.out, CROP)
     card.metrics = {"steps": step, "train_minutes": round((time.monotonic() - t0) / 60, 2),
                     "train_phantoms": args.phantoms}  # fmt: skip
