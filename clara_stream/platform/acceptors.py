@@ -51,7 +51,7 @@ def _serve(settings: PlatformSettings, port: int, slots, parent: int) -> None:
     adapter.start()
     while not stop.wait(settings.poll_interval_s) and os.getppid() == parent:
         adapter.settle()
-    adapter.stop()
+    adapter.stop(drain_s=settings.drain_timeout_s if stop.is_set() else 0.0)  # parent gone: no drain
     adapter.settle()
 
 
@@ -78,12 +78,16 @@ class Acceptors:
                 "%d extra DICOM acceptor process(es) on port %d: pids %s", count, port, [p.pid for p in self.procs]
             )
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """Ask every acceptor to stop (SIGTERM): each refuses new associations and drains its own."""
         for p in self.procs:
             if p.is_alive():
                 p.terminate()
+
+    def stop(self) -> None:
+        self.terminate()
         for p in self.procs:
-            p.join(timeout=10)
+            p.join(timeout=self.settings.drain_timeout_s + 10)
             if p.is_alive():
                 p.kill()
                 p.join(timeout=10)

@@ -137,6 +137,8 @@ class DicomAdapter:
         self._space: tuple[float, str | None] | None = None
         self._unsettled: dict[str, bool] = {}  # association id -> released, when recording it failed
         self._unsettled_lock = threading.Lock()
+        self._draining = threading.Event()  # set by stop(): refuse new associations, let others finish
+        self._drained = threading.Event()  # never set: stop()'s interruptible wait
         self.ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
         # Every storage SOP class (public, private, unknown) with the sender's first proposed transfer
         # syntax. pynetdicom's documented switch; listing 170 classes x 45 syntaxes instead costs a
@@ -188,8 +190,15 @@ class DicomAdapter:
         free = self._slots.get_value() if hasattr(self._slots, "get_value") else self._slots._value
         return self.settings.max_associations - free
 
-    def stop(self) -> None:
-        """Stop listening and close the server (open associations are aborted by pynetdicom)."""
+    def stop(self, drain_s: float = 0.0) -> None:
+        """Stop: refuse new associations (transient, so senders retry), give those in progress up
+        to ``drain_s`` to finish, then close the server (pynetdicom aborts any still open)."""
+        self._draining.set()
+        deadline = time.monotonic() + drain_s
+        while self.active_count() > 0 and time.monotonic() < deadline:
+            self._drained.wait(0.05)
+        if self.active_count() > 0:
+            log.warning("stopping with %d associations still open (drain_timeout_s passed)", self.active_count())
         self.ae.shutdown()
         self._server = None
 
@@ -211,7 +220,10 @@ class DicomAdapter:
         calling, called = rq.calling_ae_title.strip(), rq.called_ae_title.strip()
         host = assoc.requestor.address
         assoc.clara_assoc_id = uuid.uuid4().hex[:12]
-        if not self.config.source_allowed(calling, host):
+        if self._draining.is_set():
+            log.warning("refused association from %s@%s: the service is stopping", calling, host)
+            self._reject(assoc, REJECT_BUSY)
+        elif not self.config.source_allowed(calling, host):
             log.warning("refused association from %s@%s: not a configured source", calling, host)
             self._reject(assoc, REJECT_CALLING_AE)
         elif called != self.settings.ae_title and self.config.ae_by_title(called) is None:

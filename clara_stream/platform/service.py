@@ -95,11 +95,14 @@ class PlatformService:
         self.started = True
 
     def stop(self) -> None:
-        """Stop accepting, stop threads; running jobs are requeued for the next start."""
+        """Stop accepting (associations in progress get ``drain_timeout_s`` to finish), stop
+        threads; running jobs are requeued for the next start."""
+        if self._acceptors is not None:
+            self._acceptors.terminate()  # they drain alongside this process's SCP
+        if self.adapter is not None:
+            self.adapter.stop(drain_s=self.settings.drain_timeout_s)
         if self._acceptors is not None:
             self._acceptors.stop()
-        if self.adapter is not None:
-            self.adapter.stop()
         self._stop.set()
         if self._grouper:
             self._grouper.join(timeout=10)

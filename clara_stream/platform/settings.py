@@ -46,6 +46,9 @@ class PlatformSettings(BaseSettings):
         space falls below the smaller of the two, new associations are refused (transient,
         temporary congestion) and C-STOREs answer 0xA700 (out of resources) before the disk fills.
     keep_aborted : keep instances of an aborted association (False drops them, like MIG).
+    drain_timeout_s : on stop (SIGTERM: a reboot, an upgrade) associations in progress get this
+        long to finish while new ones are refused (A-ASSOCIATE-RJ transient); then they are cut.
+        Keep it under the pod's ``terminationGracePeriodSeconds`` (30 s by default).
     fsync : fsync every instance before answering success (turn off only for benchmarks).
     tls_cert, tls_key, tls_ca : PEM files; cert+key turn TLS on, ca also requires client certs.
     max_concurrent_jobs : jobs running at once.
@@ -87,6 +90,7 @@ class PlatformSettings(BaseSettings):
     min_free_mb: int = Field(2048, ge=0)
     min_free_percent: float = Field(5.0, ge=0, le=100)
     keep_aborted: bool = False
+    drain_timeout_s: float = Field(20.0, ge=0)
     fsync: bool = True
     tls_cert: Path | None = None
     tls_key: Path | None = None
