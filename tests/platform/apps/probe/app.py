@@ -1,8 +1,9 @@
 """probe: a one-operator test app whose behaviour the scheduler tests control through --set.
 
 It counts the input files, optionally waits until a gate file exists (``wait_for``: tests open
-the gate when they are ready, instead of guessing a sleep), optionally sleeps, optionally fails (a
-number of times, counted in a file so retries can be observed), and writes ``<output>/probe.json``.
+the gate when they are ready, instead of guessing a sleep), optionally sleeps, optionally copies
+its DICOM inputs to the output (``copy_dicom``: outputs to export), optionally fails (a number of
+times, counted in a file so retries can be observed), and writes ``<output>/probe.json``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class ProbeOp(Operator):
         fail_times: int = 0,
         counter: str = "",
         wait_for: str = "",
+        copy_dicom: bool = False,
         name: str = "probe",
         **kwargs: Any,
     ) -> None:
@@ -37,6 +39,7 @@ class ProbeOp(Operator):
         self.input, self.output = input, Path(output)
         self.sleep_s, self.fail_times, self.counter = float(sleep_s), int(fail_times), counter
         self.wait_for = Path(wait_for) if wait_for else None
+        self.copy_dicom = bool(copy_dicom)
         super().__init__(fragment, *args, name=name, **kwargs)
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
@@ -53,6 +56,9 @@ class ProbeOp(Operator):
             raise ValueError(f"ProbeOp: expected attempt > {self.fail_times}; got attempt {attempt}")
         files = sorted(p.name for p in Path(self.input).iterdir()) if self.input else []
         self.output.mkdir(parents=True, exist_ok=True)
+        for name in files if self.copy_dicom else []:  # DICOM outputs for the exporter to send
+            if name.endswith(".dcm"):
+                (self.output / name).write_bytes((Path(self.input) / name).read_bytes())
         (self.output / "probe.json").write_text(
             json.dumps(
                 {"files": files, "started": started, "finished": time.time(), "pid": os.getpid(), "attempt": attempt}
