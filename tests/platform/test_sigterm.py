@@ -69,3 +69,40 @@ def test_sigterm_refuses_new_associations_lets_the_open_one_finish_and_resumes(s
     assert job["status"] == "succeeded", job["error"]
     seen = (Path(job["outputDir"]) / "probe.json").read_text()
     assert all(f"{ds.SOPInstanceUID}.dcm" in seen for ds in datasets)
+
+
+def test_the_scp_listens_only_once_recovery_is_done(settings, monkeypatch):
+    """While a restarted service recovers (interrupted associations, jobs left running), a modality
+    gets a refused connection, never an association into a half-started service. Fails if the SCP
+    is started before the instance store and the jobs are recovered."""
+    import socket
+
+    from clara_stream.platform.service import PlatformService
+
+    from .conftest import pick_port
+
+    port = pick_port()
+    svc = PlatformService(settings.model_copy(update={"dicom_port": port}))
+    seen = []
+    real_recover, real_requeue = svc.store.recover, svc.scheduler.recover
+
+    def probe_port() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    def recover(config):
+        seen.append(("store", probe_port()))
+        return real_recover(config)
+
+    def requeue():
+        seen.append(("jobs", probe_port()))
+        return real_requeue()
+
+    monkeypatch.setattr(svc.store, "recover", recover)
+    monkeypatch.setattr(svc.scheduler, "recover", requeue)
+    svc.start()
+    try:
+        assert seen == [("store", False), ("jobs", False)]
+        assert probe_port(), "listening once started"
+    finally:
+        svc.stop()
