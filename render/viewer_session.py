@@ -56,6 +56,7 @@ class ViewerSession:
         self.client = client
         self.socket = socket
         self.session_id = ""
+        self.dataset_id = ""
         self.queue: asyncio.Queue = asyncio.Queue()
         self.pending_json: list[dict[str, Any]] = []
         self.view = None
@@ -108,7 +109,7 @@ class ViewerSession:
                 try:
                     msg = self._parse(text)
                     ack = msg.get("id", ack)
-                    r = await asyncio.to_thread(self._apply, msg)
+                    r = await asyncio.to_thread(self._resuming, self._apply, msg)
                     render = render or r
                     if msg["type"] in ("open", "mode", "label", "toggle", "resize", "reset", "preset"):
                         interactive = False
@@ -132,6 +133,20 @@ class ViewerSession:
             raise ValueError("gateway: expected a JSON object with a string 'type'")
         return msg
 
+    def _resuming(self, fn, *args):
+        """``fn(*args)``; if the render server no longer knows the session (it restarted: a reboot,
+        a new pod), open it again with the last view state and retry once."""
+        try:
+            return fn(*args)
+        except grpc.RpcError as exc:
+            lost = exc.code() == grpc.StatusCode.NOT_FOUND and "open session id" in (exc.details() or "")
+            if not (lost and self.dataset_id and self.view is not None):
+                raise
+            log.info("gateway: render session %s lost (render server restarted?); reopening", self.session_id)
+            st = self.client.open(self.dataset_id, self.view)
+            self.session_id, self.view = st.session_id, st.view
+            return fn(*args)
+
     def _apply(self, msg: dict[str, Any]) -> bool:
         """Apply one message (blocking gRPC); return whether a new frame is needed."""
         t = msg["type"]
@@ -140,8 +155,8 @@ class ViewerSession:
             width, height = _size(msg)  # validate before opening anything
             st = c.open(str(msg["dataset"]))
             if self.session_id:
-                c.close(self.session_id)
-            self.session_id = st.session_id
+                self._safe_close()  # gone already if the render server restarted
+            self.session_id, self.dataset_id = st.session_id, st.dataset_id
             view = st.view
             view.width, view.height = width, height
             self._choose_format(view)
@@ -244,7 +259,7 @@ class ViewerSession:
         if not self.session_id:
             return
         try:
-            f = await asyncio.to_thread(self.client.render, self.session_id, interactive)
+            f = await asyncio.to_thread(self._resuming, lambda: self.client.render(self.session_id, interactive))
         except grpc.RpcError as exc:
             await self.socket.send_text(json.dumps({"type": "error", "message": exc.details()}))
             return

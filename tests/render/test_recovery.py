@@ -217,3 +217,55 @@ def test_each_process_of_the_trio_comes_back_after_kill_9(render_root, tmp_path,
                 assert time.monotonic() < deadline, f"no frame after restarting {role}: {exc}"
                 time.sleep(0.2)
         assert all(np.array_equal(a, b) for a, b in zip(frames, first, strict=True)), role
+
+
+def test_an_open_viewer_resumes_its_view_after_the_renderer_restarts(render_root, tmp_path, service):
+    """The browser keeps its WebSocket to the gateway while the renderer is killed and restarted:
+    the next gesture reopens the session with the view it had (zoomed MIP), so the frame equals the
+    one before. Fails if the session is not reopened (an error reaches the page) or is reopened with
+    the default view."""
+    from websockets.sync.client import connect
+
+    ds_port, rs_port, http_port = free_tcp_port(), free_tcp_port(), free_tcp_port()
+    ds_addr, rs_addr = f"127.0.0.1:{ds_port}", f"127.0.0.1:{rs_port}"
+    service.start("--role", "datasets", "--root", str(render_root), "--state-dir", str(tmp_path / "ds"),
+                  "--grpc-port", str(ds_port), "--register", str(render_root / "seed"))  # fmt: skip
+    renderer = ["--role", "renderer", "--root", str(render_root), "--state-dir", str(tmp_path / "rs"),
+                "--grpc-port", str(rs_port), "--dataset-service", ds_addr]  # fmt: skip
+    rs, _ = service.start(*renderer)
+    service.start("--role", "gateway", "--state-dir", str(tmp_path / "ui"), "--http-port", str(http_port),
+                  "--render-server", rs_addr, "--dataset-service", ds_addr)  # fmt: skip
+    with RenderClient(ds_addr, token=TOKEN) as c:
+        dataset = c.list()[0].id
+
+    def frame_for(ws, msg: dict) -> np.ndarray | str:
+        """The frame answering ``msg``, or the error message the gateway sent instead."""
+        ws.send(json.dumps(msg))
+        while True:
+            reply = ws.recv(timeout=60)
+            if isinstance(reply, str):
+                head = json.loads(reply)
+                if head["type"] == "error":
+                    return head["message"]
+                if head["type"] == "frame" and head["ack"] == msg["id"]:
+                    from clara_stream.render.client import decode
+
+                    return decode(ws.recv(timeout=60))
+
+    with connect(f"ws://127.0.0.1:{http_port}/ws", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+        frame_for(ws, {"type": "open", "dataset": dataset, "width": 96, "height": 80, "id": "open"})
+        frame_for(ws, {"type": "zoom", "factor": 1.6, "id": "zoom"})
+        before = frame_for(ws, {"type": "mode", "mode": "mip", "id": "mip"})
+        assert isinstance(before, np.ndarray)
+        rs.kill()
+        rs.wait()
+        service.start(*renderer)
+        deadline = time.monotonic() + 60
+        for i in range(10_000):
+            after = frame_for(ws, {"type": "mode", "mode": "mip", "id": f"again{i}"})
+            if isinstance(after, np.ndarray):
+                break
+            assert "open session" not in after, after  # the session was lost, not resumed
+            assert time.monotonic() < deadline, after  # UNAVAILABLE while the channel reconnects
+            time.sleep(0.2)
+        assert np.array_equal(after, before), "the zoomed MIP view came back with the session"
