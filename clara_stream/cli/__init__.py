@@ -16,7 +16,8 @@ import typer
 
 from clara_stream.cli.core import app, report_error
 
-GROUPS = ("bench", "dicom", "models", "loadgen", "jobs", "render", "voice", "package", "catalogue", "worker")
+GROUPS = ("bench", "dicom", "models", "loadgen", "jobs", "render", "voice", "package", "catalogue", "worker",
+          "pipelines")
 
 
 def _register_groups() -> None:

@@ -12,6 +12,7 @@ import json
 import socket
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 from typing import TypeVar
 
@@ -199,33 +200,46 @@ class ConfigStore:
         )
 
     def put_pipeline(self, item: PipelineConfig) -> PipelineConfig:
-        """Register or replace a pipeline (keeps its first registration time).
+        """Register or replace a pipeline (keeps its first registration time and its id).
 
         Raises InvalidRequestError unless its app is installed or under an app root.
         """
         with self.db.write() as con:
-            self._put_pipeline(con, item)
-        return item
+            return self._put_pipeline(con, item)
 
-    def _put_pipeline(self, con: sqlite3.Connection, item: PipelineConfig) -> None:
+    def _put_pipeline(self, con: sqlite3.Connection, item: PipelineConfig) -> PipelineConfig:
         check_app(item.app, self.app_roots)
+        row = con.execute("SELECT id FROM pipeline WHERE name = ?", (item.name,)).fetchone()
+        pid = (row["id"] if row is not None else None) or uuid.uuid4().hex  # a given id is ignored: ours
         con.execute(
-            "INSERT INTO pipeline (name, body, registered_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET body = excluded.body",
-            (item.name, item.model_dump_json(by_alias=True), time.time()),
+            "INSERT INTO pipeline (name, body, registered_at, id) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET body = excluded.body, id = excluded.id",
+            (item.name, item.model_dump_json(by_alias=True, exclude={"id"}), time.time(), pid),
         )
+        return item.model_copy(update={"id": pid})
+
+    def _pipeline_id(self, name: str, pid: str | None) -> str:
+        """The row's id; a row registered before ids existed gets one now."""
+        if pid:
+            return pid
+        pid = uuid.uuid4().hex
+        with self.db.write() as con:
+            con.execute("UPDATE pipeline SET id = ? WHERE name = ? AND id IS NULL", (pid, name))
+            return con.execute("SELECT id FROM pipeline WHERE name = ?", (name,)).fetchone()["id"]
 
     def pipeline(self, name: str) -> PipelineConfig:
-        row = self.db.query_one("SELECT body FROM pipeline WHERE name = ?", (name,))
+        """The pipeline registered under ``name`` or with id ``name``."""
+        row = self.db.query_one("SELECT name, body, id FROM pipeline WHERE name = ? OR id = ?", (name, name))
         if row is None:
             known = [r["name"] for r in self.db.query("SELECT name FROM pipeline ORDER BY name")]
-            raise NotFoundError(f"pipeline: expected a registered name {known}; got {name!r}")
-        return PipelineConfig.model_validate_json(row["body"])
+            raise NotFoundError(f"pipeline: expected a registered name {known} or id; got {name!r}")
+        item = PipelineConfig.model_validate_json(row["body"])
+        return item.model_copy(update={"id": self._pipeline_id(row["name"], row["id"])})
 
     def pipelines(self) -> list[dict]:
         """Every pipeline with its registration time and queued/running job counts."""
         rows = self.db.query(
-            "SELECT p.body, p.registered_at, "
+            "SELECT p.name, p.body, p.id, p.registered_at, "
             "(SELECT COUNT(*) FROM job j WHERE j.pipeline = p.name AND j.status = 'queued') AS queued, "
             "(SELECT COUNT(*) FROM job j WHERE j.pipeline = p.name AND j.status = 'running') AS running "
             "FROM pipeline p ORDER BY p.name"
@@ -233,12 +247,13 @@ class ConfigStore:
         out = []
         for r in rows:
             d = PipelineConfig.model_validate_json(r["body"]).model_dump()
-            d.update(registered_at=r["registered_at"], queued=r["queued"], running=r["running"])
+            d.update(registered_at=r["registered_at"], queued=r["queued"], running=r["running"],
+                     id=self._pipeline_id(r["name"], r["id"]))  # fmt: skip
             out.append(d)
         return out
 
     def delete_pipeline(self, name: str) -> PipelineConfig:
-        item = self.pipeline(name)
+        item = self.pipeline(name)  # a name or an id
         with self.db.write() as con:
-            con.execute("DELETE FROM pipeline WHERE name = ?", (name,))
+            con.execute("DELETE FROM pipeline WHERE name = ?", (item.name,))
         return item

@@ -26,6 +26,14 @@ MIGRATIONS: tuple[tuple[int, str, tuple], ...] = (
             "CREATE INDEX IF NOT EXISTS job_attempt_job ON job_attempt(job_id)",
         ),
     ),
+    (
+        3,
+        "pipeline ids: a registered pipeline is represented by an id (Clara Deploy), kept across updates",
+        (
+            ("column", "pipeline", "id", "TEXT"),
+            "CREATE UNIQUE INDEX IF NOT EXISTS pipeline_id ON pipeline(id)",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 

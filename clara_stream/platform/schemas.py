@@ -149,6 +149,8 @@ class PipelineConfig(_Model):
     max_retries: int = Field(0, ge=0, le=10)
     timeout_s: float | None = Field(None, gt=0)
     overrides: list[str] = Field(default_factory=list, description="--set key=value for every run")
+    id: str | None = Field(None, description="assigned by the platform at first registration; read-only "
+                           "(ignored on PUT); GET/DELETE /pipelines/{id} and AE workflows accept it")  # fmt: skip
 
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
 
