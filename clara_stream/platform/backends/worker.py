@@ -132,15 +132,19 @@ class JobRunner:
         try:
             check_app(row["app"], self.cfg.settings.app_roots)
             check_input(row["input_dir"], self.cfg.shared_roots)
-            check_input(str(Path(row["output_dir"]).parent), self.cfg.shared_roots)
+            out = Path(row["output_dir"]).resolve()
+            if not any(out.is_relative_to(r.resolve()) for r in self.cfg.shared_roots):
+                raise InvalidRequestError(
+                    f"output: expected a folder under the shared roots {[str(r) for r in self.cfg.shared_roots]}; "
+                    f"got {str(out)!r}"
+                )
         except InvalidRequestError as exc:
             self._finish(job_id, "failed", None, f"worker {self.cfg.name}: refused to start: {exc}")
             return "failed: refused"
         out = Path(row["output_dir"])
         shutil.rmtree(out, ignore_errors=True)  # a lost attempt's partial output
         out.mkdir(parents=True, exist_ok=True)
-        log_path = Path(self.cfg.data_dir) / "logs" / f"{job_id}-{row['attempts'] + 1}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path = out.parent / f"worker-{row['attempts'] + 1}.log"  # where REST /jobs/{id}/log reads
         env = dict(os.environ, PYTHONUNBUFFERED="1", CLARA_STREAM_JOB_ID=job_id)
         env.pop("CLARA_STREAM_API_TOKEN", None)
         cmd = worker_command(self.cfg.settings.worker_python, row)

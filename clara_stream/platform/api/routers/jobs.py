@@ -60,6 +60,17 @@ def job_instances(job_id: str, svc: PlatformService = Depends(get_service)) -> l
     return [dict(r) for r in rows]
 
 
+@router.get("/{job_id}/attempts")
+def job_attempts(job_id: str, svc: PlatformService = Depends(get_service)) -> list[dict]:
+    """Each run of a job: worker, start, end and outcome (a worker lost mid-job shows as ``lost: …``)."""
+    svc.queue.row(job_id)  # 404 for an unknown id
+    rows = svc.db.query(
+        "SELECT attempt, worker, started_at, finished_at, outcome FROM job_attempt WHERE job_id = ? ORDER BY id",
+        (job_id,),
+    )
+    return [dict(r) for r in rows]
+
+
 @router.get("/{job_id}/log", response_class=PlainTextResponse)
 def job_log(job_id: str, svc: PlatformService = Depends(get_service)) -> str:
     """The latest worker log of the job (empty before it first ran)."""
