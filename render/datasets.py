@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 from collections import OrderedDict
@@ -18,16 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from clara_stream.render import dataconfig, hints, loaders
+from clara_stream.render import dataconfig, loaders
 from clara_stream.render.durable import write_durably
+from clara_stream.render.settings_store import SettingsMixin
 from clara_stream.render.sources import ArraySource, SlideSource
-from clara_stream.render.state import ViewState
 from clara_stream.render.tiles import TileServer
 from clara_stream.render.volume import Volume
 
 log = logging.getLogger(__name__)
-SETTINGS_FILE = "config_render.json"
-SETTINGS_FORMAT = "clara_stream.render.v1/ViewState"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -61,7 +58,7 @@ class DatasetRecord:
     labels: dict[str, dict[str, Any]] | None = None
 
 
-class DatasetRegistry:
+class DatasetRegistry(SettingsMixin):
     """Registered datasets and their loaded data (loaded on first use, then kept).
 
     Parameters
@@ -331,47 +328,6 @@ class DatasetRegistry:
                 label_values=[],
             )
         return out
-
-    # ---- settings -----------------------------------------------------------------------------
-    def settings_path(self, dataset_id: str) -> Path:
-        """The seed folder's own config_render.json when writable, else one under state_dir."""
-        rec = self.get(dataset_id)
-        if rec.format == "seed" and os.access(rec.path, os.W_OK):
-            return Path(rec.path) / SETTINGS_FILE
-        return self.state_dir / "settings" / rec.id / SETTINGS_FILE
-
-    def save_settings(self, dataset_id: str, state: ViewState) -> Path:
-        path = self.settings_path(dataset_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        doc: dict[str, Any] = {}
-        if path.is_file():  # keep keys other tools wrote (e.g. the seed's own render settings)
-            try:
-                doc = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                doc = {}
-        doc.update(format=SETTINGS_FORMAT, view=state.validate().to_dict())
-        write_durably(path, json.dumps(doc, indent=2))
-        return path
-
-    def load_settings(self, dataset_id: str) -> ViewState | None:
-        """Saved view state, or None (a config_render.json without our ``view`` key is ignored)."""
-        for path in (
-            self.settings_path(dataset_id),
-            self.state_dir / "settings" / dataset_id / SETTINGS_FILE,
-        ):
-            if path.is_file():
-                try:
-                    doc = json.loads(path.read_text())
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"datasets: expected JSON in {path}; got {exc}") from exc
-                if isinstance(doc, dict) and isinstance(doc.get("view"), dict):
-                    return ViewState.from_dict(doc["view"]).validate()
-        return None
-
-    def render_hints(self, dataset_id: str) -> dict[str, Any]:
-        """Initial display hints a writer left in the seed layout (see :func:`hints.render_hints`)."""
-        rec = self.get(dataset_id)
-        return hints.render_hints(rec.labels, Path(rec.path) / SETTINGS_FILE if rec.format == "seed" else None)
 
     # ---- persistence --------------------------------------------------------------------------
     def _index_path(self) -> Path:
