@@ -128,9 +128,9 @@ class RabbitNode:
         except OSError:
             return False
 
-    def stop(self) -> None:
-        """Stop the node (SIGTERM to its process group: a clean shutdown that syncs queues)."""
-        _stop_group(self.proc)
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the node: SIGTERM to its process group (clean shutdown), or SIGKILL (a crash)."""
+        _stop_group(self.proc, signal.SIGKILL if kill else signal.SIGTERM)
 
     def restart(self) -> None:
         self.stop()

@@ -80,3 +80,87 @@ def test_kill9_worker_mid_job_redelivered_and_completed_on_the_other(scale, tmp_
     pids = [p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])
             if p.info["cmdline"] and str(gate) in " ".join(p.info["cmdline"])]
     assert pids == []  # the killed worker's app died with it (PR_SET_PDEATHSIG)
+
+
+def test_priority_order_with_one_slot_per_worker_and_cancel_across_workers(scale, tmp_path):
+    """High-priority jobs submitted after low ones start first. Fails without x-max-priority on
+    the queues, without prefetch 1 / late acks (workers would hold low jobs already), or if the
+    priority is not sent with the message. Cancel reaches a job running on another node."""
+    serve = scale.serve()
+    api = httpx.Client(base_url=serve.url, timeout=10)
+    gate, hold = tmp_path / "gate", tmp_path / "hold"
+    register(api, "blocker", wait_for=gate)
+    register(api, "quick")
+    register(api, "forever", wait_for=hold)
+    box = inbox(tmp_path)
+    scale.worker("w1")
+    scale.worker("w2")
+    scale.wait_consumers(2)
+    blockers = [submit(api, "blocker", box) for _ in range(2)]
+    wait_status(api, blockers, ("running",))
+    low = [submit(api, "quick", box, priority=-50) for _ in range(3)]
+    high = [submit(api, "quick", box, priority=50) for _ in range(3)]
+    wait_until(lambda: queue_state(scale.rabbit.url)[0] == 6, "six jobs waiting on the broker")
+    gate.touch()
+    jobs = {j["id"]: j for j in wait_status(api, blockers + low + high)}
+    assert {j["status"] for j in jobs.values()} == {"succeeded"}
+    assert {jobs[b]["worker"] for b in blockers} == {"w1", "w2"}
+    prio = {**{h: 50 for h in high}, **{lo: -50 for lo in low}}
+    for w in ("w1", "w2"):  # on each node, a later job never outranks an earlier one
+        ran = sorted((jobs[i]["startedAt"], prio[i]) for i in prio if jobs[i]["worker"] == w)
+        assert [p for _, p in ran] == sorted((p for _, p in ran), reverse=True), (w, ran)
+    last_high = max(jobs[h]["startedAt"] for h in high)
+    assert sum(jobs[lo]["startedAt"] < last_high for lo in low) <= 1  # at most the other slot's
+
+    forever = [submit(api, "forever", box) for _ in range(2)]
+    running = {j["id"]: j["worker"] for j in wait_status(api, forever, ("running",))}
+    assert set(running.values()) == {"w1", "w2"}
+    waiting = submit(api, "quick", box)
+    wait_until(lambda: queue_state(scale.rabbit.url)[0] == 1, "the quick job waits on the broker")
+    assert api.post(f"/jobs/{waiting}/cancel").json()["status"] == "cancelled"
+    for jid in forever:
+        assert api.post(f"/jobs/{jid}/cancel").status_code == 200
+    for done in wait_status(api, forever):
+        assert done["status"] == "cancelled" and done["worker"] == running[done["id"]]
+        assert [a["outcome"] for a in api.get(f"/jobs/{done['id']}/attempts").json()] == ["cancelled"]
+    wait_until(lambda: queue_state(scale.rabbit.url)[0] == 0, "the cancelled job's message consumed")
+    never = job(api, waiting)
+    assert never["status"] == "cancelled" and never["attempts"] == 0 and never["worker"] is None
+
+
+def test_broker_restart_loses_no_queued_job(scale, tmp_path):
+    """Jobs published while no worker runs survive a broker kill -9 (durable queues, persistent
+    messages, publisher confirms) and all run afterwards. Fails with transient queues or messages."""
+    serve = scale.serve()
+    api = httpx.Client(base_url=serve.url, timeout=10)
+    register(api, "quick")
+    box = inbox(tmp_path)
+    ids = [submit(api, "quick", box, priority=p) for p in (0, 10, -10, 5)]
+    wait_until(lambda: queue_state(scale.rabbit.url)[0] == len(ids), "all jobs confirmed on the broker")
+    scale.rabbit.stop(kill=True)
+    scale.rabbit.start()
+    assert queue_state(scale.rabbit.url)[0] == len(ids)  # read back from the broker's disk
+    scale.worker("w1")
+    jobs = wait_status(api, ids)
+    assert [j["status"] for j in jobs] == ["succeeded"] * len(ids)
+    after = submit(api, "quick", box)  # the service's publisher reconnected by itself
+    assert wait_status(api, [after])[0]["status"] == "succeeded"
+
+
+def test_database_restart_service_and_workers_reconnect(scale, tmp_path, pg_cluster):
+    """PostgreSQL restarts while a job runs: the worker records the outcome once it is back, and
+    the service accepts and dispatches new jobs. Fails if a dropped connection is kept."""
+    serve = scale.serve()
+    api = httpx.Client(base_url=serve.url, timeout=10)
+    gate = tmp_path / "gate"
+    register(api, "gated", wait_for=gate)
+    register(api, "quick")
+    box = inbox(tmp_path)
+    scale.worker("w1")
+    jid = submit(api, "gated", box)
+    wait_status(api, [jid], ("running",))
+    pg_cluster.restart()
+    gate.touch()
+    assert wait_status(api, [jid])[0]["status"] == "succeeded"
+    after = submit(api, "quick", box)
+    assert wait_status(api, [after])[0]["status"] == "succeeded"
