@@ -153,6 +153,8 @@ def dicom_adapter() -> dict[str, Any]:
         "maxAssociations": _i("concurrent associations", 1),
         "maxJobs": _i("jobs running at once", 1),
         "keepAborted": _b("keep instances of aborted associations"),
+        "drainTimeoutS": _i("on SIGTERM, seconds associations in progress get to finish (new ones refused); "
+                            "the pod's grace period follows", 0, 600),
         "logLevel": _s("log level", enum=["debug", "info", "warning"]),
         "gpuMemoryBudgetMb": _i("GPU memory running jobs may declare in total (MB)", 0),
         "seed": _obj({k: _list(f"{k} to upsert at start") for k in ("sources", "destinations", "pipelines", "aes")},

@@ -215,3 +215,15 @@ def test_host_path_persistent_volume(render, kubernetes_validate, chart, key, cl
     assert pv["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     (_, spec), = pod_specs(objs)
     assert mine["metadata"]["name"] in {v.get("persistentVolumeClaim", {}).get("claimName") for v in spec["volumes"]}
+
+
+@pytest.mark.parametrize("drain", [20, 90])
+def test_adapter_grace_period_covers_its_sigterm_drain(render, drain):
+    """Fails if the kubelet's SIGKILL could land while the adapter still drains associations
+    (the grace period must exceed drainTimeoutS) or the service never hears the drain time."""
+    objs = render("clara-dicom-adapter", {"dicomAdapter": {"drainTimeoutS": drain}})
+    (_, spec), = pod_specs(objs)
+    (_, c), = containers(objs)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["CLARA_STREAM_DRAIN_TIMEOUT_S"] == str(drain)
+    assert spec["terminationGracePeriodSeconds"] >= drain + 30
