@@ -12,8 +12,11 @@ from pathlib import Path
 import httpx
 import psutil
 
+from . import distributed
 from .conftest import APPS, wait_until
-from .distributed import pg_cluster, queue_state, rabbit, scale  # noqa: F401 - fixtures
+from .distributed import queue_state
+
+rabbit, pg_cluster, scale = distributed.rabbit, distributed.pg_cluster, distributed.scale  # fixtures
 
 PROBE = str(APPS / "probe")
 DONE = ("succeeded", "failed", "cancelled")
