@@ -140,7 +140,8 @@ def test_cli_takes_repeated_inputs_for_the_multi_source_app(small_clip: dict, cl
     for k, frames in enumerate([40, 90]):
         kitti = sorted((tmp_path / "out" / f"stream_{k}" / "kitti").glob("*.txt"))
         assert [p.name for p in kitti] == [f"{i:06d}.txt" for i in range(frames)]
-    assert "video_detection_multi: 2 streams, 90 batches" in done.stdout
+    # not the batch count: a loaded box may split a tick at batcher.timeout_s (a count would time the box)
+    assert "video_detection_multi: 2 streams," in done.stdout
 
 
 def test_slowed_model_in_the_graph_drops_counted_frames_and_stays_near_live(ff: dict, small_clip: dict) -> None:
