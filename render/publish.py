@@ -3,12 +3,15 @@
 The seed layout (one folder): ``config.meta`` (JSON: name, image, mask, labels), ``image.mhd``/
 ``.raw``, optional ``mask.mhd``/``.raw``, and ``config_render.json`` with display hints (window,
 label colours/opacity/visibility). Registration goes to a running render server over gRPC; when it
-cannot be reached the folder stays on disk (nothing lost) and the result says why.
+cannot be reached the folder stays on disk with a pending marker, the result says why, and the
+dataset service registers it when it (re)starts (:func:`adopt_pending`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,11 @@ from clara_stream.render.durable import sync_files, write_durably
 from clara_stream.render.state import default_label_color
 
 from clara_stream.geometry import ImageGeometry
+
+log = logging.getLogger(__name__)
+
+
+PENDING = ".render-pending.json"
 
 
 @dataclass
@@ -100,9 +108,49 @@ def register(
     import grpc
     from clara_stream.render.client import RenderClient
 
+    retriable = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    marker = pending_marker(Path(folder))
     try:
         with RenderClient(address, token=token, timeout_s=timeout_s) as client:
             info = client.register(str(Path(folder).resolve()), name=name, dataset_id=dataset_id)
-        return PublishResult(Path(folder), info.id, True)
     except grpc.RpcError as exc:
-        return PublishResult(Path(folder), dataset_id, False, f"{exc.code().name}: {exc.details()}")
+        error = f"{exc.code().name}: {exc.details()}"
+        if exc.code() in retriable:  # the service is down or restarting: it registers it when it starts
+            doc = {"path": str(Path(folder).resolve()), "name": name, "dataset_id": dataset_id, "error": error}
+            write_durably(marker, json.dumps(doc))
+        return PublishResult(Path(folder), dataset_id, False, error)
+    marker.unlink(missing_ok=True)
+    return PublishResult(Path(folder), info.id, True)
+
+
+def pending_marker(path: Path) -> Path:
+    """Where a registration that could not reach the render service is kept for its next start:
+    ``<folder>/.render-pending.json``, or ``.<file>.render-pending.json`` beside a slide file."""
+    path = Path(path)
+    return path / PENDING if path.is_dir() else path.parent / f".{path.name}{PENDING}"
+
+
+def adopt_pending(registry: Any, max_depth: int = 3, max_dirs: int = 10_000) -> list[str]:
+    """Register what publishers left pending under ``registry.roots`` (at most ``max_depth``
+    folders deep, ``max_dirs`` folders visited; hidden folders skipped); returns the new ids.
+
+    A marker whose registration fails now (bad data, a path out of the roots) is kept and logged,
+    so nothing is lost and start-up goes on; it is removed once its dataset is registered.
+    """
+    ids, visited = [], 0
+    for root in registry.roots:
+        for here, dirs, files in os.walk(root):
+            visited += 1
+            depth = len(Path(here).relative_to(root).parts)
+            dirs[:] = [] if depth >= max_depth or visited >= max_dirs else [d for d in dirs if not d.startswith(".")]
+            for f in (f for f in files if f.endswith(PENDING)):
+                marker = Path(here) / f
+                try:
+                    doc = json.loads(marker.read_text())
+                    rec = registry.register(doc["path"], name=doc.get("name", ""), dataset_id=doc.get("dataset_id", ""))
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    log.warning("render: pending registration %s not adopted: %s", marker, exc)
+                    continue
+                marker.unlink(missing_ok=True)
+                ids.append(rec.id)
+    return ids

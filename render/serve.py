@@ -141,6 +141,11 @@ def run(
         for item in register or []:
             path, _, mask = item.partition("::")
             registry.register(path, mask=mask)
+        from clara_stream.render.publish import adopt_pending
+
+        adopted = adopt_pending(registry)  # published while this service was down
+        if adopted:
+            log.info("render: registered %d dataset(s) published while the service was down: %s", len(adopted), adopted)
         ready["datasets"] = [r.id for r in registry.list()]
     elif role == "renderer":
         from clara_stream.render.remote import RemoteRegistry

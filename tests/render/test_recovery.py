@@ -269,3 +269,31 @@ def test_an_open_viewer_resumes_its_view_after_the_renderer_restarts(render_root
             assert time.monotonic() < deadline, after  # UNAVAILABLE while the channel reconnects
             time.sleep(0.2)
         assert np.array_equal(after, before), "the zoomed MIP view came back with the session"
+
+
+def test_a_dataset_published_while_the_service_was_down_is_registered_when_it_starts(render_root, tmp_path, service):
+    """A pipeline publishes while the render service reboots: the seed stays on disk with a pending
+    marker, and the service registers it at its next start. Fails if the publication is only in the
+    publisher's result, or a bad pending marker stops the service from starting."""
+    from clara_stream.render import publish
+
+    from clara_stream.geometry import ImageGeometry
+
+    root = tmp_path / "root"
+    image = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)
+    folder = publish.write_seed(root / "out" / "case1", image, ImageGeometry(spacing=(0.7, 0.9, 2.5)), name="case1")
+    down = publish.register(folder, f"127.0.0.1:{free_tcp_port()}", token=TOKEN, dataset_id="case1", timeout_s=5)
+    assert not down.registered and "UNAVAILABLE" in down.error
+    assert publish.pending_marker(folder).is_file()
+    (root / "junk").mkdir()
+    (root / "junk" / publish.PENDING).write_text('{"path": "/etc"}')  # out of the roots: kept, refused
+    _, ready = service.start("--root", str(root), "--state-dir", str(tmp_path / "state"),
+                             "--grpc-port", "0", "--http-port", "0")  # fmt: skip
+    assert ready["datasets"] == ["case1"]
+    assert not publish.pending_marker(folder).exists(), "adopted: the marker goes"
+    assert (root / "junk" / publish.PENDING).exists(), "refused: kept for a person to look at"
+    with RenderClient(ready["grpc"], token=TOKEN) as c:
+        info = c.info("case1")
+    assert list(info.geometry.shape_zyx) == [5, 6, 7]
+    assert [round(v, 3) for v in (info.geometry.spacing_mm.x, info.geometry.spacing_mm.y, info.geometry.spacing_mm.z)] \
+        == [0.7, 0.9, 2.5]
