@@ -97,7 +97,8 @@ def _engine_args(driver: bool, worker: bool, address: str | None, worker_address
 
 @app.command()
 def run(
-    app_name: Annotated[str, typer.Argument(metavar="APP", help="Installed app name or path to an app.")],
+    app_name: Annotated[str, typer.Argument(
+        metavar="APP", help="Installed app name, path to an app, or a pipeline .yaml.")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
     input: RunInputOpt = None,
@@ -119,16 +120,14 @@ def run(
     With ``--driver`` / ``--worker`` the app runs as Holoscan fragments over UCX (``app.fragments``
     is switched on); Holoscan's ``HOLOSCAN_*`` environment variables apply as it documents them.
     """
-    from clara_stream.runtime import load_app
-
     for item in input or []:  # a URI (rtsp://…) is a stream, not a path: the app's source checks it
         if "://" not in item and not Path(item).exists():
             raise UserError(f"run: expected an existing --input; got no file or folder at {item}")
     input = "\n".join(input) if input else None  # several inputs reach the app as app.input, one a line
     engine = _engine_args(driver, worker, address, worker_address, fragments)
     extra = _extra(scheduler, threads, log_level, debug, check_contracts) + (["app.fragments=true"] if engine else [])
-    instance = load_app(app_name, config=config, overrides=set_ or [], input=input, output=output,
-                        extra=extra, engine_args=engine)
+    instance = _load(app_name, config=config, overrides=set_ or [], input=input, output=output,
+                     extra=extra, engine_args=engine)
     start = time.perf_counter()
     if console.is_terminal:
         with console.status(f"running {instance.app_name}…"):
@@ -144,10 +143,21 @@ def run(
 def _composed(app_name: str, config: Path | None, set_: list[str] | None, input: Path | None,
               output: Path | None) -> Any:
     """An app built for inspection (validate, graph): engine logs silenced, nothing run."""
+    return _load(app_name, config=config, overrides=set_ or [], input=input, output=output,
+                 extra=["app.log_level=critical"])
+
+
+def _load(app_name: str, *, config: Path | None, **kwargs: Any) -> Any:
+    """An installed app or app path, or a declarative pipeline file (``.yaml`` / ``.yml``)."""
+    from clara_stream.pipeline import is_pipeline_file, load_pipeline
     from clara_stream.runtime import load_app
 
-    return load_app(app_name, config=config, overrides=set_ or [], input=input, output=output,
-                    extra=["app.log_level=critical"])
+    if not is_pipeline_file(app_name):
+        return load_app(app_name, config=config, **kwargs)
+    if config is not None:
+        raise UserError(f"run: expected no --config with a pipeline file (its operators hold their args); "
+                        f"got --config {config}", hint="use --set OPERATOR.KEY=VALUE to override")
+    return load_pipeline(app_name, **kwargs)
 
 
 @app.command()
