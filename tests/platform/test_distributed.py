@@ -7,13 +7,15 @@ Jobs run the real CLI on the ``probe`` test app, gated by files the test creates
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from . import distributed
-from .conftest import APPS, wait_until
+from .conftest import APPS, NODELAY_ENV, wait_until
 from .distributed import queue_state
 
 rabbit, pg_cluster, scale = distributed.rabbit, distributed.pg_cluster, distributed.scale  # fixtures
@@ -167,3 +169,106 @@ def test_database_restart_service_and_workers_reconnect(scale, tmp_path, pg_clus
     assert wait_status(api, [jid])[0]["status"] == "succeeded"
     after = submit(api, "quick", box)
     assert wait_status(api, [after])[0]["status"] == "succeeded"
+
+
+#: what may differ between two runs of the same app on the same input (identity and time of creation)
+RUN_IDENTITY = {"SOPInstanceUID", "SeriesInstanceUID", "ContentDate", "ContentTime", "InstanceCreationDate",
+                "InstanceCreationTime", "SeriesDate", "SeriesTime", "DimensionOrganizationUID", "ContributionDateTime"}
+
+
+def series_copies(ct: Path, dest: Path, n: int) -> dict[str, Path]:
+    """``n`` copies of a series under new Series/SOP Instance UIDs (one folder); series UID → folder."""
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    out = {}
+    for k in range(n):
+        series = generate_uid(entropy_srcs=[str(ct), "series", str(k)])
+        folder = dest / f"s{k}"
+        folder.mkdir(parents=True)
+        for f in sorted(ct.iterdir()):
+            ds = dcmread(f)
+            ds.SeriesInstanceUID = series
+            ds.SOPInstanceUID = generate_uid(entropy_srcs=[series, f.name])
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.save_as(folder / f.name)
+        out[series] = folder
+    return out
+
+
+def seg_of(job_info: dict):
+    from pydicom import dcmread
+
+    return dcmread(Path(job_info["outputDir"]) / "seg.dcm")
+
+
+def _leaves(ds, prefix: str = "") -> dict[str, tuple[str, object]]:
+    """Every element at any depth: path → (keyword, value); sequences are walked item by item."""
+    out = {}
+    for e in ds:
+        path = f"{prefix}{e.tag}"
+        if e.VR == "SQ":
+            for i, item in enumerate(e.value):
+                out.update(_leaves(item, f"{path}[{i}]."))
+        else:
+            out[path] = (e.keyword, e.value)
+    return out
+
+
+def differing(a, b) -> set[str]:
+    """Keywords of the elements (at any depth) that differ between two datasets."""
+    la, lb = _leaves(a), _leaves(b)
+    return {(la.get(p) or lb.get(p))[0] for p in la.keys() | lb.keys() if la.get(p) != lb.get(p)}
+
+
+@pytest.mark.slow
+def test_storescu_jobs_spread_over_two_workers_with_the_embedded_outputs(
+    scale, tmp_path, ct_small, dcmtk, serve_factory
+):
+    """Two series by storescu → two organ_segmentation jobs, one on each worker node, both
+    succeed; each SEG equals the embedded backend's SEG of the same series (pixels and every
+    attribute but the run's own UIDs and times). Fails if a worker reads the wrong input, if the
+    dispatcher routes both jobs to one node, or if results are not recorded from the workers."""
+    seed = {
+        "sources": [{"name": "modality", "aeTitle": "STORESCU", "hostIp": "127.0.0.1"}],
+        "aes": [{"name": "organseg", "aeTitle": "ORGANSEG", "timeout": 1, "grouping": "0020,000E",
+                 "workflows": ["organ_segmentation"]}],
+    }
+    seed_file = tmp_path / "seed.json"
+    seed_file.write_text(json.dumps(seed))
+    copies = series_copies(ct_small, tmp_path / "send", 2)
+    serve = scale.serve(seed_file)
+    api = httpx.Client(base_url=serve.url, timeout=10)
+    scale.worker("w1")
+    scale.worker("w2")
+    scale.wait_consumers(2)
+
+    def send(port: int) -> None:
+        r = subprocess.run([dcmtk.storescu, "-aet", "STORESCU", "-aec", "ORGANSEG", "127.0.0.1", str(port),
+                            "+sd", "+r", str(tmp_path / "send")], env=NODELAY_ENV, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+
+    send(serve.dicom_port)
+    ids = wait_until(lambda: (js := api.get("/jobs").json()) and len(js) == 2 and [j["id"] for j in js],
+                     "two jobs from two series", 60)
+    jobs = wait_status(api, ids, timeout_s=600)
+    assert [j["status"] for j in jobs] == ["succeeded"] * 2, [j["error"] for j in jobs]
+    assert {j["worker"] for j in jobs} == {"w1", "w2"}
+    results = {r["path"] for r in api.get("/results").json()}
+    assert {str(Path(j["outputDir"]) / "seg.dcm") for j in jobs} <= results
+
+    embedded = serve_factory(seed, data_dir=tmp_path / "embedded").start()
+    e_api = httpx.Client(base_url=embedded.url, timeout=10)
+    send(embedded.dicom_port)
+    e_ids = wait_until(lambda: (js := e_api.get("/jobs").json()) and len(js) == 2 and [j["id"] for j in js],
+                       "two embedded jobs", 60)
+    e_jobs = wait_status(e_api, e_ids, timeout_s=600)
+    assert [j["status"] for j in e_jobs] == ["succeeded"] * 2
+    by_series = {seg_of(j).ReferencedSeriesSequence[0].SeriesInstanceUID: seg_of(j) for j in e_jobs}
+    assert set(by_series) == set(copies)
+    for j in jobs:
+        seg = seg_of(j)
+        ref = by_series[seg.ReferencedSeriesSequence[0].SeriesInstanceUID]
+        assert seg.PixelData == ref.PixelData
+        assert differing(seg, ref) <= RUN_IDENTITY, differing(seg, ref) - RUN_IDENTITY
