@@ -28,21 +28,28 @@ def _cli(*args: str) -> None:
     subprocess.run(cmd, check=True)
 
 
+# (app, sample kind, the sample's path key, what the sample is): every reference app with a sample.
+DEMO_JOBS: tuple[tuple[str, str, str, str], ...] = (
+    ("video_detection", "video", "video", "synthetic H.264 with ground truth"),
+    ("organ_segmentation", "ct", "dicom", "phantom DICOM series with organ labels"),
+    ("digital_pathology", "slide", "slide", "pyramidal TIFF slide"),
+    ("prostate_mr", "pelvis_mr", "dicom", "oblique pelvis MR phantom"),
+    ("lung_ct", "chest", "dicom", "chest CT phantom with lesions"),
+)
+
+
 def run_demo(out: Path) -> list[tuple[str, Path]]:
     """Run every available main job into ``out``; returns (job, output folder) pairs."""
     out.mkdir(parents=True, exist_ok=True)
     apps = set(list_apps())
     done: list[tuple[str, Path]] = []
-    if "video_detection" in apps:
-        console.print("[cyan]sample video[/] (synthetic H.264 with ground truth)")
-        video = write_sample("video", out / "samples" / "video")
-        _cli("run", "video_detection", "--input", str(video["video"]), "--output", str(out / "video_detection"))
-        done.append(("video_detection", out / "video_detection"))
-    if "organ_segmentation" in apps:
-        console.print("[cyan]sample ct[/] (phantom DICOM series with organ labels)")
-        ct = write_sample("ct", out / "samples" / "ct")
-        _cli("run", "organ_segmentation", "--input", str(ct["dicom"]), "--output", str(out / "organ_segmentation"))
-        done.append(("organ_segmentation", out / "organ_segmentation"))
+    for app, kind, key, what in DEMO_JOBS:
+        if app not in apps:
+            continue
+        console.print(f"[cyan]sample {kind}[/] ({what})")
+        sample = write_sample(kind, out / "samples" / kind)
+        _cli("run", app, "--input", str(sample[key]), "--output", str(out / app))
+        done.append((app, out / app))
     if not done:
         _cli("run", "hello_stream", "--output", str(out / "hello_stream"))
         done.append(("hello_stream", out / "hello_stream"))
