@@ -96,6 +96,12 @@ STATUS_TABLE: dict[type[BaseException], StatusCode] = {
     ValueError: StatusCode(HTTP_BAD_REQUEST, DIMSE_CANNOT_UNDERSTAND, "bad value"),
 }
 DEFAULT_STATUS = StatusCode(HTTP_INTERNAL, DIMSE_PROCESSING_FAILURE, "internal error")
+try:  # the celery backend's PostgreSQL away (restart, failover): out of resources, as SQLite's
+    import psycopg
+except ImportError:  # the scale extra is not installed
+    pass
+else:
+    STATUS_TABLE[psycopg.OperationalError] = STATUS_TABLE[sqlite3.OperationalError]
 
 
 def status_for(exc: BaseException) -> StatusCode:
