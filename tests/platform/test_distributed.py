@@ -272,3 +272,25 @@ def test_storescu_jobs_spread_over_two_workers_with_the_embedded_outputs(
         ref = by_series[seg.ReferencedSeriesSequence[0].SeriesInstanceUID]
         assert seg.PixelData == ref.PixelData
         assert differing(seg, ref) <= RUN_IDENTITY, differing(seg, ref) - RUN_IDENTITY
+
+
+def test_worker_retries_and_timeout_as_the_embedded_scheduler(scale, tmp_path):
+    """A job failing once with one retry succeeds on its second attempt (re-dispatched from the
+    database); a job past its timeout is stopped and failed with the reason. Fails if the worker
+    ignores maxRetries or timeoutS, or if a retry is not recorded."""
+    serve = scale.serve()
+    api = httpx.Client(base_url=serve.url, timeout=10)
+    register(api, "flaky", retries=1, fail_times=1, counter=tmp_path / "count")
+    r = api.put("/pipelines/slow", json={"name": "slow", "app": PROBE, "cpuMemoryMb": 64, "timeoutS": 1,
+                                         "overrides": [f"probe.wait_for={tmp_path / 'never'}"]})
+    assert r.status_code in (200, 201), r.text
+    box = inbox(tmp_path)
+    scale.worker("w1")
+    flaky, slow = submit(api, "flaky", box), submit(api, "slow", box)
+    done = {j["id"]: j for j in wait_status(api, [flaky, slow])}
+    assert done[flaky]["status"] == "succeeded" and done[flaky]["attempts"] == 2
+    outcomes = [a["outcome"] for a in api.get(f"/jobs/{flaky}/attempts").json()]
+    assert outcomes[0].startswith("failed: app exited with code") and outcomes[1] == "succeeded"
+    assert done[slow]["status"] == "failed" and done[slow]["error"].startswith("timed out after 1")
+    assert "ProbeOp: expected attempt > 1; got attempt 1" in (Path(done[flaky]["outputDir"]).parent
+                                                             / "worker-1.log").read_text()
