@@ -33,7 +33,7 @@ class PipelineApp(Application):
         config = {"app": dict(spec.app), **{n: dict(o.args) for n, o in spec.operators.items()}}
         super().__init__(config, name=spec.name, **kwargs)
 
-    def _lookup(self, ref: str, default: str | None, where: str) -> Any:
+    def _lookup(self, ref: str, default: str | None, where: str, *, whole: bool = False) -> Any:
         head, _, rest = ref.partition(".")
         if head == "here":
             value: Any = str(self.spec.here)
@@ -43,6 +43,8 @@ class PipelineApp(Application):
         else:
             value = self.config_value(ref)
         if value is None:
+            if default is None and whole:  # the value itself: None reaches the operator, which checks it
+                return None
             if default is None:
                 raise ConfigError(f"expected ${{{ref}}} to have a value; got none",
                                   hint=f"set it (e.g. --{rest} for app.{rest}) or write ${{{ref}|default}}")
@@ -53,7 +55,7 @@ class PipelineApp(Application):
         if isinstance(value, str):
             whole = REF.fullmatch(value)
             if whole:  # the value itself, unconverted (a number, null, a list)
-                return self._lookup(whole.group(1), whole.group(2), where)
+                return self._lookup(whole.group(1), whole.group(2), where, whole=True)
             return REF.sub(lambda m: str(self._lookup(m.group(1), m.group(2), where)), value)
         if isinstance(value, dict):
             return {k: self._fill(v, where) for k, v in value.items()}
@@ -68,7 +70,8 @@ class PipelineApp(Application):
                 args = self._fill(self.kwargs(name), op.where)
                 built[name] = op.cls(self, name=name, **args)  # type: ignore[misc]
             except (TypeError, ValueError) as exc:  # ConfigError too (a ValueError)
-                self._spec_errors.append(f"{op.where}: pipeline: operator {name!r} ({op.type}): {exc}")
+                at = self.spec.source.where("operators", name, "args")
+                self._spec_errors.append(f"{at}: pipeline: operator {name!r} ({op.type}): {exc}")
         for f in self.spec.flows:
             if f.src in built and f.dst in built:
                 self.add_flow(built[f.src], built[f.dst], {(f.out_port, f.in_port)})
@@ -76,6 +79,8 @@ class PipelineApp(Application):
     def validate(self) -> list[str]:
         """The file's own problems first, then the runtime's, each engine message given its flow's line."""
         found = super().validate()
+        if self._spec_errors:  # an operator was not built: the engine's complaints about its ports follow from it
+            return list(self._spec_errors)
         lined = [f"{self.spec.flow_where(e)}: {e}" if self.spec.flow_where(e) else f"{self.spec.file}: {e}"
                  for e in found]
         return self._spec_errors + lined

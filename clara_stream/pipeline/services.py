@@ -99,6 +99,7 @@ class CommandService:
         self.spec, self.here = spec, here
         self.port = free_port(HOST)  # chosen now, so operators are built with the real connection
         self.proc: subprocess.Popen[bytes] | None = None
+        self.last_pid: int | None = None  # kept after stop, so callers can check the process is gone
         self.log = Path(tempfile.mkdtemp(prefix=f"service-{spec.name}-")) / "service.log"
 
     def _fill(self, text: Any) -> str:
@@ -126,6 +127,7 @@ class CommandService:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.here,
                                          start_new_session=True)
+        self.last_pid = self.proc.pid
 
     def exited(self) -> int | None:
         return self.proc.poll() if self.proc else None

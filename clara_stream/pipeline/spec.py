@@ -145,11 +145,13 @@ def _port_names(cls: type | None, direction: str) -> list[str] | None:
 
 
 def _flows(y: LinedYaml, raw: Any, ops: dict[str, OperatorSpec], errors: list[str]) -> list[FlowSpec]:
+    """The accepted flows; ``errors`` gets the refused ones, plus any cycle among all that name two operators."""
     if not isinstance(raw, list) or not raw:
         errors.append(f"{y.where('flows')}: pipeline: expected flows: a list of 'a.port -> b.port'; "
                       f"got {_type_name(raw)}")
         return []
     flows: list[FlowSpec] = []
+    linked: list[FlowSpec] = []  # every flow between two defined operators: a cycle is reported even if refused
     taken: dict[tuple[str, str], FlowSpec] = {}
     for i, item in enumerate(raw):
         flow, problem = _parse_flow(y, i, item)
@@ -169,6 +171,8 @@ def _flows(y: LinedYaml, raw: Any, ops: dict[str, OperatorSpec], errors: list[st
                 errors.append(f"{flow.where}: pipeline: flow {flow.text()}: expected an {kind} port of {end} "
                               f"({ops[end].type}: {names}); got {port!r}")
                 bad = True
+        if flow.src in ops and flow.dst in ops:
+            linked.append(flow)
         key = (flow.dst, flow.in_port)
         if key in taken:
             first = taken[key]
@@ -178,6 +182,7 @@ def _flows(y: LinedYaml, raw: Any, ops: dict[str, OperatorSpec], errors: list[st
         if not bad:
             taken[key] = flow
             flows.append(flow)
+    errors += _cycle_errors(linked)
     return flows
 
 
@@ -275,7 +280,7 @@ def parse_pipeline(path: str | Path) -> PipelineSpec:
     services = _services(y, data.get("services"), errors)
     ops = _operators(y, data.get("operators"), errors) if data else {}
     flows = _flows(y, data.get("flows"), ops, errors) if ops else []
-    errors += _cycle_errors(flows) + _ref_errors(y, ops, services)
+    errors += _ref_errors(y, ops, services)
     if errors:
         raise GraphValidationError(name, errors)
     return PipelineSpec(y.file, name, dict(app), ops, flows, services, y)
