@@ -19,6 +19,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from clara_stream.platform.db import INTEGRITY_ERRORS, Database
+from clara_stream.platform.pipeline_files import check_pipeline_file
 from clara_stream.platform.schemas import AeConfig, DestinationConfig, PipelineConfig, SourceConfig
 from clara_stream.platform.security import check_app, installed_app
 from clara_stream.platform.status import ConflictError, InvalidRequestError, NotFoundError
@@ -209,6 +210,7 @@ class ConfigStore:
 
     def _put_pipeline(self, con: sqlite3.Connection, item: PipelineConfig) -> PipelineConfig:
         check_app(item.app, self.app_roots)
+        check_pipeline_file(item.app)  # a declarative pipeline .yaml: refused here with its file:line problems
         row = con.execute("SELECT id FROM pipeline WHERE name = ?", (item.name,)).fetchone()
         pid = (row["id"] if row is not None else None) or uuid.uuid4().hex  # a given id is ignored: ours
         con.execute(
