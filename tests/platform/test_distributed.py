@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -294,3 +295,29 @@ def test_worker_retries_and_timeout_as_the_embedded_scheduler(scale, tmp_path):
     assert done[slow]["status"] == "failed" and done[slow]["error"].startswith("timed out after 1")
     assert "ProbeOp: expected attempt > 1; got attempt 1" in (Path(done[flaky]["outputDir"]).parent
                                                              / "worker-1.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--broker", "http://mq"], "worker: expected --broker amqp://…; got http"),
+        (["--broker", "amqp://mq", "--database", "sqlite:///x"], "worker: expected --database postgresql://…"),
+        (["--broker", "amqp://mq", "--database", "postgresql://db/x", "--queues", "gpu,tpu"],
+         "worker: expected --queues from gpu, cpu; got 'gpu,tpu'"),
+    ],
+)
+def test_worker_refuses_bad_arguments_by_name(tmp_path, args, message):
+    """Nothing starts on a wrong broker, database or queue name; the error names the option."""
+    cmd = [sys.executable, "-m", "clara_stream.cli", "worker", "--data-dir", str(tmp_path / "w"),
+           "--shared-dir", str(tmp_path), *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_serve_refuses_celery_without_broker_and_postgres(tmp_path):
+    cmd = [sys.executable, "-m", "clara_stream.cli", "dicom", "serve", "--data-dir", str(tmp_path / "d"),
+           "--scheduler", "celery", "--database", str(tmp_path / "state.sqlite")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "scheduler: expected --broker amqp://… and --database postgresql://…" in r.stderr, r.stderr
