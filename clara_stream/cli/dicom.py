@@ -211,6 +211,7 @@ def gc_cmd(
     max_age_days: float = typer.Option(None, help="global policy: delete instances older than this"),
     max_total_gb: float = typer.Option(None, help="global policy: delete oldest instances above this total"),
     keep_until_exported: bool = typer.Option(True, help="keep instances until their results are exported"),
+    database: str = typer.Option(None, help="celery backend: postgresql://… [env CLARA_STREAM_DATABASE_URL]"),
 ) -> None:
     """Apply the retention policy (global options + each AE's "retention") to the instance store.
 
@@ -222,10 +223,11 @@ def gc_cmd(
 
     from clara_stream.platform import retention
     from clara_stream.platform.configstore import ConfigStore
-    from clara_stream.platform.db import Database
+    from clara_stream.platform.db import database_for
     from clara_stream.platform.settings import PlatformSettings
 
     overrides = dict(
+        database_url=database,
         retention_max_age_days=max_age_days,
         retention_max_total_gb=max_total_gb,
         retention_keep_until_exported=keep_until_exported,
@@ -237,9 +239,9 @@ def gc_cmd(
     except ValidationError as exc:
         raise UserError(f"dicom gc: {exc}") from None
     state = Path(settings.data_dir) / "state.sqlite"
-    if not state.is_file():
+    if settings.database_url is None and not state.is_file():
         raise UserError(f"dicom gc: expected a service data folder with state.sqlite; got {settings.data_dir}")
-    db = Database(state)
+    db = database_for(settings)
     found = retention.plan(db, ConfigStore(db), retention.default_policy(settings))
     for c in found:
         typer.echo(f"{'would delete' if dry_run else 'delete'} {c.path} ({c.size} B, {c.called_ae}): {c.reason}")

@@ -33,13 +33,13 @@ def _serve(settings: PlatformSettings, port: int, slots, parent: int) -> None:
     """One acceptor process: the SCP on ``port`` until told to stop or the parent is gone."""
     from clara_stream.platform.adapter import DicomAdapter
     from clara_stream.platform.configstore import ConfigStore
-    from clara_stream.platform.db import Database
+    from clara_stream.platform.db import database_for
     from clara_stream.platform.instances import InstanceStore
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     data = Path(settings.data_dir)
-    db = Database(data / "state.sqlite")
+    db = database_for(settings)  # the service's own state: SQLite here, or the celery backend's PostgreSQL
     store = InstanceStore(db, data / "store", fsync=settings.fsync)
     adapter = DicomAdapter(
         settings.model_copy(update={"dicom_port": port}),

@@ -130,6 +130,13 @@ def open_database(target: str | Path):
     return Database(Path(text))
 
 
+def database_for(settings) -> Database:
+    """The service's state: ``settings.database_url`` (PostgreSQL), else ``<data_dir>/state.sqlite``."""
+    if settings.database_url is not None:
+        return open_database(settings.database_url.get_secret_value())
+    return Database(Path(settings.data_dir) / "state.sqlite")
+
+
 class Database:
     """A SQLite file in WAL mode with per-thread connections and one write lock.
 

@@ -15,7 +15,7 @@ from clara_stream.platform import acceptors, retention
 from clara_stream.platform.adapter import DicomAdapter
 from clara_stream.platform.backends import JobScheduler
 from clara_stream.platform.configstore import ConfigStore
-from clara_stream.platform.db import DB_ERRORS, Database, open_database
+from clara_stream.platform.db import DB_ERRORS, database_for
 from clara_stream.platform.instances import InstanceStore
 from clara_stream.platform.jobs import JobQueue
 from clara_stream.platform.results import ResultsService
@@ -47,11 +47,7 @@ class PlatformService:
         self.settings = settings
         data = Path(settings.data_dir)
         data.mkdir(parents=True, exist_ok=True)
-        self.db = (
-            open_database(settings.database_url.get_secret_value())
-            if settings.database_url
-            else Database(data / "state.sqlite")
-        )
+        self.db = database_for(settings)
         self.config = ConfigStore(self.db, app_roots=settings.app_roots)
         self.queue = JobQueue(self.db, data / "jobs")
         self.store = InstanceStore(self.db, data / "store", fsync=settings.fsync)

@@ -321,3 +321,33 @@ def test_serve_refuses_celery_without_broker_and_postgres(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "scheduler: expected --broker amqp://… and --database postgresql://…" in r.stderr, r.stderr
+
+
+def test_acceptor_processes_store_into_the_shared_database(scale, tmp_path, ct_small, dcmtk):
+    """``--acceptors 2`` with the celery backend: instances received by either SCP process are
+    indexed in PostgreSQL and reach the job. Fails if an acceptor process opens its own SQLite
+    file (the instances it took would never join the group)."""
+    seed = {
+        "sources": [{"name": "modality", "aeTitle": "STORESCU", "hostIp": "127.0.0.1"}],
+        "pipelines": [{"name": "count", "app": PROBE, "cpuMemoryMb": 64}],
+        "aes": [{"name": "count", "aeTitle": "COUNT", "timeout": 2, "workflows": ["count"]}],
+    }
+    seed_file = tmp_path / "seed.json"
+    seed_file.write_text(json.dumps(seed))
+    sp = scale.serve(seed_file)
+    sp.stop()
+    sp.extra += ["--acceptors", "2"]
+    sp.start()
+    api = httpx.Client(base_url=sp.url, timeout=10)
+    scale.worker("w1")
+    files = sorted(ct_small.iterdir())
+    for f in files:  # one association per file: SO_REUSEPORT spreads them over both processes
+        r = subprocess.run([dcmtk.storescu, "-aet", "STORESCU", "-aec", "COUNT", "127.0.0.1", str(sp.dicom_port),
+                            str(f)], env=NODELAY_ENV, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    jid = wait_until(lambda: next(iter(api.get("/jobs").json()), None), "job created", 60)["id"]
+    done = wait_status(api, [jid])[0]
+    assert done["status"] == "succeeded"
+    probe = json.loads((Path(done["outputDir"]) / "probe.json").read_text())
+    assert len(probe["files"]) == len(files)
+    assert len(api.get(f"/jobs/{jid}/instances").json()) == len(files)
