@@ -1,0 +1,184 @@
+"""The platform API over gRPC, beside REST: the same service calls, auth rule and error table.
+
+Requests are validated by the same pydantic models REST uses (a bad field → INVALID_ARGUMENT
+naming it); platform errors map to gRPC codes through one table (:data:`GRPC_CODES`). Beyond
+loopback every call needs ``authorization: Bearer <token>`` (the service's ``api_token``);
+the standard health and reflection services are on (health is open, like REST's /health).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from pydantic import BaseModel, ValidationError
+
+from clara_stream.platform.grpc import platform_pb2 as pb
+from clara_stream.platform.grpc import platform_pb2_grpc as pb_grpc
+from clara_stream.platform.schemas import JobSubmit, PipelineConfig
+from clara_stream.platform.status import ConflictError, InvalidRequestError, NotFoundError, UnauthorizedError
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Platform"].full_name
+GRPC_CODES: dict[type[BaseException], grpc.StatusCode] = {
+    UnauthorizedError: grpc.StatusCode.UNAUTHENTICATED,
+    NotFoundError: grpc.StatusCode.NOT_FOUND,
+    ConflictError: grpc.StatusCode.ALREADY_EXISTS,
+    InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
+    ValueError: grpc.StatusCode.INVALID_ARGUMENT,
+}
+TERMINAL = ("succeeded", "failed", "cancelled")
+WATCH_POLL_S = 0.1
+
+
+def _code(exc: BaseException) -> grpc.StatusCode | None:
+    return next((code for cls, code in GRPC_CODES.items() if isinstance(exc, cls)), None)
+
+
+def to_model(msg: Any, model: type[BaseModel]) -> Any:
+    """A request message as the REST model; raises InvalidRequestError naming the bad field."""
+    data = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or model.__name__
+        raise InvalidRequestError(f"{field}: expected {first['msg'].lower()}; got {first.get('input')!r}") from None
+
+
+def to_message(item: BaseModel | dict, cls: type) -> Any:
+    data = item.model_dump(mode="json") if isinstance(item, BaseModel) else item
+    return json_format.ParseDict({k: v for k, v in data.items() if v is not None}, cls(), ignore_unknown_fields=True)
+
+
+def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Map platform errors to gRPC codes with the REST message (one line)."""
+    def call(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(self, request, context)
+        except Exception as exc:  # noqa: BLE001 - mapped or re-raised
+            code = _code(exc)
+            if code is None:
+                raise
+            context.abort(code, str(exc))
+    return call
+
+
+class PlatformServicer(pb_grpc.PlatformServicer):
+    def __init__(self, service: Any) -> None:
+        self.svc = service
+
+    @_guard
+    def ListPipelines(self, request: Any, context: Any) -> Any:
+        return pb.PipelineList(items=[to_message(p, pb.PipelineInfo) for p in self.svc.config.pipelines()])
+
+    @_guard
+    def GetPipeline(self, request: Any, context: Any) -> Any:
+        return to_message(self.svc.config.pipeline(request.name), pb.PipelineConfig)
+
+    @_guard
+    def PutPipeline(self, request: Any, context: Any) -> Any:
+        return to_message(self.svc.config.put_pipeline(to_model(request, PipelineConfig)), pb.PipelineConfig)
+
+    @_guard
+    def DeletePipeline(self, request: Any, context: Any) -> Any:
+        return to_message(self.svc.config.delete_pipeline(request.name), pb.PipelineConfig)
+
+    @_guard
+    def CreateJob(self, request: Any, context: Any) -> Any:
+        return to_message(self.svc.submit(to_model(request, JobSubmit)), pb.JobInfo)
+
+    @_guard
+    def GetJob(self, request: Any, context: Any) -> Any:
+        return to_message(self.svc.queue.get(request.id), pb.JobInfo)
+
+    @_guard
+    def ListJobs(self, request: Any, context: Any) -> Any:
+        limit = request.limit if request.HasField("limit") else 200
+        if not 1 <= limit <= 10000:
+            raise InvalidRequestError(f"limit: expected 1 <= limit <= 10000; got {limit}")
+        status = request.status if request.HasField("status") else None
+        if status is not None and status not in (*TERMINAL, "queued", "running"):
+            raise InvalidRequestError(f"status: expected one of queued, running, {', '.join(TERMINAL)}; got {status!r}")
+        jobs = self.svc.queue.list(status=status, pipeline=request.pipeline or None, limit=limit)
+        return pb.JobList(items=[to_message(j, pb.JobInfo) for j in jobs])
+
+    @_guard
+    def CancelJob(self, request: Any, context: Any) -> Any:
+        return to_message(self.svc.cancel(request.id), pb.JobInfo)
+
+    def WatchJob(self, request: Any, context: Any) -> Iterator[Any]:
+        """Each change of the job's status (and attempt), first its current state, until it ends."""
+        last = None
+        while context.is_active():
+            try:
+                job = self.svc.queue.get(request.id)
+            except NotFoundError as exc:
+                context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            key = (job.status, job.attempts)
+            if key != last:
+                last = key
+                yield to_message(job, pb.JobInfo)
+            if job.status in TERMINAL:
+                return
+            threading.Event().wait(WATCH_POLL_S)
+
+
+class _TokenInterceptor(grpc.ServerInterceptor):
+    """The REST rule: with a token configured every Platform call must carry it."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token.encode()
+
+        def deny(request: Any, context: grpc.ServicerContext) -> None:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          "gRPC: expected metadata 'authorization: Bearer <token>'; got none or a wrong token")
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+        self._deny_stream = grpc.unary_stream_rpc_method_handler(deny)
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        if not details.method.startswith(f"/{SERVICE_NAME}/"):
+            return continuation(details)  # health and reflection stay open
+        given = dict(details.invocation_metadata).get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), self.token):
+            return continuation(details)
+        return self._deny_stream if details.method.endswith("/WatchJob") else self._deny
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve(service: Any, host: str = "127.0.0.1", port: int = 0, workers: int = 8) -> tuple[grpc.Server, int]:
+    """Start the gRPC API for a PlatformService; returns the server and its bound port.
+
+    Raises
+    ------
+    InvalidRequestError
+        ``host`` beyond loopback while the service has no API token.
+    """
+    token = service.api_token.get_secret_value() if service.api_token is not None else None
+    if token is None and not _loopback(host):
+        raise InvalidRequestError(f"grpc_host: expected loopback without an API token; got {host!r}")
+    interceptors = [_TokenInterceptor(token)] if token else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), interceptors=interceptors)
+    pb_grpc.add_PlatformServicer_to_server(PlatformServicer(service), server)
+    checker = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    checker.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    checker.set("", health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    server.start()
+    return server, bound

@@ -1,0 +1,125 @@
+"""The platform gRPC API against a real PlatformService: REST's operations, auth rule and field errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from clara_stream.platform.client import PlatformClient
+from clara_stream.platform.grpc import build
+from clara_stream.platform.grpc.server import serve
+from clara_stream.platform.service import PlatformService
+from clara_stream.platform.settings import PlatformSettings
+
+HELLO = """\
+pipeline: hello_grpc
+app: {scheduler: greedy, log_level: critical}
+operators:
+  source: {type: ArraySourceOp, args: {count: 5, height: 16, width: 24}}
+  scale: {type: ScaleOp, args: {factor: 2.0}}
+  sink: {type: StatsSinkOp, args: {output: "${app.output}"}}
+flows:
+  - source.frame -> scale.frame_in
+  - scale.frame_out -> sink.frame
+"""
+
+
+def test_generated_code_matches_the_rest_schemas(tmp_path: Path) -> None:
+    """Fails when schemas.py changed (a REST field added) and the committed proto/pb2 were not rebuilt."""
+    for fresh in build.build(tmp_path):
+        assert fresh.read_text() == (build.HERE / fresh.name).read_text(), f"rebuild: python -m {build.__name__}"
+    assert "optional int64 priority" in (tmp_path / build.PROTO).read_text()
+
+
+@pytest.fixture
+def platform(tmp_path: Path, request: pytest.FixtureRequest):  # noqa: ANN201
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "hello.yaml").write_text(HELLO)
+    token = getattr(request, "param", None)
+    settings = PlatformSettings(data_dir=tmp_path / "data", app_roots=[apps], input_roots=[tmp_path], dicom_port=0,
+                                http_port=0, poll_interval_s=0.05, api_token=token)
+    svc = PlatformService(settings, dicom=False)
+    svc.start()
+    server, port = serve(svc)
+    yield svc, f"127.0.0.1:{port}", apps / "hello.yaml", token
+    server.stop(grace=None)
+    svc.stop()
+
+
+def test_pipeline_and_job_lifecycle_with_watch_stream(platform, tmp_path: Path) -> None:
+    svc, target, yaml_path, _ = platform
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    with PlatformClient(target) as c:
+        put = c.put_pipeline({"name": "hello", "app": str(yaml_path), "overrides": ["scale.factor=3.0"]})
+        assert put.id and c.pipeline("hello").overrides == ["scale.factor=3.0"]
+        assert [p.name for p in c.pipelines()] == ["hello"] and c.pipelines()[0].cpu_memory_mb == 512  # REST default
+        job = c.submit({"pipeline": "hello", "input": str(inbox), "priority": 7})
+        assert job.priority == 7 and job.status in ("queued", "running")
+        states = [j.status for j in c.watch(job.id)]
+        assert states[-1] == "succeeded" and "running" in states and len(states) == len(set(states))
+        assert c.job(job.id).status == "succeeded" == svc.queue.get(job.id).status
+        assert [j.id for j in c.jobs(status="succeeded", pipeline="hello")] == [job.id]
+        assert c.jobs(status="failed") == []
+        summary = json.loads(next(Path(c.job(job.id).output_dir).rglob("summary.json")).read_text())
+        assert summary["frames"] == 5 and summary["max"] == 3.0
+        assert c.delete_pipeline("hello").name == "hello" and c.pipelines() == []
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda c, p, t: c.submit({"pipeline": "hello", "input": str(t), "priority": 500}), "priority"),
+        (lambda c, p, t: c.submit({"pipeline": "hello", "input": "/etc"}), "input"),
+        (lambda c, p, t: c.put_pipeline({"name": "x", "app": "/etc"}), "app"),
+        (lambda c, p, t: c.put_pipeline({"name": "x", "app": str(p), "max_retries": 99}), "max_retries"),
+        (lambda c, p, t: c.jobs(status="exploded"), "status"),
+    ],
+)
+def test_bad_arguments_are_invalid_argument_naming_the_field(platform, tmp_path: Path, call, field: str) -> None:
+    svc, target, yaml_path, _ = platform
+    with PlatformClient(target) as c:
+        c.put_pipeline({"name": "hello", "app": str(yaml_path)})
+        with pytest.raises(grpc.RpcError) as err:
+            call(c, yaml_path, tmp_path)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith(field), \
+            err.value.details()
+        assert svc.queue.list() == [] and [p.name for p in c.pipelines()] == ["hello"]  # nothing registered
+        with pytest.raises(grpc.RpcError) as missing:
+            c.job("nope")
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("platform", ["s3cret-token"], indirect=True)
+def test_token_required_when_configured_health_and_reflection_open(platform) -> None:
+    _, target, yaml_path, token = platform
+    with PlatformClient(target) as anon, pytest.raises(grpc.RpcError) as err:
+        anon.pipelines()
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with PlatformClient(target, token="wrong") as bad, pytest.raises(grpc.RpcError) as err:
+        list(bad.watch("x"))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with PlatformClient(target, token=token) as ok:
+        assert ok.pipelines() == []
+    with grpc.insecure_channel(target) as ch:
+        reply = health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service="clara_stream.platform.Platform"), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        answers = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+        names = {s.name for a in answers for s in a.list_services_response.service}
+    assert "clara_stream.platform.Platform" in names and "grpc.health.v1.Health" in names
+
+
+def test_beyond_loopback_without_token_is_refused(tmp_path: Path) -> None:
+    from clara_stream.platform.status import InvalidRequestError
+
+    svc = PlatformService(PlatformSettings(data_dir=tmp_path / "d", dicom_port=0, http_port=0), dicom=False)
+    with pytest.raises(InvalidRequestError, match="grpc_host: expected loopback"):
+        serve(svc, host="0.0.0.0")
