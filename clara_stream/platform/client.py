@@ -6,7 +6,9 @@ transport they use; a refused call raises ``grpc.RpcError`` with the server's co
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,6 +16,7 @@ from google.protobuf import json_format
 
 from clara_stream.platform.grpc import platform_pb2 as pb
 from clara_stream.platform.grpc import platform_pb2_grpc as pb_grpc
+from clara_stream.platform.grpc.payloads import send
 from clara_stream.platform.schemas import JobInfo, JobSubmit, PipelineConfig, PipelineInfo
 
 
@@ -71,6 +74,39 @@ class PlatformClient:
         """Each state change of the job, until it ends."""
         for m in self.stub.WatchJob(pb.IdRequest(id=job_id), metadata=self.metadata, timeout=timeout_s):
             yield _model(m, JobInfo)
+
+    def upload(self, folder: str | Path) -> Any:
+        """Send every file under ``folder`` (sha256 on each file's last chunk); returns the ``Payload``."""
+        root = Path(folder)
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+
+        def chunks() -> Iterator[Any]:
+            for f in files:
+                for data, digest in send(f):
+                    yield pb.PayloadChunk(path=f.relative_to(root).as_posix(), data=data, sha256=digest)
+        return self.stub.UploadPayload(chunks(), metadata=self.metadata, timeout=self.timeout_s)
+
+    def download(self, path: str, dest: str | Path, *, job: str = "", payload: str = "") -> Path:
+        """Fetch one file of a job's outputs (or of a payload) to ``dest``; its sha256 is checked.
+
+        Raises
+        ------
+        ValueError
+            The received bytes do not match the server's checksum (``dest`` is removed).
+        """
+        out = Path(dest)
+        digest, expected = hashlib.sha256(), ""
+        with out.open("wb") as fh:
+            for chunk in self.stub.Download(pb.FileRequest(job=job, payload=payload, path=path),
+                                            metadata=self.metadata, timeout=self.timeout_s):
+                fh.write(chunk.data)
+                digest.update(chunk.data)
+                expected = chunk.sha256 or expected
+        if digest.hexdigest() != expected:
+            out.unlink()
+            raise ValueError(f"download: expected sha256 {expected or '(none sent)'}; got {digest.hexdigest()} "
+                             f"[{path}]")
+        return out
 
     def close(self) -> None:
         self.channel.close()

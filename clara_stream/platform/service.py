@@ -51,8 +51,8 @@ class PlatformService:
         self.config = ConfigStore(self.db, app_roots=settings.app_roots)
         self.queue = JobQueue(self.db, data / "jobs")
         self.store = InstanceStore(self.db, data / "store", fsync=settings.fsync)
-        #: where job inputs may lie: received data (store, job folders) and configured input roots
-        self.input_roots = [self.store.store_dir, self.queue.jobs_dir, *settings.input_roots]
+        #: where job inputs may lie: received data (store, job folders, gRPC uploads) and configured input roots
+        self.input_roots = [self.store.store_dir, self.queue.jobs_dir, data / "payloads", *settings.input_roots]
         self.results = ResultsService(self.db, self.queue, self.config, settings)
         self.scheduler: JobScheduler = (
             Scheduler(self.queue, settings, on_success=self.results.collect, input_roots=self.input_roots)

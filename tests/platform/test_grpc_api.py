@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,12 +10,17 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from pydicom import dcmread
 
 from clara_stream.platform.client import PlatformClient
 from clara_stream.platform.grpc import build
 from clara_stream.platform.grpc.server import serve
 from clara_stream.platform.service import PlatformService
 from clara_stream.platform.settings import PlatformSettings
+
+from .conftest import wait_until
+
+SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 HELLO = """\
 pipeline: hello_grpc
@@ -123,3 +129,67 @@ def test_beyond_loopback_without_token_is_refused(tmp_path: Path) -> None:
     svc = PlatformService(PlatformSettings(data_dir=tmp_path / "d", dicom_port=0, http_port=0), dicom=False)
     with pytest.raises(InvalidRequestError, match="grpc_host: expected loopback"):
         serve(svc, host="0.0.0.0")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_dicom_payload_upload_job_watch_download_seg(platform, ct_small: Path, tmp_path: Path) -> None:
+    """Upload a CT series, run organ_segmentation on it, stream its states, download the SEG (checksummed).
+
+    The SEG is read back with pydicom and must reference the uploaded series; the upload must hold the
+    same bytes as the source files (hashlib over each file on both sides).
+    """
+    svc, target, _, _ = platform
+    with PlatformClient(target, timeout_s=300) as c:
+        payload = c.upload(ct_small)
+        sources = sorted(p for p in ct_small.iterdir() if p.is_file())
+        assert list(payload.files) == [p.name for p in sources] and payload.bytes == sum(p.stat().st_size
+                                                                                       for p in sources)
+        assert all(_sha(Path(payload.path) / p.name) == _sha(p) for p in sources)
+        c.put_pipeline({"name": "seg", "app": "organ_segmentation"})
+        job = c.submit({"pipeline": "seg", "input": payload.path, "priority": 3})
+        states = [j.status for j in c.watch(job.id)]
+        assert states[-1] == "succeeded", (states, c.job(job.id).error)
+        seg_file = c.download("seg.dcm", tmp_path / "seg.dcm", job=job.id)
+    seg = dcmread(seg_file)
+    assert seg.SOPClassUID == SEG_STORAGE
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == dcmread(sources[0]).SeriesInstanceUID
+    assert _sha(seg_file) == _sha(Path(svc.queue.get(job.id).output_dir) / "seg.dcm")
+
+
+def _chunks(files: dict[str, bytes], *, digest: dict[str, str] | None = None, fail_after: int | None = None):
+    from clara_stream.platform.grpc import platform_pb2 as pb
+
+    for i, (name, data) in enumerate(files.items()):
+        if fail_after is not None and i == fail_after:
+            raise ConnectionError("client went away mid-upload")
+        yield pb.PayloadChunk(path=name, data=data[:3])
+        sha = (digest or {}).get(name, hashlib.sha256(data).hexdigest())
+        yield pb.PayloadChunk(path=name, data=data[3:], sha256=sha)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "files", "code", "field"),
+    [
+        ({"fail_after": 1}, {"a.dcm": b"0123456789", "b.dcm": b"abcdefgh"}, grpc.StatusCode.CANCELLED, None),
+        ({"digest": {"b.dcm": "0" * 64}}, {"a.dcm": b"0123456789", "b.dcm": b"abcdefgh"},
+         grpc.StatusCode.INVALID_ARGUMENT, "sha256"),
+        ({}, {"../escape.dcm": b"0123456789"}, grpc.StatusCode.INVALID_ARGUMENT, "path"),
+    ],
+)
+def test_cut_short_or_bad_upload_registers_nothing(platform, kwargs, files, code, field) -> None:
+    svc, target, _, _ = platform
+    with PlatformClient(target) as c:
+        with pytest.raises(grpc.RpcError) as err:
+            c.stub.UploadPayload(_chunks(files, **kwargs), timeout=30)
+        assert err.value.code() in (code, grpc.StatusCode.UNKNOWN if field is None else code)
+        if field:
+            assert err.value.details().startswith(field), err.value.details()
+    root = Path(svc.settings.data_dir) / "payloads"
+
+    def clean() -> bool:
+        return not any(root.iterdir())
+    wait_until(clean, "the partial upload folder removed")
+    assert not (root.parent / "escape.dcm").exists()

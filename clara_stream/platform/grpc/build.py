@@ -30,6 +30,11 @@ message IdRequest { string id = 1; }
 message JobFilter { optional string status = 1; optional string pipeline = 2; optional int64 limit = 3; }
 message PipelineList { repeated PipelineInfo items = 1; }
 message JobList { repeated JobInfo items = 1; }
+// One piece of a file; the file's last piece carries the sha256 of the whole file.
+message PayloadChunk { string path = 1; bytes data = 2; string sha256 = 3; }
+message Payload { string id = 1; string path = 2; repeated string files = 3; int64 bytes = 4; }
+// A file of an uploaded payload or of a job's outputs (exactly one of payload, job).
+message FileRequest { string payload = 1; string job = 2; string path = 3; }
 
 // The REST operations, same semantics (clara_stream.platform.service); errors carry the REST message.
 service Platform {
@@ -42,6 +47,8 @@ service Platform {
   rpc ListJobs(JobFilter) returns (JobList);
   rpc CancelJob(IdRequest) returns (JobInfo);
   rpc WatchJob(IdRequest) returns (stream JobInfo);  // every state change until the job ends
+  rpc UploadPayload(stream PayloadChunk) returns (Payload);  // whole or nothing; Payload.path is a job input
+  rpc Download(FileRequest) returns (stream PayloadChunk);
 }
 """
 

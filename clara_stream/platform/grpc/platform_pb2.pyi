@@ -143,3 +143,35 @@ class JobList(_message.Message):
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[JobInfo]
     def __init__(self, items: _Optional[_Iterable[_Union[JobInfo, _Mapping]]] = ...) -> None: ...
+
+class PayloadChunk(_message.Message):
+    __slots__ = ("path", "data", "sha256")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    data: bytes
+    sha256: str
+    def __init__(self, path: _Optional[str] = ..., data: _Optional[bytes] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class Payload(_message.Message):
+    __slots__ = ("id", "path", "files", "bytes")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    path: str
+    files: _containers.RepeatedScalarFieldContainer[str]
+    bytes: int
+    def __init__(self, id: _Optional[str] = ..., path: _Optional[str] = ..., files: _Optional[_Iterable[str]] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class FileRequest(_message.Message):
+    __slots__ = ("payload", "job", "path")
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    payload: str
+    job: str
+    path: str
+    def __init__(self, payload: _Optional[str] = ..., job: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...

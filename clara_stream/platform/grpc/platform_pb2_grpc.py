@@ -80,6 +80,16 @@ class PlatformStub:
                 request_serializer=platform__pb2.IdRequest.SerializeToString,
                 response_deserializer=platform__pb2.JobInfo.FromString,
                 _registered_method=True)
+        self.UploadPayload = channel.stream_unary(
+                '/clara_stream.platform.Platform/UploadPayload',
+                request_serializer=platform__pb2.PayloadChunk.SerializeToString,
+                response_deserializer=platform__pb2.Payload.FromString,
+                _registered_method=True)
+        self.Download = channel.unary_stream(
+                '/clara_stream.platform.Platform/Download',
+                request_serializer=platform__pb2.FileRequest.SerializeToString,
+                response_deserializer=platform__pb2.PayloadChunk.FromString,
+                _registered_method=True)
 
 
 class PlatformServicer:
@@ -141,6 +151,19 @@ class PlatformServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadPayload(self, request_iterator, context):
+        """whole or nothing; Payload.path is a job input
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Download(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlatformServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -188,6 +211,16 @@ def add_PlatformServicer_to_server(servicer, server):
                     servicer.WatchJob,
                     request_deserializer=platform__pb2.IdRequest.FromString,
                     response_serializer=platform__pb2.JobInfo.SerializeToString,
+            ),
+            'UploadPayload': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadPayload,
+                    request_deserializer=platform__pb2.PayloadChunk.FromString,
+                    response_serializer=platform__pb2.Payload.SerializeToString,
+            ),
+            'Download': grpc.unary_stream_rpc_method_handler(
+                    servicer.Download,
+                    request_deserializer=platform__pb2.FileRequest.FromString,
+                    response_serializer=platform__pb2.PayloadChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -434,6 +467,60 @@ class Platform:
             '/clara_stream.platform.Platform/WatchJob',
             platform__pb2.IdRequest.SerializeToString,
             platform__pb2.JobInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadPayload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/clara_stream.platform.Platform/UploadPayload',
+            platform__pb2.PayloadChunk.SerializeToString,
+            platform__pb2.Payload.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Download(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/clara_stream.platform.Platform/Download',
+            platform__pb2.FileRequest.SerializeToString,
+            platform__pb2.PayloadChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,6 +13,7 @@ import ipaddress
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import BaseModel, ValidationError
 
+from clara_stream.platform.grpc import payloads
 from clara_stream.platform.grpc import platform_pb2 as pb
 from clara_stream.platform.grpc import platform_pb2_grpc as pb_grpc
 from clara_stream.platform.schemas import JobSubmit, PipelineConfig
@@ -72,8 +74,9 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class PlatformServicer(pb_grpc.PlatformServicer):
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: Any, payload_root: Path) -> None:
         self.svc = service
+        self.payload_root = payload_root
 
     @_guard
     def ListPipelines(self, request: Any, context: Any) -> Any:
@@ -113,6 +116,26 @@ class PlatformServicer(pb_grpc.PlatformServicer):
     @_guard
     def CancelJob(self, request: Any, context: Any) -> Any:
         return to_message(self.svc.cancel(request.id), pb.JobInfo)
+
+    @_guard
+    def UploadPayload(self, request_iterator: Any, context: Any) -> Any:
+        pid, files, size = payloads.receive(request_iterator, self.payload_root)
+        return pb.Payload(id=pid, path=str(self.payload_root / pid), files=files, bytes=size)
+
+    def Download(self, request: Any, context: Any) -> Iterator[Any]:
+        try:
+            if bool(request.payload) == bool(request.job):
+                raise InvalidRequestError("payload: expected exactly one of payload or job; got "
+                                          + ("both" if request.payload else "neither"))
+            if request.payload:
+                root = self.payload_root / payloads.safe_relative(request.payload, "payload")
+            else:
+                root = Path(self.svc.queue.get(request.job).output_dir)
+            file = payloads.confined(root, request.path)
+        except (InvalidRequestError, NotFoundError) as exc:
+            context.abort(_code(exc), str(exc))
+        for data, digest in payloads.send(file):
+            yield pb.PayloadChunk(path=request.path, data=data, sha256=digest)
 
     def WatchJob(self, request: Any, context: Any) -> Iterator[Any]:
         """Each change of the job's status (and attempt), first its current state, until it ends."""
@@ -173,7 +196,9 @@ def serve(service: Any, host: str = "127.0.0.1", port: int = 0, workers: int = 8
         raise InvalidRequestError(f"grpc_host: expected loopback without an API token; got {host!r}")
     interceptors = [_TokenInterceptor(token)] if token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), interceptors=interceptors)
-    pb_grpc.add_PlatformServicer_to_server(PlatformServicer(service), server)
+    payload_root = Path(service.settings.data_dir) / "payloads"
+    payload_root.mkdir(parents=True, exist_ok=True)  # one of the service's input_roots: a payload is a job input
+    pb_grpc.add_PlatformServicer_to_server(PlatformServicer(service, payload_root), server)
     checker = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     checker.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
