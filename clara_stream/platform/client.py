@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from clara_stream.platform.grpc import platform_pb2 as pb
 from clara_stream.platform.grpc import platform_pb2_grpc as pb_grpc
 from clara_stream.platform.grpc.payloads import send
-from clara_stream.platform.schemas import JobInfo, JobSubmit, PipelineConfig, PipelineInfo
+from clara_stream.platform.schemas import JobInfo, JobSubmit, PipelineConfig, PipelineInfo, ResultInfo
 
 
 def _model(msg: Any, model: type) -> Any:
@@ -66,6 +66,10 @@ class PlatformClient:
              limit: int | None = None) -> list[JobInfo]:
         req = pb.JobFilter(**{k: v for k, v in (("status", status), ("pipeline", pipeline), ("limit", limit)) if v})
         return [_model(m, JobInfo) for m in self._call("ListJobs", req).items]
+
+    def results(self, job_id: str = "", limit: int | None = None) -> list[ResultInfo]:
+        req = pb.ResultFilter(job_id=job_id, **({"limit": limit} if limit else {}))
+        return [_model(m, ResultInfo) for m in self._call("ListResults", req).items]
 
     def cancel(self, job_id: str) -> JobInfo:
         return _model(self._call("CancelJob", pb.IdRequest(id=job_id)), JobInfo)

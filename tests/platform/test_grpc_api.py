@@ -153,7 +153,14 @@ def test_dicom_payload_upload_job_watch_download_seg(platform, ct_small: Path, t
         states = [j.status for j in c.watch(job.id)]
         assert states[-1] == "succeeded", (states, c.job(job.id).error)
         seg_file = c.download("seg.dcm", tmp_path / "seg.dcm", job=job.id)
+        results = c.results(job.id)
+        rest = svc.results.results(job_id=job.id, limit=500)
+        assert [(r.path, r.size, r.sop_uid) for r in results] == [(r.path, r.size, r.sop_uid) for r in rest]
+        with pytest.raises(grpc.RpcError) as unknown:
+            c.results("no-such-job")
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
     seg = dcmread(seg_file)
+    assert any(r.sop_uid == seg.SOPInstanceUID and r.path.endswith("seg.dcm") for r in results)
     assert seg.SOPClassUID == SEG_STORAGE
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == dcmread(sources[0]).SeriesInstanceUID
     assert _sha(seg_file) == _sha(Path(svc.queue.get(job.id).output_dir) / "seg.dcm")

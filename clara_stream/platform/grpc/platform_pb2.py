@@ -22,41 +22,48 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0eplatform.proto\x12\x15\x63lara_stream.platform\"\xbf\x01\n\x0ePipelineConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x15\n\rcpu_memory_mb\x18\x03 \x01(\x03\x12\x15\n\rgpu_memory_mb\x18\x04 \x01(\x03\x12\x13\n\x0bmax_retries\x18\x05 \x01(\x03\x12\x16\n\ttimeout_s\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\toverrides\x18\x07 \x03(\t\x12\x0f\n\x02id\x18\x08 \x01(\tH\x01\x88\x01\x01\x42\x0c\n\n_timeout_sB\x05\n\x03_id\"\xf5\x01\n\x0cPipelineInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x15\n\rcpu_memory_mb\x18\x03 \x01(\x03\x12\x15\n\rgpu_memory_mb\x18\x04 \x01(\x03\x12\x13\n\x0bmax_retries\x18\x05 \x01(\x03\x12\x16\n\ttimeout_s\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\toverrides\x18\x07 \x03(\t\x12\x0f\n\x02id\x18\x08 \x01(\tH\x01\x88\x01\x01\x12\x15\n\rregistered_at\x18\t \x01(\x01\x12\x0e\n\x06queued\x18\n \x01(\x03\x12\x0f\n\x07running\x18\x0b \x01(\x03\x42\x0c\n\n_timeout_sB\x05\n\x03_id\"f\n\tJobSubmit\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\r\n\x05input\x18\x02 \x01(\t\x12\x15\n\x08priority\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x0c\x64\x65stinations\x18\x04 \x03(\tB\x0b\n\t_priority\"\xcf\x03\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0b\n\x03\x61pp\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\x03\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\x01\x12\x17\n\nstarted_at\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x0b\x66inished_at\x18\t \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nduration_s\x18\n \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x08\x61ttempts\x18\x0b \x01(\x03\x12\x13\n\x0bmax_retries\x18\x0c \x01(\x03\x12\x12\n\x05\x65rror\x18\r \x01(\tH\x03\x88\x01\x01\x12\x16\n\texit_code\x18\x0e \x01(\x03H\x04\x88\x01\x01\x12\x11\n\tinput_dir\x18\x0f \x01(\t\x12\x12\n\noutput_dir\x18\x10 \x01(\t\x12\x14\n\x0c\x64\x65stinations\x18\x11 \x03(\t\x12\x11\n\tconflicts\x18\x12 \x01(\x03\x12\x13\n\x06worker\x18\x13 \x01(\tH\x05\x88\x01\x01\x42\r\n\x0b_started_atB\x0e\n\x0c_finished_atB\r\n\x0b_duration_sB\x08\n\x06_errorB\x0c\n\n_exit_codeB\t\n\x07_worker\"\x07\n\x05\x45mpty\"\x1b\n\x0bNameRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\tIdRequest\x12\n\n\x02id\x18\x01 \x01(\t\"m\n\tJobFilter\x12\x13\n\x06status\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08pipeline\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05limit\x18\x03 \x01(\x03H\x02\x88\x01\x01\x42\t\n\x07_statusB\x0b\n\t_pipelineB\x08\n\x06_limit\"B\n\x0cPipelineList\x12\x32\n\x05items\x18\x01 \x03(\x0b\x32#.clara_stream.platform.PipelineInfo\"8\n\x07JobList\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.clara_stream.platform.JobInfo\":\n\x0cPayloadChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"A\n\x07Payload\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05\x66iles\x18\x03 \x03(\t\x12\r\n\x05\x62ytes\x18\x04 \x01(\x03\"9\n\x0b\x46ileRequest\x12\x0f\n\x07payload\x18\x01 \x01(\t\x12\x0b\n\x03job\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t2\xa9\x07\n\x08Platform\x12R\n\rListPipelines\x12\x1c.clara_stream.platform.Empty\x1a#.clara_stream.platform.PipelineList\x12X\n\x0bGetPipeline\x12\".clara_stream.platform.NameRequest\x1a%.clara_stream.platform.PipelineConfig\x12[\n\x0bPutPipeline\x12%.clara_stream.platform.PipelineConfig\x1a%.clara_stream.platform.PipelineConfig\x12[\n\x0e\x44\x65letePipeline\x12\".clara_stream.platform.NameRequest\x1a%.clara_stream.platform.PipelineConfig\x12M\n\tCreateJob\x12 .clara_stream.platform.JobSubmit\x1a\x1e.clara_stream.platform.JobInfo\x12J\n\x06GetJob\x12 .clara_stream.platform.IdRequest\x1a\x1e.clara_stream.platform.JobInfo\x12L\n\x08ListJobs\x12 .clara_stream.platform.JobFilter\x1a\x1e.clara_stream.platform.JobList\x12M\n\tCancelJob\x12 .clara_stream.platform.IdRequest\x1a\x1e.clara_stream.platform.JobInfo\x12N\n\x08WatchJob\x12 .clara_stream.platform.IdRequest\x1a\x1e.clara_stream.platform.JobInfo0\x01\x12V\n\rUploadPayload\x12#.clara_stream.platform.PayloadChunk\x1a\x1e.clara_stream.platform.Payload(\x01\x12U\n\x08\x44ownload\x12\".clara_stream.platform.FileRequest\x1a#.clara_stream.platform.PayloadChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0eplatform.proto\x12\x15\x63lara_stream.platform\x1a\x1cgoogle/protobuf/struct.proto\"\xbf\x01\n\x0ePipelineConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x15\n\rcpu_memory_mb\x18\x03 \x01(\x03\x12\x15\n\rgpu_memory_mb\x18\x04 \x01(\x03\x12\x13\n\x0bmax_retries\x18\x05 \x01(\x03\x12\x16\n\ttimeout_s\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\toverrides\x18\x07 \x03(\t\x12\x0f\n\x02id\x18\x08 \x01(\tH\x01\x88\x01\x01\x42\x0c\n\n_timeout_sB\x05\n\x03_id\"\xf5\x01\n\x0cPipelineInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x15\n\rcpu_memory_mb\x18\x03 \x01(\x03\x12\x15\n\rgpu_memory_mb\x18\x04 \x01(\x03\x12\x13\n\x0bmax_retries\x18\x05 \x01(\x03\x12\x16\n\ttimeout_s\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\toverrides\x18\x07 \x03(\t\x12\x0f\n\x02id\x18\x08 \x01(\tH\x01\x88\x01\x01\x12\x15\n\rregistered_at\x18\t \x01(\x01\x12\x0e\n\x06queued\x18\n \x01(\x03\x12\x0f\n\x07running\x18\x0b \x01(\x03\x42\x0c\n\n_timeout_sB\x05\n\x03_id\"f\n\tJobSubmit\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\r\n\x05input\x18\x02 \x01(\t\x12\x15\n\x08priority\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x0c\x64\x65stinations\x18\x04 \x03(\tB\x0b\n\t_priority\"\xcf\x03\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0b\n\x03\x61pp\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\x03\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\x01\x12\x17\n\nstarted_at\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x0b\x66inished_at\x18\t \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nduration_s\x18\n \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x08\x61ttempts\x18\x0b \x01(\x03\x12\x13\n\x0bmax_retries\x18\x0c \x01(\x03\x12\x12\n\x05\x65rror\x18\r \x01(\tH\x03\x88\x01\x01\x12\x16\n\texit_code\x18\x0e \x01(\x03H\x04\x88\x01\x01\x12\x11\n\tinput_dir\x18\x0f \x01(\t\x12\x12\n\noutput_dir\x18\x10 \x01(\t\x12\x14\n\x0c\x64\x65stinations\x18\x11 \x03(\t\x12\x11\n\tconflicts\x18\x12 \x01(\x03\x12\x13\n\x06worker\x18\x13 \x01(\tH\x05\x88\x01\x01\x42\r\n\x0b_started_atB\x0e\n\x0c_finished_atB\r\n\x0b_duration_sB\x08\n\x06_errorB\x0c\n\n_exit_codeB\t\n\x07_worker\"\xb6\x01\n\nResultInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x14\n\x07sop_uid\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tsop_class\x18\x06 \x01(\tH\x01\x88\x01\x01\x12(\n\x07\x65xports\x18\x07 \x03(\x0b\x32\x17.google.protobuf.StructB\n\n\x08_sop_uidB\x0c\n\n_sop_class\"\x07\n\x05\x45mpty\"\x1b\n\x0bNameRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\tIdRequest\x12\n\n\x02id\x18\x01 \x01(\t\"m\n\tJobFilter\x12\x13\n\x06status\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08pipeline\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05limit\x18\x03 \x01(\x03H\x02\x88\x01\x01\x42\t\n\x07_statusB\x0b\n\t_pipelineB\x08\n\x06_limit\"B\n\x0cPipelineList\x12\x32\n\x05items\x18\x01 \x03(\x0b\x32#.clara_stream.platform.PipelineInfo\"8\n\x07JobList\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.clara_stream.platform.JobInfo\"<\n\x0cResultFilter\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\x05limit\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_limit\">\n\nResultList\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.clara_stream.platform.ResultInfo\":\n\x0cPayloadChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"A\n\x07Payload\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05\x66iles\x18\x03 \x03(\t\x12\r\n\x05\x62ytes\x18\x04 \x01(\x03\"9\n\x0b\x46ileRequest\x12\x0f\n\x07payload\x18\x01 \x01(\t\x12\x0b\n\x03job\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t2\x80\x08\n\x08Platform\x12R\n\rListPipelines\x12\x1c.clara_stream.platform.Empty\x1a#.clara_stream.platform.PipelineList\x12X\n\x0bGetPipeline\x12\".clara_stream.platform.NameRequest\x1a%.clara_stream.platform.PipelineConfig\x12[\n\x0bPutPipeline\x12%.clara_stream.platform.PipelineConfig\x1a%.clara_stream.platform.PipelineConfig\x12[\n\x0e\x44\x65letePipeline\x12\".clara_stream.platform.NameRequest\x1a%.clara_stream.platform.PipelineConfig\x12M\n\tCreateJob\x12 .clara_stream.platform.JobSubmit\x1a\x1e.clara_stream.platform.JobInfo\x12J\n\x06GetJob\x12 .clara_stream.platform.IdRequest\x1a\x1e.clara_stream.platform.JobInfo\x12L\n\x08ListJobs\x12 .clara_stream.platform.JobFilter\x1a\x1e.clara_stream.platform.JobList\x12M\n\tCancelJob\x12 .clara_stream.platform.IdRequest\x1a\x1e.clara_stream.platform.JobInfo\x12U\n\x0bListResults\x12#.clara_stream.platform.ResultFilter\x1a!.clara_stream.platform.ResultList\x12N\n\x08WatchJob\x12 .clara_stream.platform.IdRequest\x1a\x1e.clara_stream.platform.JobInfo0\x01\x12V\n\rUploadPayload\x12#.clara_stream.platform.PayloadChunk\x1a\x1e.clara_stream.platform.Payload(\x01\x12U\n\x08\x44ownload\x12\".clara_stream.platform.FileRequest\x1a#.clara_stream.platform.PayloadChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'platform_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PIPELINECONFIG']._serialized_start=42
-  _globals['_PIPELINECONFIG']._serialized_end=233
-  _globals['_PIPELINEINFO']._serialized_start=236
-  _globals['_PIPELINEINFO']._serialized_end=481
-  _globals['_JOBSUBMIT']._serialized_start=483
-  _globals['_JOBSUBMIT']._serialized_end=585
-  _globals['_JOBINFO']._serialized_start=588
-  _globals['_JOBINFO']._serialized_end=1051
-  _globals['_EMPTY']._serialized_start=1053
-  _globals['_EMPTY']._serialized_end=1060
-  _globals['_NAMEREQUEST']._serialized_start=1062
-  _globals['_NAMEREQUEST']._serialized_end=1089
-  _globals['_IDREQUEST']._serialized_start=1091
-  _globals['_IDREQUEST']._serialized_end=1114
-  _globals['_JOBFILTER']._serialized_start=1116
-  _globals['_JOBFILTER']._serialized_end=1225
-  _globals['_PIPELINELIST']._serialized_start=1227
-  _globals['_PIPELINELIST']._serialized_end=1293
-  _globals['_JOBLIST']._serialized_start=1295
-  _globals['_JOBLIST']._serialized_end=1351
-  _globals['_PAYLOADCHUNK']._serialized_start=1353
-  _globals['_PAYLOADCHUNK']._serialized_end=1411
-  _globals['_PAYLOAD']._serialized_start=1413
-  _globals['_PAYLOAD']._serialized_end=1478
-  _globals['_FILEREQUEST']._serialized_start=1480
-  _globals['_FILEREQUEST']._serialized_end=1537
-  _globals['_PLATFORM']._serialized_start=1540
-  _globals['_PLATFORM']._serialized_end=2477
+  _globals['_PIPELINECONFIG']._serialized_start=72
+  _globals['_PIPELINECONFIG']._serialized_end=263
+  _globals['_PIPELINEINFO']._serialized_start=266
+  _globals['_PIPELINEINFO']._serialized_end=511
+  _globals['_JOBSUBMIT']._serialized_start=513
+  _globals['_JOBSUBMIT']._serialized_end=615
+  _globals['_JOBINFO']._serialized_start=618
+  _globals['_JOBINFO']._serialized_end=1081
+  _globals['_RESULTINFO']._serialized_start=1084
+  _globals['_RESULTINFO']._serialized_end=1266
+  _globals['_EMPTY']._serialized_start=1268
+  _globals['_EMPTY']._serialized_end=1275
+  _globals['_NAMEREQUEST']._serialized_start=1277
+  _globals['_NAMEREQUEST']._serialized_end=1304
+  _globals['_IDREQUEST']._serialized_start=1306
+  _globals['_IDREQUEST']._serialized_end=1329
+  _globals['_JOBFILTER']._serialized_start=1331
+  _globals['_JOBFILTER']._serialized_end=1440
+  _globals['_PIPELINELIST']._serialized_start=1442
+  _globals['_PIPELINELIST']._serialized_end=1508
+  _globals['_JOBLIST']._serialized_start=1510
+  _globals['_JOBLIST']._serialized_end=1566
+  _globals['_RESULTFILTER']._serialized_start=1568
+  _globals['_RESULTFILTER']._serialized_end=1628
+  _globals['_RESULTLIST']._serialized_start=1630
+  _globals['_RESULTLIST']._serialized_end=1692
+  _globals['_PAYLOADCHUNK']._serialized_start=1694
+  _globals['_PAYLOADCHUNK']._serialized_end=1752
+  _globals['_PAYLOAD']._serialized_start=1754
+  _globals['_PAYLOAD']._serialized_end=1819
+  _globals['_FILEREQUEST']._serialized_start=1821
+  _globals['_FILEREQUEST']._serialized_end=1878
+  _globals['_PLATFORM']._serialized_start=1881
+  _globals['_PLATFORM']._serialized_end=2905
 # @@protoc_insertion_point(module_scope)

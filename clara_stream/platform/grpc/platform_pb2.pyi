@@ -1,3 +1,4 @@
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -106,6 +107,24 @@ class JobInfo(_message.Message):
     worker: str
     def __init__(self, id: _Optional[str] = ..., pipeline: _Optional[str] = ..., app: _Optional[str] = ..., priority: _Optional[int] = ..., status: _Optional[str] = ..., source: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., duration_s: _Optional[float] = ..., attempts: _Optional[int] = ..., max_retries: _Optional[int] = ..., error: _Optional[str] = ..., exit_code: _Optional[int] = ..., input_dir: _Optional[str] = ..., output_dir: _Optional[str] = ..., destinations: _Optional[_Iterable[str]] = ..., conflicts: _Optional[int] = ..., worker: _Optional[str] = ...) -> None: ...
 
+class ResultInfo(_message.Message):
+    __slots__ = ("id", "job_id", "path", "size", "sop_uid", "sop_class", "exports")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SOP_UID_FIELD_NUMBER: _ClassVar[int]
+    SOP_CLASS_FIELD_NUMBER: _ClassVar[int]
+    EXPORTS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    job_id: str
+    path: str
+    size: int
+    sop_uid: str
+    sop_class: str
+    exports: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    def __init__(self, id: _Optional[int] = ..., job_id: _Optional[str] = ..., path: _Optional[str] = ..., size: _Optional[int] = ..., sop_uid: _Optional[str] = ..., sop_class: _Optional[str] = ..., exports: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
+
 class Empty(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -143,6 +162,20 @@ class JobList(_message.Message):
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[JobInfo]
     def __init__(self, items: _Optional[_Iterable[_Union[JobInfo, _Mapping]]] = ...) -> None: ...
+
+class ResultFilter(_message.Message):
+    __slots__ = ("job_id", "limit")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    limit: int
+    def __init__(self, job_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ResultList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ResultInfo]
+    def __init__(self, items: _Optional[_Iterable[_Union[ResultInfo, _Mapping]]] = ...) -> None: ...
 
 class PayloadChunk(_message.Message):
     __slots__ = ("path", "data", "sha256")

@@ -75,6 +75,11 @@ class PlatformStub:
                 request_serializer=platform__pb2.IdRequest.SerializeToString,
                 response_deserializer=platform__pb2.JobInfo.FromString,
                 _registered_method=True)
+        self.ListResults = channel.unary_unary(
+                '/clara_stream.platform.Platform/ListResults',
+                request_serializer=platform__pb2.ResultFilter.SerializeToString,
+                response_deserializer=platform__pb2.ResultList.FromString,
+                _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/clara_stream.platform.Platform/WatchJob',
                 request_serializer=platform__pb2.IdRequest.SerializeToString,
@@ -144,6 +149,13 @@ class PlatformServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListResults(self, request, context):
+        """a job's output files and their export state
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchJob(self, request, context):
         """every state change until the job ends
         """
@@ -206,6 +218,11 @@ def add_PlatformServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=platform__pb2.IdRequest.FromString,
                     response_serializer=platform__pb2.JobInfo.SerializeToString,
+            ),
+            'ListResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListResults,
+                    request_deserializer=platform__pb2.ResultFilter.FromString,
+                    response_serializer=platform__pb2.ResultList.SerializeToString,
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
@@ -440,6 +457,33 @@ class Platform:
             '/clara_stream.platform.Platform/CancelJob',
             platform__pb2.IdRequest.SerializeToString,
             platform__pb2.JobInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clara_stream.platform.Platform/ListResults',
+            platform__pb2.ResultFilter.SerializeToString,
+            platform__pb2.ResultList.FromString,
             options,
             channel_credentials,
             insecure,

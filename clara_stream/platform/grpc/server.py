@@ -114,6 +114,16 @@ class PlatformServicer(pb_grpc.PlatformServicer):
         return pb.JobList(items=[to_message(j, pb.JobInfo) for j in jobs])
 
     @_guard
+    def ListResults(self, request: Any, context: Any) -> Any:
+        limit = request.limit if request.HasField("limit") else 500
+        if not 1 <= limit <= 100000:
+            raise InvalidRequestError(f"limit: expected 1 <= limit <= 100000; got {limit}")
+        if request.job_id:
+            self.svc.queue.row(request.job_id)  # NOT_FOUND for an unknown job, as REST's 404
+        rows = self.svc.results.results(job_id=request.job_id or None, limit=limit)
+        return pb.ResultList(items=[to_message(r, pb.ResultInfo) for r in rows])
+
+    @_guard
     def CancelJob(self, request: Any, context: Any) -> Any:
         return to_message(self.svc.cancel(request.id), pb.JobInfo)
 
