@@ -64,6 +64,7 @@ def serve(
     ),
     dicom_port: int = typer.Option(None, help="DICOM port; 0 picks a free one (default 104)"),
     http_port: int = typer.Option(None, help="REST/console port; 0 picks a free one (default 8000)"),
+    grpc_port: int = typer.Option(None, help="platform gRPC API port on the REST host and token; 0 picks one (off)"),
     ae_title: str = typer.Option(None, help="the SCP's own AE title"),
     seed: Path = typer.Option(None, help="YAML/JSON with sources, destinations, pipelines, aes to upsert"),
     api_token_file: Path = typer.Option(
@@ -182,8 +183,14 @@ def serve(
             hint="pick another --http-port (0 picks a free one)",
         ) from None
     service.start()
+    grpc_server, grpc_bound = None, None
+    if grpc_port is not None:  # the platform gRPC API beside REST: same host, token rule and service calls
+        from clara_stream.platform.grpc.server import serve as serve_grpc
+
+        grpc_server, grpc_bound = serve_grpc(service, host=settings.http_host, port=grpc_port)
     info = {
         "pid": os.getpid(),
+        "grpcPort": grpc_bound,
         "dicomPort": service.dicom_port,
         "httpPort": sock.getsockname()[1],
         "host": settings.host,
@@ -201,7 +208,11 @@ def serve(
     )
     app = create_app(service, manage=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level.lower(), access_log=False))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=None)
 
 
 @dicom_app.command("gc")

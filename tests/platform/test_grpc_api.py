@@ -200,3 +200,13 @@ def test_cut_short_or_bad_upload_registers_nothing(platform, kwargs, files, code
         return not any(root.iterdir())
     wait_until(clean, "the partial upload folder removed")
     assert not (root.parent / "escape.dcm").exists()
+
+
+def test_dicom_serve_starts_the_grpc_api_beside_rest(serve_factory) -> None:
+    """`clara-stream dicom serve --grpc-port 0`: the port is in service.json; the API answers what REST stores."""
+    import httpx
+
+    sp = serve_factory(extra=["--grpc-port", "0"]).start()
+    assert httpx.put(f"{sp.url}/pipelines/org", json={"name": "org", "app": "organ_segmentation"}).status_code == 200
+    with PlatformClient(f"127.0.0.1:{sp.info['grpcPort']}") as c:
+        assert [(p.name, p.app) for p in c.pipelines()] == [("org", "organ_segmentation")]
