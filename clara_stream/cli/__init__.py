@@ -17,7 +17,7 @@ import typer
 from clara_stream.cli.core import app, report_error
 
 GROUPS = ("bench", "dicom", "models", "loadgen", "jobs", "render", "voice", "package", "catalogue", "worker",
-          "pipelines")
+          "pipelines", "platform_grpc")
 
 
 def _register_groups() -> None:

@@ -210,3 +210,28 @@ def test_dicom_serve_starts_the_grpc_api_beside_rest(serve_factory) -> None:
     assert httpx.put(f"{sp.url}/pipelines/org", json={"name": "org", "app": "organ_segmentation"}).status_code == 200
     with PlatformClient(f"127.0.0.1:{sp.info['grpcPort']}") as c:
         assert [(p.name, p.app) for p in c.pipelines()] == [("org", "organ_segmentation")]
+
+
+def test_cli_upload_submit_watch_download_through_the_client(platform, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _, target, yaml_path, _ = platform
+    folder = tmp_path / "payload"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "x.bin").write_bytes(bytes(range(256)) * 9000)  # > one 1 MiB chunk: several pieces
+    with PlatformClient(target) as c:
+        c.put_pipeline({"name": "hello", "app": str(yaml_path)})
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "clara_stream.cli", "grpc", *args, "--target", target],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-1500:]
+        return done.stdout.strip()
+
+    payload_path = cli("upload", str(folder)).split()[-1]
+    assert _sha(Path(payload_path) / "sub" / "x.bin") == _sha(folder / "sub" / "x.bin")
+    job = cli("submit", "hello", "--input", payload_path, "--priority", "5")
+    assert cli("watch", job).splitlines()[-1] == "succeeded"
+    out = Path(cli("download", job, "summary.json", "--out", str(tmp_path / "s.json")))
+    assert json.loads(out.read_text())["frames"] == 5

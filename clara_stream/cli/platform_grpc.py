@@ -1,0 +1,65 @@
+"""``clara-stream grpc``: the platform's gRPC API from the shell, through :class:`PlatformClient`.
+
+upload a payload folder, submit a job on it, watch its states, download an output file (checked
+against the server's sha256). The token, when the service has one, comes from
+$CLARA_STREAM_API_TOKEN (never argv), as for ``jobs`` over REST.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+grpc_app = typer.Typer(help="The platform gRPC API of a running `dicom serve --grpc-port`.", no_args_is_help=True)
+TargetOpt = typer.Option(os.environ.get("CLARA_STREAM_GRPC", "127.0.0.1:50051"), help="HOST:PORT of the gRPC API")
+
+
+def _client(target: str):  # noqa: ANN202 - imported lazily: grpc is an extra
+    from clara_stream.platform.client import PlatformClient
+
+    return PlatformClient(target, token=os.environ.get("CLARA_STREAM_API_TOKEN") or None, timeout_s=600)
+
+
+@grpc_app.command("upload")
+def upload_cmd(folder: Path, target: str = TargetOpt) -> None:
+    """Send every file under FOLDER; prints the payload's path (a job input)."""
+    if not folder.is_dir():
+        raise typer.BadParameter(f"expected a folder; got {folder}", param_hint="FOLDER")
+    with _client(target) as c:
+        payload = c.upload(folder)
+    typer.echo(f"{payload.id}  {len(payload.files)} files  {payload.bytes} bytes  {payload.path}")
+
+
+@grpc_app.command("submit")
+def submit_cmd(pipeline: str, input: str = typer.Option(..., help="a folder the service may read (a payload path)"),
+               priority: int = typer.Option(None), target: str = TargetOpt) -> None:
+    """Create a job; prints its id."""
+    body = {"pipeline": pipeline, "input": input, **({"priority": priority} if priority is not None else {})}
+    with _client(target) as c:
+        typer.echo(c.submit(body).id)
+
+
+@grpc_app.command("watch")
+def watch_cmd(job_id: str, target: str = TargetOpt) -> None:
+    """Print each state change until the job ends; exit 1 unless it succeeded."""
+    last = None
+    with _client(target) as c:
+        for job in c.watch(job_id):
+            last = job
+            typer.echo(f"{job.status}" + (f"  {job.error}" if job.error else ""))
+    if last is None or last.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@grpc_app.command("download")
+def download_cmd(job_id: str, path: str, out: Path = typer.Option(..., help="file to write"),
+                 target: str = TargetOpt) -> None:
+    """Fetch PATH of a job's outputs; its sha256 is checked."""
+    with _client(target) as c:
+        typer.echo(str(c.download(path, out, job=job_id)))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(grpc_app, name="grpc")
