@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -200,10 +201,22 @@ def validate(
     console.print("[green]graph OK[/]")
 
 
+def graph_description(instance: Any) -> dict[str, Any]:
+    """Operators (name, class, typed ports) and edges of a composed app, as JSON-ready data."""
+    def ports(op: Any, kind: str) -> list[dict[str, Any]]:
+        return [{"name": p.name, "contract": p.contract.describe(), "optional": p.optional}
+                for p in getattr(op, kind, ())]
+    return {"app": instance.app_name,
+            "operators": [{"name": op.name, "type": type(op).__name__, "inputs": ports(op, "inputs"),
+                           "outputs": ports(op, "outputs")} for op in instance.operators],
+            "edges": [{"src": e.src.name, "out_port": e.out_port, "dst": e.dst.name, "in_port": e.in_port}
+                      for e in instance.edges]}
+
+
 @app.command()
 def graph(
     app_name: Annotated[str, typer.Argument(metavar="APP")],
-    out: Annotated[Path, typer.Option("--out", help="Picture to write: .svg or .png (or .dot).")],
+    out: Annotated[Path, typer.Option("--out", help="Picture to write: .svg or .png (or .dot, or .json data).")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
     input: InputOpt = None,
@@ -215,6 +228,11 @@ def graph(
 
     instance = _composed(app_name, config, set_, input, output)
     instance.validate()
+    if out.suffix.lower() == ".json":  # the graph description the console draws (GET /pipelines/{id}/graph)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(graph_description(instance), indent=1))
+        console.print(f"graph written: {out}", highlight=False)
+        return
     path = write_graph(instance, out)
     console.print(f"graph written: {path}", highlight=False)
 

@@ -52,3 +52,24 @@ def test_pipeline_file_registered_and_run_by_a_worker(tmp_path: Path) -> None:
         assert len(outs) == 1
         summary = json.loads(outs[0].read_text())
         assert summary["frames"] == 7 and summary["max"] == 4.0  # the source's peak 1.0 scaled by the override
+
+
+def test_pipeline_graph_route_matches_the_file(tmp_path: Path) -> None:
+    """GET /pipelines/{id}/graph: operators, types and edges as the YAML (read by PyYAML) defines them."""
+    import yaml
+
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    good = apps / "hello.yaml"
+    good.write_text(HELLO.format(services="", sink_out="${app.output}"))
+    data = yaml.safe_load(good.read_text())
+    with TestClient(create_app(PlatformService(_settings(tmp_path, apps), dicom=False))) as client:
+        pid = client.put("/pipelines/hello", json={"name": "hello", "app": str(good)}).json()["id"]
+        graph = client.get(f"/pipelines/{pid}/graph").json()
+        assert client.get("/pipelines/nope/graph").status_code == 404
+    types = {(n, b["type"]) for n, b in data["operators"].items()}
+    assert {(o["name"], o["type"]) for o in graph["operators"]} == types
+    flows = {tuple(f.replace(" -> ", ".").split(".")) for f in data["flows"]}
+    assert {(e["src"], e["out_port"], e["dst"], e["in_port"]) for e in graph["edges"]} == flows
+    sink = next(o for o in graph["operators"] if o["name"] == "sink")
+    assert [p["name"] for p in sink["inputs"]] == ["frame"] and "float32" in sink["inputs"][0]["contract"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from clara_stream.platform.api.deps import get_service
+from clara_stream.platform.pipeline_files import graph_of
 from clara_stream.platform.schemas import PipelineConfig, PipelineInfo
 from clara_stream.platform.service import PlatformService
 from clara_stream.platform.status import InvalidRequestError
@@ -33,3 +34,11 @@ def put_pipeline(name: str, item: PipelineConfig, svc: PlatformService = Depends
 @router.delete("/{name}", response_model=PipelineConfig)
 def delete_pipeline(name: str, svc: PlatformService = Depends(get_service)):
     return svc.config.delete_pipeline(name)
+
+
+@router.get("/{name}/graph")
+def pipeline_graph(name: str, svc: PlatformService = Depends(get_service)) -> dict:
+    """Operators (typed ports) and edges, from the same description as `clara-stream graph` (in a subprocess:
+    the service never imports an app)."""
+    return graph_of(svc.config.pipeline(name))
+
