@@ -164,7 +164,55 @@ def dicom_adapter() -> dict[str, Any]:
     d["required"] = [k for k in d["required"] if k not in ("seed", "extraEnv")]
     probes = _obj({"initialDelaySeconds": _i("readiness delay (s)", 0), **_probe_timing()}, "probes of /health")
     return {**common(), **auth(), "images": images("dicomAdapter", "DICOM adapter"), "dicomAdapter": d,
-            "storage": storage("instance store, state and job folders (/data)"), "probes": probes}
+            "storage": storage("instance store, state and job folders (/data; shared with the workers)"),
+            "probes": probes, **celery()}
+
+
+def _url_secret(what: str, port: int) -> dict[str, Any]:
+    return _obj({
+        "urlSecret": _s(f"Secret holding the {what} URL (passed as env, never args); required for celery"),
+        "urlKey": _s("key of the URL in the Secret", minLength=1),
+        "port": _port(f"{what} port the worker's NetworkPolicy opens (default {port})"),
+    }, f"celery: the site's {what} (external, not deployed by the chart)")
+
+
+def celery() -> dict[str, Any]:
+    """The adapter's scale-out values: scheduler backend, external broker/database, worker pods."""
+    own = _obj({
+        "requests": _map("cpu/memory requests", {"type": ["string", "number"]}),
+        "limits": _map("cpu/memory limits (the GPU limit is added when gpuMemoryMb > 0)",
+                       {"type": ["string", "number"]}),
+    }, "the worker container's resources", ["requests", "limits"])
+    worker = _obj({
+        "replicas": _i("worker pods; each runs one job at a time (replicas = slots)", 1),
+        "queues": {**_list("queues the workers take jobs from", {"type": "string", "enum": ["gpu", "cpu"]}),
+                   "minItems": 1, "uniqueItems": True},
+        "cpuMemoryMb": _i("largest CPU memory a job may declare on a worker (MB)", 0),
+        "gpuMemoryMb": _i("largest GPU memory a job may declare (MB); > 0 asks for gpu.count GPUs and the "
+                          "-cuda image", 0),
+        "logLevel": _s("log level", enum=["debug", "info", "warning"]),
+        "resources": own,
+        "egressTo": _list("NetworkPolicyPeer objects where the broker and database are; empty = any address"),
+        "extraEgress": _list("more NetworkPolicyEgressRule objects of the workers (e.g. a Triton server)"),
+    }, "celery: `clara-stream worker` Deployment (storage mounted at /data; no probes: it serves no port)")
+    return {
+        "scheduler": _obj({"backend": _s("embedded (jobs run in the adapter pod) or celery (worker pods take them "
+                                         "from the broker)", enum=["embedded", "celery"])}, "job scheduler"),
+        "broker": _url_secret("RabbitMQ", 5672), "database": _url_secret("PostgreSQL", 5432), "worker": worker,
+    }
+
+
+CELERY_RULES = {
+    "if": {"properties": {"scheduler": {"properties": {"backend": {"const": "celery"}}, "required": ["backend"]}},
+           "required": ["scheduler"]},
+    "then": {"properties": {
+        "broker": {"properties": {"urlSecret": {"minLength": 1}}},
+        "database": {"properties": {"urlSecret": {"minLength": 1}}},
+        "storage": {"anyOf": [{"properties": {"type": {"const": "hostPath"}}},
+                              {"properties": {"type": {"enum": ["pvc", "hostPathVolume"]},
+                                              "accessMode": {"const": "ReadWriteMany"}}}]},
+    }},
+}
 
 
 def render_server() -> dict[str, Any]:
@@ -230,8 +278,9 @@ def schema(chart: str) -> dict[str, Any]:
              "clara-stream": umbrella}[chart]()
     optional = ("global", "clara-common", "enabled", "nameOverride", "fullnameOverride")
     required = [k for k in props if k not in optional]
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"{chart} values",
-            "type": "object", "properties": props, "required": required, "additionalProperties": False}
+    out = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"{chart} values",
+           "type": "object", "properties": props, "required": required, "additionalProperties": False}
+    return {**out, **CELERY_RULES} if chart == "clara-dicom-adapter" else out
 
 
 def _rows(props: dict[str, Any], defaults: Any, prefix: str = "") -> list[tuple[str, str, str, str]]:
