@@ -53,10 +53,21 @@ def charts(helm, tmp_path_factory) -> Path:
     return root
 
 
+# The adapter scaled out (issue 16): distinct Secret names and keys, a shared RWX claim, CPU workers.
+CELERY = {"scheduler": {"backend": "celery"},
+          "broker": {"urlSecret": "site-rabbitmq", "urlKey": "amqp-url", "port": 5671},
+          "database": {"urlSecret": "site-postgres", "urlKey": "dsn"},
+          "storage": {"type": "pvc", "accessMode": "ReadWriteMany"},
+          "worker": {"replicas": 3, "queues": ["cpu"], "cpuMemoryMb": 6000}}
+
+
 def variant_values(chart: str, variant: str) -> dict[str, Any]:
-    """The values a user passes with ``-f values-<variant>.yaml`` ({} for the chart defaults)."""
+    """The values a user passes with ``-f values-<variant>.yaml`` ({} for the chart defaults; ``celery``:
+    the adapter with the celery backend, alone or in the umbrella)."""
     if variant == "default":
         return {}
+    if variant == "celery":
+        return CELERY if chart == "clara-dicom-adapter" else {"clara-dicom-adapter": CELERY}
     return yaml.safe_load((HELM / chart / f"values-{variant}.yaml").read_text()) or {}
 
 

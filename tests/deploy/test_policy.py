@@ -14,7 +14,7 @@ from .test_docker import host_options
 
 SERVICE_CONTAINERS = {"dicom-adapter": "CLARA_STREAM_API_TOKEN", "renderer": "CLARA_STREAM_RENDER_TOKEN",
                       "ui": "CLARA_STREAM_RENDER_TOKEN", "dataset-service": "CLARA_STREAM_RENDER_TOKEN"}
-CASES = [(c, v) for c in CHARTS for v in VARIANTS]
+CASES = [(c, v) for c in CHARTS for v in VARIANTS] + [("clara-dicom-adapter", "celery"), ("clara-stream", "celery")]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{c}-{v}" for c, v in CASES])

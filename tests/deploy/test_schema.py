@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from .conftest import CHARTS, HELM, variant_values
+from .conftest import CELERY, CHARTS, HELM, variant_values
 
 BAD = [
     ("clara-dicom-adapter", {"dicomAdapter": {"maxJobs": "2"}}, "/dicomAdapter/maxJobs"),
@@ -20,6 +20,17 @@ BAD = [
     ("clara-dicom-adapter", {"storage": {"type": "nfs"}}, "/storage/type"),
     ("clara-dicom-adapter", {"storage": {"hostPath": "clara-io"}}, "/storage/hostPath"),
     ("clara-dicom-adapter", {"securityContext": {"runAsUser": 0}}, "/securityContext/runAsUser"),
+    ("clara-dicom-adapter", {"scheduler": {"backend": "celery"}, "storage": {"type": "hostPath"}}, "/broker/urlSecret"),
+    ("clara-dicom-adapter", {**CELERY, "database": {"urlSecret": ""}}, "/database/urlSecret"),
+    ("clara-dicom-adapter", {**CELERY, "storage": {"type": "pvc", "accessMode": "ReadWriteOnce"}}, "/storage"),
+    ("clara-dicom-adapter", {**CELERY, "storage": {"type": "emptyDir", "accessMode": "ReadWriteMany"}}, "/storage"),
+    ("clara-dicom-adapter", {"scheduler": {"backend": "rabbitmq"}}, "/scheduler/backend"),
+    ("clara-dicom-adapter", {"worker": {"queues": ["gpus"]}}, "/worker/queues/0"),
+    ("clara-dicom-adapter", {"worker": {"queues": []}}, "/worker/queues"),
+    ("clara-dicom-adapter", {"worker": {"replicas": 0}}, "/worker/replicas"),
+    ("clara-dicom-adapter", {"worker": {"gpuMemoryMb": -1}}, "/worker/gpuMemoryMb"),
+    ("clara-dicom-adapter", {"broker": {"port": 0}}, "/broker/port"),
+    ("clara-stream", {"clara-dicom-adapter": {"scheduler": {"backend": "celery"}}}, "/broker/urlSecret"),
     ("clara-renderserver", {"renderer": {"port": 70000}}, "/renderer/port"),
     ("clara-renderserver", {"ui": {"port": "8080"}}, "/ui/port"),
     ("clara-renderserver", {"gpu": {"enabled": "yes"}}, "/gpu/enabled"),
