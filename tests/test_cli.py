@@ -158,7 +158,9 @@ class MarkingApp(Application):
 '''
 
 
-def test_ctrl_c_stops_the_graph_and_keeps_outputs(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_stops_the_graph_and_keeps_outputs(tmp_path: Path, signame: str, code: int) -> None:
+    """Ctrl-C, and SIGTERM as an orchestrator sends it before killing a pod, stop the graph cleanly."""
     import signal
     import time
 
@@ -172,9 +174,9 @@ def test_ctrl_c_stops_the_graph_and_keeps_outputs(tmp_path: Path) -> None:
     while not (out / "streaming").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (out / "streaming").exists() and proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "interrupted" in err
     summary = json.loads((out / "summary.json").read_text())  # the sink's stop() still ran
     assert 0 < summary["frames"] < 100000000

@@ -31,6 +31,13 @@ def _register_groups() -> None:
             register(app)
 
 
+def _interrupt_code() -> int:
+    """130 for Ctrl-C, 143 for SIGTERM (the graph was stopped and outputs closed either way)."""
+    from clara_stream.runtime import stack
+
+    return 143 if stack.last_stop_signal == 15 else 130
+
+
 def _say_interrupted() -> None:
     from clara_stream.cli.core import err_console
 
@@ -59,6 +66,7 @@ def _main(argv: list[str] | None) -> int:
         if isinstance(result, int):  # click returns typer.Exit codes when not standalone
             if result == 130:  # ... and turns Ctrl-C into 130 without a word
                 _say_interrupted()
+                return _interrupt_code()
             return result
     except SystemExit as exc:
         return int(exc.code or 0)
@@ -66,7 +74,7 @@ def _main(argv: list[str] | None) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         _say_interrupted()
-        return 130
+        return _interrupt_code()
     except Exception as exc:  # noqa: BLE001 - the CLI's single place that turns errors into exit codes
         return report_error(exc)
     return 0

@@ -40,8 +40,10 @@ def report_error(exc: BaseException) -> int:
     """Print one clear line (plus a hint) for ``exc`` and return the exit code."""
     debug = os.environ.get("CLARA_STREAM_DEBUG") == "1"
     if isinstance(exc, click.exceptions.Abort):
+        from clara_stream.runtime import stack
+
         err_console.print("aborted")
-        return 130
+        return 143 if stack.last_stop_signal == 15 else 130
     if isinstance(exc, click.ClickException):
         exc.show()
         return exc.exit_code
