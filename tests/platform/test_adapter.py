@@ -27,7 +27,7 @@ from clara_stream.platform.status import (
     REJECT_CALLING_AE,
 )
 
-from .conftest import DCMTK, NODELAY_ENV
+from .conftest import NODELAY_ENV
 
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
@@ -65,13 +65,15 @@ class Env:
 @pytest.fixture
 def env(settings, dcmtk):
     e = Env(settings)
+    e.storescu = dcmtk.storescu  # resolved by absolute path, identity checked
     yield e
     e.adapter.stop()
 
 
-def _storescu(port: int, folder: Path, aet: str = "STORESCU", aec: str = "ORGANSEG") -> subprocess.CompletedProcess:
+def _storescu(env: Env, folder: Path, aet: str = "STORESCU", aec: str = "ORGANSEG") -> subprocess.CompletedProcess:
+    """dcmtk's storescu (the one the ``dcmtk`` fixture checked) sends ``folder`` to the adapter."""
     return subprocess.run(
-        [DCMTK["storescu"], "-aet", aet, "-aec", aec, "127.0.0.1", str(port), "+sd", str(folder)],
+        [env.storescu, "-aet", aet, "-aec", aec, "127.0.0.1", str(env.port), "+sd", str(folder)],
         env=NODELAY_ENV,
         capture_output=True,
         text=True,
@@ -101,7 +103,7 @@ def _wait(cond, timeout_s: float = 10.0) -> None:
 
 
 def test_storescu_series_is_stored_intact_and_grouped_into_a_job(env, ct_small):
-    r = _storescu(env.port, ct_small)
+    r = _storescu(env, ct_small)
     assert r.returncode == 0, r.stderr
     _wait(lambda: env.store.count(state="complete") == 16)
     for src in sorted(ct_small.iterdir()):
@@ -119,7 +121,7 @@ def test_storescu_series_is_stored_intact_and_grouped_into_a_job(env, ct_small):
 
 
 def test_unknown_calling_ae_host_and_called_ae_are_refused(env, ct_small, dcmtk):
-    r = _storescu(env.port, ct_small, aet="INTRUDER")
+    r = _storescu(env, ct_small, aet="INTRUDER")
     assert r.returncode != 0
     for calling, called, reason in [
         ("INTRUDER", "ORGANSEG", REJECT_CALLING_AE),
@@ -265,7 +267,7 @@ def test_concurrent_writers_do_not_lock_the_database(env, ct_small):
     t = threading.Thread(target=reader)
     t.start()
     try:
-        assert _storescu(env.port, ct_small).returncode == 0
+        assert _storescu(env, ct_small).returncode == 0
     finally:
         stop.set()
         t.join()
