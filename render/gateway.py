@@ -117,6 +117,16 @@ def create_app(
         own = {f"{scheme}://{headers.get('host', '')}" for scheme in ("http", "https")}
         return origin in own or origin in allowed_origins
 
+    def ws_refusal(socket: WebSocket) -> tuple[int, str] | None:
+        """The close code and reason for a WebSocket this gateway must refuse, else None (every route's rule)."""
+        if loopback_only and not is_loopback(_host_name(socket.headers.get("host", ""))):
+            return 4403, "gateway: expected a loopback Host header"
+        if not origin_ok(socket.headers):
+            return 4403, f"gateway: expected origin http(s)://{socket.headers.get('host')}"
+        if "token" in socket.query_params or not authorised(socket.headers, socket.cookies):
+            return 4401, "gateway: expected a valid token (Authorization header or cookie, not the URL)"
+        return None
+
     def call(fn, *args, **kw):
         try:
             return fn(*args, **kw)
@@ -168,13 +178,7 @@ def create_app(
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
-        refusal = None  # accepted only to say why in the close frame; nothing is read or sent
-        if loopback_only and not is_loopback(_host_name(socket.headers.get("host", ""))):
-            refusal = (4403, "gateway: expected a loopback Host header")
-        elif not origin_ok(socket.headers):
-            refusal = (4403, f"gateway: expected origin http(s)://{socket.headers.get('host')}")
-        elif "token" in socket.query_params or not authorised(socket.headers, socket.cookies):
-            refusal = (4401, "gateway: expected a valid token (Authorization header or cookie, not the URL)")
+        refusal = ws_refusal(socket)  # accepted only to say why in the close frame; nothing is read or sent
         await socket.accept()
         if refusal:
             await socket.close(code=refusal[0], reason=refusal[1])
@@ -183,5 +187,5 @@ def create_app(
 
     if importlib.util.find_spec("clara_stream.voice.web") is not None:  # voice routes (issue 14) when installed
         voice = importlib.import_module("clara_stream.voice.web")
-        voice.mount(app, client, check, authorised, origin_ok, loopback_only, _host_name)
+        voice.mount(app, client, check, ws_refusal)
     return app

@@ -61,11 +61,10 @@ class _Engines:
         return to_wav(samples, rate)
 
 
-def mount(app: FastAPI, client, check: Callable[[Request], None], authorised, origin_ok, loopback_only: bool,
-          host_name: Callable[[str], str]) -> None:  # fmt: skip
-    """Add the voice routes to the gateway ``app`` (its ``check``/``authorised``/``origin_ok`` rules)."""
+def mount(app: FastAPI, client, check: Callable[[Request], None],
+          ws_refusal: Callable[[WebSocket], tuple[int, str] | None]) -> None:  # fmt: skip
+    """Add the voice routes to the gateway ``app``, under the gateway's own ``check``/``ws_refusal`` rules."""
     import grpc
-    from clara_stream.render.client import is_loopback
 
     engines = _Engines(client)
 
@@ -82,13 +81,7 @@ def mount(app: FastAPI, client, check: Callable[[Request], None], authorised, or
 
     @app.websocket("/ws/voice")
     async def voice_ws(socket: WebSocket) -> None:
-        refusal = None
-        if loopback_only and not is_loopback(host_name(socket.headers.get("host", ""))):
-            refusal = (4403, "gateway: expected a loopback Host header")
-        elif not origin_ok(socket.headers):
-            refusal = (4403, f"gateway: expected origin http(s)://{socket.headers.get('host')}")
-        elif "token" in socket.query_params or not authorised(socket.headers, socket.cookies):
-            refusal = (4401, "gateway: expected a valid token (Authorization header or cookie, not the URL)")
+        refusal = ws_refusal(socket)
         await socket.accept()
         if refusal:
             await socket.close(code=refusal[0], reason=refusal[1])
