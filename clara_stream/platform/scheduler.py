@@ -71,6 +71,17 @@ def worker_command(python: str, row) -> list[str]:
     return cmd
 
 
+def spawn_app(python: str, row, job_id: str, log_file, preexec_fn=None) -> subprocess.Popen:
+    """Start one job's app in its own session, its output into ``log_file``.
+
+    Both backends launch apps through here: the embedded scheduler and the Celery worker.
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1", CLARA_STREAM_JOB_ID=job_id)
+    env.pop("CLARA_STREAM_API_TOKEN", None)  # apps never need the service's credentials
+    return subprocess.Popen(worker_command(python, row), stdout=log_file, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=preexec_fn)
+
+
 def _tail(path: Path) -> str:
     try:
         data = path.read_bytes()[-LOG_TAIL_CHARS:]
@@ -267,21 +278,12 @@ class Scheduler:
         out.mkdir(parents=True, exist_ok=True)
         log_path = out.parent / f"worker-{row['attempts'] + 1}.log"
         log_file = open(log_path, "wb")  # noqa: SIM115 - owned by the _Worker until reaped
-        env = dict(os.environ, PYTHONUNBUFFERED="1", CLARA_STREAM_JOB_ID=row["id"])
-        env.pop("CLARA_STREAM_API_TOKEN", None)  # apps never need the service's credentials
-        cmd = worker_command(self.settings.worker_python, row)
         try:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
+            proc = spawn_app(self.settings.worker_python, row, row["id"], log_file)
         except OSError as exc:
             log_file.close()
-            self.queue.finish(row["id"], "failed", error=f"scheduler: could not start worker {cmd[0]}: {exc}")
+            self.queue.finish(row["id"], "failed",
+                              error=f"scheduler: could not start worker {self.settings.worker_python}: {exc}")
             return
         try:
             started = psutil.Process(proc.pid).create_time()
@@ -292,4 +294,4 @@ class Scheduler:
         self._workers[row["id"]] = _Worker(
             row["id"], proc, log_file, log_path, row["cpu_memory_mb"], row["gpu_memory_mb"], deadline
         )
-        log.info("job %s started: %s (pid %d)", row["id"], " ".join(cmd), proc.pid)
+        log.info("job %s started: %s (pid %d)", row["id"], " ".join(proc.args), proc.pid)

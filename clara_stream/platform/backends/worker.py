@@ -34,7 +34,7 @@ from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import DB_ERRORS
 from clara_stream.platform.jobs import FINISHED, JobQueue
 from clara_stream.platform.results import ResultsService
-from clara_stream.platform.scheduler import KILL_GRACE_S, _tail, worker_command
+from clara_stream.platform.scheduler import KILL_GRACE_S, _tail, spawn_app
 from clara_stream.platform.security import check_app, check_input
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import InvalidRequestError
@@ -145,19 +145,8 @@ class JobRunner:
         shutil.rmtree(out, ignore_errors=True)  # a lost attempt's partial output
         out.mkdir(parents=True, exist_ok=True)
         log_path = out.parent / f"worker-{row['attempts'] + 1}.log"  # where REST /jobs/{id}/log reads
-        env = dict(os.environ, PYTHONUNBUFFERED="1", CLARA_STREAM_JOB_ID=job_id)
-        env.pop("CLARA_STREAM_API_TOKEN", None)
-        cmd = worker_command(self.cfg.settings.worker_python, row)
         with open(log_path, "wb") as log_file:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+            proc = spawn_app(self.cfg.settings.worker_python, row, job_id, log_file, preexec_fn=_die_with_parent)
             claimed = self._write(
                 "UPDATE job SET status = 'running', started_at = ?, attempts = attempts + 1, worker = ?, "
                 "worker_pid = ?, worker_started = ?, progress = ? WHERE id = ? AND dispatched_at = ? "
