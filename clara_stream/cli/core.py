@@ -203,18 +203,6 @@ def validate(
     console.print("[green]graph OK[/]")
 
 
-def graph_description(instance: Any) -> dict[str, Any]:
-    """Operators (name, class, typed ports) and edges of a composed app, as JSON-ready data."""
-    def ports(op: Any, kind: str) -> list[dict[str, Any]]:
-        return [{"name": p.name, "contract": p.contract.describe(), "optional": p.optional}
-                for p in getattr(op, kind, ())]
-    return {"app": instance.app_name,
-            "operators": [{"name": op.name, "type": type(op).__name__, "inputs": ports(op, "inputs"),
-                           "outputs": ports(op, "outputs")} for op in instance.operators],
-            "edges": [{"src": e.src.name, "out_port": e.out_port, "dst": e.dst.name, "in_port": e.in_port}
-                      for e in instance.edges]}
-
-
 @app.command()
 def graph(
     app_name: Annotated[str, typer.Argument(metavar="APP")],
@@ -231,6 +219,8 @@ def graph(
     instance = _composed(app_name, config, set_, input, output)
     instance.validate()
     if out.suffix.lower() == ".json":  # the graph description the console draws (GET /pipelines/{id}/graph)
+        from clara_stream.runtime.progress import graph_description  # also in every job's progress file
+
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(graph_description(instance), indent=1))
         console.print(f"graph written: {out}", highlight=False)

@@ -22,6 +22,7 @@ from clara_stream.contracts import ANY, Contract, Device, Kind, value_problems
 from clara_stream.errors import ContractViolation
 from clara_stream.runtime.arguments import check_arguments, outermost
 from clara_stream.runtime.fragment import META_KEY, SEQ_KEY, Crossing, pack, unpack
+from clara_stream.runtime.progress import recorder_for
 
 _POLICIES = {"pop": IOSpec.QueuePolicy.POP, "reject": IOSpec.QueuePolicy.REJECT, "fault": IOSpec.QueuePolicy.FAULT}
 
@@ -122,6 +123,9 @@ class Operator(_HoloscanOperator):
         if dupes:
             raise ValueError(f"{type(self).__name__}: expected unique port names; got duplicates {sorted(dupes)}")
         super().__init__(fragment, *args, **kwargs)
+        self._progress = recorder_for(fragment)  # None unless the platform asked for progress (CLARA_STREAM_PROGRESS)
+        if self._progress is not None:
+            self._progress.register(self)
         register = getattr(fragment, "_register_operator", None)
         if register is not None:
             register(self)
@@ -204,6 +208,10 @@ class Operator(_HoloscanOperator):
         md = self.metadata
         return md.get(key, default) if key in md else default
 
+    def stop(self) -> None:
+        """Holoscan's end of the graph; subclasses that override it need not call this."""
+        _stopped(self)
+
     def stop_stream(self) -> None:
         """End this operator's stream: it is not scheduled again and the app can finish."""
         self.stop_execution()
@@ -242,9 +250,16 @@ def _fast_rule(c: Contract) -> tuple[frozenset[str] | None, int | None] | None:
 
 
 def _failed(op: Operator, phase: str, exc: BaseException) -> None:
+    if getattr(op, "_progress", None) is not None:
+        op._progress.failed(op, phase, exc)
     record = getattr(getattr(op, "_owner", None), "_record_failure", None)
     if record is not None:
         record(op, phase, exc)
+
+
+def _stopped(op: Operator) -> None:
+    if getattr(op, "_progress", None) is not None:
+        op._progress.stopped(op)
 
 
 def _checked_init(init: Callable[..., None], cls: type) -> Callable[..., None]:
@@ -262,7 +277,10 @@ def _guarded_compute(fn: Callable[..., None]) -> Callable[..., None]:
     def compute(self: Any, op_input: Any, op_output: Any, context: Any) -> None:
         self._computes += 1
         try:
-            fn(self, op_input, op_output, context)
+            if self._progress is None:
+                fn(self, op_input, op_output, context)
+            else:
+                self._progress.compute(self, fn, op_input, op_output, context)
         except BaseException as exc:
             _failed(self, "compute", exc)
             raise
@@ -278,5 +296,7 @@ def _guarded(fn: Callable[..., None], phase: str) -> Callable[..., None]:
         except BaseException as exc:
             _failed(self, phase, exc)
             raise
+        if phase == "stop":
+            _stopped(self)
 
     return guarded
