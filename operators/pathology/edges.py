@@ -4,38 +4,61 @@ Each tile is filtered on its padded window and only its core is kept. cv2.Canny'
 non-maximum suppression look 2 px around a pixel, so with ``overlap >= 2`` the core's candidate
 and strong edge pixels equal those of Canny on the whole level; only hysteresis can differ, for a
 weak chain whose link to a strong pixel leaves the padded window (the "overlap rule", checked by
-:func:`overlap_rule_violations`). A GPU path is not offered: OpenCV's CUDA Canny is not in the
-PyPI wheel, and tiles arrive on the host from the slide decoder.
+:func:`overlap_rule_violations`).
+
+Two implementations, pixel-equal (tested on the real slides): ``cv2`` (cv2.Canny, host only, the
+faster default there) and ``array`` (:mod:`.canny_xp`, written once for numpy and cupy: the GPU
+path, since OpenCV's CUDA module is not in the PyPI wheel, and a tested host fallback). Backend
+``auto`` takes the array module from the data: cupy arrays go to ``array``, host arrays to ``cv2``.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-__all__ = ["BLUE", "canny", "overlay", "filter_tile", "overlap_rule_violations"]
+import numpy as np
+from clara_stream.operators.pathology.canny_xp import canny_xp, rgb_to_grey_xp
+
+from clara_stream.arrays import array_module
+
+__all__ = ["BLUE", "BACKENDS", "canny", "overlay", "filter_tile", "overlap_rule_violations"]
 
 BLUE = (0, 0, 255)  # RGB
+BACKENDS = ("auto", "cv2", "array")
 
 
-def canny(rgb: np.ndarray, low: float, high: float) -> np.ndarray:
-    """uint8 edge map (0 or 255) of an RGB uint8 image: grey (ITU-R 601) → cv2.Canny."""
+def canny(rgb: Any, low: float, high: float, backend: str = "auto", l2gradient: bool = False) -> Any:
+    """uint8 edge map (0 or 255) of an RGB uint8 image (grey as cv2's RGB2GRAY), on its device.
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend, or ``cv2`` asked to filter device data.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"canny: expected backend in {BACKENDS}; got {backend!r}")
+    xp = array_module(rgb)
+    if backend == "array" or (backend == "auto" and xp is not np):
+        return canny_xp(rgb_to_grey_xp(rgb), low, high, l2gradient=l2gradient)
+    if xp is not np:
+        raise ValueError("canny: expected host data for backend 'cv2'; got a device array (use 'auto' or 'array')")
     import cv2
 
-    return cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), float(low), float(high))
+    return cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), float(low), float(high), L2gradient=bool(l2gradient))
 
 
-def overlay(rgb: np.ndarray, edges: np.ndarray, color: tuple[int, int, int] = BLUE) -> np.ndarray:
-    """A copy of ``rgb`` with edge pixels set to ``color``."""
-    out = rgb.copy()
-    out[edges > 0] = color
-    return out
+def overlay(rgb: Any, edges: Any, color: tuple[int, int, int] = BLUE) -> Any:
+    """A copy of ``rgb`` with edge pixels set to ``color`` (on the data's device)."""
+    xp = array_module(rgb)
+    return xp.where((edges > 0)[..., None], xp.asarray(color, dtype=rgb.dtype), rgb)
 
 
-def filter_tile(window: np.ndarray, core: tuple[slice, slice], low: float, high: float
-                ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(overlaid core, edge core) of one tile filtered on its padded window."""
-    edges = canny(window, low, high)[core]
-    return overlay(window[core], edges), np.ascontiguousarray(edges)
+def filter_tile(window: Any, core: tuple[slice, slice], low: float, high: float, backend: str = "auto",
+                l2gradient: bool = False) -> tuple[Any, Any]:  # fmt: skip
+    """(overlaid core, edge core) of one tile filtered on its padded window, on the window's device."""
+    edges = canny(window, low, high, backend, l2gradient)[core]
+    xp = array_module(edges)
+    return overlay(window[core], edges), xp.ascontiguousarray(edges)
 
 
 def overlap_rule_violations(tiled: np.ndarray, whole: np.ndarray, boxes: list, margin: int = 3) -> int:
