@@ -1,4 +1,4 @@
-"""The DICOM adapter: a pynetdicom C-ECHO/C-STORE SCP that feeds the instance store.
+"""The DICOM adapter: a C-ECHO/C-STORE SCP that feeds the instance store.
 
 Associations are refused unless the calling AE title and host match a configured source and the
 called AE title is a configured AE (or the adapter's own title, which answers C-ECHO only); while
@@ -8,9 +8,12 @@ checked (:mod:`clara_stream.platform.validate`) and its bytes are fsync'ed and i
 
 Notes
 -----
-pynetdicom runs each association in its own thread; handlers here only touch the thread-safe
-:class:`InstanceStore` and :class:`ConfigStore`. The TLS handshake also runs on that thread,
-with a timeout, so an idle or half-open client never blocks the accept loop.
+Two receive paths share the admission, store and settle logic here (``receive_path``):
+``fast`` (default), our own upper-layer loop (:mod:`clara_stream.platform.fast_scp`), and
+``pynetdicom``, pynetdicom's AE with its DUL/reactor threads. Either runs each association in
+its own thread; the code here only touches the thread-safe :class:`InstanceStore` and
+:class:`ConfigStore`. The TLS handshake also runs on that thread, with a timeout, so an idle or
+half-open client never blocks the accept loop.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import uuid
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
-from pynetdicom.dsutils import encode_file_meta
+from pynetdicom.dsutils import create_file_meta, encode_file_meta
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -32,6 +35,7 @@ from clara_stream.errors import DicomInputError
 from clara_stream.platform import pacing
 from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import DB_ERRORS
+from clara_stream.platform.fast_scp import FastServer
 from clara_stream.platform.instances import InstanceStore, space_shortfall
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import (
@@ -123,7 +127,7 @@ class DicomAdapter:
         self.config = config
         self.store = store
         self.port: int | None = None
-        self._server: NoDelayAssociationServer | None = None
+        self._server: NoDelayAssociationServer | FastServer | None = None
         self._thread: threading.Thread | None = None
         self.ae = AE(ae_title=settings.ae_title)
         self.ae.maximum_associations = _PYNETDICOM_NO_LIMIT
@@ -157,6 +161,8 @@ class DicomAdapter:
         return ctx
 
     def start(self) -> int:
+        if self.settings.receive_path == "fast":
+            return self._start_fast()
         if self.settings.fast_poll:
             pacing.install()
         handlers = [
@@ -185,6 +191,31 @@ class DicomAdapter:
         )
         return self.port
 
+    def _start_fast(self) -> int:
+        s = self.settings
+        self._server = FastServer(
+            (s.host, s.dicom_port),
+            self,
+            self.ae.supported_contexts,
+            acse_timeout_s=s.acse_timeout_s,
+            network_timeout_s=s.network_timeout_s,
+            handshake_timeout_s=s.tls_handshake_timeout_s,
+            ssl_context=self.ssl_context(),
+            reuse_port=self._reuse_port,
+        )
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="dicom-scp", daemon=True)
+        self._thread.start()
+        log.info("DICOM SCP %s listening on %s:%d%s (fast receive path)", s.ae_title, s.host, self.port,
+                 " (TLS)" if s.tls_enabled else "")  # fmt: skip
+        return self.port
+
+    def sockets(self) -> list[socket.socket]:
+        """The accepted sockets of the associations open now (either receive path)."""
+        if isinstance(self._server, FastServer):
+            return self._server.sockets()
+        return [a.dul.socket.socket for a in self.ae.active_associations if a.dul.socket is not None]
+
     def active_count(self) -> int:
         """Associations admitted now (by every acceptor process sharing the slots)."""
         free = self._slots.get_value() if hasattr(self._slots, "get_value") else self._slots._value
@@ -199,49 +230,61 @@ class DicomAdapter:
             self._drained.wait(0.05)
         if self.active_count() > 0:
             log.warning("stopping with %d associations still open (drain_timeout_s passed)", self.active_count())
-        self.ae.shutdown()
+        if isinstance(self._server, FastServer):
+            self._server.shutdown()
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+        else:
+            self.ae.shutdown()
         self._server = None
 
     # -- handlers --------------------------------------------------------------------------
     def _on_requested(self, event: evt.Event) -> None:
-        """Admit or reject; fails closed (pynetdicom would accept if this handler raised)."""
+        """pynetdicom path: admit or reject (pynetdicom would accept if this handler raised)."""
         pacing.PACER.busy()
-        try:
-            self._admit(event.assoc)
-        except Exception as exc:  # e.g. the database is unreadable: refuse, transient, and say why
-            log.error("refused association: admission check failed: %s", exc)
-            if getattr(event.assoc, "clara_slot", False):
-                event.assoc.clara_slot = False
-                self._slots.release()
-            self._reject(event.assoc, REJECT_BUSY)
-
-    def _admit(self, assoc) -> None:
+        assoc = event.assoc
         rq = assoc.requestor.primitive
-        calling, called = rq.calling_ae_title.strip(), rq.called_ae_title.strip()
-        host = assoc.requestor.address
-        assoc.clara_assoc_id = uuid.uuid4().hex[:12]
+        reason, assoc_id = self.admit(rq.calling_ae_title.strip(), rq.called_ae_title.strip(), assoc.requestor.address)
+        if reason is not None:
+            self._reject(assoc, reason)
+        else:
+            assoc.clara_assoc_id, assoc.clara_slot = assoc_id, True
+
+    def admit(self, calling: str, called: str, host: str) -> tuple[tuple[int, int, int] | None, str]:
+        """(None, association id) with a slot taken, or (the A-ASSOCIATE-RJ reason, id).
+
+        Fails closed: if the check itself fails (e.g. the database is unreadable) the answer is
+        a transient refusal that says why in the log.
+        """
+        assoc_id = uuid.uuid4().hex[:12]
+        try:
+            return self._admission(calling, called, host), assoc_id
+        except Exception as exc:  # refuse, transient, and say why
+            log.error("refused association: admission check failed: %s", exc)
+            return REJECT_BUSY, assoc_id
+
+    def _admission(self, calling: str, called: str, host: str) -> tuple[int, int, int] | None:
         if self._draining.is_set():
             log.warning("refused association from %s@%s: the service is stopping", calling, host)
-            self._reject(assoc, REJECT_BUSY)
-        elif not self.config.source_allowed(calling, host):
+            return REJECT_BUSY
+        if not self.config.source_allowed(calling, host):
             log.warning("refused association from %s@%s: not a configured source", calling, host)
-            self._reject(assoc, REJECT_CALLING_AE)
-        elif called != self.settings.ae_title and self.config.ae_by_title(called) is None:
+            return REJECT_CALLING_AE
+        if called != self.settings.ae_title and self.config.ae_by_title(called) is None:
             log.warning("refused association from %s@%s to %s: called AE not configured", calling, host, called)
-            self._reject(assoc, REJECT_CALLED_AE)
-        elif (short := self.space_problem()) is not None:
+            return REJECT_CALLED_AE
+        if (short := self.space_problem()) is not None:
             log.warning("refused association from %s@%s: %s", calling, host, short)
-            self._reject(assoc, REJECT_LOW_SPACE)
-        elif not self._slots.acquire(False):  # positional: threading and multiprocessing agree
+            return REJECT_LOW_SPACE
+        if not self._slots.acquire(False):  # positional: threading and multiprocessing agree
             log.warning(
                 "refused association from %s@%s: %d associations already (max-associations)",
                 calling,
                 host,
                 self.settings.max_associations,
             )
-            self._reject(assoc, REJECT_BUSY)
-        else:
-            assoc.clara_slot = True
+            return REJECT_BUSY
+        return None
 
     def space_problem(self, *, max_age_s: float = 0.0) -> str | None:
         """Why the store cannot take more now (below the low-space watermark), or None.
@@ -269,11 +312,36 @@ class DicomAdapter:
         return DIMSE_SUCCESS
 
     def _on_store(self, event: evt.Event) -> int | Dataset:
+        """pynetdicom path: the C-STORE as pynetdicom decoded it."""
         pacing.PACER.busy()
-        assoc = event.assoc
-        req = event.request
-        sop_uid, sop_class = str(req.AffectedSOPInstanceUID), str(req.AffectedSOPClassUID)
-        called = assoc.requestor.primitive.called_ae_title.strip()
+        assoc, req = event.assoc, event.request
+        return self.receive_instance(
+            called=assoc.requestor.primitive.called_ae_title.strip(),
+            calling=assoc.requestor.primitive.calling_ae_title.strip(),
+            host=assoc.requestor.address,
+            assoc_id=assoc.clara_assoc_id,
+            sop_uid=str(req.AffectedSOPInstanceUID),
+            sop_class=str(req.AffectedSOPClassUID),
+            transfer_syntax=str(event.context.transfer_syntax),
+            body=req.DataSet.getbuffer(),
+        )
+
+    def receive_instance(
+        self,
+        *,
+        called: str,
+        calling: str,
+        host: str,
+        assoc_id: str,
+        sop_uid: str,
+        sop_class: str,
+        transfer_syntax: str,
+        body: memoryview,
+    ) -> int | Dataset:
+        """Check, store durably and index one received dataset; the DIMSE status to answer.
+
+        ``body`` is the dataset as it arrived (in ``transfer_syntax``); it is not kept.
+        """
         try:
             if not (is_uid(sop_uid) and is_uid(sop_class)):
                 # the UID becomes a file name: never let "../" or "/" through
@@ -289,9 +357,9 @@ class DicomAdapter:
             if ae.allowed_sop_classes and sop_class not in ae.allowed_sop_classes:
                 raise SopClassRefusedError(f"C-STORE: expected SOP class in allowedSopClasses; got {sop_class}")
             # preamble + file meta, then the peer's dataset bytes as they arrived (no copy)
-            head = b"\x00" * 128 + b"DICM" + encode_file_meta(event.file_meta)
-            body = event.request.DataSet.getbuffer()
-            study, series = check_instance(head, body, sop_uid, sop_class, str(event.context.transfer_syntax))
+            meta = create_file_meta(sop_class_uid=sop_class, sop_instance_uid=sop_uid, transfer_syntax=transfer_syntax)
+            head = b"\x00" * 128 + b"DICM" + encode_file_meta(meta)
+            study, series = check_instance(head, body, sop_uid, sop_class, transfer_syntax)
             if (short := self.space_problem(max_age_s=SPACE_CHECK_S)) is not None:
                 raise OutOfSpaceError(f"C-STORE: expected free space above the watermark; got {short}")
             self.store.store(
@@ -301,9 +369,9 @@ class DicomAdapter:
                 study_uid=study,
                 series_uid=series,
                 called_ae=called,
-                calling_ae=assoc.requestor.primitive.calling_ae_title.strip(),
-                calling_host=assoc.requestor.address,
-                assoc_id=assoc.clara_assoc_id,
+                calling_ae=calling,
+                calling_host=host,
+                assoc_id=assoc_id,
                 grouping=ae.grouping,
             )
         except Exception as exc:  # every failure becomes a DIMSE status; the service keeps serving
@@ -312,15 +380,17 @@ class DicomAdapter:
         return DIMSE_SUCCESS
 
     def _on_close(self, event: evt.Event) -> None:
+        """pynetdicom path: the connection closed (admitted or not)."""
         assoc = event.assoc
         if getattr(assoc, "clara_slot", False):
             assoc.clara_slot = False
-            self._slots.release()
-        assoc_id = getattr(assoc, "clara_assoc_id", None)
-        if assoc_id is None:
-            return
+            self.association_ended(assoc.clara_assoc_id, bool(assoc.is_released))
+
+    def association_ended(self, assoc_id: str, released: bool) -> None:
+        """An admitted association ended: free its slot, record how (release or abort)."""
+        self._slots.release()
         with self._unsettled_lock:
-            self._unsettled[assoc_id] = bool(assoc.is_released)
+            self._unsettled[assoc_id] = released
         self.settle()
 
     def settle(self) -> int:

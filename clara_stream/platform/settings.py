@@ -36,8 +36,10 @@ class PlatformSettings(BaseSettings):
         local limit exceeded).
     acceptors : SCP processes sharing the DICOM port (SO_REUSEPORT); more than one lets
         concurrent associations use more than one core (pynetdicom is CPU-bound per process).
+    receive_path : ``fast`` (our own upper-layer loop, :mod:`clara_stream.platform.fast_scp`) or
+        ``pynetdicom`` (pynetdicom's AE with its reactor threads); same checks, store and statuses.
     fast_poll : shorten pynetdicom's 1 ms reactor sleeps while C-STOREs flow
-        (:mod:`clara_stream.platform.pacing`); idle associations keep 1 ms.
+        (:mod:`clara_stream.platform.pacing`); idle associations keep 1 ms (pynetdicom path).
     acse_timeout_s, dimse_timeout_s, network_timeout_s : pynetdicom's ACSE, DIMSE and idle
         network timeouts; a silent peer is cut after them and never blocks others.
     tls_handshake_timeout_s : a TLS client must finish its handshake within this; the handshake
@@ -82,6 +84,7 @@ class PlatformSettings(BaseSettings):
     ae_title: str = "CLARASTREAM"
     max_associations: int = Field(32, ge=1)
     acceptors: int = Field(1, ge=1, le=64)
+    receive_path: Literal["fast", "pynetdicom"] = "fast"
     fast_poll: bool = True
     acse_timeout_s: float = Field(30.0, gt=0)
     dimse_timeout_s: float = Field(120.0, gt=0)

@@ -222,7 +222,7 @@ def test_max_associations_rejects_the_extra_one(settings):
         assert extra.is_rejected and extra.acceptor.primitive.result == 0x02  # transient: try later
         for a in held:
             a.release()
-        _wait(lambda: not e.adapter.ae.active_associations)
+        _wait(lambda: e.adapter.active_count() == 0)
         again = e.scu()
         assert again.is_established
         again.release()
@@ -280,9 +280,8 @@ def test_accepted_sockets_have_nagle_off(env):
 
     assoc = env.scu()
     try:
-        _wait(lambda: env.adapter.ae.active_associations)
-        (server_side,) = env.adapter.ae.active_associations
-        sock = server_side.dul.socket.socket
+        _wait(lambda: env.adapter.sockets())
+        (sock,) = env.adapter.sockets()  # the accepted socket, on either receive path
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         assoc.release()

@@ -207,11 +207,11 @@ def test_success_only_after_write_sync_rename_index(settings, ct_small, monkeypa
     monkeypatch.setattr(
         instances.InstanceStore, "_index", lambda self, *a, **k: (real_index(self, *a, **k), calls.append("index"))[0]
     )
-    real_store = DicomAdapter._on_store
+    real_store = DicomAdapter.receive_instance  # both receive paths answer what it returns
     monkeypatch.setattr(
         DicomAdapter,
-        "_on_store",
-        lambda self, event: (rsp := real_store(self, event), calls.append(f"status {rsp!r}"))[0],
+        "receive_instance",
+        lambda self, **kw: (rsp := real_store(self, **kw), calls.append(f"status {rsp!r}"))[0],
     )
     svc = _service(settings, inbox=[])
     svc.adapter.start()
