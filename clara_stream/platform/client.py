@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from clara_stream.platform.grpc import platform_pb2 as pb
 from clara_stream.platform.grpc import platform_pb2_grpc as pb_grpc
 from clara_stream.platform.grpc.payloads import send
-from clara_stream.platform.schemas import JobInfo, JobSubmit, PipelineConfig, PipelineInfo, ResultInfo
+from clara_stream.platform.schemas import JobInfo, JobSubmit, OperatorProgress, PipelineConfig, PipelineInfo, ResultInfo
 
 
 def _model(msg: Any, model: type) -> Any:
@@ -78,6 +78,16 @@ class PlatformClient:
         """Each state change of the job, until it ends."""
         for m in self.stub.WatchJob(pb.IdRequest(id=job_id), metadata=self.metadata, timeout=timeout_s):
             yield _model(m, JobInfo)
+
+    def operators(self, job_id: str) -> tuple[str, list[OperatorProgress]]:
+        """(job status, the job's operators) as REST's ``GET /jobs/{id}/operators``."""
+        m = self._call("ListOperators", pb.IdRequest(id=job_id))
+        return m.status, [_model(o, OperatorProgress) for o in m.items]
+
+    def watch_operators(self, job_id: str, timeout_s: float = 600.0) -> Iterator[tuple[str, list[OperatorProgress]]]:
+        """(job status, operators) now and on every change, until the job ends."""
+        for m in self.stub.WatchOperators(pb.IdRequest(id=job_id), metadata=self.metadata, timeout=timeout_s):
+            yield m.status, [_model(o, OperatorProgress) for o in m.items]
 
     def upload(self, folder: str | Path) -> Any:
         """Send every file under ``folder`` (sha256 on each file's last chunk); returns the ``Payload``."""

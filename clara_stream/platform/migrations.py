@@ -34,6 +34,17 @@ MIGRATIONS: tuple[tuple[int, str, tuple], ...] = (
             "CREATE UNIQUE INDEX IF NOT EXISTS pipeline_id ON pipeline(id)",
         ),
     ),
+    (
+        4,
+        "execution view: per-operator progress of a job's latest attempt, and the graph that ran",
+        (
+            ("column", "job", "graph", "TEXT"),
+            "CREATE TABLE IF NOT EXISTS job_operator (job_id TEXT NOT NULL, attempt INTEGER NOT NULL, "
+            "seq INTEGER NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, state TEXT NOT NULL, "
+            "messages INTEGER NOT NULL, time_ms REAL NOT NULL, p50_ms REAL, p95_ms REAL, error TEXT, "
+            "updated_at REAL NOT NULL, PRIMARY KEY (job_id, name))",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -28,6 +28,8 @@ from typing import IO
 
 import psutil
 
+from clara_stream.platform.db import DB_ERRORS
+from clara_stream.platform.execution import PROGRESS_ENV, ProgressPoller
 from clara_stream.platform.jobs import JobQueue
 from clara_stream.platform.security import check_app, check_input
 from clara_stream.platform.settings import PlatformSettings
@@ -51,6 +53,7 @@ class _Worker:
     stop_reason: str | None = None
     kill_at: float | None = None
     started: float = field(default_factory=time.time)
+    progress: ProgressPoller | None = None
 
 
 def worker_command(python: str, row) -> list[str]:
@@ -71,13 +74,18 @@ def worker_command(python: str, row) -> list[str]:
     return cmd
 
 
-def spawn_app(python: str, row, job_id: str, log_file, preexec_fn=None) -> subprocess.Popen:
+def spawn_app(python: str, row, job_id: str, log_file, preexec_fn=None,
+              progress: Path | None = None) -> subprocess.Popen:
     """Start one job's app in its own session, its output into ``log_file``.
 
     Both backends launch apps through here: the embedded scheduler and the Celery worker.
+    ``progress``: the file the app keeps its per-operator progress in (:mod:`clara_stream.platform.execution`).
     """
     env = dict(os.environ, PYTHONUNBUFFERED="1", CLARA_STREAM_JOB_ID=job_id)
     env.pop("CLARA_STREAM_API_TOKEN", None)  # apps never need the service's credentials
+    env.pop(PROGRESS_ENV, None)
+    if progress is not None:
+        env[PROGRESS_ENV] = str(progress)
     return subprocess.Popen(worker_command(python, row), stdout=log_file, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=preexec_fn)
 
@@ -175,7 +183,8 @@ class Scheduler:
             self._wake.clear()
 
     def step(self) -> None:
-        """Reap finished workers, apply cancels and timeouts, start what fits."""
+        """Reap finished workers, apply cancels and timeouts, store operator progress, start what fits."""
+        self._poll_progress()
         self._reap()
         self._enforce()
         self._start_ready()
@@ -187,6 +196,7 @@ class Scheduler:
                 continue
             w.log_file.close()
             del self._workers[job_id]
+            self._poll_progress([w])  # the final rows land before the job's end state
             row = self.queue.row(job_id)
             if w.stop_reason == "cancelled":
                 self.queue.finish(job_id, "cancelled", exit_code=rc, error="cancelled")
@@ -206,6 +216,15 @@ class Scheduler:
                     self.queue.requeue(job_id, error=error, exit_code=rc)
                 else:
                     self.queue.finish(job_id, "failed", exit_code=rc, error=error)
+
+    def _poll_progress(self, workers: list[_Worker] | None = None) -> None:
+        for w in self._workers.values() if workers is None else workers:
+            if w.progress is None:
+                continue
+            try:
+                w.progress.poll()
+            except DB_ERRORS as exc:  # the next step stores it; the job itself is unaffected
+                log.warning("job %s: storing operator progress failed: %s", w.job_id, exc)
 
     def _succeed(self, job_id: str) -> None:
         try:
@@ -277,9 +296,11 @@ class Scheduler:
         out = Path(row["output_dir"])
         out.mkdir(parents=True, exist_ok=True)
         log_path = out.parent / f"worker-{row['attempts'] + 1}.log"
+        poller = ProgressPoller(self.queue.db, row["id"], row["attempts"] + 1,
+                                out.parent / f"operators-{row['attempts'] + 1}.json")
         log_file = open(log_path, "wb")  # noqa: SIM115 - owned by the _Worker until reaped
         try:
-            proc = spawn_app(self.settings.worker_python, row, row["id"], log_file)
+            proc = spawn_app(self.settings.worker_python, row, row["id"], log_file, progress=poller.path)
         except OSError as exc:
             log_file.close()
             self.queue.finish(row["id"], "failed",
@@ -292,6 +313,6 @@ class Scheduler:
         self.queue.mark_running(row["id"], proc.pid, started)
         deadline = time.time() + row["timeout_s"] if row["timeout_s"] else None
         self._workers[row["id"]] = _Worker(
-            row["id"], proc, log_file, log_path, row["cpu_memory_mb"], row["gpu_memory_mb"], deadline
+            row["id"], proc, log_file, log_path, row["cpu_memory_mb"], row["gpu_memory_mb"], deadline, progress=poller
         )
         log.info("job %s started: %s (pid %d)", row["id"], " ".join(proc.args), proc.pid)

@@ -196,6 +196,24 @@ class JobInfo(_Model):
     worker: str | None = Field(None, description="the worker that ran (or runs) the job's last attempt")
 
 
+OperatorState = Literal["waiting", "running", "done", "failed"]
+
+
+class OperatorProgress(_Model):
+    """One operator of a job's latest attempt, as its app reports it (the console's execution view)."""
+
+    name: str
+    type: str = Field(description="the operator's class")
+    state: OperatorState
+    messages: int = Field(description="computes finished")
+    time_ms: float = Field(description="total compute time")
+    p50_ms: float | None = Field(description="median compute time per message")
+    p95_ms: float | None
+    error: str | None = Field(description="why it failed (state 'failed')")
+    attempt: int
+    updated_at: float
+
+
 class ResultInfo(_Model):
     """One output file of a job and its export state per destination."""
 

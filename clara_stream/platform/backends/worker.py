@@ -32,6 +32,7 @@ from celery.exceptions import Reject
 
 from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import DB_ERRORS
+from clara_stream.platform.execution import ProgressPoller
 from clara_stream.platform.jobs import FINISHED, JobQueue
 from clara_stream.platform.results import ResultsService
 from clara_stream.platform.scheduler import KILL_GRACE_S, _tail, spawn_app
@@ -145,8 +146,12 @@ class JobRunner:
         shutil.rmtree(out, ignore_errors=True)  # a lost attempt's partial output
         out.mkdir(parents=True, exist_ok=True)
         log_path = out.parent / f"worker-{row['attempts'] + 1}.log"  # where REST /jobs/{id}/log reads
+        # progress goes into this worker's own folder: only the shared database carries it to the service
+        poller = ProgressPoller(self.db, job_id, row["attempts"] + 1,
+                                Path(self.cfg.data_dir) / "progress" / f"{job_id}-{row['attempts'] + 1}.json")
         with open(log_path, "wb") as log_file:
-            proc = spawn_app(self.cfg.settings.worker_python, row, job_id, log_file, preexec_fn=_die_with_parent)
+            proc = spawn_app(self.cfg.settings.worker_python, row, job_id, log_file, preexec_fn=_die_with_parent,
+                             progress=poller.path)
             claimed = self._write(
                 "UPDATE job SET status = 'running', started_at = ?, attempts = attempts + 1, worker = ?, "
                 "worker_pid = ?, worker_started = ?, progress = ? WHERE id = ? AND dispatched_at = ? "
@@ -161,15 +166,24 @@ class JobRunner:
                 "INSERT INTO job_attempt (job_id, attempt, worker, started_at) VALUES (?, ?, ?, ?)",
                 (job_id, row["attempts"] + 1, self.cfg.name, time.time()),
             )
-            rc, reason = self._watch(proc, row)
+            rc, reason = self._watch(proc, row, poller)
+        self._progress(poller)  # the final rows land before the job's end state
         return self._outcome(job_id, rc, reason, log_path)
 
-    def _watch(self, proc: subprocess.Popen, row) -> tuple[int, str | None]:
-        """Wait for the app; stop its group on cancel or timeout. Returns (exit code, stop reason)."""
+    def _progress(self, poller: ProgressPoller) -> None:
+        try:
+            poller.poll()
+        except DB_ERRORS as exc:  # the database restarts: the next poll stores it
+            log.warning("job %s: storing operator progress failed: %s", poller.job_id, exc)
+
+    def _watch(self, proc: subprocess.Popen, row, poller: ProgressPoller) -> tuple[int, str | None]:
+        """Wait for the app, storing its progress; stop its group on cancel or timeout.
+        Returns (exit code, stop reason)."""
         deadline = time.monotonic() + row["timeout_s"] if row["timeout_s"] else None
         reason, kill_at = None, None
         while (rc := proc.poll()) is None:
             time.sleep(self.cfg.poll_interval_s)
+            self._progress(poller)
             if reason is None:
                 try:
                     cur = self._row(row["id"])

@@ -125,6 +125,30 @@ class ResultInfo(_message.Message):
     exports: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
     def __init__(self, id: _Optional[int] = ..., job_id: _Optional[str] = ..., path: _Optional[str] = ..., size: _Optional[int] = ..., sop_uid: _Optional[str] = ..., sop_class: _Optional[str] = ..., exports: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
 
+class OperatorProgress(_message.Message):
+    __slots__ = ("name", "type", "state", "messages", "time_ms", "p50_ms", "p95_ms", "error", "attempt", "updated_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    P50_MS_FIELD_NUMBER: _ClassVar[int]
+    P95_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    state: str
+    messages: int
+    time_ms: float
+    p50_ms: float
+    p95_ms: float
+    error: str
+    attempt: int
+    updated_at: float
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., messages: _Optional[int] = ..., time_ms: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
 class Empty(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -208,3 +232,13 @@ class FileRequest(_message.Message):
     job: str
     path: str
     def __init__(self, payload: _Optional[str] = ..., job: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class OperatorList(_message.Message):
+    __slots__ = ("job_id", "status", "items")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    status: str
+    items: _containers.RepeatedCompositeFieldContainer[OperatorProgress]
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., items: _Optional[_Iterable[_Union[OperatorProgress, _Mapping]]] = ...) -> None: ...

@@ -95,6 +95,16 @@ class PlatformStub:
                 request_serializer=platform__pb2.FileRequest.SerializeToString,
                 response_deserializer=platform__pb2.PayloadChunk.FromString,
                 _registered_method=True)
+        self.ListOperators = channel.unary_unary(
+                '/clara_stream.platform.Platform/ListOperators',
+                request_serializer=platform__pb2.IdRequest.SerializeToString,
+                response_deserializer=platform__pb2.OperatorList.FromString,
+                _registered_method=True)
+        self.WatchOperators = channel.unary_stream(
+                '/clara_stream.platform.Platform/WatchOperators',
+                request_serializer=platform__pb2.IdRequest.SerializeToString,
+                response_deserializer=platform__pb2.OperatorList.FromString,
+                _registered_method=True)
 
 
 class PlatformServicer:
@@ -176,6 +186,20 @@ class PlatformServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOperators(self, request, context):
+        """REST GET /jobs/{id}/operators
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchOperators(self, request, context):
+        """on every change, until the job ends
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlatformServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -238,6 +262,16 @@ def add_PlatformServicer_to_server(servicer, server):
                     servicer.Download,
                     request_deserializer=platform__pb2.FileRequest.FromString,
                     response_serializer=platform__pb2.PayloadChunk.SerializeToString,
+            ),
+            'ListOperators': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOperators,
+                    request_deserializer=platform__pb2.IdRequest.FromString,
+                    response_serializer=platform__pb2.OperatorList.SerializeToString,
+            ),
+            'WatchOperators': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOperators,
+                    request_deserializer=platform__pb2.IdRequest.FromString,
+                    response_serializer=platform__pb2.OperatorList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -565,6 +599,60 @@ class Platform:
             '/clara_stream.platform.Platform/Download',
             platform__pb2.FileRequest.SerializeToString,
             platform__pb2.PayloadChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOperators(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clara_stream.platform.Platform/ListOperators',
+            platform__pb2.IdRequest.SerializeToString,
+            platform__pb2.OperatorList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchOperators(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/clara_stream.platform.Platform/WatchOperators',
+            platform__pb2.IdRequest.SerializeToString,
+            platform__pb2.OperatorList.FromString,
             options,
             channel_credentials,
             insecure,

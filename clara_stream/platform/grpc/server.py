@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import BaseModel, ValidationError
 
+from clara_stream.platform import execution
 from clara_stream.platform.grpc import payloads
 from clara_stream.platform.grpc import platform_pb2 as pb
 from clara_stream.platform.grpc import platform_pb2_grpc as pb_grpc
@@ -164,6 +165,37 @@ class PlatformServicer(pb_grpc.PlatformServicer):
             threading.Event().wait(WATCH_POLL_S)
 
 
+    def _operators(self, job_id: str) -> Any:
+        status = self.svc.queue.get(job_id).status  # read first: rows stored before the end state are seen
+        items = [to_message(o, pb.OperatorProgress) for o in execution.operators(self.svc.db, job_id)]
+        return pb.OperatorList(job_id=job_id, status=status, items=items)
+
+    @_guard
+    def ListOperators(self, request: Any, context: Any) -> Any:
+        return self._operators(request.id)
+
+    def WatchOperators(self, request: Any, context: Any) -> Iterator[Any]:
+        """The job's operators, first as they are, then on every change (state, messages, time,
+        error, job status), until the job has ended."""
+        last = None
+        while context.is_active():
+            try:
+                msg = self._operators(request.id)
+            except NotFoundError as exc:
+                context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            key = msg.SerializeToString(deterministic=True)
+            if key != last:
+                last = key
+                yield msg
+            if msg.status in TERMINAL:
+                return
+            threading.Event().wait(WATCH_POLL_S)
+
+
+#: server-streaming methods (refused with a streaming handler)
+_STREAMS = ("/WatchJob", "/WatchOperators", "/Download")
+
+
 class _TokenInterceptor(grpc.ServerInterceptor):
     """The REST rule: with a token configured every Platform call must carry it."""
 
@@ -183,7 +215,7 @@ class _TokenInterceptor(grpc.ServerInterceptor):
         scheme, _, value = given.partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), self.token):
             return continuation(details)
-        return self._deny_stream if details.method.endswith("/WatchJob") else self._deny
+        return self._deny_stream if details.method.endswith(_STREAMS) else self._deny
 
 
 def _loopback(host: str) -> bool:

@@ -1,15 +1,20 @@
-"""``/jobs``: list, get, submit, cancel, and a job's worker log."""
+"""``/jobs``: list, get, submit, cancel, retry; a job's operators, graph, output files and worker log."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 
+from clara_stream.platform import execution
 from clara_stream.platform.api.deps import get_service
-from clara_stream.platform.schemas import JobInfo, JobStatus, JobSubmit
+from clara_stream.platform.grpc.payloads import confined
+from clara_stream.platform.jobs import FINISHED
+from clara_stream.platform.pipeline_files import graph_of
+from clara_stream.platform.schemas import JobInfo, JobStatus, JobSubmit, OperatorProgress
 from clara_stream.platform.service import PlatformService
+from clara_stream.platform.status import ConflictError
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -39,6 +44,41 @@ def get_job(job_id: str, svc: PlatformService = Depends(get_service)):
 def cancel_job(job_id: str, svc: PlatformService = Depends(get_service)):
     """Cancel a queued job, or stop a running one (its status turns 'cancelled' when it exits)."""
     return svc.cancel(job_id)
+
+
+@router.post("/{job_id}/retry", response_model=JobInfo, status_code=status.HTTP_201_CREATED)
+def retry_job(job_id: str, svc: PlatformService = Depends(get_service)):
+    """Run a finished job again: a new job with the same pipeline, input, priority and destinations."""
+    old = svc.queue.get(job_id)
+    if old.status not in FINISHED:
+        raise ConflictError(f"job {job_id}: expected a finished job to retry; got {old.status}")
+    return svc.submit(JobSubmit(pipeline=old.pipeline, input=old.input_dir, priority=old.priority,
+                                destinations=old.destinations))
+
+
+@router.get("/{job_id}/operators", response_model=list[OperatorProgress])
+def job_operators(job_id: str, svc: PlatformService = Depends(get_service)):
+    """Each operator of the job's latest attempt: state, messages, time total/p50/p95, error (graph order;
+    empty before its app first reported)."""
+    svc.queue.row(job_id)  # 404 for an unknown id
+    return execution.operators(svc.db, job_id)
+
+
+@router.get("/{job_id}/graph")
+def job_graph(job_id: str, svc: PlatformService = Depends(get_service)) -> dict:
+    """The graph the job's app ran (``source`` 'job'); before it started, its pipeline's (``source`` 'pipeline')."""
+    row = svc.queue.row(job_id)
+    graph = execution.job_graph(svc.db, job_id)
+    if graph is not None:
+        return {**graph, "source": "job"}
+    return {**graph_of(svc.config.pipeline(row["pipeline"])), "source": "pipeline"}
+
+
+@router.get("/{job_id}/files/{path:path}")
+def job_file(job_id: str, path: str, svc: PlatformService = Depends(get_service)) -> FileResponse:
+    """One output file of the job (a path inside its output folder; anything else is refused)."""
+    file = confined(Path(svc.queue.get(job_id).output_dir), path)
+    return FileResponse(file, filename=file.name, media_type="application/octet-stream")
 
 
 @router.get("/{job_id}/instances")
