@@ -62,7 +62,13 @@ def _level_slide(path: str):
 
 
 class SlideSource:
-    """A pyramidal TIFF / SVS slide read through tiffslide (level coordinates)."""
+    """A pyramidal TIFF / SVS slide read through tiffslide (level coordinates).
+
+    ``concurrent_reads``: stored tiles decode in tifffile's codecs (imagecodecs), which release the
+    GIL, so a tile server may decode several tiles of one region at once.
+    """
+
+    concurrent_reads = True
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)

@@ -21,6 +21,25 @@ BACKGROUND = 255  # slides are white where there is no tissue / outside the imag
 MAX_REGION_PX = 4096
 MAX_SOURCE_PX = 32 * 2**20
 MAX_CONCURRENT_REGIONS = 2  # regions assembled at once per slide: peak memory ≤ 2 × MAX_SOURCE_PX × 3 B
+DECODE_THREADS = 2  # tiles of one region row decoded at once (per tile server)
+
+
+def _span(start: float, size: float, n_out: int, n_level: int) -> tuple[int, int]:
+    """[lo, hi): the level pixels ``n_out`` output samples of a box (start, size) read, clipped.
+
+    Output pixel c samples the level at ``start + (c + 0.5)·s − 0.5`` (s = size / n_out). Below a 2×
+    shrink that is one bilinear sample: pixels floor and floor + 1 of the first and last positions
+    (only floor where a position is whole, so a grid-aligned 1:1 box reads no extra tile row). A
+    larger shrink averages k×k blocks aligned at floor(start) first, then needs one block more.
+    """
+    s = size / n_out
+    if s < 2:
+        first, last = start + 0.5 * s - 0.5, start + (n_out - 0.5) * s - 0.5
+        lo, hi = math.floor(first), math.floor(last) + (1 if last == math.floor(last) else 2)
+    else:
+        lo, hi = math.floor(start), math.ceil(start + size) + 1
+    lo, hi = max(0, int(lo)), min(n_level, int(hi))
+    return lo, max(lo, hi)
 
 
 class TileServer:
@@ -64,6 +83,8 @@ class TileServer:
         self._lock = threading.Lock()
         self._pending: dict[tuple[int, int, int], Future] = {}
         self._loader = loader or ThreadPoolExecutor(max_workers=2, thread_name_prefix="tile-load")
+        # the tiles of one region row decode at once where the source's codec releases the GIL
+        self._decoders = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="tile-decode")
         self.reads = 0  # tiles read from the source (a test of "only visible data loaded")
 
     # ---- grid ---------------------------------------------------------------------------------
@@ -178,11 +199,15 @@ class TileServer:
             min(self.grid(level)[1] - 1, (y + h - 1) // t),
         )
         for ty in range(ty0, ty1 + 1):
+            row = {tx: self.cached(level, tx, ty) for tx in range(tx0, tx1 + 1)}
+            missing = [(level, tx, ty) for tx, arr in row.items() if arr is None]
+            if missing and cached_only:
+                return None
+            if len(missing) > 1 and getattr(self.source, "concurrent_reads", False):
+                row.update((k[1], arr) for k, arr in zip(missing, self._decoders.map(self._load, missing), strict=True))
             for tx in range(tx0, tx1 + 1):
-                arr = self.cached(level, tx, ty)
+                arr = row[tx]
                 if arr is None:
-                    if cached_only:
-                        return None
                     arr = self._load((level, tx, ty))
                 ox, oy = tx * t, ty * t
                 ix0, iy0 = max(x, ox), max(y, oy)
@@ -233,7 +258,7 @@ class TileServer:
         ds = self.levels[level].downsample
         lx, ly = x0 / ds, y0 / ds
         lw, lh = width * downsample / ds, height * downsample / ds
-        bx0, by0, bx1, by1 = self._clipped_box(level, lx, ly, lw, lh)
+        bx0, by0, bx1, by1 = self._clipped_box(level, lx, ly, lw, lh, width, height)
         if (bx1 - bx0) * (by1 - by0) > self.max_source_px:
             raise ValueError(
                 f"TileServer: expected at most {self.max_source_px} source pixels per request; got "
@@ -263,12 +288,15 @@ class TileServer:
             img = self._region_at(level, lx, ly, lw, lh, width, height, cached_only=False)
         return img, provisional
 
-    def _clipped_box(self, level: int, lx: float, ly: float, lw: float, lh: float) -> tuple[int, int, int, int]:
-        """(x0, y0, x1, y1): the level pixels a box touches, clipped to the image (may be empty)."""
+    def _clipped_box(
+        self, level: int, lx: float, ly: float, lw: float, lh: float, width: int, height: int
+    ) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): the level pixels the ``width`` x ``height`` output samples, clipped to
+        the image (may be empty)."""
         lv = self.levels[level]
-        x0, y0 = max(0, int(math.floor(lx))), max(0, int(math.floor(ly)))
-        x1, y1 = min(lv.width, int(math.ceil(lx + lw)) + 1), min(lv.height, int(math.ceil(ly + lh)) + 1)
-        return x0, y0, max(x0, x1), max(y0, y1)
+        x0, x1 = _span(lx, lw, width, lv.width)
+        y0, y1 = _span(ly, lh, height, lv.height)
+        return x0, y0, x1, y1
 
     def _region_at(
         self,
@@ -283,7 +311,7 @@ class TileServer:
     ) -> np.ndarray | None:
         """Output (height, width) of the level box (lx, ly, lw, lh): only the part inside the image
         is read; shrinking is an exact k×k box average followed by bilinear for the rest of the scale."""
-        x0, y0, x1, y1 = self._clipped_box(level, lx, ly, lw, lh)
+        x0, y0, x1, y1 = self._clipped_box(level, lx, ly, lw, lh, width, height)
         if x1 <= x0 or y1 <= y0:
             return np.full((height, width, 3), BACKGROUND, np.uint8)
         src = self._assemble(level, x0, y0, x1 - x0, y1 - y0, cached_only)
@@ -360,6 +388,7 @@ class TileServer:
 
     def close(self) -> None:
         self._loader.shutdown(wait=True, cancel_futures=True)
+        self._decoders.shutdown(wait=True, cancel_futures=True)
         close = getattr(self.source, "close", None)
         if close is not None:
             close()

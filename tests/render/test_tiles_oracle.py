@@ -161,3 +161,73 @@ def test_concurrent_regions_are_bounded():
         t.join(timeout=30)
     assert src.peak == MAX_CONCURRENT_REGIONS == 2
     ts.close()
+
+
+def test_grid_aligned_region_reads_only_its_own_tiles(odd_slide):
+    """A 512² region at 1:1 on the tile grid is tifffile's pixels and decodes exactly its 2 x 2 tiles
+    (fails if the source box takes one pixel more than the samples need: 3 x 3 = 9 tiles decoded)."""
+    page = _levels(odd_slide)[0]
+    ts = TileServer(SlideSource(odd_slide))
+    try:
+        out, _ = ts.region(256, 256, 512, 512, 1.0)
+        np.testing.assert_array_equal(out, page[256:768, 256:768])
+        assert ts.reads == 4
+    finally:
+        ts.close()
+
+
+def test_zoomed_in_region_is_bilinear_up_to_its_first_pixel():
+    """At downsample 0.5 each output pixel is scipy's bilinear sample at x0 + (c + 0.5)/2 - 0.5,
+    first row and column included (fails if the box starts at floor(x0): the first column then
+    blends in a quarter of white background)."""
+    from scipy.ndimage import map_coordinates
+
+    img = np.random.default_rng(5).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    ts = TileServer(ArraySource(img))
+    try:
+        out, _ = ts.region(100.0, 80.0, 64, 48, 0.5)
+        rr, cc = np.mgrid[0:48, 0:64]
+        coords = [80 + (rr + 0.5) * 0.5 - 0.5, 100 + (cc + 0.5) * 0.5 - 0.5]
+        ref = np.stack([map_coordinates(img[..., k].astype(np.float64), coords, order=1) for k in range(3)], -1)
+        assert np.abs(out.astype(np.float64) - ref).max() <= 1.0
+    finally:
+        ts.close()
+
+
+def test_tiles_of_a_region_row_decode_at_once():
+    """A region over a row of four cold tiles of a source whose codec releases the GIL has two tile
+    reads in flight at once (fails if the tiles are decoded one after the other)."""
+    import threading
+
+    from clara_stream.render.tiles import DECODE_THREADS
+
+    class Concurrent(ArraySource):
+        concurrent_reads = True
+
+        def __init__(self, image):
+            super().__init__(image)
+            self.lock, self.active, self.peak = threading.Lock(), 0, 0
+            self.both = threading.Event()
+
+        def read(self, level, x, y, w, h):
+            with self.lock:
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+                if self.active >= DECODE_THREADS:
+                    self.both.set()
+            self.both.wait(timeout=5)  # serial reads would each wait here in vain
+            try:
+                return super().read(level, x, y, w, h)
+            finally:
+                with self.lock:
+                    self.active -= 1
+
+    img = np.random.default_rng(7).integers(0, 256, (256, 1024, 3), dtype=np.uint8)
+    src = Concurrent(img)
+    ts = TileServer(src, tile_size=256)
+    try:
+        out, _ = ts.region(0, 0, 1024, 256, 1.0)
+        np.testing.assert_array_equal(out, img)
+        assert src.peak == DECODE_THREADS == 2 and ts.reads == 4
+    finally:
+        ts.close()
