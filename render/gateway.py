@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 from clara_stream.render.client import RenderClient, is_loopback, require_token_beyond_loopback
+from clara_stream.render.stream import PLAYER_JS
 from clara_stream.render.viewer_session import ViewerSession, msg_dict
 from fastapi import FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -151,6 +152,8 @@ def create_app(
 
     @app.get("/static/{name}")
     def static(name: str) -> FileResponse:
+        if name == PLAYER_JS.name:  # the MSE player shared with the live video page
+            return FileResponse(PLAYER_JS)
         path = (STATIC / name).resolve()
         if not path.is_relative_to(STATIC) or not path.is_file():
             raise HTTPException(404, f"gateway: expected a static file name; got {name!r}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from clara_stream.operators.video.contracts import FRAME_RGB
+from clara_stream.operators.video.mse_live import MseLiveSink
 from clara_stream.operators.video.sink import PRESETS, VideoSink
 from clara_stream.operators.video.stats import latency_summary
 
@@ -43,7 +45,11 @@ class VideoEncoderOp(Operator):
         Frames buffered before the encoder thread (back-pressure beyond).
     live_url : str, optional
         Also send the annotated stream live: ``udp://``/``tcp://`` MPEG-TS, ``rtp://`` (MPEG-TS over
-        RTP), ``rtsp://`` (published to an RTSP server), encoded separately with ``tune=zerolatency``.
+        RTP), ``rtsp://`` (published to an RTSP server), encoded separately with ``tune=zerolatency``;
+        or ``ws://HOST:PORT/PATH``: served to browsers (a page at ``http://HOST:PORT/PATH`` playing
+        fragmented MP4 over the WebSocket there, see ``mse_live``).
+    live_token : str, optional
+        Token the browser output requires (needed beyond loopback; default ``$CLARA_STREAM_LIVE_TOKEN``).
     codec : {"libx264", "h264_nvenc", "auto"}
         H.264 encoder (``auto``: NVENC where a GPU offers it, else libx264).
     segment_s : float, optional
@@ -73,6 +79,7 @@ class VideoEncoderOp(Operator):
         encode_threads: int = 0,
         queue_size: int = 8,
         live_url: str | None = None,
+        live_token: str | None = None,
         segment_s: float | None = None,
         codec: str = "libx264",
         name: str = "encoder",
@@ -96,8 +103,11 @@ class VideoEncoderOp(Operator):
         )
         common = {"preset": preset, "crf": int(crf), "gop": gop, "encode_threads": int(encode_threads),
                   "queue_size": int(queue_size), "codec": codec, "owner": "VideoEncoderOp"}
-        self.extra: dict[str, VideoSink] = {}  # each an encoder of its own (live needs zerolatency anyway)
-        if live_url:
+        self.extra: dict[str, VideoSink | MseLiveSink] = {}  # each an encoder of its own (zerolatency for live)
+        if live_url and str(live_url).lower().startswith("ws://"):
+            token = os.environ.get("CLARA_STREAM_LIVE_TOKEN", "") if live_token is None else str(live_token)
+            self.extra["live"] = MseLiveSink(str(live_url), token=token, codec=codec, owner="VideoEncoderOp")
+        elif live_url:
             self.extra["live"] = VideoSink(str(live_url), tune="zerolatency", **common)
         if segment_s:
             pattern = Path(path).parent / "segments" / "segment_%05d.mp4"
@@ -108,6 +118,8 @@ class VideoEncoderOp(Operator):
     def start(self) -> None:
         """The run owns its output file: one left by an earlier run into the same folder goes now."""
         self.sink.path.unlink(missing_ok=True)
+        if isinstance(self.extra.get("live"), MseLiveSink):
+            self.extra["live"].open()  # browsers can load the page before the first frame
         seg = self.extra.get("segments")
         if seg is not None and seg.path.parent.is_dir():
             for old in seg.path.parent.glob("segment_*.mp4"):

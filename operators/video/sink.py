@@ -59,7 +59,32 @@ def pad_even(rgb: np.ndarray) -> np.ndarray:
     return np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-class VideoSink:
+class FrameSink:
+    """What every sink of RGB frames shares: the frame check and the encoder thread's error, re-raised."""
+
+    owner: str
+    path: Any
+    closed: bool
+    _error: BaseException | None
+
+    def _accept(self, rgb: np.ndarray) -> float:
+        """The clock when a frame came; refuse one after close, after an encoder failure, or not RGB."""
+        if self.closed:
+            raise RuntimeError(f"{self.owner}: expected an open sink; got write after close [{self.path}]")
+        self._raise()
+        received = time.perf_counter()
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"{self.owner}: expected (H, W, 3) uint8 RGB; got {rgb.shape} {rgb.dtype} [{self.path}]")
+        return received
+
+    def _raise(self) -> None:
+        if isinstance(self._error, VideoOutputError):
+            raise self._error
+        if self._error is not None:
+            raise RuntimeError(f"{self.owner}: encoder failed: {self._error} [{self.path}]") from self._error
+
+
+class VideoSink(FrameSink):
     """Encode RGB frames to an H.264 file.
 
     Parameters
@@ -234,12 +259,7 @@ class VideoSink:
 
         ``read_at``: when the frame's packet was read at the source (default: now).
         """
-        if self.closed:
-            raise RuntimeError(f"{self.owner}: expected an open sink; got write after close [{self.path}]")
-        self._raise()
-        received = time.perf_counter()
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"{self.owner}: expected (H, W, 3) uint8 RGB; got {rgb.shape} {rgb.dtype} [{self.path}]")
+        received = self._accept(rgb)
         if self._thread is None:
             self.encoder = pick_encoder(self.codec, self.owner)  # refused here, in the caller, not on the thread
             self._size = rgb.shape[:2]
@@ -268,12 +288,6 @@ class VideoSink:
             except queue.Full:
                 continue
         self._raise()
-
-    def _raise(self) -> None:
-        if isinstance(self._error, VideoOutputError):
-            raise self._error
-        if self._error is not None:
-            raise RuntimeError(f"{self.owner}: encoder failed: {self._error} [{self.path}]") from self._error
 
     def close(self) -> int:
         """Flush the encoder, finalise the file and return the number of frames written (idempotent)."""

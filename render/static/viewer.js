@@ -219,40 +219,22 @@ function frameShown(h, now) {
   }
 }
 
-// ---- H.264 stream: fragmented MP4 into a Media Source Extensions player, JPEG as the fallback ----
-const MSE = window.MediaSource;
-const video = { el: null, buffer: null, queue: [], waiting: new Map(), size: null, shownAt: 0 };
+// ---- H.264 stream: fragmented MP4 into the shared MSE player (mse_player.js), JPEG as the fallback ----
+const video = { el: null, player: null, waiting: new Map(), size: null, shownAt: 0 };
 V.transport = "jpeg";
-function streamSupported(codecs) { return !!(MSE && MSE.isTypeSupported(`video/mp4; codecs="${codecs}"`)); }
+const streamSupported = (codecs) => msePlayer.supported(codecs);
 function fallBack(reason) {  // anything wrong with MSE: back to JPEG frames, and say so
   if (V.transport === "jpeg") return;
   V.transport = "jpeg"; V.errors.push(`video stream off: ${reason}`);
   send("stream", { mode: "jpeg" });
 }
-function pump() {
-  if (!video.buffer || video.buffer.updating || !video.queue.length) return;
-  try { video.buffer.appendBuffer(video.queue.shift()); } catch (e) { fallBack(e.message); }
-}
 function startVideo(init, m) {
   if (!streamSupported(m.codecs)) { fallBack(`codecs ${m.codecs} not supported`); return; }
   if (video.el) video.el.remove();
-  const el = document.createElement("video");
-  el.muted = true; el.playsInline = true; el.hidden = true;
-  const ms = new MSE();
-  el.src = URL.createObjectURL(ms);
-  document.body.appendChild(el);
-  video.el = el; video.buffer = null; video.queue = [init]; video.size = [m.width, m.height];
-  ms.addEventListener("sourceopen", () => {
-    ms.duration = Infinity;
-    video.buffer = ms.addSourceBuffer(`video/mp4; codecs="${m.codecs}"`);
-    video.buffer.mode = "segments";
-    video.buffer.addEventListener("updateend", () => {
-      catchUp(); trim(); pump(); el.play().catch(() => {});
-      setTimeout(catchUp, 50);  // a frame still not on screen by then: jump to it
-    });
-    video.buffer.addEventListener("error", () => fallBack("SourceBuffer error"));
-    pump();
-  });
+  const onAppended = () => { catchUp(); setTimeout(catchUp, 50); };  // a frame still not on screen by then: jump to it
+  video.player = msePlayer.create(init, m.codecs, { onError: fallBack, onAppended });
+  const el = (video.el = video.player.el);
+  video.size = [m.width, m.height];
   const onVideoFrame = (now, meta) => {  // a decoded frame reached the screen: draw it, settle its acks
     ctx.drawImage(el, 0, 0, video.size[0], video.size[1], 0, 0, canvas.width, canvas.height);
     image = null; drawOverlay();
@@ -273,12 +255,6 @@ function catchUp() {
   const newest = Math.max(...video.waiting.keys());
   if (el.currentTime < newest) el.currentTime = newest + 1e-4;
 }
-function trim() {  // keep a few seconds of media: the page runs for hours
-  const b = video.buffer;
-  if (b && !b.updating && b.buffered.length && b.buffered.end(0) - b.buffered.start(0) > 20) {
-    b.remove(b.buffered.start(0), b.buffered.end(0) - 5);
-  }
-}
 V.setStream = (mode, opts = {}) => {
   if (mode === "h264" && !streamSupported("avc1.42C01F")) mode = "jpeg";
   V.transport = mode;
@@ -289,7 +265,7 @@ function onMessage(ev) {
   if (typeof ev.data !== "string") {  // frames are drawn in arrival order, each with the header sent before it
     const h = header;
     if (h && h.type === "video-init") startVideo(ev.data, h);
-    else if (h && h.video) { video.waiting.set(h.pts, h); video.queue.push(ev.data); pump(); }
+    else if (h && h.video) { video.waiting.set(h.pts, h); if (video.player) video.player.append(ev.data); }
     else drawing = drawing.then(() => onFrame(ev.data, h));
     return;
   }
