@@ -73,7 +73,8 @@ def app_overrides(opts: BenchOptions) -> list[str]:
     cfg = load_yaml(cfg_path) if cfg_path else {}
     items = list(opts.overrides)
     if opts.input:
-        items.append(f"app.input={Path(opts.input).resolve()}")
+        live = "://" in opts.input  # a stream URI stays as given (a Path would make rtsp:// into rtsp:/)
+        items.append(f"app.input={opts.input if live else Path(opts.input).resolve()}")
     for flag, key, value in (("--frames", "frames_key", opts.frames), ("--realtime", "realtime_key",
                                                                          True if opts.realtime else None)):
         if value is None:

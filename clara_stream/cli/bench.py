@@ -16,12 +16,12 @@ from clara_stream.errors import UserError
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
-def _run(app_name: str, out: Path, input: Path | None, config: str | None, set_: list[str], frames: int | None,
+def _run(app_name: str, out: Path, input: str | None, config: str | None, set_: list[str], frames: int | None,
          runs: int, instances: int, scheduler: str | None, threads: int | None, realtime: bool) -> None:
     from clara_stream.bench.harness import GLASS, BenchOptions, primary_path, run_bench
     from clara_stream.bench.report import STAT_ORDER, write_all
 
-    opts = BenchOptions(app=app_name, out=out, input=str(input) if input else None, config=config, overrides=set_,
+    opts = BenchOptions(app=app_name, out=out, input=input, config=config, overrides=set_,
                         frames=frames, runs=runs,
                         instances=instances, scheduler=scheduler, threads=threads, realtime=realtime)
     with Progress(TextColumn("[bold]bench[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -76,7 +76,8 @@ def register(app: typer.Typer) -> None:
     def bench(
         target: Annotated[str, typer.Argument(metavar="APP|compare", help="App to benchmark, or `compare`.")],
         files: Annotated[list[Path] | None, typer.Argument(help="compare: A.json B.json")] = None,
-        input: Annotated[Path | None, typer.Option("--input", "-i", help="The app's input.")] = None,
+        input: Annotated[str | None, typer.Option(
+            "--input", "-i", help="The app's input: a file or folder, or a live stream URI (rtsp://…).")] = None,
         config: Annotated[str | None, typer.Option("--config", "-c")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override section.key=value.")] = None,
         frames: Annotated[int | None, typer.Option(help="Frames per run (the app's app.frames_key).")] = None,
@@ -97,6 +98,6 @@ def register(app: typer.Typer) -> None:
             return
         if files:
             raise UserError(f"bench: expected only an app name; got extra arguments {[str(f) for f in files]}")
-        if input is not None and not input.exists():
+        if input is not None and "://" not in input and not Path(input).exists():  # a URI: the app's source checks it
             raise UserError(f"bench: expected an existing --input; got no file or folder at {input}")
         _run(target, out, input, config, set_ or [], frames, runs, instances, scheduler, threads, realtime)
