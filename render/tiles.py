@@ -318,6 +318,8 @@ class TileServer:
         if src is None:
             return None
         sx, sy = lw / width, lh / height
+        if sx == sy == 1 and (x0, y0, x1 - x0, y1 - y0) == (lx, ly, width, height):
+            return src  # 1:1 on whole pixels inside the image: the samples are the pixels themselves
         kx, ky = max(1, int(sx)), max(1, int(sy))
         if kx > 1 or ky > 1:  # pad to whole blocks with background, then average each block
             ph, pw = (-src.shape[0]) % ky, (-src.shape[1]) % kx
