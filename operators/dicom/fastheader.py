@@ -22,6 +22,11 @@ from pydicom.tag import BaseTag
 __all__ = ["fast_header", "find_truncation", "raw_text"]
 
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+#: VR bytes → (str, long form?) for the VRs of the standard: one dict look-up per element, no decode
+_VRS = {vr: (vr.decode(), vr in _LONG_VRS) for vr in _LONG_VRS | {
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS",
+    b"ST", b"TM", b"UI", b"UL", b"US",
+}}  # fmt: skip
 _IMPLICIT, _EXPLICIT = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
 _BIG_OR_DEFLATE = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 _PIXEL_DATA = 0x7FE00010
@@ -46,15 +51,19 @@ def _parse(buf: bytes, pos: int, implicit: bool, stop_group: int | None):
             vr, length, start = None, _unpack_u32(buf, pos + 4)[0], pos + 8
         else:
             raw_vr = buf[pos + 4 : pos + 6]
-            if raw_vr in _LONG_VRS:
+            known = _VRS.get(raw_vr)
+            if known is not None:
+                vr, long = known
+            elif raw_vr.isalpha() and raw_vr.isupper():  # a VR this table does not list: short form
+                vr, long = raw_vr.decode("ascii"), False
+            else:
+                return None
+            if long:
                 if pos + 12 > n:
                     return None
                 length, start = _unpack_u32(buf, pos + 8)[0], pos + 12
-            elif raw_vr.isalpha() and raw_vr.isupper():
-                length, start = _unpack_u16(buf, pos + 6)[0], pos + 8
             else:
-                return None
-            vr = raw_vr.decode("ascii")
+                length, start = _unpack_u16(buf, pos + 6)[0], pos + 8
         if length == 0xFFFFFFFF or start + length > n or group == 0xFFFE:
             return None
         key = BaseTag(tag)  # a RawDataElement built without its Python-level namedtuple __new__ (hot path)

@@ -294,17 +294,26 @@ def series_to_volume(
         buf = np.empty((n, rows, cols), dtype=stored)
     in_place = integral and buf.dtype == np.int16 and intercept != 0
     shift = np.int16(intercept) if in_place else None
-    pending = []
-    for k in range(n):  # read, then rescale the slice while it is still in cache
-        if not read_pixels(lay.instances[k], buf[k], fmt, native_only=True):
-            pending.append(k)
-        elif in_place:
-            buf[k] += shift
-    if pending:
-        with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+    threads = max(1, min(workers or min(8, os.cpu_count() or 1), n))
+
+    def native(ks: range) -> list[int]:
+        """Read a run of slices straight into ``buf``, rescaled while in cache; the ones left to decode."""
+        left = []
+        for k in ks:
+            if not read_pixels(lay.instances[k], buf[k], fmt, native_only=True):
+                left.append(k)
+            elif in_place:
+                buf[k] += shift
+        return left
+
+    # one contiguous run of slices per thread: reads and numpy release the GIL, tasks stay few
+    runs = [range(n * i // threads, n * (i + 1) // threads) for i in range(threads)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending = [k for left in pool.map(native, runs) for k in left]
+        if pending:  # compressed slices: one decode per task (imagecodecs releases the GIL)
             list(pool.map(lambda k: read_pixels(lay.instances[k], buf[k], fmt), pending))
-        if in_place:
-            buf[pending] += shift
+    if pending and in_place:
+        buf[pending] += shift
     if integral and buf.dtype == np.int16:
         array = buf
     elif integral:
