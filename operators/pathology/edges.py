@@ -14,6 +14,7 @@ path, since OpenCV's CUDA module is not in the PyPI wheel, and a tested host fal
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -50,15 +51,29 @@ def canny(rgb: Any, low: float, high: float, backend: str = "auto", l2gradient: 
 def overlay(rgb: Any, edges: Any, color: tuple[int, int, int] = BLUE) -> Any:
     """A copy of ``rgb`` with edge pixels set to ``color`` (on the data's device)."""
     xp = array_module(rgb)
-    return xp.where((edges > 0)[..., None], xp.asarray(color, dtype=rgb.dtype), rgb)
+    if xp is np and rgb.ndim == 3 and rgb.shape[2] == 3 and edges.dtype == np.uint8:
+        import cv2  # a masked copy from a solid tile: ~10x faster than numpy's masked store
+
+        return cv2.copyTo(_solid(rgb.shape, color), edges, np.array(rgb, order="C"))
+    out = rgb.copy()
+    out[edges > 0] = xp.asarray(color, dtype=rgb.dtype)
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _solid(shape: tuple[int, ...], color: tuple[int, int, int]) -> np.ndarray:
+    out = np.empty(shape, np.uint8)
+    out[:] = color
+    out.setflags(write=False)
+    return out
 
 
 def filter_tile(window: Any, core: tuple[slice, slice], low: float, high: float, backend: str = "auto",
                 l2gradient: bool = False) -> tuple[Any, Any]:  # fmt: skip
     """(overlaid core, edge core) of one tile filtered on its padded window, on the window's device."""
     edges = canny(window, low, high, backend, l2gradient)[core]
-    xp = array_module(edges)
-    return overlay(window[core], edges), xp.ascontiguousarray(edges)
+    edges = array_module(edges).ascontiguousarray(edges)
+    return overlay(window[core], edges), edges
 
 
 def overlap_rule_violations(tiled: np.ndarray, whole: np.ndarray, boxes: list, margin: int = 3) -> int:

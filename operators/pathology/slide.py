@@ -1,19 +1,24 @@
 """Whole-slide reading for tiling: level geometry, overlapping tile grids, band readers.
 
 Coordinates are pixels of the chosen level, (x, y) with y down; arrays are (rows, cols, 3) RGB
-uint8. A "band" is one row of tiles plus the overlap margin above and below: reading a band once
-and cutting its tiles in memory decodes each source tile about once, where reading every tile
-with its margin separately decodes most source tiles several times.
+uint8. A "band" is one row of tiles plus the overlap margin above and below; tiles are cut from
+it in memory. Bands overlap each other and straddle stored tile rows, so the pipeline reads
+full-width "stripes", one stored tile row each, and cuts the bands from them
+(:func:`stripe_bands`): each stored tile is decoded once, where reading every tile with its
+margin decodes most stored tiles four times.
 
-Loaders (Clara Deploy's list): ``tiffslide`` (zarr view of the level through tiffslide),
-``tifffile`` (the same through tifffile alone), ``pillow`` (Pillow's libtiff decoder; level 0 of
-plain JPEG/LZW TIFFs only, no Aperio JPEG 2000). A multiprocessing pool of tiffslide readers is
-:class:`BandPool`. DALI's GPU decoder is not offered: it needs a GPU and this code path is CPU.
+Loaders (Clara Deploy's list): ``tiffslide`` (the level as tiffslide opens it), ``tifffile`` (the
+same through tifffile alone; both decode the level's stored tiles directly with tifffile's decoder
+when the page allows, see :mod:`.tiles`, else read through zarr), ``pillow`` (Pillow's libtiff
+decoder; level 0 of plain JPEG/LZW TIFFs only, no Aperio JPEG 2000). A multiprocessing pool of
+tiffslide readers is :class:`BandPool`. DALI's GPU decoder is not offered: it needs a GPU, and this
+code path is CPU.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from clara_stream.operators.pathology.tiles import PageTiles
 
-__all__ = ["LOADERS", "TileBox", "TileRow", "SlideLevel", "tile_rows", "open_level", "BandPool"]
+__all__ = ["LOADERS", "TileBox", "TileRow", "SlideLevel", "tile_rows", "band_span", "stripe_bands", "open_level",
+           "BandPool"]
 
 LOADERS = ("tiffslide", "tifffile", "pillow")
 
@@ -122,6 +129,7 @@ class SlideLevel:
             raise FileNotFoundError(f"SlideLevel: expected a slide file; got {str(self.path)!r} (missing)")
         self.loader, self.level = loader, int(level)
         self._closers: list[Any] = []
+        self.tiles: PageTiles | None = None  # the direct decoder, when the level's page allows it
         import tifffile
 
         if loader == "pillow":
@@ -147,6 +155,7 @@ class SlideLevel:
                                  f"[{self.path.name}]")  # fmt: skip
             group = slide.zarr_group
             self._array = group[str(self.level)] if hasattr(group, "keys") else group
+            series = slide.ts_tifffile.series[0]
             mpp_x, mpp_y = slide.properties.get("tiffslide.mpp-x"), slide.properties.get("tiffslide.mpp-y")
             down = slide.level_downsamples[self.level]
             self.mpp = (float(mpp_x) * down, float(mpp_y) * down) if mpp_x and mpp_y else None
@@ -162,7 +171,11 @@ class SlideLevel:
             arr = zarr.open(store, mode="r")
             self._array = arr[str(self.level)] if hasattr(arr, "keys") else arr
             self.mpp = None
+            series = tif.series[0]
         self.height, self.width = int(self._array.shape[0]), int(self._array.shape[1])
+        page = series.levels[self.level].keyframe
+        if PageTiles.usable(page) and (page.imagelength, page.imagewidth) == (self.height, self.width):
+            self.tiles = PageTiles(page)  # the same level's stored tiles, decoded without zarr
 
     def _open_pillow(self) -> None:
         from PIL import Image
@@ -186,19 +199,70 @@ class SlideLevel:
         if not (0 <= x0 < x1 <= self.width and 0 <= y0 < y1 <= self.height):
             raise ValueError(f"SlideLevel: expected a box inside {self.width}x{self.height}; "
                              f"got ({x0}, {y0}, {x1}, {y1})")  # fmt: skip
+        if self.tiles is not None:
+            return self.tiles.read(x0, y0, x1, y1)
         src = self._image if self.loader == "pillow" else self._array
         out = np.asarray(src[y0:y1, x0:x1])
         return np.ascontiguousarray(out[..., :3])
 
     def band(self, boxes: list[TileBox]) -> tuple[int, np.ndarray]:
         """(y0, pixels) of the full-width band covering the padded windows of one tile row."""
-        y0, y1 = min(b.pad[1] for b in boxes), max(b.pad[3] for b in boxes)
+        y0, y1 = band_span(boxes)
         return y0, self.read(0, y0, self.width, y1)
+
+    @property
+    def stripe_height(self) -> int:
+        """Rows of one stored tile row: full-width stripes this tall decode each stored tile once."""
+        if self.tiles is not None:
+            return self.tiles.tile_h
+        return 256 if self.loader == "pillow" else int(self._array.chunks[0])
+
+    def stripe_spans(self) -> list[tuple[int, int]]:
+        """(y0, y1) of every stripe of the level, top to bottom."""
+        h = self.stripe_height
+        return [(y, min(y + h, self.height)) for y in range(0, self.height, h)]
+
+    def stripe(self, span: tuple[int, int]) -> tuple[int, np.ndarray]:
+        """(y0, pixels) of one full-width stripe (see :meth:`stripe_spans`)."""
+        return span[0], self.read(0, span[0], self.width, span[1])
 
     def close(self) -> None:
         for c in reversed(self._closers):
             c.close()
         self._closers.clear()
+
+
+def band_span(boxes: list[TileBox]) -> tuple[int, int]:
+    """(y0, y1) of the rows the padded windows of one tile row cover."""
+    return min(b.pad[1] for b in boxes), max(b.pad[3] for b in boxes)
+
+
+def stripe_bands(rows: list[list[TileBox]], stripes: Iterator[tuple[int, np.ndarray]]
+                 ) -> Iterator[tuple[int, np.ndarray]]:  # fmt: skip
+    """(y0, band) per tile row, cut from full-width stripes that arrive top to bottom.
+
+    Bands overlap (by twice the tile overlap) and straddle stored tile rows, so reading each band
+    decodes most stored tiles twice; cutting bands from stripes decodes each once. Only the
+    stripes the current band needs are held. A band inside one stripe is a view of it.
+
+    Raises
+    ------
+    ValueError
+        If the stripes end before the rows do.
+    """
+    held: deque[tuple[int, np.ndarray]] = deque()
+    for boxes in rows:
+        y0, y1 = band_span(boxes)
+        while not held or held[-1][0] + held[-1][1].shape[0] < y1:
+            got = next(stripes, None)
+            if got is None:
+                raise ValueError(f"stripe_bands: expected stripes down to row {y1}; got none after "
+                                 f"{held[-1][0] + held[-1][1].shape[0] if held else 0}")  # fmt: skip
+            held.append(got)
+        while held[0][0] + held[0][1].shape[0] <= y0:
+            held.popleft()
+        parts = [a[max(0, y0 - s) : y1 - s] for s, a in held if s < y1]
+        yield y0, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def open_level(path: str | Path, level: int = 0, loader: str = "tiffslide") -> SlideLevel:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clara_stream.operators.pathology.contracts import TILE_ROW
-from clara_stream.operators.pathology.slide import LOADERS, BandPool, SlideLevel, TileRow, tile_rows
+from clara_stream.operators.pathology.slide import LOADERS, BandPool, SlideLevel, TileRow, stripe_bands, tile_rows
 
 from clara_stream import ports as P
 from clara_stream.runtime import Operator, Port
@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 
 class SlideTileSourceOp(Operator):
-    """Read a slide level band by band (read-ahead in the background); emit one TileRow per row.
+    """Read a slide level stripe by stripe (read-ahead in the background); emit one TileRow per row.
+
+    Threads read full-width stripes one stored tile row tall, so each stored tile is decoded once;
+    each row's band (its tiles plus the overlap) is cut from the stripes it spans.
 
     Ports
     -----
@@ -38,7 +41,8 @@ class SlideTileSourceOp(Operator):
     loader : {"tiffslide", "tifffile", "pillow", "process"}
         How tiles are decoded; ``process``: a pool of ``workers`` tiffslide processes.
     workers : int
-        Read-ahead threads or processes (default 2); at most ``2 * workers`` bands are read ahead.
+        Read-ahead threads or processes (default 2); at most ``2 * workers`` stripes (bands for ``process``)
+        are read ahead.
     tiles_dir : path, optional
         Also write each tile core as ``<row>_<col>.jpg`` there (Clara Deploy's option); default in memory.
 
@@ -82,13 +86,13 @@ class SlideTileSourceOp(Operator):
             self._bands = self._pool.bands(self.rows, ahead=2 * self.workers)
         else:
             self._pool = ThreadPoolExecutor(self.workers)
-            self._bands = self._read_ahead(2 * self.workers)
+            self._bands = stripe_bands(self.rows, self._read_ahead(2 * self.workers))
 
     def _read_ahead(self, ahead: int) -> Iterator[tuple[int, Any]]:
-        """Bands in row order with at most ``ahead`` reads in flight (memory stays bounded)."""
+        """Stripes top to bottom with at most ``ahead`` reads in flight (memory stays bounded)."""
         pending: deque = deque()
-        for r in self.rows:
-            pending.append(self._pool.submit(self.reader.band, r))
+        for span in self.reader.stripe_spans():
+            pending.append(self._pool.submit(self.reader.stripe, span))
             if len(pending) > ahead:
                 yield pending.popleft().result()
         while pending:

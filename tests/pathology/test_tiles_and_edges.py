@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 from clara_stream.operators.pathology.edges import canny, filter_tile, overlap_rule_violations
-from clara_stream.operators.pathology.slide import SlideLevel, tile_rows
+from clara_stream.operators.pathology.slide import SlideLevel, band_span, stripe_bands, tile_rows
 
 LOW, HIGH = 50, 150
 
@@ -84,6 +84,44 @@ def test_reader_matches_tifffile_on_both_slides(slides: dict[str, Path]) -> None
                 lv.close()
     pil = SlideLevel(slides["cmu"], 0, "pillow")
     np.testing.assert_array_equal(pil.read(0, 0, 300, 200), _tifffile_level(slides["cmu"], 0)[:200, :300])
+
+
+@pytest.mark.parametrize(("name", "level", "tile"), [("cmu", 0, 256), ("tcga", 1, 208)])
+def test_bands_cut_from_stripes_equal_the_level_and_decode_each_stored_tile_once(
+        slides: dict[str, Path], name: str, level: int, tile: int) -> None:  # fmt: skip
+    """Fails if a band is cut at the wrong rows, a stripe is dropped too early (bands straddle
+    stored tile rows: 240 px stored vs 256 + 2 x 16 px bands on CMU), a tile is pasted at the wrong
+    place, or a stored tile is decoded twice (the point of reading stripes)."""
+    ref = _tifffile_level(slides[name], level)
+    lv = SlideLevel(slides[name], level)
+    try:
+        assert lv.tiles is not None and lv.stripe_height == lv.tiles.tile_h  # the direct decoder is in use
+        rows = tile_rows(lv.width, lv.height, tile, 16)
+        n = 0
+        for boxes, (y0, band) in zip(rows, stripe_bands(rows, map(lv.stripe, lv.stripe_spans())), strict=True):
+            assert (y0, y0 + band.shape[0]) == band_span(boxes)
+            np.testing.assert_array_equal(band, ref[y0 : y0 + band.shape[0]], err_msg=f"row {boxes[0].row}")
+            n += 1
+        assert n == len(rows) and lv.tiles.decoded == lv.tiles.cols * -(-lv.height // lv.tiles.tile_h)
+    finally:
+        lv.close()
+    with pytest.raises(ValueError, match="stripe_bands: expected stripes down to row"):
+        list(stripe_bands(rows, iter([(0, ref[:100])])))
+
+
+def test_direct_decode_equals_pillow_on_the_jpeg_slide(slides: dict[str, Path]) -> None:
+    """An independent decoder (Pillow: libtiff + libjpeg) gives the same level pixel for pixel."""
+    from PIL import Image
+
+    with Image.open(slides["cmu"]) as img:
+        ref = np.asarray(img.convert("RGB"))
+    lv = SlideLevel(slides["cmu"], 0, "tifffile")
+    try:
+        assert lv.tiles is not None
+        np.testing.assert_array_equal(lv.read(0, 0, lv.width, lv.height), ref)
+        np.testing.assert_array_equal(lv.read(1001, 7, 1002, 2967), ref[7:, 1001:1002])  # one column, odd rows
+    finally:
+        lv.close()
 
 
 def test_bad_slides_and_levels_are_named(slides: dict[str, Path], tmp_path: Path) -> None:
