@@ -87,10 +87,11 @@ class Association:
             log.warning("A-ABORT to %s (reason %d): %s", self.host, exc.reason, exc)
             self._send_quietly(ul.abort_pdu(2, exc.reason))
         except TimeoutError:
-            log.warning(
-                "A-ABORT to %s: no PDU within the %s timeout", self.host, "network" if self.assoc_id else "ACSE"
-            )
-            self._send_quietly(ul.abort_pdu(2, ul.ABORT_NOT_SPECIFIED))
+            if self.assoc_id is None:  # ARTIM expired before a request: close (PS3.8 AA-2), as pynetdicom
+                log.warning("closed connection from %s: no A-ASSOCIATE-RQ within the ACSE timeout", self.host)
+            else:
+                log.warning("A-ABORT to %s: no PDU within the network timeout", self.host)
+                self._send_quietly(ul.abort_pdu(2, ul.ABORT_NOT_SPECIFIED))
         except (ul.PeerClosed, OSError) as exc:
             if self.assoc_id and not self.released:
                 log.warning("association %s from %s ended without release: %s", self.assoc_id, self.host, exc)
