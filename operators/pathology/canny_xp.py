@@ -23,12 +23,15 @@ import math
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from clara_stream.arrays import array_module
 
 __all__ = ["canny_xp", "rgb_to_grey_xp", "TG22"]
 
 TG22 = 13573  # round(tan(22.5°) * 2**15), OpenCV's CANNY_SHIFT = 15
 _SHIFT = 15
+_EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity; both label functions take a host structure
 
 
 def _ndimage(xp: ModuleType) -> ModuleType:
@@ -93,7 +96,7 @@ def canny_xp(grey: Any, low: float, high: float, *, l2gradient: bool = False) ->
     candidate = keep & (c > lo)
     strong = candidate & (c > hi)
 
-    labels, n = _ndimage(xp).label(candidate, structure=xp.ones((3, 3), dtype=bool))
+    labels, n = _ndimage(xp).label(candidate, structure=_EIGHT)
     linked = xp.zeros(int(n) + 1, dtype=bool)
     linked[labels[strong]] = True
     linked[0] = False

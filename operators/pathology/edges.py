@@ -55,9 +55,7 @@ def overlay(rgb: Any, edges: Any, color: tuple[int, int, int] = BLUE) -> Any:
         import cv2  # a masked copy from a solid tile: ~10x faster than numpy's masked store
 
         return cv2.copyTo(_solid(rgb.shape, color), edges, np.array(rgb, order="C"))
-    out = rgb.copy()
-    out[edges > 0] = xp.asarray(color, dtype=rgb.dtype)
-    return out
+    return xp.where((edges > 0)[..., None], xp.asarray(color, dtype=rgb.dtype), rgb)  # one kernel on a GPU
 
 
 @functools.lru_cache(maxsize=32)

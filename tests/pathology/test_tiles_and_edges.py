@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
-from clara_stream.operators.pathology.edges import canny, filter_tile, overlap_rule_violations
+from clara_stream.operators.pathology.edges import canny, filter_tile, overlap_rule_violations, overlay
 from clara_stream.operators.pathology.slide import SlideLevel, band_span, stripe_bands, tile_rows
 
 LOW, HIGH = 50, 150
@@ -145,3 +145,6 @@ def test_overlay_draws_edges_blue_and_nothing_else() -> None:
     out, e = filter_tile(rgb, (slice(0, 37), slice(0, 53)), LOW, HIGH)
     assert (e == edges).all() and edges.any()
     assert (out[edges > 0] == (0, 0, 255)).all() and (out[edges == 0] == rgb[edges == 0]).all()
+    # the generic path (xp.where, the one cupy takes) draws the same pixels as cv2.copyTo's
+    np.testing.assert_array_equal(overlay(rgb, edges > 0), out)
+    assert not (rgb == (0, 0, 255)).all(axis=-1).any()  # the input is left alone
