@@ -84,7 +84,8 @@ def test_console_shows_uid_conflicts_as_text(serve_factory, console, ct_small):
             assert assoc.send_c_store(ds).Status == 0
         assoc.release()
     page = console(serve.url)
-    page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 2", timeout=60000)
+    page.locator("#jobs tbody tr").nth(1).wait_for(timeout=60000)  # no eval: the console's CSP forbids it
+    assert page.locator("#jobs tbody tr").count() == 2
     page.wait_for_selector("#jobs td.conflict", timeout=60000)
     assert page.locator("#jobs td.conflict").all_inner_texts() == ["2 instance UID conflict(s)"] * 2
     assert "4 received instance(s) share a SOP Instance UID" in page.inner_text("#alerts")
