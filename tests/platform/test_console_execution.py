@@ -30,7 +30,9 @@ def box_colour(page, name: str) -> tuple[int, int, int]:
     """The most frequent colour inside the operator's box on a screenshot (its fill; text is small)."""
     box = page.locator(f'g.op[data-name="{name}"] rect').bounding_box()
     png = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
-    px = np.asarray(png)[int(box["y"]) + 3:int(box["y"] + box["height"]) - 3, int(box["x"]) + 3:int(box["x"] + box["width"]) - 3]
+    y0, y1 = int(box["y"]) + 3, int(box["y"] + box["height"]) - 3
+    x0, x1 = int(box["x"]) + 3, int(box["x"] + box["width"]) - 3
+    px = np.asarray(png)[y0:y1, x0:x1]
     colours, counts = np.unique(px.reshape(-1, 3), axis=0, return_counts=True)
     return tuple(int(c) for c in colours[counts.argmax()])
 
