@@ -149,3 +149,28 @@ def test_cupy_canny_equals_cv2_on_the_real_slides(slides: dict[str, Path]) -> No
 def test_app_on_the_gpu_writes_the_same_slide(slides: dict[str, Path], tmp_path: Path) -> None:
     ref = _run(slides["cmu"], tmp_path / "cv2", "filter.backend=cv2")
     np.testing.assert_array_equal(_run(slides["cmu"], tmp_path / "gpu", "filter.device=gpu"), ref)
+
+
+def test_cv2_threads_apply_while_running_and_are_put_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails if the process-wide OpenCV setting leaks out of the run, or a bad value is accepted."""
+    from clara_stream.operators.pathology.canny_op import CannyEdgeOp
+
+    from clara_stream.samples import write_sample
+
+    slide = write_sample("slide", tmp_path / "s", width=300, height=200)["slide"]
+    seen: list[int] = []
+    original, before = CannyEdgeOp._filter, cv2.getNumThreads()
+
+    def spy(self: CannyEdgeOp, row: object, box: object) -> object:  # records the setting inside the run
+        seen.append(cv2.getNumThreads())
+        return original(self, row, box)
+
+    monkeypatch.setattr(CannyEdgeOp, "_filter", spy)
+    cv2.setNumThreads(3)
+    try:
+        _run(slide, tmp_path / "o", "filter.cv2_threads=1")
+        assert seen and set(seen) == {1} and cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
+    with pytest.raises(Exception, match="CannyEdgeOp: expected threads >= 1 and cv2_threads >= 0; got 2, -1"):
+        _run(slide, tmp_path / "bad", "filter.cv2_threads=-1")
