@@ -88,6 +88,40 @@ def test_kill9_worker_mid_job_redelivered_and_completed_on_the_other(scale, tmp_
     assert pids == []  # the killed worker's app died with it (PR_SET_PDEATHSIG)
 
 
+def test_worker_reports_operator_progress_through_the_database(scale, tmp_path):
+    """A worker's per-operator progress reaches REST through PostgreSQL alone: its progress file lies in
+    the worker's own data dir, which the service never reads. Fails if the worker stores progress only
+    at the end (or not at all), or if the counts differ from what the operators did."""
+    serve = scale.serve()
+    api = httpx.Client(base_url=serve.url, timeout=10)
+    gate = tmp_path / "gate"
+    body = {"name": "flow", "app": str(APPS / "flow"), "cpuMemoryMb": 64,
+            "overrides": ["src.count=5", "src.hold_at=3", f"src.gate={gate}"]}
+    assert api.put("/pipelines/flow", json=body).status_code == 200
+    scale.worker("w1")
+    scale.wait_consumers(1)
+    jid = submit(api, "flow", inbox(tmp_path))
+
+    def held():
+        rows = {r["name"]: r for r in api.get(f"/jobs/{jid}/operators").json()}
+        return rows if rows.get("sink", {}).get("messages") == 2 else None
+
+    rows = wait_until(held, "two messages through the graph on the worker while src is held", 120)
+    assert [(n, r["state"], r["messages"]) for n, r in rows.items()] == [
+        ("src", "running", 2), ("mid", "running", 2), ("sink", "running", 2)]
+    assert [p.name for p in (tmp_path / "node-w1" / "progress").iterdir()] == [f"{jid}-1.json"]
+    assert not list((tmp_path / "serve").rglob("*operators*.json"))  # nothing for the service to read but the DB
+    gate.touch()
+    done = wait_status(api, [jid])[0]
+    assert done["status"] == "succeeded" and done["worker"] == "w1"
+    final = api.get(f"/jobs/{jid}/operators").json()
+    out = Path(done["outputDir"])
+    assert [(r["name"], r["state"], r["messages"]) for r in final] == [
+        (n, "done", json.loads((out / f"{n}.json").read_text())["messages"]) for n in ("src", "mid", "sink")]
+    assert {r["messages"] for r in final} == {5}
+    assert api.get(f"/jobs/{jid}/graph").json()["source"] == "job"
+
+
 def test_priority_order_with_one_slot_per_worker_and_cancel_across_workers(scale, tmp_path):
     """High-priority jobs submitted after low ones start first. Fails without x-max-priority on
     the queues, without prefetch 1 / late acks (workers would hold low jobs already), or if the
