@@ -58,8 +58,8 @@ def inbox(tmp: Path) -> Path:
 
 
 def test_kill9_worker_mid_job_redelivered_and_completed_on_the_other(scale, tmp_path):
-    """Fails if messages are acked early (the job is lost with its worker), if the lost attempt
-    is not recorded, or if the killed worker's app survives it."""
+    """Fails if the job is not redelivered, if the lost attempt is not recorded, or if the killed
+    worker's app survives it. (Early acks pass it too with the solo pool: see the acks_late test.)"""
     serve = scale.serve()
     api = httpx.Client(base_url=serve.url, timeout=10)
     gate, counter = tmp_path / "gate", tmp_path / "count"
@@ -120,6 +120,26 @@ def test_worker_reports_operator_progress_through_the_database(scale, tmp_path):
         (n, "done", json.loads((out / f"{n}.json").read_text())["messages"]) for n in ("src", "mid", "sink")]
     assert {r["messages"] for r in final} == {5}
     assert api.get(f"/jobs/{jid}/graph").json()["source"] == "job"
+
+
+def test_run_job_task_acks_late_and_requeues_when_its_worker_is_lost():
+    """Fails with ``acks_late=False`` (or without ``reject_on_worker_lost``) on the task or the app.
+
+    Why not black-box: with the worker's solo pool Celery writes an early ack only when the event loop
+    runs again, i.e. after the task returns, so a worker killed mid-job leaves the message unacknowledged
+    either way (checked against RabbitMQ 3.10: one message left in the queue after kill -9 with
+    ``acks_late`` False and True). The kill -9 test above therefore cannot tell them apart; this one
+    pins the setting that keeps it true if the pool ever changes (prefork acks early from its own loop).
+    """
+    from clara_stream.platform.backends.celery import TASK, make_celery
+    from clara_stream.platform.backends.worker import register_task
+
+    app = make_celery("amqp://guest@127.0.0.1:1//")  # never connects: only the task's options are read
+    register_task(app, runner=None)
+    task = app.tasks[TASK]
+    assert (task.acks_late, task.reject_on_worker_lost) == (True, True)
+    assert (app.conf.task_acks_late, app.conf.task_reject_on_worker_lost, app.conf.worker_prefetch_multiplier) == (
+        True, True, 1)
 
 
 def test_priority_order_with_one_slot_per_worker_and_cancel_across_workers(scale, tmp_path):
