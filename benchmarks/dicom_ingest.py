@@ -1,8 +1,11 @@
 """DICOM ingest: dcmtk storescu → dcmtk storescp, Orthanc and ``clara-stream dicom serve``, one run.
 
 Every receiver gets the same 200 × 512² CT series (``clara_stream.samples.ct``) from dcmtk
-``storescu`` with ``TCP_NODELAY=1``, interleaved in the same run (storescp, Orthanc, ours, ours
-with 4 concurrent associations on 1 and on ``--acceptors`` processes; repeated). Peers are
+``storescu`` with ``TCP_NODELAY=1``, interleaved in the same run (storescp, Orthanc, ours on the
+fast receive path, ours on the pynetdicom path, ours with 4 concurrent associations on 1 and on
+``--acceptors`` processes; repeated). Each repeat also times create + write + fdatasync + rename
+of a file of one instance's size in the same folder, so the cost of durability on this disk is
+printed beside the rates. Peers are
 resolved by absolute path (``/usr/bin/storescu``, ``/usr/bin/storescp``, ``/usr/sbin/Orthanc``)
 and their version output checked, so the venv's pynetdicom scripts of the same names never stand
 in for dcmtk. Prints instances/s (median, min–max) per receiver, the ratios ours / storescp
@@ -194,13 +197,13 @@ def run_ours(
     *,
     quarters: list[Path] | None = None,
     acceptors: int = 1,
-    fast_poll: bool = True,
+    receive_path: str = "fast",
 ) -> tuple[float, np.ndarray | None, float | None]:
     """Our service: one association (then a job and round trips), or 4 concurrent ones (quarters).
 
-    ``fast_poll=False`` keeps pynetdicom's 1 ms reactor sleeps (the A/B of clara_stream.platform.pacing).
+    ``receive_path="pynetdicom"``: pynetdicom's reactor path instead of our upper-layer loop.
     """
-    data = work / f"ours-{acceptors}-{bool(quarters)}-{fast_poll}"
+    data = work / f"ours-{acceptors}-{bool(quarters)}-{receive_path}"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     seed = work / "seed.json"
@@ -216,7 +219,7 @@ def run_ours(
             }
         )
     )
-    env = dict(os.environ, CLARA_STREAM_POLL_INTERVAL_S="0.05", CLARA_STREAM_FAST_POLL=str(fast_poll).lower())
+    env = dict(os.environ, CLARA_STREAM_POLL_INTERVAL_S="0.05", CLARA_STREAM_RECEIVE_PATH=receive_path)
     cmd = [sys.executable, "-m", "clara_stream.cli", "dicom", "serve", "--data-dir", str(data)]
     cmd += ["--dicom-port", "0", "--http-port", "0", "--seed", str(seed), "--log-level", "warning"]
     cmd += ["--acceptors", str(acceptors)]
@@ -232,7 +235,7 @@ def run_ours(
         wait_port(info["httpPort"])
         if acceptors > 1:
             wait_listeners(proc.pid, info["dicomPort"], acceptors)
-        plain = bool(quarters) or not fast_poll  # throughput only: no job, no round trips
+        plain = bool(quarters) or receive_path != "fast"  # throughput only: no job, no round trips
         aec = "MANY" if plain else AE
         wall = send(quarters or [series], info["dicomPort"], aec)
         files = list((data / "store" / aec).rglob("*.dcm"))
@@ -278,6 +281,22 @@ def wait_listeners(pid: int, port: int, n: int, timeout_s: float = 60.0) -> None
     raise TimeoutError(f"{n} acceptors did not listen on {port}")
 
 
+def sync_ms(folder: Path, size: int, n: int = 40) -> list[float]:
+    """Create + write + fdatasync + rename of ``size`` bytes in ``folder``, ``n`` times (ms each)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    payload, out = os.urandom(size), []
+    for i in range(n):
+        t0 = time.perf_counter()
+        fd = os.open(folder / f"{i}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, payload)
+        os.fdatasync(fd)
+        os.close(fd)
+        os.rename(folder / f"{i}.tmp", folder / f"{i}.dcm")
+        out.append((time.perf_counter() - t0) * 1000.0)
+    shutil.rmtree(folder)
+    return out
+
+
 def pct(a: np.ndarray) -> str:
     return " / ".join(f"{np.percentile(a, p):.2f}" for p in (50, 90, 99))
 
@@ -303,12 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         "storescp": [],
         "orthanc": [],
         "ours": [],
-        "ours, pynetdicom 1 ms polls": [],
+        "ours, pynetdicom path": [],
         "ours, 4 assoc, 1 acceptor": [],
         many: [],
     }
     gaps: dict[str, list[np.ndarray]] = {"storescp": [], "orthanc": [], "ours": []}
     to_start: list[float] = []
+    syncs: list[float] = []
     try:
         series = write_sample(work / "ct", shape=(n, args.size, args.size))["dicom"]
         datasets = [dcmread(p) for p in sorted(series.iterdir())]
@@ -316,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         for i, p in enumerate(sorted(series.iterdir())):
             quarters[i % 4].mkdir(exist_ok=True)
             os.link(p, quarters[i % 4] / p.name)
+        instance_bytes = next(series.iterdir()).stat().st_size
         for _ in range(args.repeats):
+            syncs += sync_ms(work / "sync", instance_bytes)
             wall, iv = run_anchor(series, datasets, work)
             rates["storescp"].append(n / wall)
             gaps["storescp"].append(iv)
@@ -327,8 +349,8 @@ def main(argv: list[str] | None = None) -> int:
             rates["ours"].append(n / wall)
             gaps["ours"].append(iv)
             to_start.append(ts)
-            wall, _, _ = run_ours(series, datasets, work, fast_poll=False)
-            rates["ours, pynetdicom 1 ms polls"].append(n / wall)
+            wall, _, _ = run_ours(series, datasets, work, receive_path="pynetdicom")
+            rates["ours, pynetdicom path"].append(n / wall)
             wall, _, _ = run_ours(series, datasets, work, quarters=quarters, acceptors=1)
             rates["ours, 4 assoc, 1 acceptor"].append(n / wall)
             wall, _, _ = run_ours(series, datasets, work, quarters=quarters, acceptors=args.acceptors)
@@ -342,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours / orthanc (target ≥ 1.5)": med["ours"] / med["orthanc"],
         f"4 assoc on {args.acceptors} acceptors / 1 assoc (target ≥ 1.6)": med[many] / med["ours"],
         "4 assoc on 1 acceptor / 1 assoc": med["ours, 4 assoc, 1 acceptor"] / med["ours"],
-        "paced polls / pynetdicom 1 ms polls": med["ours"] / med["ours, pynetdicom 1 ms polls"],
+        "fast path / pynetdicom path": med["ours"] / med["ours, pynetdicom path"],
     }
     load = os.getloadavg()
     print(
@@ -357,6 +379,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:<30} {med[k]:>14.1f} {lo:>7.1f}–{hi:<8.1f} {rtt:>28}")
     for name, value in ratios.items():
         print(f"ratio {name}: {value:.2f}")
+    sy = np.asarray(syncs)
+    print(
+        f"durability on this disk: create+write+fdatasync+rename of one instance ({instance_bytes / 1024:.0f} KiB) "
+        f"p50/p90/p99 {pct(sy)} ms over {len(sy)} files, interleaved with the receivers"
+    )
     ts = np.asarray(to_start)
     print(
         f"last instance → job start: median {np.median(ts):.2f} s (min {ts.min():.2f}, max {ts.max():.2f}); "

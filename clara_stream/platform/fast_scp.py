@@ -74,11 +74,13 @@ class Association:
         self.send_lock = threading.Lock()
         self.assoc_id: str | None = None
         self.released = False
+        self.said_last = False  # A-ASSOCIATE-RJ, A-RELEASE-RP or A-ABORT sent: the peer closes next
 
     def send(self, *pdus: bytes) -> None:
         with self.send_lock:
             for pdu in pdus:
                 self.sock.sendall(pdu)
+                self.said_last |= pdu[0] in (ul.ASSOCIATE_RJ, ul.RELEASE_RP, ul.ABORT)
 
     def run(self) -> None:
         try:
@@ -97,10 +99,23 @@ class Association:
                 log.warning("association %s from %s ended without release: %s", self.assoc_id, self.host, exc)
         finally:
             try:
-                self.sock.close()
-            finally:
                 if self.assoc_id is not None:
                     self.handler.association_ended(self.assoc_id, self.released)
+            finally:
+                self._close()
+
+    def _close(self) -> None:
+        """Close; after our last PDU, first let the peer close (ARTIM, PS3.8 Sta13), so a peer that
+        is still reading never sees the connection reset before it read that PDU."""
+        try:
+            if self.said_last:
+                self.sock.settimeout(self.acse_timeout_s)
+                while self.sock.recv(4096):
+                    pass  # whatever the peer still sends after our last word is dropped
+        except OSError:
+            pass  # ARTIM expired or the peer reset: close anyway
+        finally:
+            self.sock.close()
 
     def _send_quietly(self, pdu: bytes) -> None:
         try:
