@@ -59,6 +59,10 @@ class PlatformClient:
     def submit(self, item: JobSubmit | dict) -> JobInfo:
         return _model(self._call("CreateJob", _msg(item, pb.JobSubmit)), JobInfo)
 
+    def start(self, job_id: str) -> JobInfo:
+        """Queue a job created with ``start=False``."""
+        return _model(self._call("StartJob", pb.IdRequest(id=job_id)), JobInfo)
+
     def job(self, job_id: str) -> JobInfo:
         return _model(self._call("GetJob", pb.IdRequest(id=job_id)), JobInfo)
 

@@ -1,6 +1,7 @@
 """The persistent job queue: higher priority first, FIFO within one priority (SQLite WAL).
 
-Jobs move queued → running → succeeded | failed | cancelled; a failed run with retries left goes
+Jobs move (created →) queued → running → succeeded | failed | cancelled (a job created without
+start waits in 'created' until :meth:`JobQueue.start`); a failed run with retries left goes
 back to queued in its original place. The queue survives restarts: :meth:`JobQueue.recover`
 turns jobs that were running when the service died back into queued jobs.
 """
@@ -80,6 +81,7 @@ class JobQueue:
         group_id: int | None = None,
         job_id: str | None = None,
         con: sqlite3.Connection | None = None,
+        status: str = "queued",
     ) -> str:
         """Queue one run of ``pipeline`` on ``input_dir``; returns the job id.
 
@@ -97,7 +99,7 @@ class JobQueue:
             pipeline.app,
             json.dumps(pipeline.overrides),
             int(priority),
-            "queued",
+            status,
             time.time(),
             pipeline.max_retries,
             pipeline.timeout_s,
@@ -161,13 +163,24 @@ class JobQueue:
                 raise NotFoundError(f"job: expected an existing id; got {job_id!r}")
             if row["status"] in FINISHED:
                 raise ConflictError(f"job {job_id}: expected queued or running to cancel; got {row['status']}")
-            if row["status"] == "queued":
+            if row["status"] in ("queued", "created"):
                 con.execute(
                     "UPDATE job SET status = 'cancelled', finished_at = ?, error = 'cancelled' WHERE id = ?",
                     (time.time(), job_id),
                 )
             else:
                 con.execute("UPDATE job SET cancel_requested = 1 WHERE id = ?", (job_id,))
+        return self.get(job_id)
+
+    def start(self, job_id: str) -> JobInfo:
+        """Queue a job that was created without start (the caller wakes the scheduler)."""
+        with self.db.write() as con:
+            row = con.execute("SELECT status FROM job WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"job: expected an existing id; got {job_id!r}")
+            if row["status"] != "created":
+                raise ConflictError(f"job {job_id}: expected a created job to start; got {row['status']}")
+            con.execute("UPDATE job SET status = 'queued' WHERE id = ?", (job_id,))
         return self.get(job_id)
 
     def mark_running(self, job_id: str, pid: int, worker_started: float) -> None:

@@ -22,7 +22,7 @@ _LABEL = r"[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
 _HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 MIG_READ_ONLY = frozenset({"id", "dateTimeCreated", "dateTimeUpdated", "createdBy", "updatedBy"})
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobStatus = Literal["created", "queued", "running", "succeeded", "failed", "cancelled"]
 
 
 class _Model(BaseModel):
@@ -170,6 +170,7 @@ class JobSubmit(_Model):
     input: str = Field(description="folder on the server's file system")
     priority: int | None = Field(None, ge=-100, le=100)
     destinations: list[str] = Field(default_factory=list)
+    start: bool | None = Field(None, description="false: 'created' until POST /jobs/{id}/start (default: queued)")
 
 
 class JobInfo(_Model):

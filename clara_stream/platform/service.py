@@ -145,7 +145,8 @@ class PlatformService:
             )
         input_dir = check_input(req.input, self.input_roots)
         job_id = self.queue.submit(
-            pipeline, input_dir, priority=req.priority or 0, source="api", destinations=req.destinations
+            pipeline, input_dir, priority=req.priority or 0, source="api", destinations=req.destinations,
+            status="created" if req.start is False else "queued",
         )
         self.scheduler.wake()
         return self.queue.get(job_id)

@@ -102,3 +102,30 @@ def test_failing_operator_reported_with_its_error_then_retried(serve_factory, tm
         (n, r["state"], r["error"]) for n, r in rows.items()]
     again = httpx.post(f"{serve.url}/jobs/{job_id}/retry").raise_for_status().json()
     assert again["id"] != job_id and (again["pipeline"], again["inputDir"]) == (job["pipeline"], job["inputDir"])
+
+
+def test_job_created_without_start_waits_until_started(serve_factory, tmp_path):
+    """gRPC CreateJob with start=false, then StartJob (REST: POST /jobs/{id}/start). The queue is FIFO, so
+    a later job finishing first shows the created one was not queued. Fails if start=false is ignored,
+    or if StartJob does not queue it."""
+    import grpc
+    import pytest
+
+    serve, first = start(serve_factory, tmp_path, **{"src.count": "2"})
+    inbox = str(tmp_path / "in")
+    with PlatformClient(f"127.0.0.1:{serve.info['grpcPort']}") as c:
+        created = c.submit({"pipeline": "flow", "input": inbox, "start": False})
+        assert created.status == "created"
+        later = c.submit({"pipeline": "flow", "input": inbox})
+        for job_id in (first, later.id):
+            wait_until(lambda j=job_id: c.job(j).status == "succeeded", f"job {job_id} to succeed", timeout_s=120)
+        assert c.job(created.id).status == "created" and c.job(created.id).attempts == 0
+        assert ops(serve, created.id) == {}
+        assert c.start(created.id).status in ("queued", "running")
+        wait_until(lambda: c.job(created.id).status == "succeeded", "the started job to succeed", timeout_s=120)
+        with pytest.raises(grpc.RpcError) as again:
+            c.start(created.id)
+        assert again.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert "expected a created job" in again.value.details()
+    assert httpx.post(f"{serve.url}/jobs/{later.id}/start").status_code == 409
+    assert [o["messages"] for o in ops(serve, created.id).values()] == [2, 2, 2]

@@ -66,6 +66,7 @@ async function refresh() {
       `pipeline ${job.pipeline} · app ${job.app} · priority ${job.priority} · start ${fmtTime(job.startedAt)} · ` +
       `duration ${fmtDuration(job)} · attempt ${job.attempts}` + (job.worker ? ` · worker ${job.worker}` : "") +
       (job.error ? ` · ${job.error.split("\n")[0]}` : "");
+    document.getElementById("start").disabled = job.status !== "created";
     document.getElementById("cancel").disabled = TERMINAL.includes(job.status);
     document.getElementById("retry").disabled = !TERMINAL.includes(job.status);
     drawGraph(document.getElementById("graph"), graph, Object.fromEntries(ops.map((o) => [o.name, o])));
@@ -87,6 +88,8 @@ async function refresh() {
 }
 function again() { if (timer) clearTimeout(timer); polls = 0; refresh(); }
 
+document.getElementById("start").addEventListener("click", () =>
+  postJson(JOB + "/start").then(again, (e) => { document.getElementById("error").textContent = "start failed: " + e.message; }));
 document.getElementById("cancel").addEventListener("click", () =>
   postJson(JOB + "/cancel").then(again, (e) => { document.getElementById("error").textContent = "cancel failed: " + e.message; }));
 document.getElementById("retry").addEventListener("click", () =>

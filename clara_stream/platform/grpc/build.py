@@ -46,7 +46,8 @@ service Platform {
   rpc GetPipeline(NameRequest) returns (PipelineConfig);
   rpc PutPipeline(PipelineConfig) returns (PipelineConfig);
   rpc DeletePipeline(NameRequest) returns (PipelineConfig);
-  rpc CreateJob(JobSubmit) returns (JobInfo);
+  rpc CreateJob(JobSubmit) returns (JobInfo);  // start = false: 'created' until StartJob
+  rpc StartJob(IdRequest) returns (JobInfo);
   rpc GetJob(IdRequest) returns (JobInfo);
   rpc ListJobs(JobFilter) returns (JobList);
   rpc CancelJob(IdRequest) returns (JobInfo);

@@ -54,16 +54,18 @@ class PipelineInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., app: _Optional[str] = ..., cpu_memory_mb: _Optional[int] = ..., gpu_memory_mb: _Optional[int] = ..., max_retries: _Optional[int] = ..., timeout_s: _Optional[float] = ..., overrides: _Optional[_Iterable[str]] = ..., id: _Optional[str] = ..., registered_at: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ...) -> None: ...
 
 class JobSubmit(_message.Message):
-    __slots__ = ("pipeline", "input", "priority", "destinations")
+    __slots__ = ("pipeline", "input", "priority", "destinations", "start")
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
     pipeline: str
     input: str
     priority: int
     destinations: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, pipeline: _Optional[str] = ..., input: _Optional[str] = ..., priority: _Optional[int] = ..., destinations: _Optional[_Iterable[str]] = ...) -> None: ...
+    start: bool
+    def __init__(self, pipeline: _Optional[str] = ..., input: _Optional[str] = ..., priority: _Optional[int] = ..., destinations: _Optional[_Iterable[str]] = ..., start: _Optional[bool] = ...) -> None: ...
 
 class JobInfo(_message.Message):
     __slots__ = ("id", "pipeline", "app", "priority", "status", "source", "created_at", "started_at", "finished_at", "duration_s", "attempts", "max_retries", "error", "exit_code", "input_dir", "output_dir", "destinations", "conflicts", "worker")

@@ -60,6 +60,11 @@ class PlatformStub:
                 request_serializer=platform__pb2.JobSubmit.SerializeToString,
                 response_deserializer=platform__pb2.JobInfo.FromString,
                 _registered_method=True)
+        self.StartJob = channel.unary_unary(
+                '/clara_stream.platform.Platform/StartJob',
+                request_serializer=platform__pb2.IdRequest.SerializeToString,
+                response_deserializer=platform__pb2.JobInfo.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/clara_stream.platform.Platform/GetJob',
                 request_serializer=platform__pb2.IdRequest.SerializeToString,
@@ -136,6 +141,13 @@ class PlatformServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateJob(self, request, context):
+        """start = false: 'created' until StartJob
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartJob(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -226,6 +238,11 @@ def add_PlatformServicer_to_server(servicer, server):
             'CreateJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateJob,
                     request_deserializer=platform__pb2.JobSubmit.FromString,
+                    response_serializer=platform__pb2.JobInfo.SerializeToString,
+            ),
+            'StartJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartJob,
+                    request_deserializer=platform__pb2.IdRequest.FromString,
                     response_serializer=platform__pb2.JobInfo.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
@@ -409,6 +426,33 @@ class Platform:
             target,
             '/clara_stream.platform.Platform/CreateJob',
             platform__pb2.JobSubmit.SerializeToString,
+            platform__pb2.JobInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clara_stream.platform.Platform/StartJob',
+            platform__pb2.IdRequest.SerializeToString,
             platform__pb2.JobInfo.FromString,
             options,
             channel_credentials,

@@ -100,6 +100,12 @@ class PlatformServicer(pb_grpc.PlatformServicer):
         return to_message(self.svc.submit(to_model(request, JobSubmit)), pb.JobInfo)
 
     @_guard
+    def StartJob(self, request: Any, context: Any) -> Any:
+        info = self.svc.queue.start(request.id)
+        self.svc.scheduler.wake()
+        return to_message(info, pb.JobInfo)
+
+    @_guard
     def GetJob(self, request: Any, context: Any) -> Any:
         return to_message(self.svc.queue.get(request.id), pb.JobInfo)
 
@@ -109,8 +115,9 @@ class PlatformServicer(pb_grpc.PlatformServicer):
         if not 1 <= limit <= 10000:
             raise InvalidRequestError(f"limit: expected 1 <= limit <= 10000; got {limit}")
         status = request.status if request.HasField("status") else None
-        if status is not None and status not in (*TERMINAL, "queued", "running"):
-            raise InvalidRequestError(f"status: expected one of queued, running, {', '.join(TERMINAL)}; got {status!r}")
+        if status is not None and status not in ("created", "queued", "running", *TERMINAL):
+            raise InvalidRequestError(f"status: expected one of created, queued, running, {', '.join(TERMINAL)}; "
+                                      f"got {status!r}")
         jobs = self.svc.queue.list(status=status, pipeline=request.pipeline or None, limit=limit)
         return pb.JobList(items=[to_message(j, pb.JobInfo) for j in jobs])
 

@@ -46,6 +46,14 @@ def cancel_job(job_id: str, svc: PlatformService = Depends(get_service)):
     return svc.cancel(job_id)
 
 
+@router.post("/{job_id}/start", response_model=JobInfo)
+def start_job(job_id: str, svc: PlatformService = Depends(get_service)):
+    """Queue a job submitted with ``start: false`` (409 unless it is 'created')."""
+    info = svc.queue.start(job_id)
+    svc.scheduler.wake()
+    return info
+
+
 @router.post("/{job_id}/retry", response_model=JobInfo, status_code=status.HTTP_201_CREATED)
 def retry_job(job_id: str, svc: PlatformService = Depends(get_service)):
     """Run a finished job again: a new job with the same pipeline, input, priority and destinations."""
