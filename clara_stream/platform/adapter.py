@@ -27,7 +27,6 @@ import uuid
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
-from pynetdicom.dsutils import create_file_meta, encode_file_meta
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -36,7 +35,7 @@ from clara_stream.platform import pacing
 from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import DB_ERRORS
 from clara_stream.platform.fast_scp import FastServer
-from clara_stream.platform.instances import InstanceStore, space_shortfall
+from clara_stream.platform.instances import InstanceStore, file_head, space_shortfall
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import (
     DIMSE_SUCCESS,
@@ -357,8 +356,7 @@ class DicomAdapter:
             if ae.allowed_sop_classes and sop_class not in ae.allowed_sop_classes:
                 raise SopClassRefusedError(f"C-STORE: expected SOP class in allowedSopClasses; got {sop_class}")
             # preamble + file meta, then the peer's dataset bytes as they arrived (no copy)
-            meta = create_file_meta(sop_class_uid=sop_class, sop_instance_uid=sop_uid, transfer_syntax=transfer_syntax)
-            head = b"\x00" * 128 + b"DICM" + encode_file_meta(meta)
+            head = file_head(sop_class, sop_uid, transfer_syntax)
             study, series = check_instance(head, body, sop_uid, sop_class, transfer_syntax)
             if (short := self.space_problem(max_age_s=SPACE_CHECK_S)) is not None:
                 raise OutOfSpaceError(f"C-STORE: expected free space above the watermark; got {short}")

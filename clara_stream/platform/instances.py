@@ -19,8 +19,11 @@ import hashlib
 import logging
 import os
 import shutil
+import struct
 import time
 from pathlib import Path
+
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
 from clara_stream.platform import grouper
 from clara_stream.platform.configstore import ConfigStore
@@ -67,6 +70,31 @@ def durable_write(path: Path, parts: list, *, fsync: bool = True, tag: str = "",
         tmp.unlink(missing_ok=True)
         raise
     return size
+
+
+def _meta_element(elem: int, vr: bytes, value: bytes, pad: bytes) -> bytes:
+    if len(value) % 2:
+        value += pad
+    if vr == b"OB":
+        return struct.pack("<HH2s2xI", 2, elem, vr, len(value)) + value
+    return struct.pack("<HH2sH", 2, elem, vr, len(value)) + value
+
+
+def file_head(sop_class: str, sop_uid: str, transfer_syntax: str) -> bytes:
+    """Preamble, ``DICM`` and File Meta Information (PS3.10 §7.1, explicit VR little endian) of a
+    received instance, as pynetdicom's SCP writes them. Encoded here: pydicom's writer took ~5 % of
+    the C-STORE path; the bytes are the same (tested against pydicom)."""
+    body = b"".join(
+        (
+            _meta_element(0x0001, b"OB", b"\x00\x01", b"\x00"),
+            _meta_element(0x0002, b"UI", sop_class.encode(), b"\x00"),
+            _meta_element(0x0003, b"UI", sop_uid.encode(), b"\x00"),
+            _meta_element(0x0010, b"UI", transfer_syntax.encode(), b"\x00"),
+            _meta_element(0x0012, b"UI", PYNETDICOM_IMPLEMENTATION_UID.encode(), b"\x00"),
+            _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode(), b" "),
+        )
+    )
+    return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body)), b"") + body
 
 
 def space_shortfall(path: Path, min_free_mb: float, min_free_percent: float) -> str | None:

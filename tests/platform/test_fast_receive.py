@@ -333,3 +333,25 @@ def test_refusals_and_timeouts_behave_as_on_the_pynetdicom_path(settings, caplog
         wait_until(lambda: e.adapter.active_count() == 0, "the idle association's slot returned")
     finally:
         e.adapter.stop()
+
+
+@pytest.mark.parametrize(
+    "sop_class, sop_uid, ts",
+    [
+        ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", "1.2.840.10008.1.2.1"),
+        ("1.2.840.10008.5.1.4.1.1.7", "1.2.3.45", "1.2.840.10008.1.2.4.91"),
+    ],
+)
+def test_file_head_is_what_pydicom_writes(sop_class, sop_uid, ts):
+    """Our hand-encoded File Meta Information equals pydicom's writer byte for byte (odd and even
+    UID lengths). Fails if a UID is not padded, the group length is off, or the OB header is wrong."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_file_meta_info
+    from pynetdicom.dsutils import create_file_meta
+
+    from clara_stream.platform.instances import file_head
+
+    ref = DicomBytesIO()
+    ref.is_little_endian, ref.is_implicit_VR = True, False
+    write_file_meta_info(ref, create_file_meta(sop_class_uid=sop_class, sop_instance_uid=sop_uid, transfer_syntax=ts))
+    assert file_head(sop_class, sop_uid, ts) == b"\x00" * 128 + b"DICM" + ref.getvalue()
