@@ -14,7 +14,8 @@ cost is measured in the same run as the app on a one-tile slide.
 
 Also: tile-loading options as Clara Deploy lists them (Pillow, tifffile, tiffslide, a
 multiprocessing pool), reading every band of the level, as tiles/s relative to per-tile tiffslide.
-DALI's decoder needs a GPU and is not measured here.
+DALI's decoder needs a GPU and is not measured here. And: per-tile time of the two Canny backends
+on the host (cv2.Canny, the default there, and the array-API Canny that is the GPU path).
 
 Usage: python benchmarks/pathology_pipeline.py [--repeats 3] [--slide PATH] [--level 0] [--json OUT]
 """
@@ -117,6 +118,28 @@ def loaders(slide: Path, level: int) -> dict[str, tuple[float, float]]:
     return times
 
 
+def canny_backends(slide: Path, level: int, repeats: int) -> dict[str, list[float]]:
+    """Per-tile seconds of filter_tile with cv2.Canny and with the array-API Canny on numpy.
+
+    Every padded tile window of the level, the two backends interleaved tile by tile.
+    """
+    from clara_stream.operators.pathology.edges import filter_tile
+    from clara_stream.operators.pathology.slide import SlideLevel, tile_rows
+
+    lv = SlideLevel(slide, level)
+    rows = tile_rows(lv.width, lv.height, TILE, OVERLAP)
+    windows = [(lv.read(*b.pad), b.core_in_pad()) for row in rows for b in row]
+    lv.close()
+    times: dict[str, list[float]] = {"cv2": [], "array": []}
+    for _ in range(repeats):
+        for window, core in windows:
+            for backend, out in times.items():
+                t = time.perf_counter()
+                filter_tile(window, core, LOW, HIGH, backend=backend)
+                out.append(time.perf_counter() - t)
+    return times
+
+
 def _timed(fn: Any, *args: Any) -> tuple[float, float]:
     """(wall s, process CPU s) of one call."""
     w, c = time.perf_counter(), time.process_time()
@@ -169,6 +192,11 @@ def main() -> None:
     print("tile loading (every tile row of the level), speed relative to per-tile tiffslide, wall / CPU:")
     for k, (w, c) in lt.items():
         print(f"  {k}: {wall0 / w:.2f}x / {cpu0 / c:.2f}x")
+    ct = canny_backends(args.slide, args.level, max(1, args.repeats // 2))
+    q = {k: np.percentile(v, [50, 90, 99]) * 1e3 for k, v in ct.items()}
+    print("Canny per tile window (filter_tile), host: " + "; ".join(
+        f"{k} p50 {p[0]:.2f} / p90 {p[1]:.2f} / p99 {p[2]:.2f} ms" for k, p in q.items())
+        + f"; cv2 / array speed (median) {q['array'][0] / q['cv2'][0]:.1f}x")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"tiles": n_tiles, "ratios": ratios, "cpu_ratios": cpu_ratios, "fixed_s": fixed,
                                          "loaders_rel_cpu": {

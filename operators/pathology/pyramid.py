@@ -92,8 +92,11 @@ def write_pyramid(
                 t = full
             yield t
 
+    # one tile row per encoding pass: tifffile's default pass (512 MB) would hold every tile of
+    # level 0 before encoding any, so nothing would be written while rows stream in
     opts = dict(photometric="rgb", compression=None if compression == "none" else compression,
-                tile=(tile, tile), maxworkers=workers, metadata=None)  # fmt: skip
+                tile=(tile, tile), maxworkers=workers, buffersize=tile * tile * 3 * max(cols, workers),
+                metadata=None)  # fmt: skip
     if compression == "jpeg":
         opts["compressionargs"] = {"level": int(quality)}
     path = Path(path)

@@ -148,3 +148,27 @@ def test_overlay_draws_edges_blue_and_nothing_else() -> None:
     # the generic path (xp.where, the one cupy takes) draws the same pixels as cv2.copyTo's
     np.testing.assert_array_equal(overlay(rgb, edges > 0), out)
     assert not (rgb == (0, 0, 255)).all(axis=-1).any()  # the input is left alone
+
+
+def test_level0_is_encoded_while_tiles_still_arrive(tmp_path: Path) -> None:
+    """Fails if the writer holds every tile before encoding any (tifffile's default 512 MB pass with
+    several workers), which made the streamed pipeline write nothing until its last row."""
+    from clara_stream.operators.pathology.pyramid import write_pyramid
+
+    rng = np.random.default_rng(2)
+    width, height, tile = 5 * 128 - 7, 6 * 128 - 30, 128
+    level = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    out = tmp_path / "s.tif"
+    partial = tmp_path / "s.tif.partial"
+    written: list[int] = []
+
+    def tiles():  # noqa: ANN202 - records the bytes on disk as each row starts
+        for r in range(-(-height // tile)):
+            written.append(partial.stat().st_size if partial.exists() else 0)
+            for c in range(-(-width // tile)):
+                yield level[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile]
+
+    write_pyramid(out, tiles(), width, height, tile=tile, compression="zlib", workers=2, min_size=128)
+    assert written[-1] > written[1] + 3 * 128 * 128, f"nothing encoded while rows arrived: {written}"
+    with tifffile.TiffFile(out) as tif:
+        np.testing.assert_array_equal(tif.pages[0].asarray(), level)
