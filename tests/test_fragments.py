@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from clara_stream.contracts import Contract, Kind
 from clara_stream.errors import GraphValidationError
 from clara_stream.geometry import FrameInfo, ImageGeometry
 from clara_stream.runtime import Application, CountCondition, Operator, Port
+from clara_stream.runtime.network import DistributedRun, reserve_port
 
 F32 = Contract(kind=Kind.TENSOR, dtypes=("float32",), ndim=2)
 U8 = Contract(kind=Kind.TENSOR, dtypes=("uint8",), ndim=2)
@@ -106,10 +109,11 @@ def test_arrays_tensor_maps_and_metadata_cross_unchanged() -> None:
         assert g_meta == meta  # FrameInfo with Fractions, rotated geometry, clock
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture
+def driver_address() -> Any:
+    """A driver address whose port the test holds for the run (never freed for another process to take)."""
+    with reserve_port() as held:
+        yield f"127.0.0.1:{held.getsockname()[1]}"
 
 
 @pytest.fixture(scope="module")
@@ -119,15 +123,17 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_sample("video", tmp_path_factory.mktemp("v"), frames=10, width=160, height=96)["video"]
 
 
-def test_video_detection_on_two_processes_matches_one(video: Path, tmp_path: Path) -> None:
+def test_video_detection_on_two_processes_matches_one(video: Path, tmp_path: Path, driver_address: str) -> None:
     """device (decode + preprocess) and server (inference … KITTI) as two processes on loopback write
-    the same KITTI files, byte for byte, as the single-process graph."""
+    the same KITTI files, byte for byte, as the single-process graph. Both processes start at once:
+    without ports reserved per worker both workers took Holoscan's first free port (10000) and the
+    driver waited forever for the second (network.py)."""
     av = pytest.importorskip("av")
     cli = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection"]
     one = subprocess.run([*cli, "-i", str(video), "-o", str(tmp_path / "one")], capture_output=True, text=True,
                          timeout=300)
     assert one.returncode == 0, one.stderr
-    address = f"127.0.0.1:{_free_port()}"
+    address = driver_address
     server = subprocess.Popen([*cli, "-o", str(tmp_path / "two"), "--driver", "--worker", "--fragments", "server",
                                "--address", address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -189,3 +195,88 @@ def test_a_message_lost_over_a_fragment_edge_fails_the_run() -> None:
     with pytest.raises(RuntimeError, match=r"rx'.frame: expected message 1 over the fragment edge; got message 2 "
                                            r"\(1 lost in transit\)"):
         GapApp().run()
+
+
+def test_a_reserved_port_is_held_for_the_engine_alone() -> None:
+    """The kernel's own rules are the oracle: while held, a plain bind to the port fails (no other
+    process or bind(0) gets it), and a server that sets SO_REUSEADDR, as gRPC and UCX with
+    UCX_TCP_CM_REUSEADDR=y do, binds and listens on it. Fails if the reservation is released early."""
+    with reserve_port() as held:
+        port = held.getsockname()[1]
+        with socket.socket() as other, pytest.raises(OSError) as info:
+            other.bind(("0.0.0.0", port))
+        assert info.value.errno == errno.EADDRINUSE
+        with socket.socket() as engine:
+            engine.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            engine.bind(("0.0.0.0", port))
+            engine.listen()
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass
+
+
+def test_each_worker_gets_a_port_of_its_own() -> None:
+    """Two workers on one host (no --worker-address port) get different, held ports; Holoscan alone
+    probes upward from 10000 and two workers starting together both took 10000 (the CI hang)."""
+    runs = [DistributedRun(["--worker", "--fragments", "device", "--address", "127.0.0.1:45678"]) for _ in range(2)]
+    try:
+        addresses = [r.engine_args[r.engine_args.index("--worker-address") + 1] for r in runs]
+        assert addresses[0] != addresses[1] and all(a.startswith("127.0.0.1:") for a in addresses)
+        for address in addresses:
+            with socket.socket() as other, pytest.raises(OSError):
+                other.bind(("0.0.0.0", int(address.rsplit(":", 1)[1])))
+        given = DistributedRun(["--worker", "--address", "10.1.2.3:8765", "--worker-address", "10.1.2.4:9000"])
+        assert given.engine_args[-2:] == ["--worker-address", "10.1.2.4:9000"]  # the user's choice is kept
+    finally:
+        for r in runs:
+            r.close()
+
+
+_TWO_FRAGMENTS = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_fragments import TwoFragments
+app = TwoFragments()
+app.run()
+print("received", len(app.sink.got))
+"""
+
+
+def test_two_apps_with_fragments_at_once_each_get_their_own_ucx_ports() -> None:
+    """Two apps with fragments starting together on one host: Holoscan alone gave both the UCX ports
+    10000-10002 ("Failed to listen", or "Failed to establish connection" to the other app's receiver);
+    with ports reserved per run both receive all three messages."""
+    script = _TWO_FRAGMENTS.format(tests=str(Path(__file__).parent))
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    try:
+        results = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0 and "received 3" in out, err[-3000:]
+
+
+def test_a_worker_whose_driver_never_listens_fails_naming_the_address(video: Path, driver_address: str) -> None:
+    """Bounded: the worker waits CLARA_STREAM_CONNECT_TIMEOUT_S for its driver, then one line names the
+    address (Holoscan alone gave up after ten 1 s retries and the run said 'no operator ran')."""
+    env = {**os.environ, "CLARA_STREAM_CONNECT_TIMEOUT_S": "2"}
+    cli = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection", "-i", str(video), "--worker",
+           "--fragments", "device", "--address", driver_address]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode not in (0, None)
+    assert (f"expected the driver at {driver_address} to accept connections within 2 s; got Connection refused"
+            in done.stderr), done.stderr[-3000:]
+
+
+def test_a_driver_whose_other_worker_never_joins_fails_fast(tmp_path: Path, driver_address: str) -> None:
+    """The driver+server process, with the device worker never started, fails after the bound naming the
+    fragments and the driver's address, instead of waiting forever ('1/2 fragments scheduled')."""
+    env = {**os.environ, "CLARA_STREAM_CONNECT_TIMEOUT_S": "3"}
+    cli = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection", "-o", str(tmp_path / "out"),
+           "--driver", "--worker", "--fragments", "server", "--address", driver_address]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode not in (0, None)
+    assert (f"expected fragments server to start within 3 s of joining the driver at {driver_address}; got none "
+            "started" in done.stderr), done.stderr[-3000:]

@@ -22,8 +22,9 @@ from holoscan.logger import LogLevel, set_log_level
 from holoscan.schedulers import EventBasedScheduler, GreedyScheduler, MultiThreadScheduler
 
 from clara_stream.config import APP_DEFAULTS, apply_overrides, get_path, normalise_app_section
-from clara_stream.errors import ConfigError, GraphValidationError
+from clara_stream.errors import ConfigError, GraphValidationError, UserError
 from clara_stream.runtime.fragment import Fragment, FragmentTrackers
+from clara_stream.runtime.network import DistributedRun, StartWatch, connect_timeout_s
 from clara_stream.runtime.outcome import Failures, stalled
 from clara_stream.runtime.stack import _base_run, run_with_stack
 from clara_stream.runtime.validation import Edge, resolve_pairs, validate
@@ -61,12 +62,18 @@ class Application(_HoloscanApplication):
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, overrides: Iterable[str] = (),
                  name: str | None = None, engine_args: Sequence[str] = ()) -> None:
+        network: DistributedRun | None = None
         try:
             checked, refused = normalise_app_section(apply_overrides(config or {}, overrides)), None
-        except ConfigError as exc:  # raised once the engine object exists (its __del__ needs it)
+            if {"--driver", "--worker"} & set(engine_args):  # ports of its own for each worker (network.py)
+                network = DistributedRun(engine_args)
+                engine_args = network.engine_args
+        except UserError as exc:  # raised once the engine object exists (its __del__ needs it)
             checked, refused = {"app": APP_DEFAULTS}, exc
         set_log_level(_LOG_LEVELS[str(checked["app"]["log_level"]).lower()])  # before the engine's first line
         super().__init__([sys.argv[0] if sys.argv else "clara-stream", *engine_args])
+        self._network = network
+        self._watch: StartWatch | None = None
         if refused is not None:
             raise refused
         self.app_name = name or type(self).__name__
@@ -140,6 +147,10 @@ class Application(_HoloscanApplication):
 
     def _record_failure(self, op: Any, phase: str, exc: BaseException) -> None:
         self._failures.record(op, phase, exc)
+
+    def _operator_started(self) -> None:
+        if self._watch is not None:
+            self._watch.started.set()
 
     def add_flow(self, upstream: Any, downstream: Any, port_pairs: Any = None) -> None:  # type: ignore[override]
         """Connect two operators (in one fragment or across two); unknown ports are reported before run."""
@@ -242,7 +253,7 @@ class Application(_HoloscanApplication):
         self._failures.clear()
         engine_error: BaseException | None = None
         try:
-            run_with_stack(lambda: _base_run(self))
+            self._run_engine()
         except BaseException as exc:  # noqa: BLE001 - ordered against the recorded failures below
             engine_error = exc
         first = self._failures.first(engine_error)
@@ -253,6 +264,39 @@ class Application(_HoloscanApplication):
                           [e for e in self._edges if self.runs_here(e.src) and self.runs_here(e.dst)])
         if problem is not None:
             raise problem
+
+    def _run_engine(self) -> None:
+        """The engine run; fragments get ports of their own and every wait on a peer is bounded."""
+        if not self._fragments:
+            run_with_stack(lambda: _base_run(self))
+            return
+        net = self._network or DistributedRun(())
+        receivers = sum(1 for e in self._edges
+                        if e.out_port in getattr(e.src, "_crossing", ()) and self.runs_here(e.dst))
+        here = sorted({str(getattr(op, "_fragment_name", "")) for op in self._operators if self.runs_here(op)})
+        timeout = connect_timeout_s()
+        try:
+            if self._network is None or not here:  # one process, or a driver without fragments
+                with net.environment(receivers):
+                    run_with_stack(lambda: _base_run(self))
+                return
+            net.wait_for_driver(timeout)
+            endpoint = net.driver_endpoint
+            where = f"{endpoint[0]}:{endpoint[1]}" if endpoint else net.address or "the default address"
+            message = (f"{self.app_name}: expected fragments {', '.join(here)} to start within {timeout:g} s "
+                       f"of joining the driver at {where}; got none started (a worker that never joined, "
+                       f"two workers on one address, or a UCX connection that failed)")
+            watch = self._watch = StartWatch(timeout, message,
+                                             lambda exc: self._failures.record("driver", "connect", exc))
+            try:
+                with net.environment(receivers), watch:
+                    run_with_stack(lambda: _base_run(self))
+            except KeyboardInterrupt:
+                if not watch.fired:  # the user's Ctrl-C; the watch's own stop is reported as its error
+                    raise
+        finally:
+            self._watch = None
+            net.close()
 
 
 def _scheduler(graph: Any, kind: str, threads: int, check_ms: float, *, distributed: bool = False) -> Any:

@@ -88,6 +88,9 @@ class Fragment(_HoloscanFragment):
     def _record_failure(self, op: Any, phase: str, exc: BaseException) -> None:
         self.app._record_failure(op, phase, exc)
 
+    def _operator_started(self) -> None:
+        self.app._operator_started()
+
     def compose(self) -> None:
         """Nothing: the app's ``compose`` builds every fragment's operators (one wiring diagram)."""
 

@@ -130,6 +130,10 @@ class Operator(_HoloscanOperator):
         if register is not None:
             register(self)
 
+    def start(self) -> None:
+        """Holoscan's start hook; subclasses override it freely (the runtime notes that it ran)."""
+        _started(self)
+
     # -- declaration -------------------------------------------------------------------------
     def setup(self, spec: Any) -> None:
         """Declare the ports from the templates (extend with ``super().setup(spec)`` first)."""
@@ -249,6 +253,13 @@ def _fast_rule(c: Contract) -> tuple[frozenset[str] | None, int | None] | None:
     return (frozenset(c.dtypes) if c.dtypes is not None else None, c.ndim)
 
 
+def _started(op: Operator) -> None:
+    """Tell the app an operator of this process started (a distributed run waits for that, bounded)."""
+    started = getattr(getattr(op, "_owner", None), "_operator_started", None)
+    if started is not None:
+        started()
+
+
 def _failed(op: Operator, phase: str, exc: BaseException) -> None:
     if getattr(op, "_progress", None) is not None:
         op._progress.failed(op, phase, exc)
@@ -291,6 +302,8 @@ def _guarded_compute(fn: Callable[..., None]) -> Callable[..., None]:
 def _guarded(fn: Callable[..., None], phase: str) -> Callable[..., None]:
     @functools.wraps(fn)
     def guarded(self: Any) -> None:
+        if phase == "start":
+            _started(self)
         try:
             fn(self)
         except BaseException as exc:
