@@ -4,8 +4,8 @@ Anchor (Clara Deploy's pathology pipeline done the obvious way): for each tile, 
 ``read_region`` of the tile plus its overlap → cv2.Canny → blue overlay → core kept; then the same
 pyramidal JPEG TIFF written with one compression thread. Ours: the app through the runtime
 (stripes one stored tile row tall read ahead on threads, each stored tile decoded once, bands cut
-from them; tiles filtered on threads; level 0 written while rows stream in, 2 compression
-threads). Both use the same tile size, overlap, thresholds and output layout, and both are timed
+from them; tiles filtered on threads; level 0 encoded on the writer's thread while rows stream
+in). Both use the same tile size, overlap, thresholds and output layout, and both are timed
 from opening the slide to the renamed output file; the app's time also holds its fixed cost
 (config, graph validation, Holoscan start and stop, the register step). The ratio is anchor time
 / app time on interleaved repeats (target >= 2 on 2 cores), in wall time (tiles/s) and in CPU time
