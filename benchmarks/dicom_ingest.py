@@ -2,8 +2,9 @@
 
 Every receiver gets the same 200 × 512² CT series (``clara_stream.samples.ct``) from dcmtk
 ``storescu`` with ``TCP_NODELAY=1``, interleaved in the same run (storescp, Orthanc, ours on the
-fast receive path, ours on the pynetdicom path, ours with 4 concurrent associations on 1 and on
-``--acceptors`` processes; repeated). Each repeat also times create + write + fdatasync + rename
+fast receive path, ours on the pynetdicom path, ours without fsync (the receive path's CPU alone;
+never a service setting), ours with 4 concurrent associations on 1 and on ``--acceptors``
+processes; repeated). Each repeat also times create + write + fdatasync + rename
 of a file of one instance's size in the same folder, so the cost of durability on this disk is
 printed beside the rates. Peers are
 resolved by absolute path (``/usr/bin/storescu``, ``/usr/bin/storescp``, ``/usr/sbin/Orthanc``)
@@ -198,12 +199,14 @@ def run_ours(
     quarters: list[Path] | None = None,
     acceptors: int = 1,
     receive_path: str = "fast",
+    fsync: bool = True,
 ) -> tuple[float, np.ndarray | None, float | None]:
     """Our service: one association (then a job and round trips), or 4 concurrent ones (quarters).
 
-    ``receive_path="pynetdicom"``: pynetdicom's reactor path instead of our upper-layer loop.
+    ``receive_path="pynetdicom"``: pynetdicom's reactor path instead of our upper-layer loop;
+    ``fsync=False`` (never in service): what the receive path costs without the disk's sync.
     """
-    data = work / f"ours-{acceptors}-{bool(quarters)}-{receive_path}"
+    data = work / f"ours-{acceptors}-{bool(quarters)}-{receive_path}-{fsync}"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     seed = work / "seed.json"
@@ -220,6 +223,7 @@ def run_ours(
         )
     )
     env = dict(os.environ, CLARA_STREAM_POLL_INTERVAL_S="0.05", CLARA_STREAM_RECEIVE_PATH=receive_path)
+    env["CLARA_STREAM_FSYNC"] = str(fsync).lower()
     cmd = [sys.executable, "-m", "clara_stream.cli", "dicom", "serve", "--data-dir", str(data)]
     cmd += ["--dicom-port", "0", "--http-port", "0", "--seed", str(seed), "--log-level", "warning"]
     cmd += ["--acceptors", str(acceptors)]
@@ -235,7 +239,7 @@ def run_ours(
         wait_port(info["httpPort"])
         if acceptors > 1:
             wait_listeners(proc.pid, info["dicomPort"], acceptors)
-        plain = bool(quarters) or receive_path != "fast"  # throughput only: no job, no round trips
+        plain = bool(quarters) or receive_path != "fast" or not fsync  # throughput only: no job, no round trips
         aec = "MANY" if plain else AE
         wall = send(quarters or [series], info["dicomPort"], aec)
         files = list((data / "store" / aec).rglob("*.dcm"))
@@ -323,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "orthanc": [],
         "ours": [],
         "ours, pynetdicom path": [],
+        "ours, no fsync (CPU only)": [],
         "ours, 4 assoc, 1 acceptor": [],
         many: [],
     }
@@ -351,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             to_start.append(ts)
             wall, _, _ = run_ours(series, datasets, work, receive_path="pynetdicom")
             rates["ours, pynetdicom path"].append(n / wall)
+            wall, _, _ = run_ours(series, datasets, work, fsync=False)
+            rates["ours, no fsync (CPU only)"].append(n / wall)
             wall, _, _ = run_ours(series, datasets, work, quarters=quarters, acceptors=1)
             rates["ours, 4 assoc, 1 acceptor"].append(n / wall)
             wall, _, _ = run_ours(series, datasets, work, quarters=quarters, acceptors=args.acceptors)
@@ -363,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         "ours / storescp (target ≥ 0.5)": med["ours"] / med["storescp"],
         "ours / orthanc (target ≥ 1.5)": med["ours"] / med["orthanc"],
         f"4 assoc on {args.acceptors} acceptors / 1 assoc (target ≥ 1.6)": med[many] / med["ours"],
-        "4 assoc on 1 acceptor / 1 assoc": med["ours, 4 assoc, 1 acceptor"] / med["ours"],
+        "4 assoc on 1 acceptor / 1 assoc (target ≥ 1.6)": med["ours, 4 assoc, 1 acceptor"] / med["ours"],
+        "ours without fsync / storescp (the receive path's CPU alone)": med["ours, no fsync (CPU only)"]
+        / med["storescp"],
         "fast path / pynetdicom path": med["ours"] / med["ours, pynetdicom path"],
     }
     load = os.getloadavg()
