@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import random
 import threading
@@ -28,6 +29,8 @@ import time
 import weakref
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 ENV = "CLARA_STREAM_PROGRESS"
 WRITE_PERIOD_S = 0.25
@@ -142,7 +145,7 @@ class Recorder:
         if stats.state != "failed":
             stats.state = "failed"
             stats.error = f"{phase}() failed: {type(exc).__name__}: {exc}"[:ERROR_CHARS]
-        self.write()
+        self._write_or_warn()
 
     def stopped(self, op: Any) -> None:
         """The engine stopped ``op`` (the graph ended); after the last one the file is final."""
@@ -153,7 +156,7 @@ class Recorder:
         if stats is not None and stats.state == "running":
             stats.state = "done"
         if len(self._stopped) >= len(self._order):
-            self.write(final=True)
+            self._write_or_warn(final=True)
         else:
             self._dirty.set()
 
@@ -182,10 +185,18 @@ class Recorder:
             if final:
                 self._closed = True
 
+    def _write_or_warn(self, *, final: bool = False) -> None:
+        """Write now; a progress file that cannot be written must never change how the run ends."""
+        try:
+            self.write(final=final)
+        except OSError as exc:
+            log.warning("progress: expected to write %s; got %s (progress not reported)", self.path, exc)
+            self._closed = True
+
     def close(self) -> None:
         """Final write (process exit): operators still running are left as they were."""
         if not self._closed:
-            self.write(final=True)
+            self._write_or_warn(final=True)
         self._dirty.set()
 
     def _loop(self) -> None:
@@ -193,10 +204,7 @@ class Recorder:
             self._dirty.wait()
             if self._closed:
                 return
-            try:
-                self.write()
-            except OSError:  # the folder went away (job cleaned up): nothing left to report to
-                return
+            self._write_or_warn()
             time.sleep(WRITE_PERIOD_S)
 
 

@@ -20,14 +20,14 @@ from clara_stream.runtime import progress
 FLOW = str(Path(__file__).parent / "apps" / "flow")
 
 
-def run_flow(tmp: Path, *sets: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
-    out, file = tmp / "out", tmp / "operators.json"
+def run_flow(tmp: Path, *sets: str, file: Path | None = None) -> tuple[subprocess.CompletedProcess, dict | None, Path]:
+    out, file = tmp / "out", file or tmp / "operators.json"
     env = dict(os.environ, **{progress.ENV: str(file)})
     cmd = [sys.executable, "-m", "clara_stream.cli", "run", FLOW, "--output", str(out)]
     for item in sets:
         cmd += ["--set", item]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    return done, json.loads(file.read_text()), out
+    return done, json.loads(file.read_text()) if file.exists() else None, out
 
 
 def test_counts_times_and_graph_of_a_real_run(tmp_path):
@@ -119,3 +119,13 @@ def test_without_the_variable_no_recorder_exists(monkeypatch):
     app.compose_graph()
     assert [op._progress for op in app.operators] == [None, None, None]
     assert not hasattr(app, "_progress_recorder")
+
+
+def test_an_unwritable_progress_file_changes_nothing_about_the_run(tmp_path):
+    """Fails if the recorder's OSError fails a good run or replaces the operator's own error."""
+    bad = tmp_path / "no-such-folder" / "operators.json"
+    done, snap, _ = run_flow(tmp_path, "src.count=3", file=bad)
+    assert done.returncode == 0 and snap is None, done.stderr
+    done, snap, _ = run_flow(tmp_path, "src.count=3", "sink.fail_at=2", file=bad)
+    assert done.returncode == 1 and snap is None
+    assert "ValueError: FlowSinkOp: expected <b>a value</b> below 4; got a deliberate failure" in done.stderr
