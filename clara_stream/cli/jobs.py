@@ -1,4 +1,5 @@
-"""``clara-stream jobs``: list, show, submit, cancel jobs of a running service over REST."""
+"""``clara-stream jobs``: list, show, submit, start, cancel, retry jobs of a running service over REST,
+and show a job's per-operator progress."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from clara_stream.errors import UserError
 # The bearer token, when the service has one, comes from $CLARA_STREAM_API_TOKEN (never argv).
 jobs_app = typer.Typer(
     help=(
-        "Jobs of a running `dicom serve`: list, show, submit, cancel, log. The service's bearer token "
+        "Jobs of a running `dicom serve`: list, show, submit, start, cancel, retry, operators, log. "
+        "The service's bearer token "
         "(required when it listens beyond loopback) is read from $CLARA_STREAM_API_TOKEN, never argv; "
         "a job's input must lie under the service's store or an --input-root."
     ),
@@ -72,6 +74,7 @@ def submit(
     input: str,
     priority: int = typer.Option(None),
     destination: list[str] = typer.Option([], help="destination name (repeatable)"),
+    start: bool = typer.Option(True, "--start/--no-start", help="--no-start: created, queued by `jobs start`"),
     api: str = ApiOpt,
 ) -> None:
     """Queue PIPELINE on INPUT (a folder the server can read); prints the job id."""
@@ -80,6 +83,7 @@ def submit(
         "input": os.path.abspath(input),
         "priority": priority,
         "destinations": destination,
+        "start": start,
     }
     typer.echo(_call(api, "POST", "/jobs", json=body)["id"])
 
@@ -87,6 +91,31 @@ def submit(
 @jobs_app.command("cancel")
 def cancel(job_id: str, api: str = ApiOpt) -> None:
     typer.echo(_line(_call(api, "POST", f"/jobs/{job_id}/cancel")))
+
+
+@jobs_app.command("start")
+def start_cmd(job_id: str, api: str = ApiOpt) -> None:
+    """Queue a job submitted with --no-start."""
+    typer.echo(_line(_call(api, "POST", f"/jobs/{job_id}/start")))
+
+
+@jobs_app.command("retry")
+def retry(job_id: str, api: str = ApiOpt) -> None:
+    """Run a finished job again (same pipeline, input, priority, destinations); prints the new job."""
+    typer.echo(_line(_call(api, "POST", f"/jobs/{job_id}/retry")))
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+@jobs_app.command("operators")
+def operators(job_id: str, api: str = ApiOpt) -> None:
+    """Each operator of the job's latest attempt: state, messages, total / p50 / p95 ms, error."""
+    for o in _call(api, "GET", f"/jobs/{job_id}/operators"):
+        line = (f"{o['name']:<20} {o['state']:<8} {o['messages']:>8} msg  total {_ms(o['timeMs'])} ms  "
+                f"p50 {_ms(o['p50Ms'])}  p95 {_ms(o['p95Ms'])}")
+        typer.echo(line + (f"  {o['error']}" if o["error"] else ""))
 
 
 @jobs_app.command("log")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from clara_stream.cli import main
 from clara_stream.platform.client import PlatformClient
 from tests.platform.conftest import wait_until
 
@@ -83,7 +84,7 @@ def test_running_job_operators_change_state_over_rest_and_the_grpc_stream(serve_
     assert httpx.get(f"{serve.url}/jobs/{job_id}/files/../../state.sqlite").status_code in (404, 422)
 
 
-def test_failing_operator_reported_with_its_error_then_retried(serve_factory, tmp_path):
+def test_failing_operator_reported_with_its_error_then_retried(serve_factory, tmp_path, capsys):
     """Fails if the failed operator's state or error text is lost, if the others are blamed, or if
     retry does not run the same pipeline on the same input."""
     serve, job_id = start(serve_factory, tmp_path, **{"src.count": "5", "sink.fail_at": "3"})
@@ -100,6 +101,11 @@ def test_failing_operator_reported_with_its_error_then_retried(serve_factory, tm
         status, items = c.operators(job_id)
     assert status == "failed" and [(o.name, o.state, o.error) for o in items] == [
         (n, r["state"], r["error"]) for n, r in rows.items()]
+    capsys.readouterr()
+    assert main(["jobs", "operators", job_id, "--api", serve.url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[:3] for ln in lines] == [[n, r["state"], str(r["messages"])] for n, r in rows.items()]
+    assert lines[2].endswith(rows["sink"]["error"])
     again = httpx.post(f"{serve.url}/jobs/{job_id}/retry").raise_for_status().json()
     assert again["id"] != job_id and (again["pipeline"], again["inputDir"]) == (job["pipeline"], job["inputDir"])
 
