@@ -74,6 +74,9 @@ def serve(
     input_root: list[Path] = typer.Option(None, help="folder REST job inputs may lie under (repeatable)"),
     max_associations: int = typer.Option(None, help="concurrent associations admitted, exactly (default 32)"),
     acceptors: int = typer.Option(None, help="SCP processes sharing the DICOM port (default 1)"),
+    receive_path: str = typer.Option(
+        None, help="fast (default: our own DICOM upper-layer loop) or pynetdicom [env CLARA_STREAM_RECEIVE_PATH]"
+    ),
     max_jobs: int = typer.Option(None, help="jobs running at once"),
     keep_aborted: bool = typer.Option(None, help="keep instances of aborted associations"),
     min_free_mb: int = typer.Option(None, help="low-space watermark in MiB (default 2048)"),
@@ -131,6 +134,7 @@ def serve(
             http_host=http_host,
             max_associations=max_associations,
             acceptors=acceptors,
+            receive_path=receive_path,
             max_concurrent_jobs=max_jobs,
             keep_aborted=keep_aborted,
             min_free_mb=min_free_mb,

@@ -125,3 +125,19 @@ def test_large_instance_in_16k_and_256k_pdus(env, tmp_path, pdu):
     scu.release()
     stored = env.stored(sop_uid).read_bytes()
     assert stored.endswith(body) and dcmread(path).PixelData == dcmread(env.stored(sop_uid)).PixelData
+
+
+def test_cli_names_the_receive_paths_and_refuses_others(tmp_path):
+    """``dicom serve --receive-path`` is validated at start-up: an unknown path exits non-zero naming
+    the setting and both choices (fails if the flag is dropped or not validated)."""
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "clara_stream.cli", "dicom", "serve", "--data-dir", str(tmp_path / "d")]
+        + ["--dicom-port", "0", "--http-port", "0", "--receive-path", "native"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "receive_path" in out and "'fast' or 'pynetdicom'" in out, out[-2000:]
