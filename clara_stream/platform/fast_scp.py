@@ -70,7 +70,7 @@ class Association:
         self.sock, self.host, self.handler, self.supported = sock, host, handler, supported
         self.acse_timeout_s, self.network_timeout_s = acse_timeout_s, network_timeout_s
         self.reader = ul.Reader(sock)
-        self.data = bytearray(1 << 20)  # the dataset buffer, reused by every C-STORE of the association
+        self.data = bytearray()  # the dataset buffer: made at the first C-STORE, reused by the next ones
         self.send_lock = threading.Lock()
         self.assoc_id: str | None = None
         self.released = False
@@ -211,7 +211,7 @@ class Association:
     def _grow(self, need: int, keep: int) -> None:
         if need > MAX_DATASET_BYTES:
             raise ul.UpperLayerError(f"C-STORE: expected a dataset of at most {MAX_DATASET_BYTES} bytes; got more")
-        bigger = bytearray(max(need, 2 * len(self.data)))
+        bigger = bytearray(max(need, 2 * len(self.data), 1 << 20))
         bigger[:keep] = memoryview(self.data)[:keep]
         self.data = bigger
 
