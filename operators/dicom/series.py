@@ -16,6 +16,7 @@ Rescale slope/intercept give HU; the result is int16 when the rescaled range fit
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -248,7 +249,7 @@ def series_to_volume(
     min_slices : fewest slices that make a volume (default 3).
     spacing_rel_tol : allowed relative deviation of a step from the median step.
     tilt_tol_deg : angles between the slice stack axis and the normal below this are not a tilt.
-    workers : decoder threads for compressed pixels (default: CPU count, at most 8).
+    workers : threads reading and decoding pixels (default: CPU count, at most 8; 1: this thread only).
     rescale : apply RescaleSlope/Intercept (HU for CT); False keeps stored values.
 
     Returns
@@ -294,10 +295,10 @@ def series_to_volume(
         buf = np.empty((n, rows, cols), dtype=stored)
     in_place = integral and buf.dtype == np.int16 and intercept != 0
     shift = np.int16(intercept) if in_place else None
-    threads = max(1, min(workers or min(8, os.cpu_count() or 1), n))
+    threads = max(1, min(workers or _POOL_SIZE, _POOL_SIZE, n))
 
-    def native(ks: range) -> list[int]:
-        """Read a run of slices straight into ``buf``, rescaled while in cache; the ones left to decode."""
+    def native(ks: Sequence[int]) -> list[int]:
+        """Read slices straight into ``buf``, rescaled while in cache; the ones left to decode."""
         left = []
         for k in ks:
             if not read_pixels(lay.instances[k], buf[k], fmt, native_only=True):
@@ -306,14 +307,17 @@ def series_to_volume(
                 buf[k] += shift
         return left
 
-    # one contiguous run of slices per thread: reads and numpy release the GIL, tasks stay few
-    runs = [range(n * i // threads, n * (i + 1) // threads) for i in range(threads)]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        pending = [k for left in pool.map(native, runs) for k in left]
-        if pending:  # compressed slices: one decode per task (imagecodecs releases the GIL)
-            list(pool.map(lambda k: read_pixels(lay.instances[k], buf[k], fmt), pending))
-    if pending and in_place:
-        buf[pending] += shift
+    def decode(ks: Sequence[int]) -> list[int]:
+        for k in ks:
+            read_pixels(lay.instances[k], buf[k], fmt)
+        return []
+
+    # one contiguous run of slices per thread (reads, numpy and the codecs release the GIL)
+    pending = _in_runs(native, [range(n * i // threads, n * (i + 1) // threads) for i in range(threads)])
+    if pending:  # compressed slices, dealt out in turn so that every thread gets a share
+        _in_runs(decode, [pending[i::threads] for i in range(min(threads, len(pending)))])
+        if in_place:
+            buf[pending] += shift
     if integral and buf.dtype == np.int16:
         array = buf
     elif integral:
@@ -346,6 +350,26 @@ def series_to_volume(
     direction = np.stack([lay.row, lay.col, lay.normal], axis=1)
     geometry = ImageGeometry(tuple(lay.positions[0]), (*lay.pixel_spacing, step), tuple(direction.ravel()))
     return Volume(array, geometry, series, lay.instances, notes)
+
+
+_POOL_SIZE = min(8, os.cpu_count() or 1)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _in_runs(fn, runs: list[Sequence[int]]) -> list[int]:
+    """``fn`` over each run, the first in this thread and the others on the shared reader pool
+    (kept between volumes: starting threads per volume costs milliseconds on a busy box)."""
+    global _pool
+    if len(runs) > 1:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=max(1, _POOL_SIZE - 1), thread_name_prefix="dicom-pixels")
+    futures = [_pool.submit(fn, r) for r in runs[1:]] if len(runs) > 1 else []
+    out = fn(runs[0]) if runs else []
+    for f in futures:
+        out += f.result()
+    return sorted(out)
 
 
 def _untilt(array: np.ndarray, lay: SliceLayout) -> np.ndarray:
