@@ -56,6 +56,20 @@ function fill(tbody, items, key, render) {
   }
   for (const tr of [...tbody.rows]) if (!keep.has(tr.dataset.id)) tr.remove();
 }
+// Run ``step`` now and every ``ms``; a failure is shown in #error (as text) and the loop goes on.
+function every(ms, step) {
+  const run = async () => {
+    try {
+      await step();
+      document.getElementById("error").textContent = "";
+    } catch (e) {
+      document.getElementById("error").textContent = "refresh failed: " + e.message;
+    } finally {
+      setTimeout(run, ms);
+    }
+  };
+  run();
+}
 // A file behind the bearer token: fetched with the header, handed to the browser as a download.
 async function download(url, name) {
   const blob = await (await request(url)).blob();
