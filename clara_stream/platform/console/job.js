@@ -61,7 +61,6 @@ async function refresh() {
     if (!graph || (graph.source === "pipeline" && ops.length)) graph = await getJson(JOB + "/graph");
     document.getElementById("job-id").textContent = job.id;
     document.getElementById("status").replaceChildren(statusBadge(job.status));
-    document.body.dataset.status = job.status;
     document.getElementById("summary").textContent =
       `pipeline ${job.pipeline} · app ${job.app} · priority ${job.priority} · start ${fmtTime(job.startedAt)} · ` +
       `duration ${fmtDuration(job)} · attempt ${job.attempts}` + (job.worker ? ` · worker ${job.worker}` : "") +
@@ -78,6 +77,7 @@ async function refresh() {
       renderOutputs(job, results);
     }
     if (polls % LOG_EVERY === 0 || done) document.getElementById("log").textContent = (await getText(JOB + "/log")).slice(-LOG_CHARS);
+    document.body.dataset.status = job.status;  // last: a page marked with a status shows all of it
     document.getElementById("error").textContent = "";
   } catch (e) {
     document.getElementById("error").textContent = "refresh failed: " + e.message;
