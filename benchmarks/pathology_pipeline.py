@@ -140,6 +140,44 @@ def canny_backends(slide: Path, level: int, repeats: int) -> dict[str, list[floa
     return times
 
 
+def stages(slide: Path, level: int, repeats: int) -> dict[str, float]:
+    """Median CPU seconds of each stage of one run, the library calls alone on one thread."""
+    import cv2
+    from clara_stream.operators.pathology.edges import filter_tile
+    from clara_stream.operators.pathology.pyramid import write_pyramid
+    from clara_stream.operators.pathology.slide import SlideLevel, stripe_bands, tile_rows
+
+    lv = SlideLevel(slide, level)
+    rows = tile_rows(lv.width, lv.height, TILE, OVERLAP)
+    stripes = [lv.stripe(s) for s in lv.stripe_spans()]
+    bands = list(stripe_bands(rows, iter(stripes)))
+    jobs = [(band[b.pad[1] - y0 : b.pad[3] - y0, b.pad[0] : b.pad[2]], b.core_in_pad())
+            for (y0, band), row in zip(bands, rows, strict=True) for b in row]  # fmt: skip
+    tiles = [filter_tile(w, core, LOW, HIGH)[0] for w, core in jobs]
+    threads = cv2.getNumThreads()
+
+    def canny_one_thread() -> None:
+        cv2.setNumThreads(1)  # as the app runs it
+        try:
+            for w, core in jobs:
+                filter_tile(w, core, LOW, HIGH)
+        finally:
+            cv2.setNumThreads(threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = {
+            "open the slide level": lambda: SlideLevel(slide, level).close(),
+            "decode stripes (each stored tile once)": lambda: [lv.stripe(s) for s in lv.stripe_spans()],
+            "cut bands from stripes": lambda: list(stripe_bands(rows, iter(stripes))),
+            "Canny + overlay, every tile (cv2, 1 thread)": canny_one_thread,
+            "write the pyramid (JPEG q90, 1 thread)": lambda: write_pyramid(
+                Path(tmp) / "s.tif", iter(tiles), lv.width, lv.height, tile=TILE, workers=1),
+        }  # fmt: skip
+        out = {k: statistics.median(_timed(fn)[1] for _ in range(repeats)) for k, fn in work.items()}
+    lv.close()
+    return out
+
+
 def _same(a: Path, b: Path) -> bool:
     import tifffile
 
@@ -197,9 +235,13 @@ def main() -> None:
     steady = [r * wa / max(wa - f, 1e-9) for r, wa, f in zip(ratios, t_app, fixed, strict=True)]
     print(f"steady state (app wall less its fixed cost measured in the same repeat) / naive: median "
           f"{statistics.median(steady):.2f} (range {min(steady):.2f}-{max(steady):.2f})")  # fmt: skip
+    print("stage CPU, median (library calls alone, one thread; the naive loop's read is in the loaders below):")
+    for k, v in stages(args.slide, args.level, max(3, args.repeats)).items():
+        print(f"  {k}: {v * 1e3:.1f} ms")
     lt = loaders(args.slide, args.level)
     wall0, cpu0 = lt["tiffslide read_region per tile (anchor)"]
-    print("tile loading (every tile row of the level), speed relative to per-tile tiffslide, wall / CPU:")
+    print("tile loading (every tile row of the level), speed relative to per-tile tiffslide, wall / CPU "
+          f"(anchor CPU {cpu0 * 1e3:.0f} ms):")  # fmt: skip
     for k, (w, c) in lt.items():  # a process pool's decoding runs in its workers, outside this CPU clock
         cpu = "n/a (work in worker processes)" if "process" in k else f"{cpu0 / c:.2f}x"
         print(f"  {k}: {wall0 / w:.2f}x / {cpu}")
