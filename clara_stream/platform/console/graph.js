@@ -48,7 +48,7 @@ function drawGraph(svg, graph, ops, idleState = "waiting") {
     g.setAttribute("class", "op " + state);
     g.dataset.state = state;
     const [l1, l2] = labels(op);
-    g.querySelector("text.stats").textContent = l1;
+    g.querySelector("text.stats").textContent = op ? l1 : g.dataset.type;  // before any progress: the class
     g.querySelector("text.times").textContent = l2;
     g.querySelector("title").textContent = [`${name} (${g.dataset.type})`, state, l1, l2, op && op.error ? op.error : ""]
       .filter(Boolean).join("\n");
