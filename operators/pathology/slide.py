@@ -5,7 +5,7 @@ uint8. A "band" is one row of tiles plus the overlap margin above and below; til
 it in memory. Bands overlap each other and straddle stored tile rows, so the pipeline reads
 full-width "stripes", one stored tile row each, and cuts the bands from them
 (:func:`stripe_bands`): each stored tile is decoded once, where reading every tile with its
-margin decodes most stored tiles four times.
+margin decodes most stored tiles several times (4 to 9 on the test slides).
 
 Loaders (Clara Deploy's list): ``tiffslide`` (the level as tiffslide opens it), ``tifffile`` (the
 same through tifffile alone; both decode the level's stored tiles directly with tifffile's decoder
