@@ -103,6 +103,14 @@ def test_bad_input_is_named() -> None:
         canny(rgb, 1, 2, backend="cuda")
 
 
+def test_bad_filter_settings_are_refused_before_anything_runs(slides: dict[str, Path], tmp_path: Path) -> None:
+    for setting, message in (("filter.backend=cuda", "CannyEdgeOp: expected backend in"),
+                             ("filter.device=cuda", "CannyEdgeOp: expected device in")):  # fmt: skip
+        with pytest.raises(Exception, match=message):
+            _run(slides["cmu"], tmp_path / "out", setting)
+    assert not (tmp_path / "out" / "edges.tif").exists()
+
+
 def _run(slide: Path, out: Path, *overrides: str) -> np.ndarray:
     ov = [tuple(o.split("=", 1)) for o in ("stitcher.compression=zlib", "stitcher.min_size=2000", *overrides)]
     load_app("digital_pathology", input=slide, output=out, overrides=ov).run()
