@@ -155,8 +155,16 @@ def test_cupy_canny_equals_cv2_on_the_real_slides(slides: dict[str, Path]) -> No
 
 @pytest.mark.gpu
 def test_app_on_the_gpu_writes_the_same_slide(slides: dict[str, Path], tmp_path: Path) -> None:
+    """Same pixels as the cv2 path; one host->device copy per band, one device->host copy per tile."""
+    from clara_stream.arrays import count_copies
+
     ref = _run(slides["cmu"], tmp_path / "cv2", "filter.backend=cv2")
-    np.testing.assert_array_equal(_run(slides["cmu"], tmp_path / "gpu", "filter.device=gpu"), ref)
+    with count_copies() as copies:
+        got = _run(slides["cmu"], tmp_path / "gpu", "filter.device=gpu")
+    np.testing.assert_array_equal(got, ref)
+    rows = tile_rows(2220, 2967, 256, 16)
+    assert copies.events.count("host->device") == len(rows)
+    assert copies.events.count("device->host") == sum(len(r) for r in rows)
 
 
 def test_cv2_threads_apply_while_running_and_are_put_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
