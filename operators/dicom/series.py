@@ -357,6 +357,15 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool there when needed."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _in_runs(fn, runs: list[Sequence[int]]) -> list[int]:
     """``fn`` over each run, the first in this thread and the others on the shared reader pool
     (kept between volumes: starting threads per volume costs milliseconds on a busy box)."""

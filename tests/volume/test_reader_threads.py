@@ -36,3 +36,23 @@ def test_slices_are_read_on_two_threads_kept_between_volumes(tmp_path, monkeypat
     assert 1 <= len(pool_threads) <= max(1, series_mod._POOL_SIZE - 1), pool_threads
     ref = np.stack([pydicom.dcmread(i.path).pixel_array for i in vol.instances])
     np.testing.assert_array_equal(vol.array, ref)
+
+
+def test_a_forked_child_reads_with_a_pool_of_its_own(tmp_path):
+    """A process forked after a volume was read (a prefork worker) reads the next volume too:
+    fails (the child waits forever, stopped by the timeout) if it inherits the parent's pool,
+    whose threads do not exist in the child."""
+    import multiprocessing
+
+    dicom = write_sample(tmp_path / "ct", shape=(6, 32, 48))["dicom"]
+    (series,) = scan_study(dicom).all_series()
+    series_to_volume(series, workers=2)  # the parent's pool now exists, its thread idle
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        shape = pool.apply_async(_read_shape, (dicom,)).get(timeout=60)
+    assert shape == (6, 32, 48)
+
+
+def _read_shape(dicom) -> tuple[int, ...]:
+    (series,) = scan_study(dicom).all_series()
+    return series_to_volume(series, workers=2).array.shape
