@@ -41,6 +41,11 @@ REPO = Path(__file__).resolve().parents[1]
 BITS, BLOCK, STRIP = 40, 32, 32  # barcode: 40 blocks of 32×32 px in the bottom strip
 WARMUP = 15  # frames left out (first inference, encoder start, connection)
 LOW_DELAY = {"probesize": "200000", "analyzeduration": "200000"}  # a probe's backlog would be charged to all
+# MPEG-TS hops: the sender writes each frame's PES length, the receiver takes packets unparsed — as
+# the app's source and live output do (live_uri.input_options): FFmpeg's parser would hold each frame
+# until the next one starts, a frame interval per hop charged to the measurement itself.
+TS_OUT = {"flush_packets": "1", "max_delay": "0", "omit_video_pes_length": "0"}
+TS_IN = {**LOW_DELAY, "fflags": "+noparse", "fpsprobesize": "3"}
 
 
 def _port() -> int:
@@ -83,8 +88,7 @@ def sender(target: str, frames: int, fps: int, scene: Path) -> None:
     if target.startswith("rtsp://"):
         out = av.open(target, "w", format="rtsp", options={"rtsp_transport": "udp"})
     else:
-        out = av.open(f"tcp://127.0.0.1:{target}?listen=1&tcp_nodelay=1", "w", format="mpegts",
-                      options={"flush_packets": "1", "max_delay": "0"})
+        out = av.open(f"tcp://127.0.0.1:{target}?listen=1&tcp_nodelay=1", "w", format="mpegts", options=TS_OUT)
     st = out.add_stream("libx264", rate=fps)
     st.width, st.height, st.pix_fmt = pictures[0].shape[1], pictures[0].shape[0], "yuv420p"
     st.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23"}
@@ -124,7 +128,7 @@ def receiver(source: int | str, result: list[float], ready: threading.Event) -> 
     if isinstance(source, str):
         c = _play_rtsp(source)
     else:
-        c = av.open(f"tcp://127.0.0.1:{source}?listen=1", "r", format="mpegts", timeout=120, options=LOW_DELAY)
+        c = av.open(f"tcp://127.0.0.1:{source}?listen=1", "r", format="mpegts", timeout=120, options=TS_IN)
     stream = c.streams.video[0]
     stream.thread_type = "AUTO"  # frame threads delay the output, not the arrival stamp
     arrivals: dict[int, float] = {}  # by pts: a frame-threaded decoder outputs an earlier packet's frame
@@ -184,9 +188,8 @@ def glass_round(kind: str, frames: int, scene: Path, work: Path) -> dict[str, An
         elif kind == "copy":  # the floor: sender's encode, both sockets, receiver's demux; no decode here
             import av
 
-            with av.open(f"tcp://127.0.0.1:{src_port}", "r", options=LOW_DELAY) as i, \
-                    av.open(f"tcp://127.0.0.1:{out_port}?tcp_nodelay=1", "w", format="mpegts",
-                            options={"flush_packets": "1", "max_delay": "0"}) as o:
+            with av.open(f"tcp://127.0.0.1:{src_port}", "r", options=TS_IN) as i, \
+                    av.open(f"tcp://127.0.0.1:{out_port}?tcp_nodelay=1", "w", format="mpegts", options=TS_OUT) as o:
                 st = o.add_stream_from_template(i.streams.video[0])
                 n = 0
                 for pkt in i.demux(i.streams.video[0]):

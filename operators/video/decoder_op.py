@@ -67,6 +67,9 @@ class VideoDecoderOp(Operator):
         failure up to the maximum), and the silence after which the stream counts as lost.
     transport : {"tcp", "udp"}
         Live RTSP only: interleaved TCP or RTP over UDP.
+    low_delay : bool
+        Live MPEG-TS only: packets to the decoder unparsed, one frame per PES (no frame of delay
+        per hop); ``false`` for a sender that splits frames over PES packets.
     options : dict, optional
         Live only: further FFmpeg input options, e.g. V4L2 ``video_size``, ``framerate``,
         ``input_format``.
@@ -104,6 +107,7 @@ class VideoDecoderOp(Operator):
         backoff_max_s: float = 4.0,
         timeout_s: float = 5.0,
         transport: str = "tcp",
+        low_delay: bool = True,
         options: dict[str, Any] | None = None,
         name: str = "decoder",
         **kwargs: Any,
@@ -130,7 +134,8 @@ class VideoDecoderOp(Operator):
         self._live_args = {"codecs": tuple(codecs), "queue_size": int(queue_size), "drop_policy": queue_policy,
                            "retries": int(retries), "backoff_s": float(backoff_s),
                            "backoff_max_s": float(backoff_max_s), "timeout_s": float(timeout_s),
-                           "transport": transport, "options": {k: str(v) for k, v in (options or {}).items()}}
+                           "transport": transport, "low_delay": bool(low_delay),
+                           "options": {k: str(v) for k, v in (options or {}).items()}}
         self._source_args = {"codecs": tuple(codecs), "decode_threads": int(decode_threads),
                              "queue_size": int(queue_size), "loop": bool(loop)}
         self.source: VideoSource | LiveSource | None = None

@@ -94,6 +94,8 @@ class LiveSource:
         Socket open/read timeout: how long silence lasts before the stream counts as lost.
     transport : {"tcp", "udp"}
         RTSP transport (interleaved TCP, or RTP over UDP).
+    low_delay : bool
+        MPEG-TS: hand packets to the decoder unparsed (one frame per PES; see ``live_uri.input_options``).
     options : dict, optional
         Further FFmpeg options (they win over the defaults).
     convert : callable
@@ -104,7 +106,7 @@ class LiveSource:
 
     def __init__(self, uri: str, *, codecs: Sequence[str] = SUPPORTED_CODECS, queue_size: int = 4,
                  drop_policy: str = "drop_oldest", retries: int = 5, backoff_s: float = 0.25,
-                 backoff_max_s: float = 4.0, timeout_s: float = 5.0, transport: str = "tcp",
+                 backoff_max_s: float = 4.0, timeout_s: float = 5.0, transport: str = "tcp", low_delay: bool = True,
                  options: dict[str, str] | None = None, convert: Callable[[Any], np.ndarray] = frame_to_rgb,
                  owner: str = "LiveSource"):
         if transport not in RTSP_TRANSPORTS:
@@ -115,7 +117,8 @@ class LiveSource:
         self.uri, self.owner, self.codecs, self.convert = str(uri), owner, tuple(codecs), convert
         self.retries, self.backoff_s, self.backoff_max_s = int(retries), float(backoff_s), float(backoff_max_s)
         self.timeout_s = float(timeout_s)  # PyAV interrupts any blocking open/read after it
-        self.options = input_options(self.uri, transport=transport, timeout_s=timeout_s) | dict(options or {})
+        self.options = input_options(self.uri, transport=transport, timeout_s=timeout_s,
+                                     low_delay=bool(low_delay)) | dict(options or {})
         if self.options.get("rtsp_flags") == "listen":  # the server side for one publisher: its own timeout
             self.options.pop("timeout", None)
             self.options.setdefault("listen_timeout", str(max(1, round(timeout_s))))
@@ -165,8 +168,9 @@ class LiveSource:
             container.close()
             raise
         stream.thread_type = "SLICE"  # frame threads hold each frame back by a frame per thread
-        rate = next((Fraction(r) for r in (stream.average_rate, stream.guessed_rate, stream.base_rate) if r),
-                    Fraction(30))
+        # the SPS's rate before FFmpeg's guess from the time base (which reads 60 for a 30 fps H.264 stream)
+        rates = (stream.average_rate, stream.codec_context.framerate, stream.guessed_rate, stream.base_rate)
+        rate = next((Fraction(r) for r in rates if r), Fraction(30))
         audio = tuple(a.codec_context.name for a in container.streams.audio)
         self.info = StreamInfo(self.uri, codec, stream.codec_context.width, stream.codec_context.height, rate, audio)
         self.clock.reset()

@@ -43,8 +43,16 @@ def is_http_file(uri: str) -> bool:
     return scheme(uri) in ("http", "https") and ".m3u8" not in uri.lower()
 
 
-def input_options(uri: str, *, transport: str, timeout_s: float) -> dict[str, str]:
-    """FFmpeg demuxer/protocol options for opening ``uri`` live (low delay, bounded waits)."""
+def input_options(uri: str, *, transport: str, timeout_s: float, low_delay: bool = True) -> dict[str, str]:
+    """FFmpeg demuxer/protocol options for opening ``uri`` live (low delay, bounded waits).
+
+    ``low_delay`` (MPEG-TS over udp/tcp/srt): packets go to the decoder as the demuxer has them
+    (``fflags=+noparse``), one PES packet per frame, as FFmpeg's, GStreamer's and cameras' muxers
+    write them. FFmpeg's H.264 parser would hold each frame until the next one starts — a frame
+    interval (33 ms at 30 fps) per hop, measured. ``fpsprobesize`` keeps the probe to three frames:
+    without the parser the rate is probed from timestamps, and a longer probe is a backlog.
+    A sender that splits frames over several PES packets needs ``low_delay=False``.
+    """
     s, us = scheme(uri), str(int(timeout_s * 1e6))
     # not fflags=nobuffer: it discards the packets read while probing. A short probe (0.2 s): what
     # it reads is a backlog the pipeline must first catch up on, at its margin over the stream rate.
@@ -57,6 +65,8 @@ def input_options(uri: str, *, transport: str, timeout_s: float) -> dict[str, st
             opts["timeout"] = us  # connect timeout
     elif s in ("udp", "rtp"):
         opts |= {"timeout": us, "overrun_nonfatal": "1", "fifo_size": "1000000"} if s == "udp" else {"timeout": us}
+    if low_delay and s in ("udp", "tcp", "srt"):
+        opts |= {"fflags": "+noparse", "fpsprobesize": "3"}
     if uri.lower().endswith(".sdp"):
         opts |= {"protocol_whitelist": "file,udp,rtp", "timeout": us}
     return opts

@@ -176,9 +176,12 @@ class VideoSink(FrameSink):
             return {"segment_time": f"{self.segment_s:g}", "segment_format": "mp4", "reset_timestamps": "1",
                     **({"segment_format_options": f"movflags={_FRAG}"} if self.fragmented else {})}
         if self.live:  # nothing held back in the muxer: each packet leaves at once
+            # MPEG-TS: the PES length written, so a receiver's demuxer emits each frame when its last
+            # byte arrives instead of when the next frame starts (a frame interval per hop, measured)
             return {"max_delay": "0", "flush_packets": "1",
                     **({"rtsp_transport": "udp"} if self.format == "rtsp" else {}),
-                    **({"pkt_size": "1316"} if self.format == "mpegts" and str(self.path).startswith("udp") else {})}
+                    **({"omit_video_pes_length": "0"} if "mpegts" in self.format else {}),  # see below
+                **({"pkt_size": "1316"} if self.format == "mpegts" and str(self.path).startswith("udp") else {})}
         return {"movflags": _FRAG} if self.fragmented else {}
 
     def _open(self, width: int, height: int, info: FrameInfo) -> tuple[Any, Any]:

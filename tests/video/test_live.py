@@ -189,12 +189,14 @@ def test_bad_live_input_is_one_clear_line_before_any_output(ff: dict, small_clip
     elif kind == "refused_codec":
         sender = send_tcp(ff["ffmpeg"], small_clip["video"], port, codec=("-c:v", "mpeg4"))
     elif kind == "not_video":
+        # AAC (ADTS): named the same with or without FFmpeg's parser (low_delay turns it off for
+        # MPEG-TS; unparsed, MPEG-1 layer II audio would be probed as mp3)
         sender = send_tcp(ff["ffmpeg"], small_clip["video"], port, codec=("-f", "lavfi", "-i", "sine=d=30",
-                                                                          "-map", "1:a", "-c:a", "mp2"))
+                                                                          "-map", "1:a", "-c:a", "aac"))
     expected = {"wrong_port": "expected a reachable live video stream; got Connection refused",
                 "unreachable": "expected a reachable live video stream; got",
                 "refused_codec": "expected a video codec in ('h264', 'hevc'); got 'mpeg4'",
-                "not_video": "expected a video stream; got none (audio mp2)"}[kind]
+                "not_video": "expected a video stream; got none (audio aac)"}[kind]
     cmd = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection", "--input", uri,
            "--output", str(tmp_path / "out"), "--set", "decoder.timeout_s=2"]
     try:
@@ -451,3 +453,46 @@ def test_hls_playlist_over_http(ff: dict, small_clip: dict, tmp_path: Path) -> N
         src.close()
         server.shutdown()
     assert src.info.codec == "h264" and idx == list(range(40))  # a finished playlist: every frame, then the end
+
+
+def test_each_frame_arrives_before_the_next_is_sent() -> None:
+    """Low delay over MPEG-TS: our live output → our live source, in lockstep, frame by frame.
+
+    After each frame is written, the source must decode it with no further frame sent. Fails if
+    the sink omits the PES length (the demuxer then waits for the next frame's start) or if the
+    source lets FFmpeg's H.264 parser hold each frame until the next one begins — each a frame
+    interval of latency per hop. Nothing is timed: a frame that does not come fails the wait.
+    """
+    import threading
+    from fractions import Fraction
+
+    import numpy as np
+    from clara_stream.operators.video.sink import VideoSink
+
+    from clara_stream.geometry import FrameInfo
+
+    port = free_port()
+    src = LiveSource(f"tcp://127.0.0.1:{port}?listen=1", retries=0, timeout_s=20, queue_size=64)
+    sink = VideoSink(f"tcp://127.0.0.1:{port}", preset="ultrafast", tune="zerolatency", gop=15)
+    rng = np.random.default_rng(0)
+    opened = threading.Thread(target=src.open, daemon=True)
+
+    def send(i: int) -> None:
+        sink.write(rng.integers(0, 255, (96, 160, 3), dtype=np.uint8), FrameInfo(i, Fraction(1, 30), i, Fraction(30)))
+        wait_until(lambda: sink.written == i + 1, f"frame {i} to be muxed")
+
+    try:
+        opened.start()  # the source listens (PyAV holds the GIL while an output waits for its client)
+        wait_until(lambda: listening(port), "the source to listen")
+        i = 0
+        while opened.is_alive():  # the probe reads a few frames before open() returns
+            send(i)
+            i += 1
+            opened.join(0.2)
+        for k in range(i, i + 12):
+            send(k)
+            wait_until(lambda k=k: src.decoded == k + 1, f"frame {k} decoded before frame {k + 1} is sent",
+                       timeout_s=10)
+    finally:
+        src.close()
+        sink.close()
