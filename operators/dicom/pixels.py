@@ -1,4 +1,5 @@
-"""Stored pixel values of one single-frame greyscale instance, exactly as pydicom's ``pixel_array``.
+"""Stored pixel values of single-frame greyscale instances, exactly as pydicom's ``pixel_array``
+(:func:`read_pixels` for one, :func:`read_slices` for a volume's slices on a kept thread pool).
 
 Three paths, fastest first: native little-endian pixels read straight from the file offset the
 header pass found; JPEG 2000 / JPEG Lossless / JPEG-LS decoded with imagecodecs (it releases the
@@ -15,6 +16,11 @@ so all three give the same values:
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pydicom
 
@@ -22,7 +28,7 @@ from clara_stream.errors import DicomInputError
 
 from .study import DicomInstance
 
-__all__ = ["PixelFormat", "read_pixels"]
+__all__ = ["PixelFormat", "read_pixels", "read_slices"]
 
 _OP = "SeriesToVolume"
 _J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"}
@@ -170,3 +176,75 @@ def read_pixels(inst: DicomInstance, out: np.ndarray, fmt: PixelFormat, *, nativ
     if not _read_imagecodecs(inst, out, fmt):
         _read_pydicom(inst, out)
     return True
+
+
+_POOL_SIZE = min(8, os.cpu_count() or 1)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool there when needed."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _in_runs(fn, runs: list[Sequence[int]]) -> list[int]:
+    """``fn`` over each run, the first in this thread and the others on the shared reader pool
+    (kept between volumes: starting threads per volume costs milliseconds on a busy box)."""
+    global _pool
+    if len(runs) > 1:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=max(1, _POOL_SIZE - 1), thread_name_prefix="dicom-pixels")
+    futures = [_pool.submit(fn, r) for r in runs[1:]] if len(runs) > 1 else []
+    out = fn(runs[0]) if runs else []
+    for f in futures:
+        out += f.result()
+    return sorted(out)
+
+
+def read_slices(
+    instances: Sequence[DicomInstance],
+    buf: np.ndarray,
+    fmt: PixelFormat,
+    *,
+    workers: int | None = None,
+    shift: np.integer | None = None,
+) -> None:
+    """Fill ``buf[k]`` with instance k's stored values (as :func:`read_pixels`), ``shift`` added.
+
+    Native slices are read in one contiguous run per thread, each slice shifted while still in
+    cache; compressed ones are then dealt out to the threads in turn. Reads, numpy and the codecs
+    release the GIL; the calling thread takes the first run, a pool kept between volumes the others.
+
+    Parameters
+    ----------
+    workers : threads (default: CPU count, at most 8; 1: the calling thread only).
+    shift : added to every slice in place (an integer intercept on an int16 volume), or None.
+    """
+    n = len(instances)
+    threads = max(1, min(workers or _POOL_SIZE, _POOL_SIZE, n))
+
+    def native(ks: Sequence[int]) -> list[int]:
+        left = []
+        for k in ks:
+            if not read_pixels(instances[k], buf[k], fmt, native_only=True):
+                left.append(k)
+            elif shift is not None:
+                buf[k] += shift
+        return left
+
+    def decode(ks: Sequence[int]) -> list[int]:
+        for k in ks:
+            read_pixels(instances[k], buf[k], fmt)
+        return []
+
+    pending = _in_runs(native, [range(n * i // threads, n * (i + 1) // threads) for i in range(threads)])
+    if pending:
+        _in_runs(decode, [pending[i::threads] for i in range(min(threads, len(pending)))])
+        if shift is not None:
+            buf[pending] += shift

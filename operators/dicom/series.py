@@ -15,10 +15,7 @@ Rescale slope/intercept give HU; the result is int16 when the rescaled range fit
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,7 +25,7 @@ import pydicom
 from clara_stream.errors import DicomInputError
 from clara_stream.geometry import ImageGeometry
 
-from .pixels import PixelFormat, read_pixels
+from .pixels import PixelFormat, read_slices
 from .study import DicomInstance, DicomSeries
 
 __all__ = ["Volume", "VolumeSource", "series_to_volume", "slice_layout", "SliceLayout"]
@@ -295,29 +292,7 @@ def series_to_volume(
         buf = np.empty((n, rows, cols), dtype=stored)
     in_place = integral and buf.dtype == np.int16 and intercept != 0
     shift = np.int16(intercept) if in_place else None
-    threads = max(1, min(workers or _POOL_SIZE, _POOL_SIZE, n))
-
-    def native(ks: Sequence[int]) -> list[int]:
-        """Read slices straight into ``buf``, rescaled while in cache; the ones left to decode."""
-        left = []
-        for k in ks:
-            if not read_pixels(lay.instances[k], buf[k], fmt, native_only=True):
-                left.append(k)
-            elif in_place:
-                buf[k] += shift
-        return left
-
-    def decode(ks: Sequence[int]) -> list[int]:
-        for k in ks:
-            read_pixels(lay.instances[k], buf[k], fmt)
-        return []
-
-    # one contiguous run of slices per thread (reads, numpy and the codecs release the GIL)
-    pending = _in_runs(native, [range(n * i // threads, n * (i + 1) // threads) for i in range(threads)])
-    if pending:  # compressed slices, dealt out in turn so that every thread gets a share
-        _in_runs(decode, [pending[i::threads] for i in range(min(threads, len(pending)))])
-        if in_place:
-            buf[pending] += shift
+    read_slices(lay.instances, buf, fmt, workers=workers, shift=shift)
     if integral and buf.dtype == np.int16:
         array = buf
     elif integral:
@@ -350,35 +325,6 @@ def series_to_volume(
     direction = np.stack([lay.row, lay.col, lay.normal], axis=1)
     geometry = ImageGeometry(tuple(lay.positions[0]), (*lay.pixel_spacing, step), tuple(direction.ravel()))
     return Volume(array, geometry, series, lay.instances, notes)
-
-
-_POOL_SIZE = min(8, os.cpu_count() or 1)
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _forget_pool() -> None:
-    """In a forked child the pool's threads do not exist: start a new pool there when needed."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _in_runs(fn, runs: list[Sequence[int]]) -> list[int]:
-    """``fn`` over each run, the first in this thread and the others on the shared reader pool
-    (kept between volumes: starting threads per volume costs milliseconds on a busy box)."""
-    global _pool
-    if len(runs) > 1:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=max(1, _POOL_SIZE - 1), thread_name_prefix="dicom-pixels")
-    futures = [_pool.submit(fn, r) for r in runs[1:]] if len(runs) > 1 else []
-    out = fn(runs[0]) if runs else []
-    for f in futures:
-        out += f.result()
-    return sorted(out)
 
 
 def _untilt(array: np.ndarray, lay: SliceLayout) -> np.ndarray:
