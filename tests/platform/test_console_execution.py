@@ -120,3 +120,25 @@ def test_cancel_button_stops_a_running_job_and_pages_carry_the_csp(serve_factory
         csp = httpx.get(serve.url + path).headers["content-security-policy"]
         assert "script-src 'self';" in csp and "unsafe" not in csp, path
     assert httpx.get(serve.url + "/console/static/..%2Fhealth.py").status_code == 404
+
+
+def test_job_page_needs_the_token_of_a_protected_service(serve_factory, tmp_path, console, monkeypatch):  # noqa: F811
+    """The page itself is public; every call it makes carries the token from ``#token=``, kept per tab.
+    Fails if the page reaches data without the token, or cannot with it."""
+    monkeypatch.setenv("CLARA_STREAM_API_TOKEN", "s3cret-token")
+    pipeline = {"name": "flow", "app": FLOW, "overrides": ["src.count=2"]}
+    serve = serve_factory({"pipelines": [pipeline]}).start()
+    (tmp_path / "in").mkdir()
+    auth = {"Authorization": "Bearer s3cret-token"}
+    job = httpx.post(serve.url + "/jobs", json={"pipeline": "flow", "input": str(tmp_path / "in")}, headers=auth)
+    job_id = job.raise_for_status().json()["id"]
+    assert httpx.get(f"{serve.url}/jobs/{job_id}/operators").status_code == 401
+    page = console(serve.url)
+    page.goto(f"{serve.url}/console/jobs/{job_id}")
+    page.wait_for_selector("#error:has-text('HTTP 401')", timeout=30000)
+    assert page.locator("g.op").count() == 0
+    page.goto(f"{serve.url}/console/jobs/{job_id}#token=s3cret-token")
+    page.wait_for_selector('body[data-status="succeeded"]', timeout=90000)
+    assert page.url.endswith(f"/console/jobs/{job_id}")  # the token left the address bar
+    assert_state(page, "sink", "done")
+    assert page.inner_text("#error") == ""

@@ -4,6 +4,8 @@
 const hashToken = new URLSearchParams(location.hash.slice(1)).get("token");
 if (hashToken) { sessionStorage.setItem("token", hashToken); history.replaceState(null, "", location.pathname); }
 const TOKEN = sessionStorage.getItem("token");
+// a token added to the address of an open page: load again to take it (and drop it from the address)
+window.addEventListener("hashchange", () => { if (new URLSearchParams(location.hash.slice(1)).get("token")) location.reload(); });
 const AUTH = TOKEN ? { Authorization: "Bearer " + TOKEN } : {};
 const TERMINAL = ["succeeded", "failed", "cancelled"];
 
