@@ -176,18 +176,20 @@ def test_grid_aligned_region_reads_only_its_own_tiles(odd_slide):
         ts.close()
 
 
-def test_zoomed_in_region_is_bilinear_up_to_its_first_pixel():
-    """At downsample 0.5 each output pixel is scipy's bilinear sample at x0 + (c + 0.5)/2 - 0.5,
-    first row and column included (fails if the box starts at floor(x0): the first column then
-    blends in a quarter of white background)."""
+@pytest.mark.parametrize(("x0", "y0", "ds"), [(100.0, 80.0, 0.5), (37.25, 18.5, 1.5)])
+def test_region_below_a_2x_shrink_is_bilinear_to_its_edges(x0, y0, ds):
+    """Below a 2x shrink each output pixel is scipy's bilinear sample at x0 + (c + 0.5)·ds - 0.5,
+    first and last rows and columns included, across tile borders (fails if the box starts at
+    floor(x0): zoomed in, the first column then blends in a quarter of white background; or if
+    it stops short of the last sample's right neighbour)."""
     from scipy.ndimage import map_coordinates
 
     img = np.random.default_rng(5).integers(0, 256, (300, 400, 3), dtype=np.uint8)
-    ts = TileServer(ArraySource(img))
+    ts = TileServer(ArraySource(img), tile_size=64)
     try:
-        out, _ = ts.region(100.0, 80.0, 64, 48, 0.5)
+        out, _ = ts.region(x0, y0, 64, 48, ds)
         rr, cc = np.mgrid[0:48, 0:64]
-        coords = [80 + (rr + 0.5) * 0.5 - 0.5, 100 + (cc + 0.5) * 0.5 - 0.5]
+        coords = [y0 + (rr + 0.5) * ds - 0.5, x0 + (cc + 0.5) * ds - 0.5]
         ref = np.stack([map_coordinates(img[..., k].astype(np.float64), coords, order=1) for k in range(3)], -1)
         assert np.abs(out.astype(np.float64) - ref).max() <= 1.0
     finally:
