@@ -45,7 +45,8 @@ class VideoEncoderOp(Operator):
         Frames buffered before the encoder thread (back-pressure beyond).
     live_url : str, optional
         Also send the annotated stream live: ``udp://``/``tcp://`` MPEG-TS, ``rtp://`` (MPEG-TS over
-        RTP), ``rtsp://`` (published to an RTSP server), encoded separately with ``tune=zerolatency``;
+        RTP), ``rtsp://`` (published to an RTSP server), with ``tune=zerolatency``: when the file's
+        ``tune`` is ``zerolatency`` too, one encode feeds both (its packets muxed twice), else a second;
         or ``ws://HOST:PORT/PATH``: served to browsers (a page at ``http://HOST:PORT/PATH`` playing
         fragmented MP4 over the WebSocket there, see ``mse_live``).
     live_token : str, optional
@@ -89,6 +90,9 @@ class VideoEncoderOp(Operator):
             raise ValueError("VideoEncoderOp: expected path=<output .mp4>; got none")
         if preset not in PRESETS:
             raise ValueError(f"VideoEncoderOp: expected preset in {PRESETS}; got {preset!r}")
+        browser = bool(live_url) and str(live_url).lower().startswith("ws://")
+        # the file is already encoded as a live stream needs it: one encode, its packets muxed twice
+        self.shared_live = bool(live_url) and not browser and tune == "zerolatency"
         self.sink = VideoSink(
             path,
             preset=preset,
@@ -99,15 +103,16 @@ class VideoEncoderOp(Operator):
             encode_threads=int(encode_threads),
             queue_size=int(queue_size),
             codec=codec,
+            copies=(str(live_url),) if self.shared_live else (),
             owner="VideoEncoderOp",
         )
         common = {"preset": preset, "crf": int(crf), "gop": gop, "encode_threads": int(encode_threads),
                   "queue_size": int(queue_size), "codec": codec, "owner": "VideoEncoderOp"}
         self.extra: dict[str, VideoSink | MseLiveSink] = {}  # each an encoder of its own (zerolatency for live)
-        if live_url and str(live_url).lower().startswith("ws://"):
+        if browser:
             token = os.environ.get("CLARA_STREAM_LIVE_TOKEN", "") if live_token is None else str(live_token)
             self.extra["live"] = MseLiveSink(str(live_url), token=token, codec=codec, owner="VideoEncoderOp")
-        elif live_url:
+        elif live_url and not self.shared_live:
             self.extra["live"] = VideoSink(str(live_url), tune="zerolatency", **common)
         if segment_s:
             pattern = Path(path).parent / "segments" / "segment_%05d.mp4"
@@ -162,4 +167,6 @@ class VideoEncoderOp(Operator):
             "encoder": self.sink.encoder,
             **{key: {"output": str(s.path), "frames": s.written,
                      "latency": latency_summary([d - r for r, _, d in s.timeline])} for key, s in self.extra.items()},
+            **({"live": {"output": self.sink.copies[0], "frames": self.sink.written, "latency": latency_summary(lat),
+                         "shared_encode": True}} if self.shared_live else {}),
         }

@@ -51,6 +51,18 @@ class VideoOutputError(OSError):
     """The output file could not be written; the message names it and the cause."""
 
 
+def live_muxer_options(url: str, fmt: str) -> dict[str, str]:
+    """Muxer options for a live output: nothing held back, each packet leaves at once.
+
+    MPEG-TS: the PES length written, so a receiver's demuxer emits each frame when its last byte
+    arrives instead of when the next frame starts (a frame interval per hop, measured).
+    """
+    return {"max_delay": "0", "flush_packets": "1",
+            **({"rtsp_transport": "udp"} if fmt == "rtsp" else {}),
+            **({"omit_video_pes_length": "0"} if "mpegts" in fmt else {}),
+            **({"pkt_size": "1316"} if fmt == "mpegts" and url.startswith("udp") else {})}
+
+
 def pad_even(rgb: np.ndarray) -> np.ndarray:
     """Pad ``(H, W, 3)`` to even H and W by replicating the last row/column (right/bottom only)."""
     h, w = rgb.shape[:2]
@@ -78,6 +90,8 @@ class FrameSink:
         return received
 
     def _raise(self) -> None:
+        if getattr(self, "_copy_error", None) is not None:
+            raise self._copy_error
         if isinstance(self._error, VideoOutputError):
             raise self._error
         if self._error is not None:
@@ -109,6 +123,9 @@ class VideoSink(FrameSink):
         Frames buffered ahead of the encoder (≥ 1); :meth:`write` blocks when full.
     segment_s : float, optional
         Rotate the file every this many seconds (``path`` is then a ``%d`` pattern).
+    copies : tuple of str
+        Live addresses that get the same encoded packets (one encode for the file and the stream,
+        where their settings agree). A copy that fails ends only itself; the next write says so.
     codec : {"libx264", "h264_nvenc", "auto"}
         ``auto``: NVENC where a GPU offers it, else libx264 (see ``encoders``); ``encoder`` says which.
     owner : str
@@ -133,6 +150,7 @@ class VideoSink(FrameSink):
         queue_size: int = 8,
         segment_s: float | None = None,
         codec: str = "libx264",
+        copies: tuple[str, ...] = (),
         owner: str = "VideoSink",
     ):
         if preset not in PRESETS:
@@ -168,6 +186,13 @@ class VideoSink(FrameSink):
         self.padded: tuple[int, int] | None = None  # (width, height) of the input when padded to even
         self.removed = False
         self.closed = False
+        for url in copies:
+            if not is_live(url) or str(url).lower().startswith("srt://"):
+                raise ValueError(f"{owner}: expected live copies as udp:// tcp:// rtp:// rtsp:// URIs; got {url!r}")
+            output_format(str(url), owner)
+        self.copies = tuple(str(u) for u in copies)
+        self._copies: list[tuple[str, Any, Any]] = []  # (url, container, stream), opened with the first packets
+        self._copy_error: VideoOutputError | None = None
 
     @property
     def muxer_options(self) -> dict[str, str]:
@@ -175,14 +200,20 @@ class VideoSink(FrameSink):
         if self.format == "segment":
             return {"segment_time": f"{self.segment_s:g}", "segment_format": "mp4", "reset_timestamps": "1",
                     **({"segment_format_options": f"movflags={_FRAG}"} if self.fragmented else {})}
-        if self.live:  # nothing held back in the muxer: each packet leaves at once
-            # MPEG-TS: the PES length written, so a receiver's demuxer emits each frame when its last
-            # byte arrives instead of when the next frame starts (a frame interval per hop, measured)
-            return {"max_delay": "0", "flush_packets": "1",
-                    **({"rtsp_transport": "udp"} if self.format == "rtsp" else {}),
-                    **({"omit_video_pes_length": "0"} if "mpegts" in self.format else {}),  # see below
-                **({"pkt_size": "1316"} if self.format == "mpegts" and str(self.path).startswith("udp") else {})}
+        if self.live:
+            return live_muxer_options(str(self.path), self.format)
         return {"movflags": _FRAG} if self.fragmented else {}
+
+    def _open_copies(self, stream: Any) -> None:
+        """The live copies' containers, once the encoder has its parameters (SPS/PPS for MPEG-TS)."""
+        import av
+
+        for url in self.copies:
+            fmt = output_format(url, self.owner)
+            c = av.open(url, "w", format=fmt, options=live_muxer_options(url, fmt))
+            st = c.add_stream_from_template(stream)
+            st.codec_context.extradata = stream.codec_context.extradata  # the template leaves SPS/PPS out
+            self._copies.append((url, c, st))
 
     def _open(self, width: int, height: int, info: FrameInfo) -> tuple[Any, Any]:
         import av
@@ -218,6 +249,9 @@ class VideoSink(FrameSink):
             self._mux(container, stream.encode(None), pending)
             container.close()
             container = None
+            for _, c, _ in self._copies:
+                c.close()
+            self._copies = []
         except BaseException as exc:  # surfaced to the producer by write()/close()
             self._error = self._describe(exc)
             while True:  # unblock a producer waiting on a full queue
@@ -227,6 +261,7 @@ class VideoSink(FrameSink):
                 except queue.Empty:
                     break
         finally:
+            self._close_copies()
             if container is not None:
                 with contextlib.suppress(Exception):  # already failing: the error above is the one to report
                     container.close()
@@ -237,12 +272,39 @@ class VideoSink(FrameSink):
 
     def _mux(self, container: Any, packets: list[Any], pending: dict[int, tuple[float, float]]) -> None:
         stamps = [pending.pop(p.pts, None) for p in packets]  # before mux: the muxer rescales pts
+        if self.copies and packets and self._copy_error is None:
+            self._send_copies(packets)
         container.mux(packets)
         now = time.perf_counter()
         for st in stamps:
             if st is not None:
                 self.timeline.append((st[0], st[1], now))
                 self.written += 1
+
+    def _send_copies(self, packets: list[Any]) -> None:
+        """The live copies first (they are the latency-critical ones), as new packets: mux rescales in place."""
+        import av
+
+        url = self.copies[0]
+        try:
+            if not self._copies:
+                self._open_copies(packets[0].stream)
+            for url, c, st in self._copies:  # noqa: B007 (the error below names the one that failed)
+                for p in packets:
+                    q = av.Packet(bytes(p))
+                    q.pts, q.dts, q.time_base, q.is_keyframe, q.stream = p.pts, p.dts, p.time_base, p.is_keyframe, st
+                    c.mux(q)
+        except (av.FFmpegError, OSError) as exc:  # the file goes on; the next write() reports the copy
+            why = getattr(exc, "strerror", None) or str(exc)
+            self._copy_error = VideoOutputError(f"{self.owner}: expected to send the live stream; got {why} after "
+                                                f"{self.written} frames [{url}]")
+            self._close_copies()
+
+    def _close_copies(self) -> None:
+        for _, c, _ in self._copies:
+            with contextlib.suppress(Exception):  # a copy already failing: its error is the one reported
+                c.close()
+        self._copies = []
 
     def _describe(self, exc: BaseException) -> BaseException:
         """A write failure (errno set: ENOSPC, EDQUOT, EIO…) becomes one clear VideoOutputError."""

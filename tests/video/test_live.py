@@ -6,6 +6,7 @@ hold), the sender's own frame count; nothing here times anything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -496,3 +497,51 @@ def test_each_frame_arrives_before_the_next_is_sent() -> None:
     finally:
         src.close()
         sink.close()
+
+
+def test_a_live_copy_that_fails_ends_alone_and_the_file_stays_whole(ff: dict, tmp_path: Path) -> None:
+    """One encode feeds the file and the live stream; the receiver hangs up mid-stream.
+
+    Fails if the copy's failure is silent (no error naming the live address), or if it takes the
+    file with it (removed or unplayable: ffprobe must count every frame the sink wrote).
+    """
+    import threading
+    from fractions import Fraction
+
+    import numpy as np
+    from clara_stream.operators.video.sink import VideoOutputError, VideoSink
+
+    from clara_stream.geometry import FrameInfo
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    got = bytearray()
+
+    def receive_then_hang_up() -> None:
+        conn, _ = server.accept()
+        while len(got) < 20_000 and (chunk := conn.recv(65536)):
+            got.extend(chunk)
+        conn.close()
+
+    rx = threading.Thread(target=receive_then_hang_up, daemon=True)
+    rx.start()
+    out = tmp_path / "out.mp4"
+    sink = VideoSink(out, preset="ultrafast", tune="zerolatency", gop=10, copies=(f"tcp://127.0.0.1:{port}",))
+    rng = np.random.default_rng(1)
+    try:
+        with pytest.raises(VideoOutputError, match=f"expected to send the live stream; got .*tcp://127.0.0.1:{port}"):
+            for i in range(3000):
+                sink.write(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8),
+                           FrameInfo(i, Fraction(1, 30), i, Fraction(30)))
+    finally:
+        written = _close_quiet(sink)
+        server.close()
+    assert written and out.exists() and len(got) >= 20_000
+    assert int(probe_stream(ff["ffprobe"], out)["nb_read_frames"]) == written
+
+
+def _close_quiet(sink) -> int:  # type: ignore[no-untyped-def]
+    """Close a sink whose live copy failed (close re-raises that error): the count of frames written."""
+    with contextlib.suppress(OSError):
+        sink.close()
+    return sink.written
