@@ -2,12 +2,14 @@
 
 When the recogniser's best sentence is not understood, its n-best alternatives are tried in order
 (a grammar decoder's runner-up is often the command said); the choice is made on a scratch
-conversation first, so a rejected alternative never leaves a pending confirmation behind.
+conversation first, so a rejected alternative never leaves a pending confirmation behind. When
+none is understood and the recogniser offers a second opinion on the complete utterance
+(``redecode``: pocketsphinx with batch CMN), its candidates are tried next.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from clara_stream.voice.audio import check_speech
@@ -27,16 +29,28 @@ def understand(asr, dialog: DialogManager, samples: np.ndarray, labels: Sequence
     """
     check_speech(samples)
     best = asr.transcribe(samples)
-    return resolve(dialog, [best, *getattr(asr, "alternatives", [])], labels, conversation)
+    second = getattr(asr, "redecode", None)
+    return resolve(dialog, [best, *getattr(asr, "alternatives", [])], labels, conversation,
+                   second=(lambda: second(samples)) if second else None)  # fmt: skip
 
 
 def resolve(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[tuple[int, str]] = (),
-            conversation: str = "") -> tuple[str, Result | None]:  # fmt: skip
-    """The first of ``candidates`` (best first) the dialog manager understands, else the best."""
+            conversation: str = "", second: Callable[[], Sequence[str]] | None = None,
+            ) -> tuple[str, Result | None]:  # fmt: skip
+    """The first of ``candidates`` (best first) the dialog manager understands, else the first of
+    ``second()`` (called only then), else the best."""
     candidates = list(dict.fromkeys(candidates))
     best = candidates[0] if candidates else ""
-    chosen = next((t for t in candidates if t and dialog.process(t, labels, SCRATCH).understood), best)
-    dialog.process("cancel", labels, SCRATCH)  # drop whatever the scratch run left pending
+    chosen = _first_understood(dialog, candidates, labels)
+    if chosen is None and second is not None:
+        chosen = _first_understood(dialog, [t for t in dict.fromkeys(second()) if t not in candidates], labels)
+    chosen = best if chosen is None else chosen
     if not chosen:
         return "", None
     return chosen, dialog.process(chosen, labels, conversation)
+
+
+def _first_understood(dialog: DialogManager, candidates: Sequence[str], labels) -> str | None:
+    chosen = next((t for t in candidates if t and dialog.process(t, labels, SCRATCH).understood), None)
+    dialog.process("cancel", labels, SCRATCH)  # drop whatever the scratch run left pending
+    return chosen

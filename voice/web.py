@@ -180,7 +180,14 @@ async def _one(socket: WebSocket, engines: _Engines, labels, conversation: str) 
     samples = np.frombuffer(bytes(audio), "<i2")
     try:
         check_speech(samples)
-        text, res = await asyncio.to_thread(resolve, engines.dialog(), candidates, labels, conversation)
+        second = getattr(asr, "redecode", None)
+
+        def again() -> list[str]:  # the complete utterance once more, only if nothing was understood
+            with asr_lock:
+                return second(samples)
+
+        text, res = await asyncio.to_thread(resolve, engines.dialog(), candidates, labels, conversation,
+                                            again if second else None)  # fmt: skip
     except AudioInputError as exc:
         await _send(socket, {"type": "error", "message": str(exc)})
         return
