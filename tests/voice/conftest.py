@@ -91,6 +91,23 @@ def dialog():
     return DialogManager()
 
 
+def matches(r, intent: str, slots: dict) -> bool:
+    """Whether dialog result ``r`` is ``intent``, understood, with every expected slot value
+    (labels compared as sets of names)."""
+    got = r is not None and r.understood and r.intent == intent
+    for k, v in slots.items():
+        have = r.slots.get(k) if r is not None else None
+        if k == "label":
+            have, v = sorted(x["name"] for x in have or []), sorted(v)
+        got = got and have == v
+    return got
+
+
+@pytest.fixture(scope="session")
+def intent_matches():
+    return matches
+
+
 @pytest.fixture(scope="session")
 def paraphrases() -> dict:
     return yaml.safe_load((HERE / "paraphrases.yaml").read_text())
@@ -101,7 +118,7 @@ def speech(voice_peers):
     """The synthesis helpers for tests that make their own clips."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(synthesize=synthesize, mix_noise=mix_noise, rms=rms, phantom=PHANTOM)
+    return SimpleNamespace(synthesize=synthesize, mix_noise=mix_noise, rms=rms, phantom=PHANTOM, voices=VOICES)
 
 
 def _free_port() -> int:
