@@ -72,6 +72,8 @@ def serve(
     ),
     app_root: list[Path] = typer.Option(None, help="folder whose apps pipelines may name by path (repeatable)"),
     input_root: list[Path] = typer.Option(None, help="folder REST job inputs may lie under (repeatable)"),
+    allow_pipeline_commands: bool = typer.Option(
+        None, "--allow-pipeline-commands", help="accept `type: command` services in uploaded pipeline files (off)"),
     max_associations: int = typer.Option(None, help="concurrent associations admitted, exactly (default 32)"),
     acceptors: int = typer.Option(None, help="SCP processes sharing the DICOM port (default 1)"),
     receive_path: str = typer.Option(
@@ -147,6 +149,7 @@ def serve(
             tls_ca=tls_ca,
             app_roots=app_root or None,
             input_roots=input_root or None,
+            allow_pipeline_commands=allow_pipeline_commands,
             retention_max_age_days=retention_max_age_days,
             retention_max_total_gb=retention_max_total_gb,
             scheduler=scheduler,

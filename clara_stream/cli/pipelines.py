@@ -7,6 +7,8 @@ service's REST API (``/pipelines``) with the bearer token from $CLARA_STREAM_API
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from clara_stream.cli.jobs import ApiOpt, _call
@@ -16,13 +18,29 @@ pipelines_app = typer.Typer(help="Pipelines of a running `dicom serve`: create, 
 
 
 @pipelines_app.command("create")
-def create_cmd(name: str, app: str = typer.Option(..., help="installed app name, or an app folder under an --app-root"),
+def create_cmd(name: str = typer.Argument(None, help="pipeline name (with --file: default the file's pipeline:)"),
+               app: str = typer.Option(None, help="installed app name, or an app folder under an --app-root"),
+               file: Path = typer.Option(None, "--file", help="a pipeline .yaml here, uploaded to the service"),
                cpu_memory_mb: int = typer.Option(512), gpu_memory_mb: int = typer.Option(0),
                max_retries: int = typer.Option(0), overrides: list[str] = typer.Option([], "--set"),
                api: str = ApiOpt) -> None:  # fmt: skip
-    """Register (or update) a pipeline; prints its id."""
-    body = {"name": name, "app": app, "cpuMemoryMb": cpu_memory_mb, "gpuMemoryMb": gpu_memory_mb,
-            "maxRetries": max_retries, "overrides": list(overrides)}  # fmt: skip
+    """Register (or update) a pipeline by app, or from an uploaded pipeline file; prints its id."""
+    if (app is None) == (file is None):
+        raise typer.BadParameter("expected exactly one of --app or --file", param_hint="--app/--file")
+    body = {"cpuMemoryMb": cpu_memory_mb, "gpuMemoryMb": gpu_memory_mb, "maxRetries": max_retries,
+            "overrides": list(overrides)}  # fmt: skip
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise typer.BadParameter(f"expected a readable UTF-8 pipeline file; got {file} ({exc})",
+                                     param_hint="--file") from None
+        body = {**body, "pipelineFile": text, **({"name": name} if name else {})}
+        typer.echo(_call(api, "POST", "/pipelines", json=body)["id"])
+        return
+    if name is None:
+        raise typer.BadParameter("expected a NAME with --app", param_hint="NAME")
+    body = {**body, "name": name, "app": app}
     typer.echo(_call(api, "PUT", f"/pipelines/{name}", json=body)["id"])
 
 

@@ -53,6 +53,18 @@ class PlatformClient:
     def put_pipeline(self, item: PipelineConfig | dict) -> PipelineConfig:
         return _model(self._call("PutPipeline", _msg(item, pb.PipelineConfig)), PipelineConfig)
 
+    def create_pipeline(self, pipeline_file: str | bytes | Path, *, name: str | None = None,
+                        **options: Any) -> PipelineConfig:
+        """Register a pipeline from a pipeline file's content (a ``Path`` is read here and sent, not named).
+
+        ``options``: ``cpu_memory_mb``, ``gpu_memory_mb``, ``max_retries``, ``timeout_s``, ``overrides``.
+        """
+        if isinstance(pipeline_file, Path):
+            pipeline_file = pipeline_file.read_bytes()
+        text = pipeline_file.decode() if isinstance(pipeline_file, bytes) else pipeline_file
+        req = pb.PipelineUpload(pipeline_file=text, **({"name": name} if name else {}), **options)
+        return _model(self._call("CreatePipeline", req), PipelineConfig)
+
     def delete_pipeline(self, name: str) -> PipelineConfig:
         return _model(self._call("DeletePipeline", pb.NameRequest(name=name)), PipelineConfig)
 

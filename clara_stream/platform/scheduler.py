@@ -31,7 +31,8 @@ import psutil
 from clara_stream.platform.db import DB_ERRORS
 from clara_stream.platform.execution import PROGRESS_ENV, ProgressPoller
 from clara_stream.platform.jobs import JobQueue
-from clara_stream.platform.security import check_app, check_input
+from clara_stream.platform.pipeline_uploads import UploadRules, check_job_app
+from clara_stream.platform.security import check_input
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import InvalidRequestError
 
@@ -288,7 +289,8 @@ class Scheduler:
 
     def _launch(self, row) -> None:
         try:
-            check_app(row["app"], self.settings.app_roots)
+            check_job_app(row, self.settings.app_roots, UploadRules.where(
+                self.settings, self.input_roots, Path(self.settings.data_dir), self.queue.jobs_dir))
             check_input(row["input_dir"], self.input_roots)
         except InvalidRequestError as exc:
             self.queue.finish(row["id"], "failed", error=f"scheduler: refused to start: {exc}")

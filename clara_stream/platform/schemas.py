@@ -155,6 +155,20 @@ class PipelineConfig(_Model):
     _n = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
 
 
+class PipelineUpload(_Model):
+    """A pipeline created from an uploaded pipeline file (REST ``POST /pipelines``, gRPC ``CreatePipeline``)."""
+
+    pipeline_file: str = Field(description="the YAML pipeline file itself (at most 256 KiB), not a path")
+    name: str | None = Field(None, description="default: the file's pipeline: name")
+    cpu_memory_mb: int = Field(512, ge=0)
+    gpu_memory_mb: int = Field(0, ge=0)
+    max_retries: int = Field(0, ge=0, le=10)
+    timeout_s: float | None = Field(None, gt=0)
+    overrides: list[str] = Field(default_factory=list, description="--set key=value for every run")
+
+    _n = field_validator("name")(classmethod(lambda cls, v: v if v is None else _check_name(v)))
+
+
 class PipelineInfo(PipelineConfig):
     """A pipeline as listed: its config plus registration time and queue depth."""
 

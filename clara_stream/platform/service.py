@@ -18,6 +18,7 @@ from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import DB_ERRORS, database_for
 from clara_stream.platform.instances import InstanceStore
 from clara_stream.platform.jobs import JobQueue
+from clara_stream.platform.pipeline_uploads import UPLOAD_DIR
 from clara_stream.platform.results import ResultsService
 from clara_stream.platform.scheduler import Scheduler
 from clara_stream.platform.schemas import JobInfo, JobSubmit
@@ -48,7 +49,7 @@ class PlatformService:
         data = Path(settings.data_dir)
         data.mkdir(parents=True, exist_ok=True)
         self.db = database_for(settings)
-        self.config = ConfigStore(self.db, app_roots=settings.app_roots)
+        self.config = ConfigStore(self.db, app_roots=[*settings.app_roots, data / UPLOAD_DIR])  # uploads: checked
         self.queue = JobQueue(self.db, data / "jobs")
         self.store = InstanceStore(self.db, data / "store", fsync=settings.fsync)
         #: where job inputs may lie: received data (store, job folders, gRPC uploads) and configured input roots

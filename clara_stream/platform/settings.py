@@ -64,6 +64,8 @@ class PlatformSettings(BaseSettings):
     app_roots : folders whose apps a pipeline may name by path; otherwise only installed apps
         (``clara_stream.apps.<name>``) may run.
     input_roots : folders a REST job's input may lie under, besides the instance store.
+    allow_pipeline_commands : accept ``type: command`` services in uploaded pipeline files (default
+        off: an API caller could run any program); see :mod:`clara_stream.platform.pipeline_uploads`.
     retention_max_age_days, retention_max_total_gb, retention_keep_until_exported : the global
         retention policy (per-AE ``retention`` overrides it); see :mod:`clara_stream.platform.retention`.
     retention_interval_s : how often the service applies it (0: never; ``clara-stream dicom gc``).
@@ -109,6 +111,7 @@ class PlatformSettings(BaseSettings):
     api_token: SecretStr | None = None
     app_roots: list[Path] = Field(default_factory=list)
     input_roots: list[Path] = Field(default_factory=list)
+    allow_pipeline_commands: bool = False
     retention_max_age_days: float | None = Field(None, gt=0)
     retention_max_total_gb: float | None = Field(None, gt=0)
     retention_keep_until_exported: bool = True

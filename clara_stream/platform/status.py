@@ -58,6 +58,10 @@ class InvalidRequestError(PlatformError, ValueError):
     """A request field is wrong; the message names the field."""
 
 
+class PipelineFileError(InvalidRequestError):
+    """An uploaded pipeline file refused before anything is stored (HTTP 400, gRPC INVALID_ARGUMENT)."""
+
+
 class SopClassRefusedError(PlatformError):
     """The called AE does not accept this SOP class (allowedSopClasses / ignoredSopClasses)."""
 
@@ -85,6 +89,7 @@ STATUS_TABLE: dict[type[BaseException], StatusCode] = {
     NotFoundError: StatusCode(HTTP_NOT_FOUND, DIMSE_PROCESSING_FAILURE, "not found"),
     ConflictError: StatusCode(HTTP_CONFLICT, DIMSE_PROCESSING_FAILURE, "conflict"),
     InvalidRequestError: StatusCode(HTTP_UNPROCESSABLE, DIMSE_PROCESSING_FAILURE, "invalid request"),
+    PipelineFileError: StatusCode(HTTP_BAD_REQUEST, DIMSE_PROCESSING_FAILURE, "invalid pipeline file"),
     SopClassRefusedError: StatusCode(HTTP_UNPROCESSABLE, DIMSE_SOP_CLASS_NOT_SUPPORTED, "SOP class refused"),
     DicomInputError: StatusCode(HTTP_UNPROCESSABLE, DIMSE_CANNOT_UNDERSTAND, "bad DICOM content"),
     PeerError: StatusCode(HTTP_BAD_GATEWAY, DIMSE_PROCESSING_FAILURE, "peer failure"),

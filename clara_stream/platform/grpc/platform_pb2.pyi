@@ -151,6 +151,24 @@ class OperatorProgress(_message.Message):
     updated_at: float
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., messages: _Optional[int] = ..., time_ms: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., updated_at: _Optional[float] = ...) -> None: ...
 
+class PipelineUpload(_message.Message):
+    __slots__ = ("pipeline_file", "name", "cpu_memory_mb", "gpu_memory_mb", "max_retries", "timeout_s", "overrides")
+    PIPELINE_FILE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CPU_MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    pipeline_file: str
+    name: str
+    cpu_memory_mb: int
+    gpu_memory_mb: int
+    max_retries: int
+    timeout_s: float
+    overrides: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pipeline_file: _Optional[str] = ..., name: _Optional[str] = ..., cpu_memory_mb: _Optional[int] = ..., gpu_memory_mb: _Optional[int] = ..., max_retries: _Optional[int] = ..., timeout_s: _Optional[float] = ..., overrides: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Empty(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -50,6 +50,11 @@ class PlatformStub:
                 request_serializer=platform__pb2.PipelineConfig.SerializeToString,
                 response_deserializer=platform__pb2.PipelineConfig.FromString,
                 _registered_method=True)
+        self.CreatePipeline = channel.unary_unary(
+                '/clara_stream.platform.Platform/CreatePipeline',
+                request_serializer=platform__pb2.PipelineUpload.SerializeToString,
+                response_deserializer=platform__pb2.PipelineConfig.FromString,
+                _registered_method=True)
         self.DeletePipeline = channel.unary_unary(
                 '/clara_stream.platform.Platform/DeletePipeline',
                 request_serializer=platform__pb2.NameRequest.SerializeToString,
@@ -130,6 +135,13 @@ class PlatformServicer:
 
     def PutPipeline(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePipeline(self, request, context):
+        """REST POST /pipelines: from the file's content
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -228,6 +240,11 @@ def add_PlatformServicer_to_server(servicer, server):
             'PutPipeline': grpc.unary_unary_rpc_method_handler(
                     servicer.PutPipeline,
                     request_deserializer=platform__pb2.PipelineConfig.FromString,
+                    response_serializer=platform__pb2.PipelineConfig.SerializeToString,
+            ),
+            'CreatePipeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePipeline,
+                    request_deserializer=platform__pb2.PipelineUpload.FromString,
                     response_serializer=platform__pb2.PipelineConfig.SerializeToString,
             ),
             'DeletePipeline': grpc.unary_unary_rpc_method_handler(
@@ -372,6 +389,33 @@ class Platform:
             target,
             '/clara_stream.platform.Platform/PutPipeline',
             platform__pb2.PipelineConfig.SerializeToString,
+            platform__pb2.PipelineConfig.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clara_stream.platform.Platform/CreatePipeline',
+            platform__pb2.PipelineUpload.SerializeToString,
             platform__pb2.PipelineConfig.FromString,
             options,
             channel_credentials,

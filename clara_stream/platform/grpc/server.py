@@ -26,7 +26,8 @@ from clara_stream.platform import execution
 from clara_stream.platform.grpc import payloads
 from clara_stream.platform.grpc import platform_pb2 as pb
 from clara_stream.platform.grpc import platform_pb2_grpc as pb_grpc
-from clara_stream.platform.schemas import JobSubmit, PipelineConfig
+from clara_stream.platform.pipeline_uploads import check_put, create_pipeline
+from clara_stream.platform.schemas import JobSubmit, PipelineConfig, PipelineUpload
 from clara_stream.platform.status import ConflictError, InvalidRequestError, NotFoundError, UnauthorizedError
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Platform"].full_name
@@ -89,7 +90,13 @@ class PlatformServicer(pb_grpc.PlatformServicer):
 
     @_guard
     def PutPipeline(self, request: Any, context: Any) -> Any:
-        return to_message(self.svc.config.put_pipeline(to_model(request, PipelineConfig)), pb.PipelineConfig)
+        item = to_model(request, PipelineConfig)
+        check_put(self.svc, item)
+        return to_message(self.svc.config.put_pipeline(item), pb.PipelineConfig)
+
+    @_guard
+    def CreatePipeline(self, request: Any, context: Any) -> Any:
+        return to_message(create_pipeline(self.svc, to_model(request, PipelineUpload)), pb.PipelineConfig)
 
     @_guard
     def DeletePipeline(self, request: Any, context: Any) -> Any:
