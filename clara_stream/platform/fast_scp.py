@@ -211,7 +211,7 @@ class Association:
     def _grow(self, need: int, keep: int) -> None:
         if need > MAX_DATASET_BYTES:
             raise ul.UpperLayerError(f"C-STORE: expected a dataset of at most {MAX_DATASET_BYTES} bytes; got more")
-        bigger = bytearray(max(need, 2 * len(self.data), 1 << 20))
+        bigger = bytearray(max(need, min(2 * len(self.data), MAX_DATASET_BYTES), 1 << 20))
         bigger[:keep] = memoryview(self.data)[:keep]
         self.data = bigger
 
