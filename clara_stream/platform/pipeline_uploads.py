@@ -342,6 +342,18 @@ def check_job_app(row: Any, app_roots: Iterable[Path], rules: UploadRules) -> No
     check_launch(row["app"], json.loads(row["overrides"] or "[]"), row["input_dir"], row["output_dir"], rules)
 
 
+def check_shared_job_app(row: Any, settings: Any, shared_roots: Iterable[Path]) -> None:
+    """:func:`check_job_app` for a Celery worker: an upload lies in ``<shared root>/pipeline-files`` (the
+    service's data folder mounted at the same path); the worker's own ``allow_pipeline_commands`` applies."""
+    roots = [Path(r) for r in shared_roots]
+    for root in roots:
+        rules = UploadRules.where(settings, roots, root, root / "jobs")
+        if is_upload(row["app"], rules.uploads):
+            check_job_app(row, settings.app_roots, rules)
+            return
+    check_job_app(row, settings.app_roots, UploadRules.where(settings, roots, roots[0], roots[0] / "jobs"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m clara_stream.platform.pipeline_uploads FILE INPUT OUTPUT [KEY=VALUE…]``: JSON list of problems."""
     from clara_stream.pipeline import load_pipeline

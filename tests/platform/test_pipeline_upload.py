@@ -257,3 +257,23 @@ def test_cli_pipelines_create_file_uploads_to_a_remote_service(serve_factory, tm
                            "--api", sp.url], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode != 0 and "answered 400" in done.stderr and "starts safely" in done.stderr
     assert [p["name"] for p in httpx.get(f"{sp.url}/pipelines").json()] == ["from_cli"]
+
+
+def test_a_celery_worker_applies_the_same_rule_at_launch(platform: Platform) -> None:
+    """The worker's launch check, the service's data folder as its shared root: the stored file passes with the
+    job's own folders, an override pointing out is refused, a copy outside the shared folder is no app."""
+    from clara_stream.platform.pipeline_uploads import check_shared_job_app
+    from clara_stream.platform.status import InvalidRequestError
+
+    made = platform.grpc.create_pipeline(hello(), name="w")
+    shared = [platform.tmp / "data"]
+    worker = PlatformSettings(data_dir=platform.tmp / "worker-local")
+    job = shared[0] / "jobs" / "j1"
+    row = {"app": made.app, "overrides": "[]", "input_dir": str(job / "input"), "output_dir": str(job / "output")}
+    check_shared_job_app(row, worker, shared)
+    with pytest.raises(InvalidRequestError, match="argument output: expected a path under"):
+        check_shared_job_app({**row, "overrides": json.dumps(["sink.output=/etc/clara"])}, worker, shared)
+    copy = platform.tmp / Path(made.app).name
+    copy.write_bytes(Path(made.app).read_bytes())
+    with pytest.raises(InvalidRequestError, match="app: expected an installed app"):
+        check_shared_job_app({**row, "app": str(copy)}, worker, shared)

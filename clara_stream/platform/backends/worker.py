@@ -34,9 +34,10 @@ from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import DB_ERRORS
 from clara_stream.platform.execution import ProgressPoller
 from clara_stream.platform.jobs import FINISHED, JobQueue
+from clara_stream.platform.pipeline_uploads import check_shared_job_app
 from clara_stream.platform.results import ResultsService
 from clara_stream.platform.scheduler import KILL_GRACE_S, _tail, spawn_app
-from clara_stream.platform.security import check_app, check_input
+from clara_stream.platform.security import check_input
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import InvalidRequestError
 
@@ -131,7 +132,7 @@ class JobRunner:
     def _run(self, row, token: float) -> str:
         job_id = row["id"]
         try:
-            check_app(row["app"], self.cfg.settings.app_roots)
+            check_shared_job_app(row, self.cfg.settings, self.cfg.shared_roots)
             check_input(row["input_dir"], self.cfg.shared_roots)
             out = Path(row["output_dir"]).resolve()
             if not any(out.is_relative_to(r.resolve()) for r in self.cfg.shared_roots):
