@@ -345,6 +345,13 @@ def main(argv: list[str] | None = None) -> None:
         ratio = [x["p50_ms"] / y["p50_ms"] for x, y in zip(rounds["app"], rounds["relay"], strict=True)
                  if y.get("p50_ms")]
         print(f"app / no-model relay p50: {_range(ratio)}×  (target p99 ≤ 50 ms)")
+        floor = [x["p50_ms"] / y["p50_ms"] for x, y in zip(rounds["app"], rounds["copy"], strict=True)
+                 if y.get("p50_ms")]
+        print(f"app / transport floor (copy) p50: {_range(floor)}×")
+        if a.rtsp:
+            rr = [x["p50_ms"] / y["p50_ms"] for x, y in zip(rounds["app_rtsp"], rounds["relay_rtsp"], strict=True)
+                  if y.get("p50_ms")]
+            print(f"rtsp app / no-model relay p50: {_range(rr)}×")
     for n in ([] if a.skip_multi else counts):
         b, s = rounds[f"batched{n}"], rounds[f"separate{n}"]
         sp = [x["fps"] / y["fps"] for x, y in zip(b, s, strict=True)]
