@@ -43,9 +43,10 @@ UPLOAD_DIR = "pipeline-files"
 FIELD = "pipelineFile"
 VALIDATE_TIMEOUT_S = 60.0
 SAFE_SERVICES = ("triton",)
-#: a key is path-ish when one of its ``_`` words is one of these (``output``, ``model_path``, ``log_dir``)
+#: a key is path-ish when it is one of _PATH_KEYS or one of its ``_`` words is one of these (``model_path``)
 _PATH_WORDS = frozenset({"path", "paths", "file", "files", "filename", "dir", "dirs", "directory", "folder",
-                         "root", "repository", "input", "output", "onnx", "weights"})
+                         "repository", "onnx", "weights"})
+_PATH_KEYS = frozenset({"input", "output", "inputs", "outputs", "model", "labels"})
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _REF = re.compile(r"\$\{([A-Za-z_][\w.]*)(?:\|([^}]*))?\}")
 
@@ -116,10 +117,6 @@ def _named(file: Path, text: str) -> str:
     return text
 
 
-def _pathish(key: str) -> bool:
-    return any(word in _PATH_WORDS for word in key.lower().split("_"))
-
-
 def _overridden(spec: Any, overrides: Iterable[str]) -> dict[str, dict[str, Any]]:
     """``{section: {key: value}}``: the app section and each operator's args with ``--set`` applied."""
     import yaml
@@ -147,18 +144,25 @@ def _path_params(cls: type | None) -> set[str]:
     return {p.name for p in params if "Path" in str(p.annotation)}
 
 
-def _looks_like_path(value: str) -> bool:
-    if _URL.match(value):
-        return value.lower().startswith("file:")
-    return value.startswith(("/", "~", "./", "../")) or "/" in value or value in (".", "..")
+def _pathish(key: str) -> bool:
+    return key in _PATH_KEYS or any(word in _PATH_WORDS for word in key.lower().split("_"))
+
+
+def _may_escape(text: str) -> bool:
+    """A string that could name a file outside the job's folder: absolute, ``~``, a ``..`` part, ``file:``."""
+    if _URL.match(text):
+        return text.lower().startswith("file:")
+    return text.startswith(("/", "~")) or ".." in Path(text).parts
 
 
 class _Checker:
+    """One pass over a parsed file; ``errors`` collects every breach with its ``file:line``."""
+
     def __init__(self, spec: Any, rules: UploadRules, sections: dict[str, dict[str, Any]],
                  input_dir: str | None, output_dir: str | None) -> None:
         self.spec, self.rules, self.sections, self.errors = spec, rules, sections, []
-        self.io = {"input": input_dir or str(rules.jobs / "_job_" / "input"),
-                   "output": output_dir or str(rules.jobs / "_job_" / "output")}
+        self.job = Path(output_dir).parent if output_dir else rules.jobs / "_job_"
+        self.io = {"input": input_dir or str(self.job / "input"), "output": output_dir or str(self.job / "output")}
 
     def _expand(self, value: str) -> str | None:
         """``value`` with references filled; None when it names a service connection (checked there)."""
@@ -180,39 +184,53 @@ class _Checker:
             pos = m.end()
         return "".join([*out, value[pos:]])
 
-    def path(self, where: str, what: str, value: Any) -> None:
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if not isinstance(v, str) or not v:
-                continue
-            text = self._expand(v)
-            if text is None:
-                continue
-            if _URL.match(text):
-                text = re.sub(r"^file://", "", text, flags=re.I)
-            p = Path(text)
-            resolved = (p if p.is_absolute() else self.spec.here / p).resolve()
-            if not any(resolved.is_relative_to(r) for r in self.rules.roots):
-                self.errors.append(f"{where}: pipeline: {what}: expected a path under the configured roots "
-                                   f"{[str(r) for r in self.rules.roots]}; got {v!r} (resolves to {resolved})")
+    def path(self, where: str, what: str, value: str, base: Path) -> None:
+        """Refuse ``value`` unless it resolves (symlinks followed; relative to ``base``) under a root."""
+        text = self._expand(value)
+        if text is None:
+            return
+        text = re.sub(r"^file://", "", text, flags=re.I)
+        p = Path(text)
+        resolved = (p if p.is_absolute() else base / p).resolve()
+        if text.startswith("~") or not any(resolved.is_relative_to(r) for r in self.rules.roots):
+            self.errors.append(f"{where}: pipeline: {what}: expected a path under the configured roots "
+                               f"{[str(r) for r in self.rules.roots]}; got {value!r} (resolves to {resolved})")
+
+    def walk(self, where: str, what: str, value: Any, pathish: bool) -> None:
+        """Every string under ``value`` (nested mappings and lists too): checked when its key is path-ish or
+        it could escape; relative values resolve against the job's folder (the app's working folder)."""
+        if isinstance(value, dict):
+            for k, v in value.items():
+                self.walk(where, f"{what}.{k}", v, _pathish(str(k)))
+        elif isinstance(value, list):
+            for v in value:
+                self.walk(where, what, v, pathish)
+        elif isinstance(value, str) and value:
+            expanded = self._expand(value)
+            if expanded is not None and (pathish or _may_escape(expanded)):
+                self.path(where, what, value, self.job)
+
+    def _service(self, name: str, svc: Any) -> None:
+        y = self.spec.source
+        if svc.type not in SAFE_SERVICES and not (svc.type == "command" and self.rules.allow_commands):
+            self.errors.append(f"{svc.where}: pipeline: service {name!r}: expected a service type the platform "
+                               f"starts safely {list(SAFE_SERVICES)} (a command needs the service started with "
+                               f"--allow-pipeline-commands); got {svc.type!r}")
+        if svc.type == "triton":  # the service resolves its files against the pipeline file's folder
+            o = svc.options
+            models = o.get("models") if isinstance(o.get("models"), dict) else {}
+            for key, value in [("model_repository", o.get("model_repository")), *models.items()]:
+                label = key if key == "model_repository" else f"models.{key}"
+                if isinstance(value, str):
+                    self.path(y.where("services", name, *label.split(".")), f"service {name!r} {label}", value,
+                              self.spec.here)
 
     def check(self) -> list[str]:
         y = self.spec.source
         for name, svc in self.spec.services.items():
-            if svc.type not in SAFE_SERVICES and not (svc.type == "command" and self.rules.allow_commands):
-                self.errors.append(f"{svc.where}: pipeline: service {name!r}: expected a service type the platform "
-                                   f"starts safely {list(SAFE_SERVICES)} (a command needs the service started with "
-                                   f"--allow-pipeline-commands); got {svc.type!r}")
-            if svc.type == "triton":
-                o = svc.options
-                self.path(y.where("services", name, "model_repository"), f"service {name!r} model_repository",
-                          o.get("model_repository"))
-                models = o.get("models") if isinstance(o.get("models"), dict) else {}
-                for model, file in models.items():
-                    self.path(y.where("services", name, "models", model), f"service {name!r} models.{model}", file)
+            self._service(name, svc)
         for key, value in self.sections["app"].items():
-            if _pathish(key):
-                self.path(y.where("app", key), f"app.{key}", value)
+            self.walk(y.where("app", key), f"app.{key}", value, _pathish(key))
         for name, op in self.spec.operators.items():
             if op.cls is None:  # parse_pipeline refused it already; never imported by path
                 self.errors.append(f"{op.where}: pipeline: operator {name!r}: expected a registered type; "
@@ -220,11 +238,11 @@ class _Checker:
                 continue
             typed = _path_params(op.cls)
             for key, value in self.sections[name].items():
-                strings = [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
-                if key in typed or _pathish(key) or any(_looks_like_path(s) for s in strings):
-                    self.path(y.where("operators", name, "args", key), f"operator {name!r} argument {key}", strings)
-        return [_named(self.spec.file, e) for e in self.errors] if self.spec.file.parent != self.rules.uploads \
-            else self.errors
+                self.walk(y.where("operators", name, "args", key), f"operator {name!r} argument {key}", value,
+                          key in typed or _pathish(key))
+        if self.spec.file.parent == self.rules.uploads:
+            return self.errors
+        return [_named(self.spec.file, e) for e in self.errors]
 
 
 def rule_errors(spec: Any, rules: UploadRules, overrides: Iterable[str] = (), *, input_dir: str | None = None,
@@ -331,27 +349,30 @@ def check_put(service: Any, item: Any) -> None:
             raise PipelineFileError(f"{len(errors)} problem(s): " + "; ".join(errors))
 
 
-def check_job_app(row: Any, app_roots: Iterable[Path], rules: UploadRules) -> None:
+def check_job_app(row: Any, app_roots: Iterable[Path], rules: UploadRules) -> Path | None:
     """What a scheduler checks before it starts a job's app: an installed app / one under an app root, or an
-    uploaded pipeline file still within the rule for this job's input and output."""
+    uploaded pipeline file still within the rule for this job's input and output.
+
+    Returns the folder an uploaded pipeline runs in (the job's, so relative paths stay there); else None.
+    """
     from clara_stream.platform.security import check_app
 
     if not is_upload(row["app"], rules.uploads):
         check_app(row["app"], app_roots)
-        return
+        return None
     check_launch(row["app"], json.loads(row["overrides"] or "[]"), row["input_dir"], row["output_dir"], rules)
+    return Path(row["output_dir"]).parent
 
 
-def check_shared_job_app(row: Any, settings: Any, shared_roots: Iterable[Path]) -> None:
+def check_shared_job_app(row: Any, settings: Any, shared_roots: Iterable[Path]) -> Path | None:
     """:func:`check_job_app` for a Celery worker: an upload lies in ``<shared root>/pipeline-files`` (the
     service's data folder mounted at the same path); the worker's own ``allow_pipeline_commands`` applies."""
     roots = [Path(r) for r in shared_roots]
     for root in roots:
         rules = UploadRules.where(settings, roots, root, root / "jobs")
         if is_upload(row["app"], rules.uploads):
-            check_job_app(row, settings.app_roots, rules)
-            return
-    check_job_app(row, settings.app_roots, UploadRules.where(settings, roots, roots[0], roots[0] / "jobs"))
+            return check_job_app(row, settings.app_roots, rules)
+    return check_job_app(row, settings.app_roots, UploadRules.where(settings, roots, roots[0], roots[0] / "jobs"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,11 +76,12 @@ def worker_command(python: str, row) -> list[str]:
 
 
 def spawn_app(python: str, row, job_id: str, log_file, preexec_fn=None,
-              progress: Path | None = None) -> subprocess.Popen:
+              progress: Path | None = None, cwd: Path | None = None) -> subprocess.Popen:
     """Start one job's app in its own session, its output into ``log_file``.
 
     Both backends launch apps through here: the embedded scheduler and the Celery worker.
     ``progress``: the file the app keeps its per-operator progress in (:mod:`clara_stream.platform.execution`).
+    ``cwd``: the folder it runs in (an uploaded pipeline: its job's folder; else the service's own).
     """
     env = dict(os.environ, PYTHONUNBUFFERED="1", CLARA_STREAM_JOB_ID=job_id)
     env.pop("CLARA_STREAM_API_TOKEN", None)  # apps never need the service's credentials
@@ -88,7 +89,8 @@ def spawn_app(python: str, row, job_id: str, log_file, preexec_fn=None,
     if progress is not None:
         env[PROGRESS_ENV] = str(progress)
     return subprocess.Popen(worker_command(python, row), stdout=log_file, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=preexec_fn)
+                            stdin=subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=preexec_fn,
+                            cwd=cwd)
 
 
 def _tail(path: Path) -> str:
@@ -289,7 +291,7 @@ class Scheduler:
 
     def _launch(self, row) -> None:
         try:
-            check_job_app(row, self.settings.app_roots, UploadRules.where(
+            cwd = check_job_app(row, self.settings.app_roots, UploadRules.where(
                 self.settings, self.input_roots, Path(self.settings.data_dir), self.queue.jobs_dir))
             check_input(row["input_dir"], self.input_roots)
         except InvalidRequestError as exc:
@@ -302,7 +304,7 @@ class Scheduler:
                                 out.parent / f"operators-{row['attempts'] + 1}.json")
         log_file = open(log_path, "wb")  # noqa: SIM115 - owned by the _Worker until reaped
         try:
-            proc = spawn_app(self.settings.worker_python, row, row["id"], log_file, progress=poller.path)
+            proc = spawn_app(self.settings.worker_python, row, row["id"], log_file, progress=poller.path, cwd=cwd)
         except OSError as exc:
             log_file.close()
             self.queue.finish(row["id"], "failed",

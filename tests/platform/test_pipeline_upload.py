@@ -136,6 +136,9 @@ def _refusals(tmp: Path) -> dict[str, tuple[str, str, str | None]]:
                             "web: {type: command"),
         "path out by ..": (hello(sink_out=f"{tmp}/inputs/../outside/x"), "expected a path under the configured roots",
                            "sink:"),
+        "relative path out by ..": (hello(sink_out="../../../../x"), "resolves to", "sink:"),
+        "absolute path in a nested app value": (hello().replace("log_level: critical}", "notes: {keep: /etc/x}}"),
+                                                "app.notes.keep: expected a path under", "app:"),
         "path out by symlink": (hello(sink_out=f"{tmp}/inputs/link/x"), f"resolves to {outside}/x", "sink:"),
         "model repository out": (hello(services="services:\n  triton: {type: triton, model_repository: /etc}\n"),
                                  "service 'triton' model_repository: expected a path under", "triton:"),
@@ -190,6 +193,19 @@ def test_command_services_accepted_only_with_the_opt_in(tmp_path: Path) -> None:
         assert p.names() == ["with_web"]
     finally:
         p.close()
+
+
+def test_relative_paths_run_in_the_jobs_folder(platform: Platform) -> None:
+    """A relative output is accepted and lands in the job's own folder (the app runs there), not in the
+    service's working folder. Fails if the job runs in the service's folder."""
+    made = platform.grpc.create_pipeline(hello(sink_out="rel_out"), name="rel")
+    inbox = platform.inputs / "in"
+    inbox.mkdir()
+    job = platform.grpc.submit({"pipeline": made.name, "input": str(inbox)})
+    assert [j.status for j in platform.grpc.watch(job.id)][-1] == "succeeded", platform.grpc.job(job.id).error
+    folder = Path(platform.grpc.job(job.id).output_dir).parent
+    assert json.loads((folder / "rel_out" / "summary.json").read_text())["frames"] == 5
+    assert not (Path.cwd() / "rel_out").exists()
 
 
 def test_paths_are_checked_again_at_launch(platform: Platform) -> None:

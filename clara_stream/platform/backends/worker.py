@@ -132,7 +132,7 @@ class JobRunner:
     def _run(self, row, token: float) -> str:
         job_id = row["id"]
         try:
-            check_shared_job_app(row, self.cfg.settings, self.cfg.shared_roots)
+            cwd = check_shared_job_app(row, self.cfg.settings, self.cfg.shared_roots)
             check_input(row["input_dir"], self.cfg.shared_roots)
             out = Path(row["output_dir"]).resolve()
             if not any(out.is_relative_to(r.resolve()) for r in self.cfg.shared_roots):
@@ -152,7 +152,7 @@ class JobRunner:
                                 Path(self.cfg.data_dir) / "progress" / f"{job_id}-{row['attempts'] + 1}.json")
         with open(log_path, "wb") as log_file:
             proc = spawn_app(self.cfg.settings.worker_python, row, job_id, log_file, preexec_fn=_die_with_parent,
-                             progress=poller.path)
+                             progress=poller.path, cwd=cwd)
             claimed = self._write(
                 "UPDATE job SET status = 'running', started_at = ?, attempts = attempts + 1, worker = ?, "
                 "worker_pid = ?, worker_started = ?, progress = ? WHERE id = ? AND dispatched_at = ? "
