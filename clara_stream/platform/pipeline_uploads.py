@@ -43,6 +43,7 @@ UPLOAD_DIR = "pipeline-files"
 FIELD = "pipelineFile"
 VALIDATE_TIMEOUT_S = 60.0
 SAFE_SERVICES = ("triton",)
+MAX_THREADS = 64
 #: a key is path-ish when it is one of _PATH_KEYS or one of its ``_`` words is one of these (``model_path``)
 _PATH_WORDS = frozenset({"path", "paths", "file", "files", "filename", "dir", "dirs", "directory", "folder",
                          "repository", "onnx", "weights"})
@@ -229,7 +230,15 @@ class _Checker:
         y = self.spec.source
         for name, svc in self.spec.services.items():
             self._service(name, svc)
-        for key, value in self.sections["app"].items():
+        app = self.sections["app"]
+        if app.get("fragments"):  # a distributed run opens UCX listeners across machines: deployed, not uploaded
+            self.errors.append(f"{y.where('app', 'fragments')}: pipeline: app.fragments: expected false in an "
+                               f"uploaded pipeline (one process, loopback services only); got {app['fragments']!r}")
+        threads = app.get("threads", 1)
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+            self.errors.append(f"{y.where('app', 'threads')}: pipeline: app.threads: expected 1..{MAX_THREADS}; "
+                               f"got {threads!r}")
+        for key, value in app.items():
             self.walk(y.where("app", key), f"app.{key}", value, _pathish(key))
         for name, op in self.spec.operators.items():
             if op.cls is None:  # parse_pipeline refused it already; never imported by path

@@ -139,6 +139,8 @@ def _refusals(tmp: Path) -> dict[str, tuple[str, str, str | None]]:
         "relative path out by ..": (hello(sink_out="../../../../x"), "resolves to", "sink:"),
         "absolute path in a nested app value": (hello().replace("log_level: critical}", "notes: {keep: /etc/x}}"),
                                                 "app.notes.keep: expected a path under", "app:"),
+        "distributed fragments": (hello().replace("log_level: critical}", "fragments: true}"),
+                                  "app.fragments: expected false", "app:"),
         "path out by symlink": (hello(sink_out=f"{tmp}/inputs/link/x"), f"resolves to {outside}/x", "sink:"),
         "model repository out": (hello(services="services:\n  triton: {type: triton, model_repository: /etc}\n"),
                                  "service 'triton' model_repository: expected a path under", "triton:"),
