@@ -242,7 +242,15 @@ def run_ours(
             wait_listeners(proc.pid, info["dicomPort"], acceptors)
         plain = bool(quarters) or receive_path != "fast" or not fsync  # throughput only: no job, no round trips
         aec = "MANY" if plain else AE
+        import psutil
+
+        service = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children()]
+        cpu0, box0 = [p.cpu_times() for p in service], psutil.cpu_times()
         wall = send(quarters or [series], info["dicomPort"], aec)
+        cpu1, box1 = [p.cpu_times() for p in service], psutil.cpu_times()
+        used = sum(b.user + b.system - a.user - a.system for a, b in zip(cpu0, cpu1))
+        idle = (box1.idle - box0.idle) / max(1e-9, sum(box1) - sum(box0))
+        LAST_USAGE[:] = [used * 1000.0 / len(datasets), idle * 100.0]
         files = list((data / "store" / aec).rglob("*.dcm"))
         assert len(files) == len(datasets), "our SCP lost instances"
         if plain:
@@ -263,6 +271,9 @@ def run_ours(
     finally:
         stop_service(proc, log)
     return wall, rtt, to_start
+
+
+LAST_USAGE: list[float] = []  # of the last run_ours: service CPU ms per instance, box idle % while sending
 
 
 def stop_service(proc: subprocess.Popen, log) -> None:
@@ -350,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         many: [],
     }
     gaps: dict[str, list[np.ndarray]] = {"storescp": [], "orthanc": [], "ours": []}
+    usage: dict[str, list[list[float]]] = {k: [] for k in rates if k.startswith("ours")}
     to_start: list[float] = []
     syncs: list[float] = []
     try:
@@ -369,16 +381,21 @@ def main(argv: list[str] | None = None) -> int:
             rates["orthanc"].append(n / wall)
             gaps["orthanc"].append(iv)
             wall, iv, ts = run_ours(series, datasets, work)
+            usage["ours"].append(LAST_USAGE[:])
             rates["ours"].append(n / wall)
             gaps["ours"].append(iv)
             to_start.append(ts)
             wall, _, _ = run_ours(series, datasets, work, receive_path="pynetdicom")
+            usage["ours, pynetdicom path"].append(LAST_USAGE[:])
             rates["ours, pynetdicom path"].append(n / wall)
             wall, _, _ = run_ours(series, datasets, work, fsync=False)
+            usage["ours, no fsync (CPU only)"].append(LAST_USAGE[:])
             rates["ours, no fsync (CPU only)"].append(n / wall)
             wall, _, _ = run_ours(series, datasets, work, quarters=quarters, acceptors=1)
+            usage["ours, 4 assoc, 1 acceptor"].append(LAST_USAGE[:])
             rates["ours, 4 assoc, 1 acceptor"].append(n / wall)
             wall, _, _ = run_ours(series, datasets, work, quarters=quarters, acceptors=args.acceptors)
+            usage[many].append(LAST_USAGE[:])
             rates[many].append(n / wall)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -399,11 +416,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.machine()} {os.cpu_count()} cores, load {load[0]:.1f}/{load[1]:.1f}, "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     )
-    print(f"{'receiver':<30} {'inst/s median':>14} {'min–max':>16} {'C-STORE RTT ms p50/p90/p99':>28}")
+    head = f"{'receiver':<30} {'inst/s median':>14} {'min–max':>16} {'C-STORE RTT ms p50/p90/p99':>28}"
+    print(head + f" {'service CPU ms/inst':>20} {'box idle %':>11}")
     for k in rates:
         lo, hi = min(rates[k]), max(rates[k])
         rtt = pct(np.concatenate(gaps[k])) if k in gaps else "-"
-        print(f"{k:<30} {med[k]:>14.1f} {lo:>7.1f}–{hi:<8.1f} {rtt:>28}")
+        cpu, idle = (statistics.median(u[i] for u in usage[k]) for i in (0, 1)) if k in usage else (None, None)
+        tail = f" {cpu:>20.2f} {idle:>11.0f}" if cpu is not None else ""
+        print(f"{k:<30} {med[k]:>14.1f} {lo:>7.1f}–{hi:<8.1f} {rtt:>28}{tail}")
     for name, value in ratios.items():
         print(f"ratio {name}: {value:.2f}")
     sy = np.asarray(syncs)
