@@ -1,8 +1,8 @@
 """``clara-stream grpc``: the platform's gRPC API from the shell, through :class:`PlatformClient`.
 
-upload a payload folder, submit a job on it, watch its states, download an output file (checked
-against the server's sha256). The token, when the service has one, comes from
-$CLARA_STREAM_API_TOKEN (never argv), as for ``jobs`` over REST.
+register a pipeline from a local pipeline file, upload a payload folder, submit a job on it,
+watch its states, download an output file (checked against the server's sha256). The token,
+when the service has one, comes from $CLARA_STREAM_API_TOKEN (never argv), as for ``jobs`` over REST.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 import typer
+
+from clara_stream.errors import UserError
 
 grpc_app = typer.Typer(help="The platform gRPC API of a running `dicom serve --grpc-port`.", no_args_is_help=True)
 TargetOpt = typer.Option(os.environ.get("CLARA_STREAM_GRPC", "127.0.0.1:50051"), help="HOST:PORT of the gRPC API")
@@ -30,6 +32,21 @@ def upload_cmd(folder: Path, target: str = TargetOpt) -> None:
     with _client(target) as c:
         payload = c.upload(folder)
     typer.echo(f"{payload.id}  {len(payload.files)} files  {payload.bytes} bytes  {payload.path}")
+
+
+@grpc_app.command("create-pipeline")
+def create_pipeline_cmd(file: Path, name: str = typer.Option(None, help="default: the file's pipeline: name"),
+                        overrides: list[str] = typer.Option([], "--set"), target: str = TargetOpt) -> None:
+    """Register a pipeline from FILE's content (checked by the service before it is stored); prints its id."""
+    if not file.is_file():
+        raise typer.BadParameter(f"expected a pipeline file; got {file}", param_hint="FILE")
+    import grpc
+
+    with _client(target) as c:
+        try:
+            typer.echo(c.create_pipeline(file, name=name, overrides=list(overrides)).id)
+        except grpc.RpcError as exc:  # the service's own message: every problem with its line
+            raise UserError(f"grpc: CreatePipeline answered {exc.code().name}: {exc.details()}") from None
 
 
 @grpc_app.command("submit")

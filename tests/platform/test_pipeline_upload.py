@@ -295,3 +295,23 @@ def test_a_celery_worker_applies_the_same_rule_at_launch(platform: Platform) -> 
     copy.write_bytes(Path(made.app).read_bytes())
     with pytest.raises(InvalidRequestError, match="app: expected an installed app"):
         check_shared_job_app({**row, "app": str(copy)}, worker, shared)
+
+
+def test_cli_grpc_create_pipeline_sends_the_file(platform: Platform, tmp_path: Path) -> None:
+    """`clara-stream grpc create-pipeline FILE`: registered from the content; a refused file exits non-zero
+    with the service's message and registers nothing."""
+    local = tmp_path / "g.yaml"
+    local.write_text(hello(factor="5.0"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "clara_stream.cli", "grpc", "create-pipeline", *args,
+                               "--target", platform.target], capture_output=True, text=True, timeout=120)
+
+    done = cli(str(local), "--name", "via_grpc_cli")
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert platform.grpc.pipeline(done.stdout.strip()).app == str(
+        platform.uploads / f"{hashlib.sha256(local.read_bytes()).hexdigest()}.yaml")
+    local.write_text(hello(sink_in="sink.frames"))
+    done = cli(str(local), "--name", "bad")
+    assert done.returncode != 0 and "expected an input port of sink" in done.stderr
+    assert platform.names() == ["via_grpc_cli"]
