@@ -5,9 +5,11 @@ graphs run in the same process, interleaved, for a small ndarray and a 512² flo
 the Greedy, EventBased and MultiThread schedulers, in three modes: ``bare`` (emit only), ``meta``
 (every emit carries ``frame_info`` and ``frame_clock`` metadata, as real operators' do; the raw
 chain sets the same Holoscan metadata) and ``meta+checks`` (also ``app.check_contracts``, as the
-tests run). Prints wall and CPU (process time, all threads) µs/message for both, the ratio (clara /
-raw; targets: ≤ 1.10 bare and meta, ≤ 1.25 meta+checks) and the spread of the repeats (min–max).
-On a loaded machine the CPU-time ratio is the trustworthy one.
+tests run). Prints wall and CPU (process time, all threads) µs/message for both, the ratio of the
+medians (clara / raw; targets: ≤ 1.10 bare and meta, ≤ 1.25 meta+checks), the spread of the repeats
+(min–max) and the ratio of the minimums (the least disturbed runs). On a loaded machine the CPU-time
+ratio is the trustworthy one; on the multithread scheduler CPU/message swings 2× between runs of the
+same code (its workers poll every check period), so read its spread before its median.
 
 Then a fragment hop (``--fragments``): tx and rx in two Holoscan fragments over UCX on loopback, one
 process, 1 MiB float32 arrays; steady-state µs/message and MB/s from rx's first to last receive,
@@ -313,17 +315,22 @@ def _overhead_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
                     r, c = statistics.median(rv), statistics.median(cv)
                     rs, csx = _stats(rv), _stats(cv)
                     print(f"{case + ' ' + what:44s} {r:11.1f} {c:13.1f} {c / r:7.3f}   "
-                          f"{rs['min']:.0f}–{rs['max']:.0f} | {csx['min']:.0f}–{csx['max']:.0f}", flush=True)
+                          f"{rs['min']:.0f}–{rs['max']:.0f} | {csx['min']:.0f}–{csx['max']:.0f}   "
+                          f"min/min {csx['min'] / rs['min']:.3f}", flush=True)
                     rows.append({"case": case, "metric": f"{what} µs/message (median of {args.repeats} runs)",
                                  "value": c, "anchor": "raw Holoscan", "anchor_value": r, "ratio": c / r,
+                                 "ratio_of_minimums": csx["min"] / rs["min"],
                                  "target": TARGETS[mode] if what == "CPU" else None,
                                  "spread": {"clara": csx, "raw": rs}})
     if INCOMPLETE:
         print(f"runs that ended before rx had every message (retried, not counted): {INCOMPLETE}")
-    for mode in args.modes:
-        ratios = [row["ratio"] for row in rows if row["metric"].startswith("CPU") and row["case"].endswith(mode)]
-        verdict = "met" if max(ratios) <= TARGETS[mode] else "MISSED"
-        print(f"{mode}: CPU-time ratios {min(ratios):.3f}–{max(ratios):.3f} (target ≤ {TARGETS[mode]:.2f}: {verdict})")
+    for mode in args.modes:  # the ratio of the least disturbed runs (min/min) is the steadier one on a shared box
+        cpu = [row for row in rows if row["metric"].startswith("CPU") and row["case"].endswith(mode)]
+        for key, label in (("ratio", "median"), ("ratio_of_minimums", "min/min")):
+            ratios = [row[key] for row in cpu]
+            verdict = "met" if max(ratios) <= TARGETS[mode] else "MISSED"
+            print(f"{mode}: CPU-time ratios ({label}) {min(ratios):.3f}–{max(ratios):.3f} "
+                  f"(target ≤ {TARGETS[mode]:.2f}: {verdict})")
     return rows
 
 

@@ -107,7 +107,7 @@ class DistributedRun:
                 if given is None:
                     driver_host, _ = split_address(self.address)
                     host = "127.0.0.1" if driver_host.startswith(_LOOPBACK) else "0.0.0.0"
-                self._held.append(reserve_port(host))
+                self._held.append(reserve_port())  # every interface: Holoscan's worker server binds 0.0.0.0
                 chosen = f"{host}:{self._held[-1].getsockname()[1]}"
                 args = [a for i, a in enumerate(args) if not (a == "--worker-address" or a.startswith(
                     "--worker-address=") or (i and args[i - 1] == "--worker-address"))]

@@ -170,7 +170,10 @@ class Operator(_HoloscanOperator):
         A value sent over a fragment edge arrives with its metadata, which is restored here.
         """
         value = op_input.receive(port)
-        if type(value) is Crossing or (type(value) is dict and META_KEY in value):
+        kind = type(value)
+        if kind is np.ndarray or value is None:  # the common case, returned before any other test
+            return value
+        if kind is Crossing or (kind is dict and META_KEY in value):
             value, meta = unpack(value)
             seq = (meta or {}).pop(SEQ_KEY, None)
             expected = self._crossed[port] = self._crossed.get(port, 0) + 1
@@ -196,9 +199,8 @@ class Operator(_HoloscanOperator):
                 md[key] = item
         if self._check:
             self._check_value(port, value, meta)
-        if port not in self._sent:
-            self._sent.add(port)
-        if port in self._crossing:
+        self._sent.add(port)
+        if self._crossing and port in self._crossing:
             md = self.metadata
             seq = self._crossed[port] = self._crossed.get(port, 0) + 1
             value = pack(value, {**{k: md.get(k) for k in md.keys()}, SEQ_KEY: seq})
