@@ -118,8 +118,13 @@ class MseLiveSink(FrameSink):
 
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(64)  # connections wait in the backlog until the loop serves them: none refused
+        try:
+            sock.bind((self.host, self.port))
+            sock.listen(64)  # connections wait in the backlog until the loop serves them: none refused
+        except OSError as exc:
+            sock.close()
+            raise ValueError(f"{self.owner}: expected an address to serve the live page on; got "
+                             f"{exc.strerror or exc} [{self.path}]") from exc
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self._app(), log_level="warning", lifespan="on", timeout_graceful_shutdown=2,
                                 ws_ping_interval=None)
@@ -138,8 +143,9 @@ class MseLiveSink(FrameSink):
             self._stream = H264Stream(rgb.shape[1], rgb.shape[0], self.bitrate_kbps, self.codec,
                                       keyframe_interval=max(1, round(rate)), frame_ticks=round(TIMESCALE / rate),
                                       fps=rate)
-            self.encoder, self.padded = self._stream.codec, (rgb.shape[1], rgb.shape[0]) if rgb.shape[0] % 2 or \
-                rgb.shape[1] % 2 else None
+            self.encoder = self._stream.codec
+            if rgb.shape[0] % 2 or rgb.shape[1] % 2:  # padded right/bottom to even, as a VideoSink does
+                self.padded = (rgb.shape[1], rgb.shape[0])
             self._post(self._init_ready.set)
             self._thread = threading.Thread(target=self._run, name=f"{self.owner}-encode", daemon=True)
             self._thread.start()

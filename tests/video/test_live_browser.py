@@ -102,7 +102,8 @@ def test_fragments_decode_with_ffmpeg_at_the_source_rate(ff: dict, tmp_path: Pat
 
 def test_refuses_what_the_gateway_refuses(tmp_path: Path) -> None:
     """Beyond loopback without a token, a foreign Host or Origin, a missing token, a token in the
-    WebSocket URL, an unknown static file: each refused with its reason; the page carries a CSP.
+    WebSocket URL, an unknown static file, a port in use: each refused with its reason; the page
+    carries a CSP.
 
     Fails if any check is dropped (the attack would then be answered with the stream or the page).
     """
@@ -113,6 +114,8 @@ def test_refuses_what_the_gateway_refuses(tmp_path: Path) -> None:
     sink = MseLiveSink("ws://127.0.0.1:0/live", token="s3cret")
     try:
         sink.open()
+        with pytest.raises(ValueError, match=f"expected an address to serve the live page on; got .*:{sink.port}/live"):
+            MseLiveSink(f"ws://127.0.0.1:{sink.port}/live").open()  # taken: one clear line, not a traceback
         base = f"http://127.0.0.1:{sink.port}"
         with httpx.Client(base_url=base) as http:
             assert http.get("/live").status_code == 401
