@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ MAX_BYTES = 256 * 1024
 UPLOAD_DIR = "pipeline-files"
 FIELD = "pipelineFile"
 VALIDATE_TIMEOUT_S = 60.0
+#: at most this many validator processes at once, whatever the number of concurrent uploads
+_VALIDATING = threading.BoundedSemaphore(2)
 SAFE_SERVICES = ("triton",)
 MAX_THREADS = 64
 #: a key is path-ish when it is one of _PATH_KEYS or one of its ``_`` words is one of these (``model_path``)
@@ -83,7 +86,10 @@ class UploadRules:
 
 def is_upload(app: str, uploads: Path) -> bool:
     """True when ``app`` is a file kept by :func:`store_upload`."""
-    return "/" in app and Path(app).resolve().parent == uploads.resolve()
+    if "/" not in app:
+        return False
+    p = Path(app).resolve()
+    return p.parent == uploads.resolve() and re.fullmatch(r"[0-9a-f]{64}\.yaml", p.name) is not None
 
 
 def _text(content: bytes | str) -> bytes:
@@ -266,7 +272,8 @@ def _validate_in_subprocess(file: Path, overrides: Iterable[str], rules: UploadR
     args = [sys.executable, "-m", __name__, str(file), str(rules.jobs / "_job_" / "input"),
             str(rules.jobs / "_job_" / "output"), *overrides]
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=VALIDATE_TIMEOUT_S)
+        with _VALIDATING:
+            done = subprocess.run(args, capture_output=True, text=True, timeout=VALIDATE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise PipelineFileError(f"{FIELD}: expected validation within {VALIDATE_TIMEOUT_S:g} s; got none") from None
     try:
@@ -352,6 +359,10 @@ def create_pipeline(service: Any, item: Any) -> Any:
 def check_put(service: Any, item: Any) -> None:
     """A plain registration naming a stored upload gets the upload rule too (its overrides may differ)."""
     rules = UploadRules.of(service)
+    if ("/" in item.app or item.app.startswith(".")) and not is_upload(item.app, rules.uploads) \
+            and Path(item.app).resolve().is_relative_to(rules.uploads.resolve()):
+        raise PipelineFileError(f"app: expected a stored pipeline file {rules.uploads}/<sha256>.yaml or an app; "
+                                f"got {item.app!r}")
     if is_upload(item.app, rules.uploads):
         errors = rule_errors(_parse(Path(item.app)), rules, item.overrides)
         if errors:

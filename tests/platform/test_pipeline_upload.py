@@ -237,6 +237,9 @@ def test_put_naming_a_stored_file_gets_the_rule_for_its_overrides(platform: Plat
     with pytest.raises(grpc.RpcError) as err:
         platform.grpc.put_pipeline(body)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details() == r.json()["detail"]
+    for app in (str(platform.uploads), str(platform.uploads / ".incoming")):  # the folder itself is no app
+        r = platform.rest.put("/pipelines/sneak", json={"name": "sneak", "app": app}, headers=platform.headers)
+        assert r.status_code == 400 and r.json()["detail"].startswith("app: expected a stored pipeline file"), r.text
     assert platform.names() == ["ok"]
 
 
