@@ -107,6 +107,21 @@ def test_letterbox_round_trip_and_image() -> None:
     assert img.shape == (192, 320, 3) and lb2.pad_x == 32 and img[100, 10, 0] == 114 and img[100, 160, 0] == 0
 
 
+def test_letterbox_downscale_is_the_block_mean() -> None:
+    """720p → 320×180 (a 4× downscale, as the app's model input): each pixel is the mean of its 4×4
+    block (numpy, the oracle) to within one grey level, on noise with a bright off-centre square.
+
+    Fails if the image is resampled by point or bilinear sampling (aliasing on noise: errors of
+    tens of levels), if an axis is swapped, or if the halving steps misplace the image.
+    """
+    rgb = np.random.default_rng(5).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    rgb[100:180, 900:1020] = 250
+    img, lb = letterbox_image(rgb, (320, 192))
+    oracle = rgb.reshape(180, 4, 320, 4, 3).astype(float).mean(axis=(1, 3))
+    got = img[int(lb.pad_y) : int(lb.pad_y) + 180].astype(float)
+    assert (lb.pad_y, img.shape) == (6, (192, 320, 3)) and np.abs(got - oracle).max() <= 1.0
+
+
 def test_nms_and_postprocess() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], np.float32)
     assert nms(boxes, np.array([0.5, 0.9, 0.7], np.float32), 0.5).tolist() == [1, 2]
