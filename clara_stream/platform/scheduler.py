@@ -31,10 +31,11 @@ import psutil
 from clara_stream.platform.db import DB_ERRORS
 from clara_stream.platform.execution import PROGRESS_ENV, ProgressPoller
 from clara_stream.platform.jobs import JobQueue
-from clara_stream.platform.pipeline_uploads import UploadRules, check_job_app
+from clara_stream.platform.pipeline_uploads import check_job_app
 from clara_stream.platform.security import check_input
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import InvalidRequestError
+from clara_stream.platform.upload_rules import UploadRules
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import DB_ERRORS, database_for
 from clara_stream.platform.instances import InstanceStore
 from clara_stream.platform.jobs import JobQueue
-from clara_stream.platform.pipeline_uploads import UPLOAD_DIR
 from clara_stream.platform.results import ResultsService
 from clara_stream.platform.scheduler import Scheduler
 from clara_stream.platform.schemas import JobInfo, JobSubmit
 from clara_stream.platform.security import check_input, ensure_token
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import InvalidRequestError
+from clara_stream.platform.upload_rules import UPLOAD_DIR
 
 log = logging.getLogger(__name__)
 

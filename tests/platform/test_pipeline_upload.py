@@ -21,9 +21,10 @@ from fastapi.testclient import TestClient
 from clara_stream.platform.api.app import create_app
 from clara_stream.platform.client import PlatformClient
 from clara_stream.platform.grpc.server import serve
-from clara_stream.platform.pipeline_uploads import MAX_BYTES, UPLOAD_DIR
+from clara_stream.platform.pipeline_uploads import MAX_BYTES
 from clara_stream.platform.service import PlatformService
 from clara_stream.platform.settings import PlatformSettings
+from clara_stream.platform.upload_rules import UPLOAD_DIR
 
 HELLO = """\
 pipeline: hello_upload
@@ -318,3 +319,12 @@ def test_cli_grpc_create_pipeline_sends_the_file(platform: Platform, tmp_path: P
     done = cli(str(local), "--name", "bad")
     assert done.returncode != 0 and "expected an input port of sink" in done.stderr
     assert platform.names() == ["via_grpc_cli"]
+
+
+def test_the_rule_reads_references_as_the_pipeline_does() -> None:
+    """upload_rules keeps its own copy of the ${…} pattern (importing the pipeline package loads holoscan into
+    the service): fails if the two drift, so a reference form the runtime fills could not slip past the rule."""
+    from clara_stream.pipeline.spec import REF
+    from clara_stream.platform import upload_rules
+
+    assert upload_rules._REF.pattern == REF.pattern
