@@ -22,6 +22,9 @@ from clara_stream.voice.commands import build
 
 MAX_QUERY_CHARS = 300
 MAX_CONVERSATIONS = 256
+#: Embeddings of recent (masked) queries kept: the pipeline asks about the same text up to three
+#: times per utterance (n-best check, the answer, "cancel"), and each encode is the costly step.
+MAX_CACHED_QUERIES = 256
 NOT_UNDERSTOOD = "Sorry, I did not understand. Try a command such as zoom in, axial view or hide the ribs."
 LABEL, MASK = "<label>", "organ"  # the catalogue's placeholder and what it (and a said label) is embedded as
 #: Weight of word overlap with an example (hybrid dense + sparse: "zoom in a lot" shares "in", not "out")
@@ -84,19 +87,33 @@ class DialogManager:
         ]
         self._pending: OrderedDict[str, Result] = OrderedDict()
         self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def scores(self, query: str, labels: Sequence[tuple[int, str]] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Per intent: (best cosine similarity of ``query`` to its examples, ranking score = that
         cosine + word overlap with the example). Label names are masked first."""
         masked = mask_labels(query, labels)
         said = set(S.words(masked))
-        sims = self._examples @ self.encoder.encode([masked])[0]
+        sims = self._examples @ self._embed(masked)
         overlap = np.array([len(said & ex) / len(ex) if ex else 0.0 for ex in self._example_words], np.float32)
         cos = np.full(len(self.catalogue.intents), -1.0, np.float32)
         rank = cos.copy()
         np.maximum.at(cos, self._owner, sims)
         np.maximum.at(rank, self._owner, sims + LEXICAL * overlap)
         return cos, rank
+
+    def _embed(self, masked: str) -> np.ndarray:
+        with self._cache_lock:
+            if (v := self._cache.get(masked)) is not None:
+                self._cache.move_to_end(masked)
+                return v
+        v = self.encoder.encode([masked])[0]
+        with self._cache_lock:
+            self._cache[masked] = v
+            while len(self._cache) > MAX_CACHED_QUERIES:
+                self._cache.popitem(last=False)
+        return v
 
     def process(self, query: str, labels: Sequence[tuple[int, str]] = (), conversation: str = "") -> Result:
         """Understand ``query`` against the dataset's ``labels`` ((value, name) pairs).

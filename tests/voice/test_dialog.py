@@ -106,3 +106,33 @@ def test_catalogue_rules():
     for spec, rule in bad:
         with pytest.raises(ValueError, match=rule):
             parse({"intents": {"b": spec}})
+
+
+def test_query_embeddings_are_reused_and_bounded(monkeypatch):
+    """One utterance through ``resolve`` (n-best check, answer, scratch cancel) encodes its text once,
+    the same answers come back from the cache, and the cache stays bounded. Fails if each of the
+    three dialog calls pays for its own encode (what made the dialog stage the slowest one)."""
+    from clara_stream.voice import dialog as D
+    from clara_stream.voice.embed import default_encoder
+    from clara_stream.voice.pipeline import resolve
+
+    class Counting:  # the real encoder, counting the queries it is asked to embed
+        def __init__(self, inner):
+            self.inner, self.seen = inner, []
+
+        def encode(self, texts):
+            self.seen += list(texts)
+            return self.inner.encode(texts)
+
+    enc = Counting(default_encoder())
+    dm = D.DialogManager(encoder=enc)
+    enc.seen.clear()
+    labels = [(3, "lesion")]
+    first = resolve(dm, ["hide the lesion"], labels, "c1")
+    assert sorted(enc.seen) == sorted([D.mask_labels("hide the lesion", labels), "cancel"])
+    again = resolve(dm, ["hide the lesion"], labels, "c2")
+    assert enc.seen.count(D.mask_labels("hide the lesion", labels)) == 1 and first[1].command == again[1].command
+    monkeypatch.setattr(D, "MAX_CACHED_QUERIES", 2)
+    for q in ("zoom in", "pan left", "next slice"):
+        dm.process(q)
+    assert len(dm._cache) == 2
