@@ -103,6 +103,11 @@ class DialogManager:
         np.maximum.at(rank, self._owner, sims + LEXICAL * overlap)
         return cos, rank
 
+    def clear_cache(self) -> None:
+        """Forget cached query embeddings (benchmarks: every utterance pays for its encode)."""
+        with self._cache_lock:
+            self._cache.clear()
+
     def _embed(self, masked: str) -> np.ndarray:
         with self._cache_lock:
             if (v := self._cache.get(masked)) is not None:
