@@ -204,3 +204,18 @@ def test_whisper_free_form_if_installed(speech, tmp_path):
     assert "ruler" in text and "measure" in text, text
     noisy = speech.mix_noise(clip, tmp_path / "free.noisy.wav", 10.0)
     assert "ruler" in asr.transcribe(read_wav(noisy)).lower()
+
+
+def test_recorded_initial_mean_is_what_calibration_computes(voice_peers, sphinx):
+    """``asr.CMN_INIT`` is reproduced by its recipe (``python -m clara_stream.voice.calibrate``: every
+    catalogue example, three voices no test uses). Fails if the constant is edited by hand, tuned
+    against the test clips, or left stale after the catalogue or the front end changes."""
+    from clara_stream.voice.asr import CMN_INIT, PocketSphinxASR
+    from clara_stream.voice.calibrate import catalogue_clips, cepstral_mean
+
+    recorded = np.array([float(x) for x in CMN_INIT.split(",")])
+    np.testing.assert_allclose(cepstral_mean(sphinx, catalogue_clips()), recorded, atol=0.3)
+    with pytest.raises(ValueError, match="at least one clip"):
+        cepstral_mean(sphinx, [])
+    with pytest.raises(ValueError, match="13 comma-separated"):
+        PocketSphinxASR(cmn_init="40,3,-1")
