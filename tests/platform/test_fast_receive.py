@@ -13,6 +13,7 @@ import socket
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
@@ -355,3 +356,27 @@ def test_file_head_is_what_pydicom_writes(sop_class, sop_uid, ts):
     ref.is_little_endian, ref.is_implicit_VR = True, False
     write_file_meta_info(ref, create_file_meta(sop_class_uid=sop_class, sop_instance_uid=sop_uid, transfer_syntax=ts))
     assert file_head(sop_class, sop_uid, ts) == b"\x00" * 128 + b"DICM" + ref.getvalue()
+
+
+def test_reader_keeps_bytes_across_buffer_refills():
+    """The upper layer's reader on a 64-byte buffer (so headers straddle its end and it must move
+    the unread tail to the front) parses a stream of P-DATA-TF PDUs whose PDVs are 1 to 200 bytes
+    (small ones through the buffer, big ones straight from the socket). Fails if the tail is lost
+    or duplicated when the buffer is refilled, or a payload edge is off by one."""
+    from clara_stream.platform.upper_layer import Reader
+
+    rng = np.random.default_rng(7)
+    sizes = [200 if i % 7 == 0 else int(n) for i, n in enumerate(rng.integers(1, 40, 80))]  # mostly small
+    payloads = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
+    stream = b"".join(p_data(pdv(1 + 2 * (i % 3), p, command=False, last=i % 5 == 0)) for i, p in enumerate(payloads))
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(stream)  # all of it waits in the socket: refills fill the buffer to its end
+        reader, got = Reader(b, size=64), []
+        for i, p in enumerate(payloads):
+            assert reader.header() == (4, len(p) + 6)
+            assert reader.pdv_header() == (len(p) + 2, 1 + 2 * (i % 3), 2 if i % 5 == 0 else 0)
+            dst = bytearray(len(p))
+            reader.copy_into(memoryview(dst), len(p))
+            got.append(bytes(dst))
+    assert got == payloads
