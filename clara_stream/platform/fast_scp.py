@@ -20,38 +20,19 @@ import socket
 import ssl
 import struct
 import threading
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from pydicom.dataset import Dataset
 from pynetdicom.presentation import PresentationContext
 
 from clara_stream.platform import upper_layer as ul
+
+if TYPE_CHECKING:  # the handler: admit, receive_instance, association_ended
+    from clara_stream.platform.adapter import DicomAdapter as Handler
 
 log = logging.getLogger(__name__)
 
 #: the largest dataset one C-STORE may carry (work per request is bounded)
 MAX_DATASET_BYTES = 4 << 30
-
-
-class Handler(Protocol):
-    """What the association loop asks of the adapter."""
-
-    def admit(self, calling: str, called: str, host: str) -> tuple[tuple[int, int, int] | None, str]: ...
-
-    def receive_instance(
-        self,
-        *,
-        called: str,
-        calling: str,
-        host: str,
-        assoc_id: str,
-        sop_uid: str,
-        sop_class: str,
-        transfer_syntax: str,
-        body: memoryview,
-    ) -> int | Dataset: ...
-
-    def association_ended(self, assoc_id: str, released: bool) -> None: ...
 
 
 class Association:
