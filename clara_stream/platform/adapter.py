@@ -28,7 +28,6 @@ import uuid
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.sop_class import Verification
-from pynetdicom.transport import ThreadedAssociationServer
 
 from clara_stream.errors import DicomInputError
 from clara_stream.platform import pacing
@@ -36,6 +35,7 @@ from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import DB_ERRORS
 from clara_stream.platform.fast_scp import FastServer
 from clara_stream.platform.instances import InstanceStore, file_head, space_shortfall
+from clara_stream.platform.pynetdicom_scp import NoDelayAssociationServer, ReusePortAssociationServer
 from clara_stream.platform.settings import PlatformSettings
 from clara_stream.platform.status import (
     DIMSE_SUCCESS,
@@ -56,41 +56,6 @@ log = logging.getLogger(__name__)
 _PYNETDICOM_NO_LIMIT = 1 << 20
 #: how stale the per-C-STORE low-space answer may be (one statvfs per instance cost ~2 % of the path)
 SPACE_CHECK_S = 0.1
-
-
-class NoDelayAssociationServer(ThreadedAssociationServer):
-    """Threaded association server: Nagle off on every accepted socket; TLS handshake (with a
-    timeout) on the association's own thread, never on the accept thread."""
-
-    handshake_timeout_s: float = 10.0
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        client, address = self.socket.accept()
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.ssl_context:
-            client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
-        return client, address
-
-    def process_request_thread(self, request, client_address) -> None:
-        if isinstance(request, ssl.SSLSocket):
-            try:
-                request.settimeout(self.handshake_timeout_s)
-                request.do_handshake()
-                request.settimeout(None)
-            except (OSError, ValueError) as exc:  # timeout, reset, bad certificate, plain TCP
-                log.warning("TLS handshake with %s failed: %s", client_address, exc)
-                self.shutdown_request(request)
-                return
-        super().process_request_thread(request, client_address)
-
-
-class ReusePortAssociationServer(NoDelayAssociationServer):
-    """The same, bound with SO_REUSEPORT so several acceptor processes share one port (the kernel
-    spreads connections over them; see :mod:`clara_stream.platform.acceptors`)."""
-
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
 
 
 def _failure(exc: BaseException) -> Dataset:
