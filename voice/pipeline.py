@@ -27,27 +27,43 @@ def understand(asr, dialog: DialogManager, samples: np.ndarray, labels: Sequence
     AudioInputError
         If ``samples`` are silence.
     """
+    text = hear(asr, dialog, samples, labels)
+    return (text, dialog.process(text, labels, conversation)) if text else ("", None)
+
+
+def hear(asr, dialog: DialogManager, samples: np.ndarray, labels: Sequence[tuple[int, str]] = ()) -> str:
+    """The transcript to act on: the best, its n-best and the second opinion, chosen as ``choose`` does.
+
+    Raises
+    ------
+    AudioInputError
+        If ``samples`` are silence.
+    """
     check_speech(samples)
     best = asr.transcribe(samples)
     second = getattr(asr, "redecode", None)
-    return resolve(dialog, [best, *getattr(asr, "alternatives", [])], labels, conversation,
-                   second=(lambda: second(samples)) if second else None)  # fmt: skip
+    return choose(dialog, [best, *getattr(asr, "alternatives", [])], labels,
+                  second=(lambda: second(samples)) if second else None)  # fmt: skip
 
 
 def resolve(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[tuple[int, str]] = (),
             conversation: str = "", second: Callable[[], Sequence[str]] | None = None,
             ) -> tuple[str, Result | None]:  # fmt: skip
+    """``choose``'s transcript, processed on ``conversation``."""
+    chosen = choose(dialog, candidates, labels, second)
+    return (chosen, dialog.process(chosen, labels, conversation)) if chosen else ("", None)
+
+
+def choose(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[tuple[int, str]] = (),
+           second: Callable[[], Sequence[str]] | None = None) -> str:
     """The first of ``candidates`` (best first) the dialog manager understands, else the first of
-    ``second()`` (called only then), else the best."""
+    ``second()`` (called only then), else the best; tried on a scratch conversation only."""
     candidates = list(dict.fromkeys(candidates))
     best = candidates[0] if candidates else ""
     chosen = _first_understood(dialog, candidates, labels)
     if chosen is None and second is not None:
         chosen = _first_understood(dialog, [t for t in dict.fromkeys(second()) if t not in candidates], labels)
-    chosen = best if chosen is None else chosen
-    if not chosen:
-        return "", None
-    return chosen, dialog.process(chosen, labels, conversation)
+    return best if chosen is None else chosen
 
 
 def _first_understood(dialog: DialogManager, candidates: Sequence[str], labels) -> str | None:

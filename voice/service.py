@@ -14,8 +14,9 @@ import hmac
 import re
 from typing import Any
 
-from clara_stream.voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioInputError, check_speech, read_wav, to_wav
+from clara_stream.voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioInputError, read_wav, to_wav
 from clara_stream.voice.dialog import DialogManager
+from clara_stream.voice.pipeline import hear
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -136,8 +137,8 @@ def create_app(ctx: VoiceContext, token: str = "", bind_host: str = "127.0.0.1")
 
         def work() -> dict[str, Any]:
             samples = read_wav(bytes(body))
-            check_speech(samples)
-            text = ctx.asr(ctx.labels(dataset)).transcribe(samples)
+            labels = ctx.labels(dataset)
+            text = hear(ctx.asr(labels), ctx.dialog, samples, labels)  # n-best and second opinion, as the viewer
             if not text:
                 return {"transcript": "", "intent": None, "command": [], "reply": "I heard no command."}
             return {"transcript": text, **ctx.handle(text, dataset, session, conversation or project)}
