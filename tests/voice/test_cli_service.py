@@ -82,3 +82,25 @@ def test_rest_needs_a_token_beyond_loopback(dialog):
         assert c.get("/p/process_query", params={"query": "zoom in"}).status_code == 401
         ok = c.get("/p/process_query", params={"query": "zoom in"}, headers={"Authorization": "Bearer k"})
         assert ok.status_code == 200 and ok.json()["intent"] == "zoom_in"
+
+
+def test_rest_transcribe_chooses_as_the_viewer_does(dialog, utterances):
+    """``POST /<project>/transcribe`` must act on the transcript the viewer's path picks (best,
+    n-best, second opinion), not on the best sentence alone: same transcript and intent as
+    ``understand`` for every clip, and the spoken intent where that path gets it."""
+    from clara_stream.voice.pipeline import understand
+    from clara_stream.voice.service import VoiceContext, create_app
+    from fastapi.testclient import TestClient
+
+    ctx = VoiceContext(dialog)
+    clips = [(u.intent, u.clean) for u in utterances] + [(u.intent, u.noisy) for u in utterances[:12]]
+    with TestClient(create_app(ctx)) as c:
+        right = 0
+        for intent, clip in clips:
+            text, res = understand(ctx.asr([]), dialog, read_wav(clip), [], "oracle")
+            got = c.post("/p/transcribe", content=clip.read_bytes(), params={"conversation": "rest"})
+            assert got.status_code == 200, got.text
+            body = got.json()
+            assert (body["transcript"], body["intent"]) == (text, res.intent if res and res.understood else None), clip
+            right += body["intent"] == intent
+    assert right >= len(clips) // 2  # it understands spoken commands (the accuracy bars live in test_audio_asr)
