@@ -12,6 +12,7 @@ from typing import Any
 
 from pydicom import dcmread
 from pynetdicom import AE, evt
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import Verification
 
@@ -45,6 +46,22 @@ def _ae(calling_ae: str) -> AE:
     return ae
 
 
+def peer_reject(assoc: Any) -> A_ASSOCIATE | None:
+    """The peer's A-ASSOCIATE-RJ for a requested association, or None if it sent none.
+
+    ``assoc.is_rejected`` alone misses fast rejects: pynetdicom 3.0's requestor checks that its
+    socket is connected only after its DUL thread started; if that thread has meanwhile read
+    the RJ and closed the socket (AE-4), the requestor aborts quietly and returns with
+    ``is_rejected`` false and the RJ primitive still in the DUL's queue.
+    """
+    if assoc.is_rejected:
+        return assoc.acceptor.primitive
+    for primitive in list(assoc.dul.to_user_queue.queue):
+        if isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02):
+            return primitive
+    return None
+
+
 def _associate(ae: AE, host: str, port: int, called_ae: str, tls: ssl.SSLContext | None, what: str) -> Any:
     """Open an association with Nagle off, or raise PeerError naming the peer and the outcome."""
     assoc = ae.associate(
@@ -55,10 +72,13 @@ def _associate(ae: AE, host: str, port: int, called_ae: str, tls: ssl.SSLContext
         tls_args=(tls, host) if tls else None,
     )
     if not assoc.is_established:
-        raise PeerError(
-            f"{what}: expected an association with {called_ae}@{host}:{port}; got "
-            f"{'rejected' if assoc.is_rejected else 'aborted or no connection'}"
+        rj = peer_reject(assoc)
+        got = (
+            f"rejected ({rj.result_str}, {rj.source_str}: {rj.reason_str})"
+            if rj is not None
+            else "aborted or no connection"
         )
+        raise PeerError(f"{what}: expected an association with {called_ae}@{host}:{port}; got {got}")
     return assoc
 
 

@@ -19,6 +19,7 @@ from clara_stream.platform.db import Database
 from clara_stream.platform.instances import InstanceStore
 from clara_stream.platform.jobs import JobQueue
 from clara_stream.platform.schemas import GROUPING_SERIES, AeConfig, PipelineConfig, SourceConfig
+from clara_stream.platform.scu import peer_reject
 from clara_stream.platform.status import (
     DIMSE_CANNOT_UNDERSTAND,
     DIMSE_SOP_CLASS_NOT_SUPPORTED,
@@ -129,8 +130,8 @@ def test_unknown_calling_ae_host_and_called_ae_are_refused(env, ct_small, dcmtk)
         ("PYSCU", "NOSUCHAE", REJECT_CALLED_AE),
     ]:
         assoc = env.scu(called=called, calling=calling)
-        assert assoc.is_rejected, (calling, called)
-        rj = assoc.acceptor.primitive
+        rj = peer_reject(assoc)
+        assert rj is not None, (calling, called)
         assert (rj.result, rj.result_source, rj.diagnostic) == reason
     assert env.store.count() == 0
     r = subprocess.run(
@@ -219,7 +220,8 @@ def test_max_associations_rejects_the_extra_one(settings):
         held = [e.scu() for _ in range(2)]
         assert all(a.is_established for a in held)
         extra = e.scu()
-        assert extra.is_rejected and extra.acceptor.primitive.result == 0x02  # transient: try later
+        rj = peer_reject(extra)
+        assert rj is not None and rj.result == 0x02  # transient: try later
         for a in held:
             a.release()
         _wait(lambda: e.adapter.active_count() == 0)

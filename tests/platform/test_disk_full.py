@@ -18,6 +18,7 @@ from pynetdicom.sop_class import CTImageStorage
 
 from clara_stream.platform.api.app import create_app
 from clara_stream.platform.schemas import AeConfig, SourceConfig
+from clara_stream.platform.scu import peer_reject
 from clara_stream.platform.service import PlatformService
 from clara_stream.platform.status import DIMSE_OUT_OF_RESOURCES, DIMSE_SUCCESS, REJECT_LOW_SPACE
 
@@ -108,8 +109,8 @@ def test_low_space_watermark_refuses_before_the_disk_fills(settings, small_fs, c
         assert rsp.Status == DIMSE_OUT_OF_RESOURCES and "watermark" in rsp.ErrorComment
         held.release()
         refused = _assoc(svc.dicom_port)
-        assert refused.is_rejected
-        rj = refused.acceptor.primitive
+        rj = peer_reject(refused)
+        assert rj is not None
         assert (rj.result, rj.result_source, rj.diagnostic) == REJECT_LOW_SPACE
         health = TestClient(create_app(svc, manage=False)).get("/health").json()
         assert "low space" in health["lowSpace"] and "--min-free-mb" in health["lowSpace"]

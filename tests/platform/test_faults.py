@@ -20,6 +20,7 @@ from clara_stream.platform import instances
 from clara_stream.platform.adapter import DicomAdapter
 from clara_stream.platform.grouper import failed_groups
 from clara_stream.platform.schemas import AeConfig, SourceConfig
+from clara_stream.platform.scu import peer_reject
 from clara_stream.platform.service import PlatformService
 from clara_stream.platform.status import DIMSE_SUCCESS, REJECT_BUSY
 
@@ -118,10 +119,9 @@ def test_max_associations_admits_exactly_n_in_a_burst(settings):
             for t in threads:
                 t.join(timeout=120)
             up = [a for a in results if a.is_established]
-            refused = [a for a in results if a.is_rejected]
+            refused = [rj for a in results if (rj := peer_reject(a)) is not None]
             assert (len(up), len(refused)) == (5, 4)
-            for a in refused:
-                rj = a.acceptor.primitive
+            for rj in refused:
                 assert (rj.result, rj.result_source, rj.diagnostic) == REJECT_BUSY
             for a in up:
                 a.release()
@@ -262,7 +262,9 @@ def test_acceptor_processes_share_the_port_and_the_exact_limit(settings, ct_smal
         for _ in range(2):
             results = _burst(svc.dicom_port, 8)
             up = [a for a in results if a.is_established]
-            assert len(up) == 4 and all(a.is_rejected for a in results if not a.is_established)
+            refused = [rj for a in results if (rj := peer_reject(a)) is not None]
+            assert (len(up), len(refused)) == (4, 4)
+            assert all((rj.result, rj.result_source, rj.diagnostic) == REJECT_BUSY for rj in refused)
             for i, a in enumerate(up):
                 for f in files[i * 4 : i * 4 + 4]:
                     assert a.send_c_store(dcmread(f)).Status == DIMSE_SUCCESS

@@ -14,6 +14,8 @@ from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
+from clara_stream.platform.scu import peer_reject
+
 from .conftest import wait_until
 
 PROBE = str(Path(__file__).parent / "apps" / "probe")
@@ -44,7 +46,7 @@ def test_sigterm_refuses_new_associations_lets_the_open_one_finish_and_resumes(s
         if other.is_established:  # SIGTERM not handled yet
             other.release()
             return None
-        assert other.is_rejected, "a clean A-ASSOCIATE-RJ, not a reset or an abort"
+        assert peer_reject(other) is not None, "a clean A-ASSOCIATE-RJ, not a reset or an abort"
         return other
 
     other = wait_until(refused, "new associations refused while stopping", 60)
