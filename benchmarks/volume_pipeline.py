@@ -59,6 +59,22 @@ def simpleitk(folder: Path):
     return reader.Execute()
 
 
+def same_files(folder: Path) -> None:
+    """Both readers read the same files in the same slice order (so the timings compare like for like)."""
+    import SimpleITK as sitk
+    from clara_stream.operators.dicom.selector import select_series
+    from clara_stream.operators.dicom.series import series_to_volume
+    from clara_stream.operators.dicom.study import scan_study
+
+    sel = select_series(scan_study(folder), None, sort_by_sop_instance_count=True)
+    mine = [str(i.path.resolve()) for i in series_to_volume(sel.selected[0][1], min_slices=2).source.instances]
+    reader = sitk.ImageSeriesReader()
+    theirs = [str(Path(f).resolve()) for f in reader.GetGDCMSeriesFileNames(str(folder))]
+    if mine != theirs and mine != theirs[::-1]:
+        raise SystemExit(f"volume_pipeline: expected the same {len(theirs)} files as SimpleITK in slice order; "
+                         f"got {len(mine)}, {len(set(mine) & set(theirs))} shared, in {folder}")  # fmt: skip
+
+
 def compare(folder: Path, repeats: int) -> dict:
     """Alternate the two readers ``repeats`` times (after one warm-up each); check equal voxels."""
     import SimpleITK as sitk
@@ -66,6 +82,7 @@ def compare(folder: Path, repeats: int) -> dict:
     a, b = ours(folder), sitk.GetArrayFromImage(simpleitk(folder))
     if not np.array_equal(a, b):
         raise SystemExit(f"volume_pipeline: expected equal voxels to SimpleITK; got a difference in {folder}")
+    same_files(folder)
     t_ours, t_sitk, c_ours, c_sitk = [], [], [], []
     for _ in range(repeats):
         for fn, acc, cpu in ((ours, t_ours, c_ours), (simpleitk, t_sitk, c_sitk)):
