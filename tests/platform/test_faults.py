@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from pydicom import dcmread
+from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification
 
@@ -259,7 +260,8 @@ def test_acceptor_processes_share_the_port_and_the_exact_limit(settings, ct_smal
 
         wait_until(child_listens, "the second acceptor listening")
         files = sorted(ct_small.iterdir())
-        for _ in range(2):
+        sent: set[str] = set()
+        for burst in range(2):
             results = _burst(svc.dicom_port, 8)
             up = [a for a in results if a.is_established]
             refused = [rj for a in results if (rj := peer_reject(a)) is not None]
@@ -267,11 +269,17 @@ def test_acceptor_processes_share_the_port_and_the_exact_limit(settings, ct_smal
             assert all((rj.result, rj.result_source, rj.diagnostic) == REJECT_BUSY for rj in refused)
             for i, a in enumerate(up):
                 for f in files[i * 4 : i * 4 + 4]:
-                    assert a.send_c_store(dcmread(f)).Status == DIMSE_SUCCESS
+                    ds = dcmread(f)
+                    # new instances each burst: whether the 1 s group closed in between does not matter
+                    uid = generate_uid(entropy_srcs=[ds.SOPInstanceUID, str(burst)])
+                    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
+                    assert a.send_c_store(ds).Status == DIMSE_SUCCESS
+                    sent.add(ds.SOPInstanceUID)
                 a.release()
             wait_until(lambda: svc.adapter.active_count() == 0, "all slots returned")
-        wait_until(lambda: svc.store.count(state="complete") == 16, "16 instances complete")
-        assert len({r["sop_uid"] for r in svc.db.query("SELECT sop_uid FROM instance")}) == 16
+        wait_until(lambda: svc.store.count(state="complete") == 32, "32 instances complete")
+        rows = [r["sop_uid"] for r in svc.db.query("SELECT sop_uid FROM instance")]
+        assert sorted(rows) == sorted(sent)  # each acknowledged instance indexed exactly once
     finally:
         svc.stop()
     assert not child.is_alive()
