@@ -29,12 +29,14 @@ class Intent:
     slots: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     confirm: bool = False
+    cues: frozenset[str] = frozenset()  # single words that point at this intent (see dialog.CUE_BONUS)
 
 
 @dataclass(frozen=True)
 class Catalogue:
     intents: tuple[Intent, ...]
     source: str = field(default="", compare=False)
+    refuse: tuple[str, ...] = ()  # out-of-domain examples: a query nearer one of them is refused
 
     def __getitem__(self, name: str) -> Intent:
         for it in self.intents:
@@ -58,7 +60,8 @@ def parse(data: dict, source: str = "<dict>") -> Catalogue:
     ------
     ValueError
         Naming the intent and the rule: fewer than 2 examples, an unknown slot or command, a
-        required slot not among the slots, a reply placeholder that is not a slot, or a duplicate example.
+        required slot not among the slots, a reply placeholder that is not a slot, a duplicate example,
+        or a cue that is not one lower-case word.
     """
     if not isinstance(data, dict) or not isinstance(data.get("intents"), dict) or not data["intents"]:
         raise ValueError(
@@ -88,8 +91,15 @@ def parse(data: dict, source: str = "<dict>") -> Catalogue:
         placeholders = {p.split("}")[0] for p in reply.split("{")[1:]}
         if not reply or placeholders - set(slots):
             raise _fail(source, name, "a reply whose {placeholders} are slots of the intent", reply)
-        out.append(Intent(str(name), examples, command, reply, slots, required, bool(spec.get("confirm", False))))
-    return Catalogue(tuple(out), source)
+        cues = [str(c) for c in spec.get("cues") or ()]
+        if bad := [c for c in cues if not c.isalpha() or c != c.lower()]:
+            raise _fail(source, name, "cues as single lower-case words", bad)
+        out.append(Intent(str(name), examples, command, reply, slots, required, bool(spec.get("confirm", False)),
+                          frozenset(cues)))
+    refuse = tuple(str(e).strip() for e in data.get("refuse") or ())
+    if bad := [e for e in refuse if not e or e.lower() in seen]:
+        raise ValueError(f"catalogue: expected refuse examples non-empty and not intent examples; got {bad} [{source}]")
+    return Catalogue(tuple(out), source, refuse)
 
 
 def load(path: Path | str | None = None) -> Catalogue:

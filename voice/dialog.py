@@ -29,7 +29,9 @@ NOT_UNDERSTOOD = "Sorry, I did not understand. Try a command such as zoom in, ax
 LABEL, MASK = "<label>", "organ"  # the catalogue's placeholder and what it (and a said label) is embedded as
 #: Weight of word overlap with an example (hybrid dense + sparse: "zoom in a lot" shares "in", not "out")
 #: and bonus per specific slot the words fill ("an oblique slice" names a view: set_view, not next_slice).
-LEXICAL, SLOT_BONUS = 0.15, 0.1
+#: Bonus per cue (at most two) of an intent that the words hold (embeddings barely tell "forward" from "back",
+#: "bigger" from "smaller", "only" from "again": opposite intents score alike on them).
+LEXICAL, SLOT_BONUS, CUE_BONUS = 0.15, 0.1, 0.1
 NEGATION, ASK_GAP = 0.1, 0.1
 SPECIFIC = ("direction", "view", "preset", "label")  # slots whose words point at an intent
 SLOT_NAMES = {"direction": "a direction", "view": "a view", "preset": "a window preset", "label": "a label"}
@@ -85,6 +87,8 @@ class DialogManager:
         self._example_words = [
             set(S.words(e.replace(LABEL, MASK))) for it in self.catalogue.intents for e in it.examples
         ]
+        refuse = self.catalogue.refuse
+        self._refuse = encoder.encode(list(refuse)) if refuse else np.zeros((0, self._examples.shape[1]), np.float32)
         self._pending: OrderedDict[str, Result] = OrderedDict()
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -92,8 +96,9 @@ class DialogManager:
 
     def scores(self, query: str, labels: Sequence[tuple[int, str]] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Per intent: (best cosine similarity of ``query`` to its examples, ranking score = that
-        cosine + word overlap with the example). Label names are masked first."""
-        masked = mask_labels(query, labels)
+        cosine + word overlap with the example). Fillers and carrier phrases ("uh", "could you",
+        "please") are dropped and label names masked first."""
+        masked = _masked(query, labels)
         said = set(S.words(masked))
         sims = self._examples @ self._embed(masked)
         overlap = np.array([len(said & ex) / len(ex) if ex else 0.0 for ex in self._example_words], np.float32)
@@ -139,12 +144,15 @@ class DialogManager:
         filled = [self._slots(it, ws, labels) for it in intents]
         rank = rank + SLOT_BONUS * np.array([sum(1 for r in it.slots if r in SPECIFIC and f.get(r))
                                              for it, f in zip(intents, filled)], np.float32)  # fmt: skip
+        said = set(ws) | {S.singular(w) for w in ws}
+        rank = rank + CUE_BONUS * np.array([min(len(it.cues & said), 2) for it in intents], np.float32)
         if S.negated(ws):  # "I don't want to see the ribs": embeddings barely feel the "not"
-            rank[[i for i, it in enumerate(intents) if it.command == "show_label"]] -= NEGATION
+            for i, it in enumerate(intents):
+                rank[i] += {"show_label": -NEGATION, "hide_label": NEGATION}.get(it.command, 0.0)
         order = [int(i) for i in np.argsort(-rank)]
         complete = [i for i in order if all(filled[i].get(r) for r in intents[i].required)]
         res = Result(text, None, round(float(cos[order[0]]), 4))
-        if cos[order[0]] < self.threshold:
+        if cos[order[0]] < self.threshold or self._refused(text, labels, float(cos.max())):
             return res
         if not complete or rank[order[0]] - rank[complete[0]] > ASK_GAP:  # the best match lacks a slot
             top = intents[order[0]]
@@ -155,6 +163,12 @@ class DialogManager:
         if cos[best] < self.threshold or rank[best] - max(rivals, default=-1.0) < self.margin:
             return res
         return self._answer(res, intents[best], filled[best], labels, conversation)
+
+    def _refused(self, text: str, labels, best: float) -> bool:
+        """Whether the query is nearer a catalogue ``refuse`` example (out of domain) than any command."""
+        if not len(self._refuse):
+            return False
+        return float(np.max(self._refuse @ self._embed(_masked(text, labels)))) >= best
 
     def _ask(self, res: Result, it: Intent, missing: list[str], labels) -> Result:
         res.intent = it.name
@@ -229,6 +243,11 @@ def mask_labels(text: str, labels: Sequence[tuple[int, str]]) -> str:
         elif not out or out[-1] != MASK:
             out.append(MASK)
     return " ".join(out)
+
+
+def _masked(query: str, labels: Sequence[tuple[int, str]]) -> str:
+    """What is embedded: the query's words without fillers and carrier phrases, label names masked."""
+    return mask_labels(" ".join(S.content(S.words(query))), labels)
 
 
 def _public(slots: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ DIRECTIONS = {
 #: view word → render mode name (``clara_stream.render`` ViewMode names).
 VIEWS = {
     "axial": "axial", "transverse": "axial", "coronal": "coronal", "frontal": "coronal", "sagittal": "sagittal",
+    "sagittally": "sagittal", "axially": "axial", "coronally": "coronal",
     "oblique": "oblique", "mip": "mip", "maximum": "mip", "projection": "mip", "volume": "composite",
     "3d": "composite", "three": "composite", "cinematic": "composite", "rendering": "composite",
 }  # fmt: skip
@@ -27,11 +28,12 @@ PRESETS = {
     "abdomen": ("soft tissue", 40.0, 400.0), "lung": ("lung", -600.0, 1500.0), "lungs": ("lung", -600.0, 1500.0),
     "bone": ("bone", 400.0, 1800.0), "bones": ("bone", 400.0, 1800.0), "skeleton": ("bone", 400.0, 1800.0),
 }  # fmt: skip
-ON = {"on", "show", "start", "enable", "display", "activate", "begin", "want", "turn"}
-OFF = {"off", "hide", "stop", "disable", "remove", "deactivate", "end", "exit", "leave"}
+ON = {"on", "show", "start", "enable", "display", "activate", "begin", "want", "turn", "add", "put", "need", "give"}
+OFF = {"off", "hide", "stop", "disable", "remove", "deactivate", "end", "exit", "leave", "rid", "without", "no"}
 NUMBERS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "twice": 2, "double": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+    "few": 3, "several": 3,
     "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
 }  # fmt: skip
 BIG = {"lot", "much", "far", "lots", "way", "greatly", "plenty"}
@@ -57,12 +59,34 @@ def singular(w: str) -> str:
     return w
 
 
-NEGATIONS = {"not", "don", "dont", "never", "without"}
+NEGATIONS = {"not", "don", "dont", "never", "without", "doesn", "didn", "isn"}
+#: Words said around a command that carry no command: hesitations and politeness (anywhere), and
+#: carrier phrases at the start ("could you …", "I'd like to …", "let's …") or the end ("… for me").
+FILLERS = {"uh", "um", "umm", "er", "erm", "hmm", "ah", "please", "thanks", "kindly"}
+LEADS = (("can", "you"), ("could", "you"), ("would", "you"), ("will", "you"), ("can", "we"), ("could", "we"),
+         ("i", "want", "to"), ("i", "d", "like", "to"), ("i", "would", "like", "to"), ("i", "need", "to"),
+         ("let", "s"), ("let", "us"), ("go", "ahead", "and"), ("now",), ("ok", "so"), ("so",), ("and",))  # fmt: skip
+TAILS = (("for", "me"), ("would", "you"), ("thank", "you"), ("if", "you", "can"), ("now",))
 
 
 def negated(ws: Sequence[str]) -> bool:
     """Whether the words negate ("don't", "do not", "never")."""
     return any(w in NEGATIONS for w in ws)
+
+
+def content(ws: Sequence[str]) -> list[str]:
+    """``ws`` without fillers and carrier phrases (``ws`` itself if nothing else is left)."""
+    out = [w for w in ws if w not in FILLERS]
+    changed = True
+    while changed:
+        changed = False
+        for lead in LEADS:
+            if len(out) > len(lead) and tuple(out[: len(lead)]) == lead:
+                out, changed = out[len(lead):], True
+        for tail in TAILS:
+            if len(out) > len(tail) and tuple(out[-len(tail):]) == tail:
+                out, changed = out[: -len(tail)], True
+    return out or list(ws)
 
 
 def direction(ws: Sequence[str]) -> str | None:
@@ -78,12 +102,10 @@ def preset(ws: Sequence[str]) -> tuple[str, float, float] | None:
 
 
 def state(ws: Sequence[str]) -> bool | None:
-    """On/off: an explicit ``off``/``hide``… wins over ``on``/``show``…; None when neither is said."""
-    if any(w in OFF for w in ws):
-        return False
-    if any(w in ON for w in ws):
-        return True
-    return None
+    """On/off: an explicit ``off``/``hide``… wins over ``on``/``show``…, a negation turns it round
+    ("I don't need the scale bar" is off); None when neither is said."""
+    said = next((v for words, v in ((OFF, False), (ON, True)) if any(w in words for w in ws)), None)
+    return None if said is None else said != negated(ws)
 
 
 def number(ws: Sequence[str]) -> float | None:
