@@ -8,6 +8,8 @@ when the service has one, comes from $CLARA_STREAM_API_TOKEN (never argv), as fo
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -18,10 +20,20 @@ grpc_app = typer.Typer(help="The platform gRPC API of a running `dicom serve --g
 TargetOpt = typer.Option(os.environ.get("CLARA_STREAM_GRPC", "127.0.0.1:50051"), help="HOST:PORT of the gRPC API")
 
 
-def _client(target: str):  # noqa: ANN202 - imported lazily: grpc is an extra
+@contextmanager
+def _client(target: str, call: str) -> Iterator:
+    """A client whose RPC errors become one line: the call, the status code, the service's words."""
+    import grpc
+
     from clara_stream.platform.client import PlatformClient
 
-    return PlatformClient(target, token=os.environ.get("CLARA_STREAM_API_TOKEN") or None, timeout_s=600)
+    try:
+        with PlatformClient(target, token=os.environ.get("CLARA_STREAM_API_TOKEN") or None, timeout_s=600) as c:
+            yield c
+    except grpc.RpcError as exc:
+        code = exc.code()
+        hint = f" (is `dicom serve --grpc-port` running at {target}?)" if code == grpc.StatusCode.UNAVAILABLE else ""
+        raise UserError(f"grpc: {call} answered {code.name}: {exc.details()}{hint}") from None
 
 
 @grpc_app.command("upload")
@@ -29,7 +41,7 @@ def upload_cmd(folder: Path, target: str = TargetOpt) -> None:
     """Send every file under FOLDER; prints the payload's path (a job input)."""
     if not folder.is_dir():
         raise typer.BadParameter(f"expected a folder; got {folder}", param_hint="FOLDER")
-    with _client(target) as c:
+    with _client(target, "UploadPayload") as c:
         payload = c.upload(folder)
     typer.echo(f"{payload.id}  {len(payload.files)} files  {payload.bytes} bytes  {payload.path}")
 
@@ -40,13 +52,8 @@ def create_pipeline_cmd(file: Path, name: str = typer.Option(None, help="default
     """Register a pipeline from FILE's content (checked by the service before it is stored); prints its id."""
     if not file.is_file():
         raise typer.BadParameter(f"expected a pipeline file; got {file}", param_hint="FILE")
-    import grpc
-
-    with _client(target) as c:
-        try:
-            typer.echo(c.create_pipeline(file, name=name, overrides=list(overrides)).id)
-        except grpc.RpcError as exc:  # the service's own message: every problem with its line
-            raise UserError(f"grpc: CreatePipeline answered {exc.code().name}: {exc.details()}") from None
+    with _client(target, "CreatePipeline") as c:  # the service's own message: every problem with its line
+        typer.echo(c.create_pipeline(file, name=name, overrides=list(overrides)).id)
 
 
 @grpc_app.command("submit")
@@ -54,7 +61,7 @@ def submit_cmd(pipeline: str, input: str = typer.Option(..., help="a folder the 
                priority: int = typer.Option(None), target: str = TargetOpt) -> None:
     """Create a job; prints its id."""
     body = {"pipeline": pipeline, "input": input, **({"priority": priority} if priority is not None else {})}
-    with _client(target) as c:
+    with _client(target, "CreateJob") as c:
         typer.echo(c.submit(body).id)
 
 
@@ -62,7 +69,7 @@ def submit_cmd(pipeline: str, input: str = typer.Option(..., help="a folder the 
 def watch_cmd(job_id: str, target: str = TargetOpt) -> None:
     """Print each state change until the job ends; exit 1 unless it succeeded."""
     last = None
-    with _client(target) as c:
+    with _client(target, "WatchJob") as c:
         for job in c.watch(job_id):
             last = job
             typer.echo(f"{job.status}" + (f"  {job.error}" if job.error else ""))
@@ -74,7 +81,7 @@ def watch_cmd(job_id: str, target: str = TargetOpt) -> None:
 def download_cmd(job_id: str, path: str, out: Path = typer.Option(..., help="file to write"),
                  target: str = TargetOpt) -> None:
     """Fetch PATH of a job's outputs; its sha256 is checked."""
-    with _client(target) as c:
+    with _client(target, "Download") as c:
         typer.echo(str(c.download(path, out, job=job_id)))
 
 

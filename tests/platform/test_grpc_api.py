@@ -235,3 +235,24 @@ def test_cli_upload_submit_watch_download_through_the_client(platform, tmp_path:
     assert cli("watch", job).splitlines()[-1] == "succeeded"
     out = Path(cli("download", job, "summary.json", "--out", str(tmp_path / "s.json")))
     assert json.loads(out.read_text())["frames"] == 5
+
+
+def test_cli_errors_are_one_line_naming_the_call_and_code(platform, tmp_path: Path) -> None:
+    """An unknown job or a dead port: one line naming the RPC and its status, no traceback, exit 2 (user error)."""
+    import subprocess
+    import sys
+
+    from .conftest import pick_port
+
+    _, target, _, _ = platform
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "clara_stream.cli", "grpc", *args],
+                              capture_output=True, text=True, timeout=300)
+
+    missing = cli("watch", "no-such-job", "--target", target)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "grpc: WatchJob answered NOT_FOUND" in missing.stderr and "no-such-job" in missing.stderr
+    dead = cli("submit", "hello", "--input", str(tmp_path), "--target", f"127.0.0.1:{pick_port()}")
+    assert dead.returncode == 2 and "Traceback" not in dead.stderr
+    assert "grpc: CreateJob answered UNAVAILABLE" in dead.stderr and "dicom serve --grpc-port" in dead.stderr
