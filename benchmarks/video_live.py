@@ -270,25 +270,40 @@ def glass_round_rtsp(kind: str, frames: int, scene: Path, work: Path) -> dict[st
 
 
 def multi_round(kind: str, clips: list[Path], frames: int, work: Path) -> dict[str, Any]:
+    """N clips, unpaced, through one batched process or N processes: aggregate fps and CPU per frame.
+
+    Both sides: the same model and clips, and per stream an H.264 MP4 and a KITTI file per frame,
+    each with its app's shipped settings. Every round writes into a fresh folder: removing the
+    previous round's thousands of KITTI files made every new file's inode allocation scan them
+    (journal-less ext4 skips recently deleted inodes), a cost that depended on the round order.
+    """
+    import resource
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
     base = [sys.executable, "-m", "clara_stream.cli", "run"]
-    t0 = time.perf_counter()
+    out = Path(tempfile.mkdtemp(prefix=f"{kind}{len(clips)}_", dir=work))
+    c0, t0 = cpu(), time.perf_counter()
     if kind == "batched":
         args = [a for c in clips for a in ("--input", str(c))]
-        subprocess.run([*base, "video_detection_multi", *args, "--output", str(work / "multi"), "--set",
+        subprocess.run([*base, "video_detection_multi", *args, "--output", str(out / "multi"), "--set",
                         "batcher.loop=true", "--set", f"batcher.max_batches={frames}"],
                        check=True, capture_output=True, timeout=900)
     else:
-        procs = [subprocess.Popen([*base, "video_detection", "--input", str(c), "--output", str(work / f"p{k}"),
+        procs = [subprocess.Popen([*base, "video_detection", "--input", str(c), "--output", str(out / f"p{k}"),
                                    "--set", "decoder.loop=true", "--set", f"decoder.max_frames={frames}"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for k, c in enumerate(clips)]
         assert all(p.wait(timeout=900) == 0 for p in procs)
-    wall = time.perf_counter() - t0
+    wall, used = time.perf_counter() - t0, cpu() - c0
     if kind == "batched":  # per-stream glass-to-glass (file read → encoded packet written), from the runs
-        lat = [st["latency"] for st in json.loads((work / "multi" / "latency.json").read_text())["streams"]]
+        lat = [st["latency"] for st in json.loads((out / "multi" / "latency.json").read_text())["streams"]]
     else:
-        lat = [json.loads((work / f"p{k}" / "latency.json").read_text())["latency_ms"] for k in range(len(clips))]
+        lat = [json.loads((out / f"p{k}" / "latency.json").read_text())["latency_ms"] for k in range(len(clips))]
     return {"fps": round(len(clips) * frames / wall, 1), "wall_s": round(wall, 2),
+            "cpu_ms_per_frame": round(1e3 * used / (len(clips) * frames), 2), "cores": round(used / wall, 2),
             "stream_p50_ms": round(float(np.median([x["p50_ms"] for x in lat])), 1),
             "stream_p99_ms": round(float(max(x["p99_ms"] for x in lat)), 1)}
 
@@ -355,11 +370,15 @@ def main(argv: list[str] | None = None) -> None:
     for n in ([] if a.skip_multi else counts):
         b, s = rounds[f"batched{n}"], rounds[f"separate{n}"]
         sp = [x["fps"] / y["fps"] for x, y in zip(b, s, strict=True)]
+        cp = [y["cpu_ms_per_frame"] / x["cpu_ms_per_frame"] for x, y in zip(b, s, strict=True)]
         print(f"{n} stream(s) 640x360: batched {_range([x['fps'] for x in b])} fps (stream p50 "
-              f"{_range([x['stream_p50_ms'] for x in b])} ms, p99 max {_range([x['stream_p99_ms'] for x in b])} ms), "
+              f"{_range([x['stream_p50_ms'] for x in b])} ms, p99 max {_range([x['stream_p99_ms'] for x in b])} ms, "
+              f"CPU {_range([x['cpu_ms_per_frame'] for x in b])} ms/frame on {_range([x['cores'] for x in b])} cores), "
               f"{n} process(es) {_range([x['fps'] for x in s])} fps (p50 {_range([x['stream_p50_ms'] for x in s])} "
-              f"ms, p99 max {_range([x['stream_p99_ms'] for x in s])} ms); batched / separate {_range(sp)}×"
-              + (" (target ≥ 1.3×)" if n == 4 else ""))
+              f"ms, p99 max {_range([x['stream_p99_ms'] for x in s])} ms, CPU "
+              f"{_range([x['cpu_ms_per_frame'] for x in s])} ms/frame on {_range([x['cores'] for x in s])} cores); "
+              f"batched / separate fps {_range(sp)}×" + (" (target ≥ 1.3×)" if n == 4 else "")
+              + f", CPU per frame separate / batched {_range(cp)}×")
     if a.json:
         a.json.write_text(json.dumps(rounds, indent=2))
 

@@ -38,6 +38,9 @@ class BatchSourceOp(Operator):
         File sources: start again at the end.
     codecs : list of str
         Accepted codecs.
+    decode_threads : int
+        FFmpeg threads per source's decoder (0 = FFmpeg's choice). N sources already decode on N
+        threads: one each (the default) keeps N decoders from spawning cores + 1 threads apiece.
 
     Notes
     -----
@@ -50,10 +53,11 @@ class BatchSourceOp(Operator):
                  timeout_s: float = 0.04, max_batches: int = 0, queue_size: int = 8,
                  queue_policy: str = "drop_oldest", retries: int = 5, backoff_s: float = 0.25,
                  timeout_stream_s: float = 5.0, transport: str = "tcp", loop: bool = False,
-                 codecs: list[str] | tuple[str, ...] = SUPPORTED_CODECS, name: str = "batcher", **kwargs: Any) -> None:
-        if float(timeout_s) < 0 or int(max_batches) < 0 or int(queue_size) < 1:
-            raise ValueError(f"BatchSourceOp: expected timeout_s >= 0, max_batches >= 0, queue_size >= 1; got "
-                             f"{timeout_s}, {max_batches}, {queue_size}")
+                 codecs: list[str] | tuple[str, ...] = SUPPORTED_CODECS, decode_threads: int = 1,
+                 name: str = "batcher", **kwargs: Any) -> None:
+        if float(timeout_s) < 0 or int(max_batches) < 0 or int(queue_size) < 1 or int(decode_threads) < 0:
+            raise ValueError(f"BatchSourceOp: expected timeout_s >= 0, max_batches >= 0, queue_size >= 1, "
+                             f"decode_threads >= 0; got {timeout_s}, {max_batches}, {queue_size}, {decode_threads}")
         if queue_policy not in QUEUE_POLICIES:
             raise ValueError(f"BatchSourceOp: expected queue_policy in {QUEUE_POLICIES}; got {queue_policy!r}")
         if loop and not int(max_batches):
@@ -62,8 +66,9 @@ class BatchSourceOp(Operator):
         self.timeout_s, self.max_batches = float(timeout_s), int(max_batches)
         self._live = {"codecs": tuple(codecs), "queue_size": int(queue_size), "drop_policy": queue_policy,
                       "retries": int(retries), "backoff_s": float(backoff_s), "timeout_s": float(timeout_stream_s),
-                      "transport": transport}
-        self._file = {"codecs": tuple(codecs), "queue_size": int(queue_size), "loop": bool(loop)}
+                      "transport": transport, "decode_threads": int(decode_threads)}
+        self._file = {"codecs": tuple(codecs), "queue_size": int(queue_size), "loop": bool(loop),
+                      "decode_threads": int(decode_threads)}
         self.sources: list[Any] = []
         self.batcher: FrameBatcher | None = None
         self.emitted = 0

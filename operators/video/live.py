@@ -100,6 +100,8 @@ class LiveSource:
         Further FFmpeg options (they win over the defaults).
     convert : callable
         ``av.VideoFrame → ndarray`` (:func:`frame_to_rgb`).
+    decode_threads : int
+        FFmpeg slice threads (0 = FFmpeg's choice; 1 where many sources decode side by side).
     owner : str
         Prefix of error messages.
     """
@@ -108,13 +110,14 @@ class LiveSource:
                  drop_policy: str = "drop_oldest", retries: int = 5, backoff_s: float = 0.25,
                  backoff_max_s: float = 4.0, timeout_s: float = 5.0, transport: str = "tcp", low_delay: bool = True,
                  options: dict[str, str] | None = None, convert: Callable[[Any], np.ndarray] = frame_to_rgb,
-                 owner: str = "LiveSource"):
+                 decode_threads: int = 0, owner: str = "LiveSource"):
         if transport not in RTSP_TRANSPORTS:
             raise ValueError(f"{owner}: expected transport in {RTSP_TRANSPORTS}; got {transport!r}")
         if int(retries) < 0 or backoff_s <= 0 or backoff_max_s < backoff_s or timeout_s <= 0:
             raise ValueError(f"{owner}: expected retries >= 0, 0 < backoff_s <= backoff_max_s and timeout_s > 0; "
                              f"got {retries}, {backoff_s}, {backoff_max_s}, {timeout_s}")
         self.uri, self.owner, self.codecs, self.convert = str(uri), owner, tuple(codecs), convert
+        self.decode_threads = max(0, int(decode_threads))
         self.retries, self.backoff_s, self.backoff_max_s = int(retries), float(backoff_s), float(backoff_max_s)
         self.timeout_s = float(timeout_s)  # PyAV interrupts any blocking open/read after it
         self.options = input_options(self.uri, transport=transport, timeout_s=timeout_s,
@@ -168,6 +171,7 @@ class LiveSource:
             container.close()
             raise
         stream.thread_type = "SLICE"  # frame threads hold each frame back by a frame per thread
+        stream.thread_count = self.decode_threads
         # the SPS's rate before FFmpeg's guess from the time base (which reads 60 for a 30 fps H.264 stream)
         rates = (stream.average_rate, stream.codec_context.framerate, stream.guessed_rate, stream.base_rate)
         rate = next((Fraction(r) for r in rates if r), Fraction(30))

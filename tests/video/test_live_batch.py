@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,51 @@ def test_slowed_model_in_the_graph_drops_counted_frames_and_stays_near_live(ff: 
     assert len(ops["sink"].values) == 15 and st["dropped"] > 0 and st["queue_high_water"] <= 3
     assert st["decoded"] >= st["dropped"] + 15  # each frame decoded was emitted, dropped, or still queued
     assert max(ops["slow"].lag[3:]) <= 3 + 2, ops["slow"].lag  # bounded: the queue, plus one in each port
+
+
+def test_stream_output_draws_writes_kitti_and_feeds_sinks_in_order_and_reraises(tmp_path: Path) -> None:
+    """One source's outputs off the graph thread (StreamOutput): per frame the boxes drawn on the
+    pixels the sinks get, its KITTI file, in submit order; a sink failure comes back to the producer.
+
+    Fails if the worker drops or reorders frames, writes KITTI for the wrong index, hands the sinks
+    the undrawn frame, or swallows a sink's error (the run would end "successfully" short).
+    """
+    import numpy as np
+    from clara_stream.operators.video.detections import Detections
+    from clara_stream.operators.video.kitti import read_kitti
+    from clara_stream.operators.video.stream_output import StreamOutput
+
+    from clara_stream.geometry import FrameInfo
+
+    class Sink:
+        def __init__(self, fail_at: int = -1) -> None:
+            self.got: list[tuple[int, np.ndarray]] = []
+            self.fail_at = fail_at
+
+        def write(self, rgb: np.ndarray, info: FrameInfo, read_at: float) -> None:
+            if info.index == self.fail_at:
+                raise OSError(28, "No space left on device")
+            self.got.append((info.index, rgb.copy()))
+
+    det = Detections(np.array([[10.0, 12.0, 50.0, 40.0]], np.float32), np.array([0.9], np.float32),
+                     np.array([0], np.int32), ("tool",))
+    sinks = [Sink(), Sink()]
+    out = StreamOutput(tmp_path / "k", sinks, queue_size=2)
+    blank = np.zeros((72, 96, 3), np.uint8)
+    blank.flags.writeable = False  # a decoded frame may be read-only: the worker draws on a copy
+    for i in range(7):
+        out.submit(blank, FrameInfo(i, Fraction(1, 25), i, Fraction(25)), 0.0, det)
+    out.close()
+    for sink in sinks:
+        assert [i for i, _ in sink.got] == list(range(7))
+        # the box's left edge (x=10, rows 12..40) is drawn, its inside below the label is not; input stays blank
+        assert all(rgb[32:39, 10].any() and not rgb[32:39, 30].any() for _, rgb in sink.got)
+    assert not blank.any() and out.kitti_files == 7
+    assert [p.name for p in sorted((tmp_path / "k").glob("*.txt"))] == [f"{i:06d}.txt" for i in range(7)]
+    np.testing.assert_allclose(read_kitti(tmp_path / "k" / "000003.txt", ["tool"]).boxes, det.boxes, atol=0.01)
+
+    bad = StreamOutput(tmp_path / "k2", [Sink(fail_at=2)], queue_size=1)
+    with pytest.raises(OSError, match="No space left"):
+        for i in range(50):  # the failure reaches submit() once the worker has hit it, or close()
+            bad.submit(blank, FrameInfo(i, Fraction(1, 25), i, Fraction(25)), 0.0, det)
+        bad.close()
