@@ -22,6 +22,10 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from clara_stream.errors import DicomInputError
+from clara_stream.platform import walk
+from clara_stream.platform.walk import DatasetMismatchError
+
+__all__ = ["DatasetMismatchError", "check_instance", "is_uid"]
 
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -32,10 +36,6 @@ _PIXEL_TAGS = {
     Tag(0x7FE0, 0x0009): "DoubleFloatPixelData",
 }
 _FLOAT_BITS = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}
-
-
-class DatasetMismatchError(DicomInputError):
-    """The dataset parses but does not match what its own attributes declare (Pixel Data length)."""
 
 
 def is_uid(value: str) -> bool:
@@ -65,7 +65,16 @@ class _View:
         return self.pos
 
 
-_PARSE_ERRORS = (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError, NotImplementedError)
+_PARSE_ERRORS = (
+    InvalidDicomError,
+    ValueError,
+    EOFError,
+    OSError,
+    KeyError,
+    TypeError,
+    NotImplementedError,
+    struct.error,
+)
 
 
 def check_instance(
@@ -91,25 +100,59 @@ def check_instance(
     if transfer_syntax is None:
         transfer_syntax = str(dcmread(io.BytesIO(head), stop_before_pixels=True).file_meta.TransferSyntaxUID)
     uid = UID(transfer_syntax)
-    if transfer_syntax == _DEFLATED or not uid.is_little_endian:
-        ds = _check_whole(head, body, where)
+    ids = None
+    if transfer_syntax != _DEFLATED and uid.is_little_endian:
+        try:
+            ids = _check_walked(memoryview(body), uid.is_implicit_VR, where)
+        except walk.Unsure:
+            ids = None  # an encoding the walker leaves to pydicom
+        if ids is None:
+            ids = _ids(_check_in_place(memoryview(body), uid.is_implicit_VR, where))
     else:
-        ds = _check_in_place(memoryview(body), uid.is_implicit_VR, where)
-    for keyword, tag in (("StudyInstanceUID", "0020,000D"), ("SeriesInstanceUID", "0020,000E")):
-        value = str(ds.get(keyword, "") or "").strip()
+        ids = _ids(_check_whole(head, body, where))
+    study, series, got_sop, got_class = ids
+    for value, keyword, tag in ((study, "StudyInstanceUID", "0020,000D"), (series, "SeriesInstanceUID", "0020,000E")):
         if not value:
             raise DicomInputError(f"C-STORE: expected ({tag}) {keyword}; got none {where}")
         if not is_uid(value):
             raise DicomInputError(f"C-STORE: expected ({tag}) {keyword} to be a UID; got {value[:70]!r} {where}")
-    if str(ds.get("SOPInstanceUID", "")) != sop_uid:
+    if got_sop != sop_uid:
+        raise DicomInputError(f"C-STORE: expected (0008,0018) SOPInstanceUID {sop_uid} as requested; got {got_sop!r}")
+    if got_class != sop_class:
         raise DicomInputError(
-            f"C-STORE: expected (0008,0018) SOPInstanceUID {sop_uid} as requested; got {ds.get('SOPInstanceUID')!r}"
+            f"C-STORE: expected (0008,0016) SOPClassUID {sop_class} as requested; got {got_class!r} {where}"
         )
-    if str(ds.get("SOPClassUID", "")) != sop_class:
-        raise DicomInputError(
-            f"C-STORE: expected (0008,0016) SOPClassUID {sop_class} as requested; got {ds.get('SOPClassUID')!r} {where}"
-        )
-    return str(ds.StudyInstanceUID).strip(), str(ds.SeriesInstanceUID).strip()
+    return study, series
+
+
+def _ids(ds) -> tuple[str, str, str, str]:
+    """(Study, Series, SOP Instance, SOP Class UID) of a pydicom dataset, '' where absent."""
+    keys = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+    return tuple(str(ds.get(k, "") or "").strip() for k in keys)  # type: ignore[return-value]
+
+
+def _check_walked(buf: memoryview, implicit: bool, where: str) -> tuple[str, str, str, str]:
+    """The one-pass check (:mod:`clara_stream.platform.walk`): structure, then Pixel Data's size."""
+    w = walk.walk(buf, implicit, where)
+    v = w.values
+    if w.pixel_tag is not None:
+        if w.pixel_length == _UNDEFINED:
+            _check_fragment_count(w.fragments, where)
+        else:
+            keyword = walk.PIXEL_TAGS[w.pixel_tag]
+            try:
+                rows, cols = walk.us(buf, v.get(0x00280010)), walk.us(buf, v.get(0x00280011))
+                bits = _FLOAT_BITS.get(keyword) or walk.us(buf, v.get(0x00280100))
+                if rows is None or cols is None or bits is None:
+                    raise ValueError("Rows, Columns or BitsAllocated missing")
+                spp = walk.us(buf, v.get(0x00280002)) or 1
+                frames = int(walk.text(buf, v.get(0x00280008)) or 1) or 1
+            except ValueError as exc:
+                raise DatasetMismatchError(
+                    f"C-STORE: expected Rows, Columns and BitsAllocated with {keyword}; got {exc} {where}"
+                ) from None
+            _check_length(keyword, w.pixel_length, (rows, cols, spp, frames, bits), where)
+    return tuple(walk.text(buf, v.get(t)) for t in (0x0020000D, 0x0020000E, 0x00080018, 0x00080016))  # type: ignore[return-value]
 
 
 def _check_elements(ds, after: int, where: str) -> int:
@@ -164,8 +207,8 @@ def _check_in_place(buf: memoryview, implicit: bool, where: str):
         return ds
     start, length = found["value_at"], found["length"]
     if length == _UNDEFINED:
-        end, fragments = _walk_fragments(buf, start, where)
-        _check_fragment_count(fragments, ds, where)
+        end, fragments = walk.fragments(buf, start, len(buf), where)
+        _check_fragment_count(fragments, where)
     else:
         end = start + length
         if end > len(buf):
@@ -181,25 +224,6 @@ def _check_in_place(buf: memoryview, implicit: bool, where: str):
     _check_elements(tail, max(last, found["tag"]), where)
     _ends_at(buf, tail, view, where)
     return ds
-
-
-def _walk_fragments(buf: memoryview, pos: int, where: str) -> tuple[int, int]:
-    """(end after the Sequence Delimitation Item, number of items incl. the Basic Offset Table)."""
-    items = 0
-    while pos + 8 <= len(buf):
-        group, elem, length = struct.unpack_from("<HHL", buf, pos)
-        if (group, elem) == (0xFFFE, 0xE0DD):
-            return pos + 8, items
-        if (group, elem) != (0xFFFE, 0xE000) or pos + 8 + length > len(buf):
-            raise DatasetMismatchError(
-                f"C-STORE: expected Pixel Data items (FFFE,E000) within the dataset; got ({group:04X},{elem:04X}) "
-                f"of {length} bytes at offset {pos} {where}"
-            )
-        pos += 8 + length
-        items += 1
-    raise DatasetMismatchError(
-        f"C-STORE: expected (FFFE,E0DD) after the Pixel Data fragments; got none (truncated) {where}"
-    )
 
 
 def _check_whole(head: bytes, body: memoryview | bytes, where: str):
@@ -253,7 +277,7 @@ def _check_pixels(ds, where: str) -> None:
             raise DatasetMismatchError(
                 f"C-STORE: expected well-formed Pixel Data fragments; got {exc} {where}"
             ) from None
-        _check_fragment_count(fragments, ds, where)
+        _check_fragment_count(fragments, where)
         return
     _check_native_length(ds, keyword, len(value or b""), where)
 
@@ -268,6 +292,12 @@ def _check_native_length(ds, keyword: str, got: int, where: str) -> None:
         raise DatasetMismatchError(
             f"C-STORE: expected Rows, Columns and BitsAllocated with {keyword}; got {exc} {where}"
         ) from None
+    _check_length(keyword, got, (rows, cols, spp, frames, bits), where)
+
+
+def _check_length(keyword: str, got: int, shape: tuple[int, int, int, int, int], where: str) -> None:
+    """Native Pixel Data must hold Rows x Columns x samples x frames x bits, padded to even."""
+    rows, cols, spp, frames, bits = shape
     expected = (rows * cols * spp * frames * bits + 7) // 8
     expected += expected % 2  # values are padded to even length
     if got != expected:
@@ -277,7 +307,7 @@ def _check_native_length(ds, keyword: str, got: int, where: str) -> None:
         )
 
 
-def _check_fragment_count(items: int, ds, where: str) -> None:
+def _check_fragment_count(items: int, where: str) -> None:
     """A Basic Offset Table item, then at least one fragment."""
     if items < 2:
         raise DatasetMismatchError(
