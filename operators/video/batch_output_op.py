@@ -9,6 +9,8 @@ from clara_stream.operators.video.batch_postprocess_op import DETECTIONS_BATCH_P
 from clara_stream.operators.video.batch_source_op import FRAME_BATCH_PORT
 from clara_stream.operators.video.contracts import DETECTIONS_BATCH, FRAME_BATCH
 from clara_stream.operators.video.kitti import clear_kitti
+from clara_stream.operators.video.live_output import check_browser_addresses, live_sink, shares_file_encode
+from clara_stream.operators.video.mse_live import MseLiveSink
 from clara_stream.operators.video.sink import PRESETS, VideoSink
 from clara_stream.operators.video.stats import latency_summary
 from clara_stream.operators.video.stream_output import StreamOutput
@@ -31,7 +33,12 @@ class BatchOutputOp(Operator):
     streams : int
         Number of sources (≥ 1).
     live_urls : list of str, optional
-        One live output per source (``udp://``/``tcp://``/``rtp://``/``rtsp://``), or none.
+        One live output per source, or none: ``udp://``/``tcp://``/``rtp://``/``rtsp://`` (the file's
+        zerolatency packets sent there too: one encode), or ``ws://HOST:PORT/PATH``, a page per
+        stream for browsers (see ``mse_live``: loopback by default, a token beyond it; each page
+        on its own host:port). Sources and addresses pair by position.
+    live_token : str, optional
+        The browser pages' token (needed beyond loopback; default ``$CLARA_STREAM_LIVE_TOKEN``).
     preset, tune, crf : libx264 settings (as VideoEncoderOp's).
     encode_threads : int
         x264 threads per stream (0 = x264's choice). N streams already encode on N threads: one
@@ -51,8 +58,8 @@ class BatchOutputOp(Operator):
 
     def __init__(self, fragment: Any, *args: Any, folder: str | Path | None = None, streams: int = 1,
                  live_urls: list[str] | None = None, preset: str = "ultrafast", tune: str | None = "zerolatency",
-                 crf: int = 23, encode_threads: int = 1, opencv_threads: int = 1, name: str = "outputs",
-                 **kwargs: Any) -> None:
+                 crf: int = 23, encode_threads: int = 1, opencv_threads: int = 1, live_token: str | None = None,
+                 name: str = "outputs", **kwargs: Any) -> None:
         if folder is None or str(folder) == "" or int(streams) < 1:
             raise ValueError(f"BatchOutputOp: expected folder=<output folder> and streams >= 1; got {folder!r}, "
                              f"{streams}")
@@ -63,11 +70,15 @@ class BatchOutputOp(Operator):
         if int(encode_threads) < 0 or int(opencv_threads) < 0:
             raise ValueError(f"BatchOutputOp: expected encode_threads >= 0 and opencv_threads >= 0; got "
                              f"{encode_threads}, {opencv_threads}")
+        urls = [str(u) for u in (live_urls or [])]
+        check_browser_addresses(urls, "BatchOutputOp")
         self.folder = Path(folder)
-        opts = {"preset": preset, "tune": tune or None, "crf": int(crf), "encode_threads": int(encode_threads),
-                "owner": "BatchOutputOp"}
-        self.sinks = [VideoSink(self.folder / f"stream_{k}" / "output.mp4", **opts) for k in range(int(streams))]
-        self.live = [VideoSink(u, **(opts | {"tune": "zerolatency"})) for u in (live_urls or [])]
+        opts = {"preset": preset, "crf": int(crf), "encode_threads": int(encode_threads), "owner": "BatchOutputOp"}
+        shared = [shares_file_encode(u, tune) for u in urls] or [False] * int(streams)
+        self.sinks = [VideoSink(self.folder / f"stream_{k}" / "output.mp4", tune=tune or None,
+                                copies=(urls[k],) if shared[k] else (), **opts) for k in range(int(streams))]
+        self.live: list[Any] = [None if shared[k] else live_sink(u, token=live_token, codec="libx264", **opts)
+                                for k, u in enumerate(urls)]
         self.opencv_threads = int(opencv_threads)
         self.workers: list[StreamOutput] = []
         self._cv2_before: int | None = None
@@ -84,7 +95,9 @@ class BatchOutputOp(Operator):
             kitti = self.folder / f"stream_{k}" / "kitti"
             kitti.mkdir(parents=True, exist_ok=True)
             clear_kitti(kitti)
-            live = [self.live[k]] if self.live else []
+            live = [self.live[k]] if self.live and self.live[k] is not None else []
+            if live and isinstance(live[0], MseLiveSink):
+                live[0].open()  # browsers can load the page before the first frame
             self.workers.append(StreamOutput(kitti, [sink, *live], owner=f"BatchOutputOp[{k}]"))
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
@@ -100,7 +113,7 @@ class BatchOutputOp(Operator):
         import cv2
 
         errors = []
-        for closer in [w.close for w in self.workers] + [s.close for s in self.sinks + self.live]:
+        for closer in [w.close for w in self.workers] + [s.close for s in self.sinks + self.live if s is not None]:
             try:
                 closer()
             except (OSError, RuntimeError, ValueError) as exc:  # close every one; the first failure is the run's
@@ -114,4 +127,14 @@ class BatchOutputOp(Operator):
     def stats(self) -> list[dict[str, Any]]:
         kitti = [w.kitti_files for w in self.workers] or [0] * len(self.sinks)
         return [{"output": str(s.path), "frames": s.written, "kitti_files": kitti[k],
-                 "latency": latency_summary([d - r for r, _, d in s.timeline])} for k, s in enumerate(self.sinks)]
+                 "latency": latency_summary([d - r for r, _, d in s.timeline]), **self._live_stats(k)}
+                for k, s in enumerate(self.sinks)]
+
+    def _live_stats(self, k: int) -> dict[str, Any]:
+        if not self.live:
+            return {}
+        own = self.live[k]
+        if own is None:
+            return {"live": {"output": self.sinks[k].copies[0], "shared_encode": True}}
+        return {"live": {"output": str(own.path), "frames": own.written,
+                         **({"viewers": own.viewers, "dropped": own.dropped} if isinstance(own, MseLiveSink) else {})}}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from clara_stream.operators.video.contracts import FRAME_RGB
+from clara_stream.operators.video.live_output import live_sink, shares_file_encode
 from clara_stream.operators.video.mse_live import MseLiveSink
 from clara_stream.operators.video.sink import PRESETS, VideoSink
 from clara_stream.operators.video.stats import latency_summary
@@ -90,9 +90,8 @@ class VideoEncoderOp(Operator):
             raise ValueError("VideoEncoderOp: expected path=<output .mp4>; got none")
         if preset not in PRESETS:
             raise ValueError(f"VideoEncoderOp: expected preset in {PRESETS}; got {preset!r}")
-        browser = bool(live_url) and str(live_url).lower().startswith("ws://")
         # the file is already encoded as a live stream needs it: one encode, its packets muxed twice
-        self.shared_live = bool(live_url) and not browser and tune == "zerolatency"
+        self.shared_live = shares_file_encode(live_url, tune)
         self.sink = VideoSink(
             path,
             preset=preset,
@@ -109,11 +108,8 @@ class VideoEncoderOp(Operator):
         common = {"preset": preset, "crf": int(crf), "gop": gop, "encode_threads": int(encode_threads),
                   "queue_size": int(queue_size), "codec": codec, "owner": "VideoEncoderOp"}
         self.extra: dict[str, VideoSink | MseLiveSink] = {}  # each an encoder of its own (zerolatency for live)
-        if browser:
-            token = os.environ.get("CLARA_STREAM_LIVE_TOKEN", "") if live_token is None else str(live_token)
-            self.extra["live"] = MseLiveSink(str(live_url), token=token, codec=codec, owner="VideoEncoderOp")
-        elif live_url and not self.shared_live:
-            self.extra["live"] = VideoSink(str(live_url), tune="zerolatency", **common)
+        if live_url and not self.shared_live:
+            self.extra["live"] = live_sink(str(live_url), token=live_token, **common)
         if segment_s:
             pattern = Path(path).parent / "segments" / "segment_%05d.mp4"
             self.extra["segments"] = VideoSink(pattern, tune=tune or None, segment_s=float(segment_s), **common)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from clara_stream.geometry import FrameInfo
+from clara_stream.samples.video import write_sample
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -200,3 +202,83 @@ def test_chromium_plays_the_live_output_of_the_app(ff: dict, peer, small_clip: d
     assert probe["r_frame_rate"] == "25/1" and (probe["width"], probe["height"]) == ("320", "180"), probe
     # every fragment the page received decodes; at least the frames of the media time it played
     assert int(probe["nb_read_frames"]) == n >= int((t2 - t1) * 25), (probe, n, t1, t2)
+
+
+@pytest.fixture(scope="module")
+def other_clip(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A second scene of another size (256×144 at 15 fps): a swapped page shows the wrong size and rate."""
+    return write_sample(tmp_path_factory.mktemp("other"), seed=6, width=256, height=144, frames=30, fps=15)
+
+
+@pytest.mark.chromium
+def test_chromium_plays_each_stream_of_the_multi_app_on_its_own_page(ff: dict, peer, small_clip: dict,  # type: ignore[no-untyped-def]
+                                                                    other_clip: dict, tmp_path: Path) -> None:
+    """`video_detection_multi` with two live inputs and `outputs.live_urls=[ws://…/s0, ws://…/s1]`:
+    headless Chromium opens both pages; each plays (clock advances, pixels change) and shows its
+    own stream (320×180 at 25 fps on page 0, 256×144 at 15 fps on page 1).
+
+    Fails if the multi app refuses ws:// (as it did), if the pages are swapped or both show one
+    stream, or if a page stalls.
+    """
+    chromium = peer(CHROMIUM, ["--version"], "chromium")
+    from playwright.sync_api import sync_playwright
+
+    srcs, ports = [free_port(), free_port()], [free_port(), free_port()]
+    senders = [send_tcp(ff["ffmpeg"], c["video"], p, loop=True)
+               for c, p in zip((small_clip, other_clip), srcs, strict=True)]
+    urls = ", ".join(f"ws://127.0.0.1:{p}/s{k}" for k, p in enumerate(ports))
+    cmd = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection_multi", "--input",
+           f"tcp://127.0.0.1:{srcs[0]}", "--input", f"tcp://127.0.0.1:{srcs[1]}", "--output", str(tmp_path / "out"),
+           "--set", f"outputs.live_urls=[{urls}]"]
+    app = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        wait_until(lambda: all(listening(p) for p in ports) or app.poll() is not None, "both pages", timeout_s=120)
+        assert app.poll() is None, app.stderr.read()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(chromium), args=ARGS)
+            for k, port in enumerate(ports):
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{port}/s{k}")
+                page.wait_for_function("() => { const p = window.__live.player; return p && p.buffer && p.buffer"
+                                       ".buffered.length && p.el.currentTime > p.buffer.buffered.start(0) + 0.2; }",
+                                       timeout=90000)
+                sample = ("() => { const v = window.__live.player.el, c = document.createElement('canvas');"
+                          " c.width = v.videoWidth; c.height = v.videoHeight; const g = c.getContext('2d');"
+                          " g.drawImage(v, 0, 0); return [v.currentTime, Array.from(g.getImageData(0, 0, c.width,"
+                          " c.height).data.filter((_, i) => i % 4 === 1))]; }")
+                t1, a = page.evaluate(sample)
+                page.wait_for_function(f"() => window.__live.player.el.currentTime > {t1 + 0.5}", timeout=90000)
+                t2, b = page.evaluate(sample)
+                seen.append((page.locator("#status").inner_text(), page.evaluate("() => window.__live.errors"),
+                             t2 > t1, np.abs(np.array(a, int) - np.array(b, int)).mean()))
+            browser.close()
+    finally:
+        if app.poll() is None:
+            app.send_signal(signal.SIGTERM)
+        try:
+            app.wait(timeout=60)
+        finally:
+            stop(app)
+            for s in senders:
+                stop(s)
+    assert seen[0][0].startswith("live 320×180 at 25 fps") and seen[1][0].startswith("live 256×144 at 15 fps"), seen
+    assert all(errors == [] and advanced and changed > 1.0 for _, errors, advanced, changed in seen), seen
+
+
+def test_multi_app_refuses_browser_pages_it_cannot_serve_before_any_output(small_clip: dict, tmp_path: Path) -> None:
+    """Two pages on one host:port, or a page beyond loopback without a token: one clear line each,
+    and no output written. Fails if either is accepted (the second page would fail to bind mid-run,
+    or the stream would be open to the network)."""
+    base = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection_multi", "--input",
+            str(small_clip["video"]), "--input", str(small_clip["video"])]
+    port = free_port()
+    cases = {"expected one host:port per browser output": f"[ws://127.0.0.1:{port}/a, ws://127.0.0.1:{port}/b]",
+             "expected a token when serving beyond loopback": f"[ws://127.0.0.1:{port}/a, ws://0.0.0.0:{port + 1}/b]"}
+    env = {k: v for k, v in os.environ.items() if k != "CLARA_STREAM_LIVE_TOKEN"}
+    for k, (why, urls) in enumerate(cases.items()):
+        out = tmp_path / f"out{k}"
+        done = subprocess.run([*base, "--output", str(out), "--set", f"outputs.live_urls={urls}"], capture_output=True,
+                              text=True, timeout=120, env=env)
+        assert done.returncode != 0 and why in done.stderr, done.stderr
+        assert not list(out.rglob("*.mp4")) and not list(out.rglob("*.txt")), why
