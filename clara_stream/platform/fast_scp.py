@@ -43,12 +43,12 @@ class Association:
         sock: socket.socket,
         host: str,
         handler: Handler,
-        supported: list[PresentationContext],
+        negotiations: ul.Negotiations,
         *,
         acse_timeout_s: float,
         network_timeout_s: float,
     ) -> None:
-        self.sock, self.host, self.handler, self.supported = sock, host, handler, supported
+        self.sock, self.host, self.handler, self.negotiations = sock, host, handler, negotiations
         self.acse_timeout_s, self.network_timeout_s = acse_timeout_s, network_timeout_s
         self.reader = ul.Reader(sock)
         self.data = bytearray()  # the dataset buffer: made at the first C-STORE, reused by the next ones
@@ -121,7 +121,8 @@ class Association:
             )
         if length > ul.MAX_CONTROL_PDU:
             raise ul.UpperLayerError(f"A-ASSOCIATE-RQ: expected at most {ul.MAX_CONTROL_PDU} bytes; got {length}")
-        rq = ul.decode_request(struct.pack(">BBI", kind, 0, length) + self.reader.take(length))
+        raw = struct.pack(">BBI", kind, 0, length) + self.reader.take(length)
+        rq = self.negotiations.request(raw)
         if rq.application_context_name != ul.APPLICATION_CONTEXT:
             log.warning("refused association from %s: application context %s", self.host, rq.application_context_name)
             self.send(ul.reject_pdu(1, 1, 2))  # permanent, service user, application context not supported
@@ -131,7 +132,7 @@ class Association:
             self.send(ul.reject_pdu(*reject))
             return
         self.assoc_id = assoc_id  # admitted: a slot is held until association_ended
-        self.assoc = ul.negotiate(rq, self.supported)
+        self.assoc = self.negotiations.accept(raw)
         self.send(self.assoc.accept)
         self.sock.settimeout(self.network_timeout_s)
         self._serve()
@@ -247,7 +248,8 @@ class FastServer:
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
     ) -> None:
-        self.handler, self.supported, self.ssl_context = handler, supported, ssl_context
+        self.handler, self.ssl_context = handler, ssl_context
+        self.negotiations = ul.Negotiations(supported)
         self.acse_timeout_s, self.network_timeout_s = acse_timeout_s, network_timeout_s
         self.handshake_timeout_s = handshake_timeout_s
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -293,7 +295,7 @@ class FastServer:
                 sock,
                 host,
                 self.handler,
-                self.supported,
+                self.negotiations,
                 acse_timeout_s=self.acse_timeout_s,
                 network_timeout_s=self.network_timeout_s,
             )

@@ -1,0 +1,70 @@
+"""A sender's A-ASSOCIATE-RQ is decoded and negotiated once, then reused by its exact bytes
+(``upper_layer.Negotiations``): spoken to by the hand-written SCU of ``test_fast_receive``, whose
+PDUs are built with ``struct``, and the A-ASSOCIATE-AC read back byte by byte."""
+
+from __future__ import annotations
+
+import io
+
+from pydicom import dcmread
+
+from clara_stream.platform import upper_layer as ul
+
+from .test_fast_receive import EXPLICIT, IMPLICIT, RawScu, associate_rq, env, p_data, pdv, split_file, store_rq
+
+__all__ = ["env"]  # the fixture, imported for this module's tests
+
+
+def _store(scu: RawScu, cid: int, body: bytes, sop_class: str, sop_uid: str) -> int:
+    scu.send(p_data(pdv(cid, store_rq(1, sop_class, sop_uid), command=True, last=True)))
+    scu.send(p_data(pdv(cid, body, command=False, last=True)))
+    return scu.response()["Status"]
+
+
+def test_the_same_request_is_decoded_once_and_another_gets_its_own_answer(env, ct_small):
+    """Two associations with the same bytes: the second decodes nothing and gets the same
+    accepted context. A third from the same AE titles proposing implicit VR first must get
+    implicit VR, and its instance is stored as implicit VR. Fails if the reuse is keyed on the AE
+    titles or the peer (the third would get explicit VR) or if nothing is reused."""
+    files = sorted(ct_small.iterdir())
+    body, sop_class, sop_uid, ts = split_file(files[0])
+    assert ts == EXPLICIT
+    kept = env.adapter._server.negotiations
+    first = RawScu(env.port)
+    assert first.associate([(1, sop_class, [EXPLICIT])]) == {1: (0, EXPLICIT)}
+    decoded = kept.decoded
+    second = RawScu(env.port)
+    assert second.associate([(1, sop_class, [EXPLICIT])]) == {1: (0, EXPLICIT)}
+    assert kept.decoded == decoded  # nothing decoded for the second
+    assert _store(second, 1, body, sop_class, sop_uid) == 0
+    third = RawScu(env.port)
+    assert third.associate([(1, sop_class, [IMPLICIT, EXPLICIT])]) == {1: (0, IMPLICIT)}
+    assert kept.decoded == decoded + 1
+    other = dcmread(files[1])  # re-encoded as implicit VR little endian by pydicom, the oracle
+    other.file_meta.TransferSyntaxUID = IMPLICIT
+    buf = io.BytesIO()
+    other.save_as(buf, implicit_vr=True, little_endian=True)
+    raw = buf.getvalue()
+    implicit_body = raw[raw.index(b"DICM") + 4 :]
+    implicit_body = implicit_body[12 + int.from_bytes(implicit_body[8:12], "little") :]  # skip group 0002
+    assert _store(third, 1, implicit_body, sop_class, str(other.SOPInstanceUID)) == 0
+    for scu in (first, second, third):
+        scu.release()
+    (row,) = env.db.query("SELECT path FROM instance WHERE sop_uid = ?", (str(other.SOPInstanceUID),))
+    assert str(dcmread(row["path"]).file_meta.TransferSyntaxUID) == IMPLICIT
+
+
+def test_kept_requests_are_bounded():
+    """At most ``size`` requests are kept (the oldest goes first); a request over ``max_bytes``
+    is never kept. Fails if the table grows with every distinct request."""
+    kept = ul.Negotiations([], size=2, max_bytes=400)
+    rqs = [associate_rq("INBOX", f"SCU{i}", [(1, "1.2.840.10008.1.1", [IMPLICIT])]) for i in range(3)]
+    big = associate_rq("INBOX", "BIG", [(2 * i + 1, "1.2.840.10008.1.1", [IMPLICIT]) for i in range(9)])
+    assert len(big) > 400 > max(len(r) for r in rqs)
+    for raw in (*rqs, big, big):
+        kept.request(raw)
+    assert kept.decoded == 5 and len(kept._kept) == 2
+    kept.request(rqs[2])  # kept: no decode
+    kept.request(rqs[0])  # evicted: decoded again
+    assert kept.decoded == 6
+    assert kept.request(rqs[1]).calling_ae_title.strip() == "SCU1"
