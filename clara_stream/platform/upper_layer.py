@@ -195,6 +195,17 @@ def negotiate(rq: A_ASSOCIATE, supported: list[PresentationContext], max_pdu: in
     )
 
 
+class _Kept:
+    """One request's decode and negotiation, made once even when its senders arrive together."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.lock = threading.Lock()
+        self.request: A_ASSOCIATE | None = None
+        self.error: str | None = None
+        self.negotiated: Negotiated | None = None
+
+
 class Negotiations:
     """Decoded A-ASSOCIATE-RQs and their negotiation, kept by the request's exact bytes.
 
@@ -202,38 +213,51 @@ class Negotiations:
     presentation contexts took 5–10 ms to decode and 3–7 ms to negotiate, GIL-bound, per
     association. A sender that associates again proposes the same bytes (same AE titles, same
     contexts), and decoding and negotiation are functions of those bytes and ``supported`` alone,
-    so the answer is reused. Requests over ``max_bytes`` are never kept; at most ``size`` are.
+    so the answer is reused; senders arriving together wait for the one decode. Requests over
+    ``max_bytes`` are never kept; at most ``size`` are (the oldest goes first).
     """
 
     def __init__(self, supported: list[PresentationContext], *, size: int = 32, max_bytes: int = 1 << 16) -> None:
         self.supported, self.size, self.max_bytes = supported, size, max_bytes
-        self._kept: dict[bytes, list] = {}  # raw request -> [A_ASSOCIATE, Negotiated | None]
+        self._kept: dict[bytes, _Kept] = {}
         self._lock = threading.Lock()
         self.decoded = 0  # requests decoded (not found kept): for tests and logs
 
-    def _entry(self, raw: bytes) -> list:
-        with self._lock:
-            entry = self._kept.get(raw)
-        if entry is None:
-            entry = [decode_request(raw), None]
-            with self._lock:
-                self.decoded += 1
-                if len(raw) <= self.max_bytes:
-                    if len(self._kept) >= self.size:
-                        self._kept.pop(next(iter(self._kept)))  # the oldest
-                    self._kept[raw] = entry
-        return entry
-
     def request(self, raw: bytes) -> A_ASSOCIATE:
         """The A-ASSOCIATE primitive of an encoded A-ASSOCIATE-RQ (header included)."""
-        return self._entry(raw)[0]
+        return self._entry(raw)[1]
 
     def accept(self, raw: bytes) -> Negotiated:
         """The negotiated association for the request ``raw`` (after it was admitted)."""
-        entry = self._entry(raw)
-        if entry[1] is None:
-            entry[1] = negotiate(entry[0], self.supported)
-        return entry[1]
+        entry, rq = self._entry(raw)
+        with entry.lock:
+            if entry.negotiated is None:
+                entry.negotiated = negotiate(rq, self.supported)
+            return entry.negotiated
+
+    def _entry(self, raw: bytes) -> tuple[_Kept, A_ASSOCIATE]:
+        with self._lock:
+            entry = self._kept.get(raw)
+            mine = entry is None
+            if mine:
+                entry = _Kept()
+                self.decoded += 1
+                if len(raw) <= self.max_bytes:
+                    if len(self._kept) >= self.size:
+                        self._kept.pop(next(iter(self._kept)))
+                    self._kept[raw] = entry
+        if mine:
+            try:
+                entry.request = decode_request(raw)
+            except UpperLayerError as exc:
+                entry.error = str(exc)
+            finally:
+                entry.ready.set()
+        else:
+            entry.ready.wait()
+        if entry.error is not None:
+            raise UpperLayerError(entry.error)
+        return entry, entry.request
 
 
 # -- DIMSE command sets (group 0000, implicit VR little endian) ---------------------------------

@@ -5,11 +5,13 @@ PDUs are built with ``struct``, and the A-ASSOCIATE-AC read back byte by byte.""
 from __future__ import annotations
 
 import io
+import threading
 
 from pydicom import dcmread
 
 from clara_stream.platform import upper_layer as ul
 
+from .conftest import wait_until
 from .test_fast_receive import EXPLICIT, IMPLICIT, RawScu, associate_rq, env, p_data, pdv, split_file, store_rq
 
 __all__ = ["env"]  # the fixture, imported for this module's tests
@@ -68,3 +70,30 @@ def test_kept_requests_are_bounded():
     kept.request(rqs[0])  # evicted: decoded again
     assert kept.decoded == 6
     assert kept.request(rqs[1]).calling_ae_title.strip() == "SCU1"
+
+
+def test_senders_arriving_together_wait_for_one_decode(monkeypatch):
+    """Four threads ask for the same request while its first decode is held inside pydicom's
+    decoder: one decode, the same answer for all. Fails if concurrent arrivals each decode
+    (what four storescu started together did before)."""
+    real, inside, go = ul.decode_request, threading.Event(), threading.Event()
+
+    def held(raw: bytes):
+        inside.set()
+        assert go.wait(60)
+        return real(raw)
+
+    monkeypatch.setattr(ul, "decode_request", held)
+    kept = ul.Negotiations([])
+    raw = associate_rq("INBOX", "SCU", [(1, "1.2.840.10008.1.1", [IMPLICIT])])
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(kept.request(raw))) for _ in range(4)]
+    threads[0].start()
+    assert inside.wait(60)
+    for t in threads[1:]:
+        t.start()
+    wait_until(lambda: sum(t.is_alive() for t in threads) == 4, "four threads waiting")
+    go.set()
+    for t in threads:
+        t.join(60)
+    assert kept.decoded == 1 and len(got) == 4 and all(g is got[0] for g in got)
