@@ -97,3 +97,24 @@ def test_senders_arriving_together_wait_for_one_decode(monkeypatch):
     for t in threads:
         t.join(60)
     assert kept.decoded == 1 and len(got) == 4 and all(g is got[0] for g in got)
+
+
+def test_an_ae_edit_applies_from_the_next_association(env, ct_small):
+    """The called AE's config is read once per association: after allowedSopClasses is narrowed
+    to MR, the open association still stores CT, a new one is refused (0x0122, SOP class not
+    supported). Fails if the config is kept beyond its association (the new one would store) or
+    the per-association read is lost (then the edit would refuse the open one too: the old rule)."""
+    files = sorted(ct_small.iterdir())
+    (b0, cls, uid0, ts), (b1, _, uid1, _), (b2, _, uid2, _) = (split_file(f) for f in files[:3])
+    scu = RawScu(env.port)
+    scu.associate([(1, cls, [ts])])
+    assert _store(scu, 1, b0, cls, uid0) == 0
+    ae = env.config.ae_by_title("INBOX")
+    env.config.update("ae", ae.model_copy(update={"allowed_sop_classes": ["1.2.840.10008.5.1.4.1.1.4"]}))
+    assert _store(scu, 1, b1, cls, uid1) == 0
+    scu.release()
+    late = RawScu(env.port)
+    late.associate([(1, cls, [ts])])
+    assert _store(late, 1, b2, cls, uid2) == 0x0122
+    late.release()
+    assert {r["sop_uid"] for r in env.db.query("SELECT sop_uid FROM instance")} == {uid0, uid1}
