@@ -28,6 +28,7 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from clara_stream.platform import grouper
 from clara_stream.platform.configstore import ConfigStore
 from clara_stream.platform.db import Database
+from clara_stream.platform.group_commit import GroupCommit
 from clara_stream.platform.jobs import JobQueue
 from clara_stream.platform.schemas import GROUPING_SERIES
 
@@ -137,6 +138,7 @@ class InstanceStore:
         self.store_dir = Path(store_dir)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
+        self._commits = GroupCommit(db)  # index rows of instances arriving together: one transaction
 
     def path_for(self, called_ae: str, study_uid: str, series_uid: str, sop_uid: str) -> Path:
         """Where an instance lives: keyed by AE, study, series and instance (all checked UIDs)."""
@@ -205,8 +207,14 @@ class InstanceStore:
                 path.unlink(missing_ok=True)
             raise
 
-    def _index(
+    def _index(self, path: Path, size: int, **row) -> int:
+        """Index one instance; committed when this returns. Instances indexed at the same time
+        share one transaction (:class:`~clara_stream.platform.group_commit.GroupCommit`)."""
+        return self._commits.run(lambda con: self._index_rows(con, path, size, **row))
+
+    def _index_rows(
         self,
+        con,
         path: Path,
         size: int,
         *,
@@ -224,66 +232,65 @@ class InstanceStore:
     ) -> int:
         group_uid = series_uid if grouping == GROUPING_SERIES else study_uid
         now = time.time()
-        with self.db.write() as con:
-            grp = con.execute(
-                "SELECT id FROM grp WHERE state = 'open' AND called_ae = ? AND group_uid = ?",
-                (called_ae, group_uid),
-            ).fetchone()
-            if grp is None:
-                gid = con.execute(
-                    "INSERT INTO grp (called_ae, group_uid, opened_at, last_at, state) VALUES (?, ?, ?, ?, 'open')",
-                    (called_ae, group_uid, now, now),
-                ).lastrowid
-            else:
-                gid = grp["id"]
-                con.execute("UPDATE grp SET last_at = ? WHERE id = ?", (now, gid))
-            same = con.execute(
-                "SELECT id, path, study_uid, series_uid, called_ae, state FROM instance WHERE sop_uid = ?", (sop_uid,)
-            ).fetchall()
-            for r in same:
-                if r["path"] == str(path) and r["state"] != "superseded":
-                    if con.execute("SELECT 1 FROM instance WHERE id = ? AND group_id = ?", (r["id"], gid)).fetchone():
-                        return r["id"]  # the same bytes again into the same open group: idempotent
-            others = [r for r in same if (r["study_uid"], r["series_uid"]) != (study_uid, series_uid)]
-            if others:
-                o = others[0]
-                conflict = (
-                    f"SOP Instance UID also received in study {o['study_uid']} series {o['series_uid']} "
-                    f"(AE {o['called_ae']}); kept apart"
-                )
-            # a newer version under the same key replaces the older one in this group's job only
-            con.execute(
-                "UPDATE instance SET state = 'superseded' WHERE group_id = ? AND sop_uid = ? AND path != ?",
-                (gid, sop_uid, str(path)),
-            )
-            iid = con.execute(
-                "INSERT INTO instance (sop_uid, sop_class, study_uid, series_uid, path, size, called_ae, "
-                "calling_ae, calling_host, assoc_id, state, group_id, received_at, conflict) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    sop_uid,
-                    sop_class,
-                    study_uid,
-                    series_uid,
-                    str(path),
-                    size,
-                    called_ae,
-                    calling_ae,
-                    calling_host,
-                    assoc_id,
-                    state,
-                    gid,
-                    now,
-                    conflict,
-                ),
+        grp = con.execute(
+            "SELECT id FROM grp WHERE state = 'open' AND called_ae = ? AND group_uid = ?",
+            (called_ae, group_uid),
+        ).fetchone()
+        if grp is None:
+            gid = con.execute(
+                "INSERT INTO grp (called_ae, group_uid, opened_at, last_at, state) VALUES (?, ?, ?, ?, 'open')",
+                (called_ae, group_uid, now, now),
             ).lastrowid
-            if conflict:
-                con.execute(
-                    "UPDATE instance SET conflict = COALESCE(conflict, ?) WHERE sop_uid = ? AND id != ?",
-                    (f"SOP Instance UID received again as instance #{iid}: {conflict}", sop_uid, iid),
-                )
-                log.warning("instance conflict %s (%s): %s", sop_uid, called_ae, conflict)
-            return iid
+        else:
+            gid = grp["id"]
+            con.execute("UPDATE grp SET last_at = ? WHERE id = ?", (now, gid))
+        same = con.execute(
+            "SELECT id, path, study_uid, series_uid, called_ae, state FROM instance WHERE sop_uid = ?", (sop_uid,)
+        ).fetchall()
+        for r in same:
+            if r["path"] == str(path) and r["state"] != "superseded":
+                if con.execute("SELECT 1 FROM instance WHERE id = ? AND group_id = ?", (r["id"], gid)).fetchone():
+                    return r["id"]  # the same bytes again into the same open group: idempotent
+        others = [r for r in same if (r["study_uid"], r["series_uid"]) != (study_uid, series_uid)]
+        if others:
+            o = others[0]
+            conflict = (
+                f"SOP Instance UID also received in study {o['study_uid']} series {o['series_uid']} "
+                f"(AE {o['called_ae']}); kept apart"
+            )
+        # a newer version under the same key replaces the older one in this group's job only
+        con.execute(
+            "UPDATE instance SET state = 'superseded' WHERE group_id = ? AND sop_uid = ? AND path != ?",
+            (gid, sop_uid, str(path)),
+        )
+        iid = con.execute(
+            "INSERT INTO instance (sop_uid, sop_class, study_uid, series_uid, path, size, called_ae, "
+            "calling_ae, calling_host, assoc_id, state, group_id, received_at, conflict) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                sop_uid,
+                sop_class,
+                study_uid,
+                series_uid,
+                str(path),
+                size,
+                called_ae,
+                calling_ae,
+                calling_host,
+                assoc_id,
+                state,
+                gid,
+                now,
+                conflict,
+            ),
+        ).lastrowid
+        if conflict:
+            con.execute(
+                "UPDATE instance SET conflict = COALESCE(conflict, ?) WHERE sop_uid = ? AND id != ?",
+                (f"SOP Instance UID received again as instance #{iid}: {conflict}", sop_uid, iid),
+            )
+            log.warning("instance conflict %s (%s): %s", sop_uid, called_ae, conflict)
+        return iid
 
     def release(self, assoc_id: str) -> int:
         """The association ended normally: its instances count toward their groups."""
