@@ -3,16 +3,19 @@
 Every receiver gets the same 200 × 512² CT series (``clara_stream.samples.ct``) from dcmtk
 ``storescu`` with ``TCP_NODELAY=1``, interleaved in the same run (storescp, Orthanc, ours on the
 fast receive path, ours on the pynetdicom path, ours without fsync (the receive path's CPU alone;
-never a service setting), ours with 4 concurrent associations on 1 and on ``--acceptors``
-processes; repeated). Each repeat also times create + write + fdatasync + rename
-of a file of one instance's size in the same folder, so the cost of durability on this disk is
-printed beside the rates. Peers are
-resolved by absolute path (``/usr/bin/storescu``, ``/usr/bin/storescp``, ``/usr/sbin/Orthanc``)
-and their version output checked, so the venv's pynetdicom scripts of the same names never stand
-in for dcmtk. Prints instances/s (median, min–max) per receiver, the ratios ours / storescp
-(target ≥ 0.5), ours / Orthanc (target ≥ 1.5) and 4 associations / 1 association (target ≥ 1.6),
-per-C-STORE round-trip percentiles (a pynetdicom SCU with Nagle off), and the time from the
-last instance to the start of the job it triggers (AE idle timeout 1 s).
+never a service setting), ours with 4 concurrent associations on 1 and on ``--acceptors`` processes,
+and one association on ``--acceptors`` processes too, so the 4-association ratio compares the same
+service configuration (what a site with concurrent senders sets); repeated). Each repeat also times
+create + write + fdatasync + rename of a file of one instance's size in the same folder, so the cost
+of durability on this disk is printed beside the rates. Peers are resolved by absolute path
+(``/usr/bin/storescu``, ``/usr/bin/storescp``, ``/usr/sbin/Orthanc``) and their version output
+checked, so the venv's pynetdicom scripts of the same names never stand in for dcmtk. Prints
+instances/s (median, min–max) per receiver, the ratios ours / storescp (target ≥ 0.5), ours /
+Orthanc (target ≥ 1.5) and 4 associations / 1 association (target ≥ 1.6, like for like on
+``--acceptors`` and on the default single acceptor), the service's CPU per instance (user + system),
+the storescu senders' CPU per instance, the box's idle and iowait share, per-C-STORE round-trip
+percentiles (a pynetdicom SCU with Nagle off), and the time from the last instance to the start of
+the job it triggers (AE idle timeout 1 s).
 
 storescp never fsyncs; Orthanc runs with its default ``SyncStorageArea`` (fdatasync per file,
 answer after the write); ours answers only after the whole dataset is checked, fdatasync'ed,
@@ -27,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -128,11 +132,13 @@ def run_ours(
     acceptors: int = 1,
     receive_path: str = "fast",
     fsync: bool = True,
+    plain: bool = False,
 ) -> tuple[float, np.ndarray | None, float | None]:
     """Our service: one association (then a job and round trips), or 4 concurrent ones (quarters).
 
     ``receive_path="pynetdicom"``: pynetdicom's reactor path instead of our upper-layer loop;
-    ``fsync=False`` (never in service): what the receive path costs without the disk's sync.
+    ``fsync=False`` (never in service): what the receive path costs without the disk's sync;
+    ``plain``: throughput only (no job, no round trips), as the 4-association cases.
     """
     data = work / f"ours-{acceptors}-{bool(quarters)}-{receive_path}-{fsync}"
     shutil.rmtree(data, ignore_errors=True)
@@ -168,17 +174,25 @@ def run_ours(
         wait_port(info["httpPort"])
         if acceptors > 1:
             wait_listeners(proc.pid, info["dicomPort"], acceptors)
-        plain = bool(quarters) or receive_path != "fast" or not fsync  # throughput only: no job, no round trips
+        plain = plain or bool(quarters) or receive_path != "fast" or not fsync  # throughput only: no job, no RTTs
         aec = "MANY" if plain else AE
         import psutil
 
         service = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children()]
-        cpu0, box0 = [p.cpu_times() for p in service], psutil.cpu_times()
+
+        def snapshot():  # the service's processes, the box, and our reaped children (the senders)
+            return [p.cpu_times() for p in service], psutil.cpu_times(), resource.getrusage(resource.RUSAGE_CHILDREN)
+
+        cpu0, box0, kids0 = snapshot()
         wall = send(quarters or [series], info["dicomPort"], aec)
-        cpu1, box1 = [p.cpu_times() for p in service], psutil.cpu_times()
-        used = sum(b.user + b.system - a.user - a.system for a, b in zip(cpu0, cpu1))
-        idle = (box1.idle - box0.idle) / max(1e-9, sum(box1) - sum(box0))
-        LAST_USAGE[:] = [used * 1000.0 / len(datasets), idle * 100.0]
+        cpu1, box1, kids1 = snapshot()
+        user = sum(b.user - a.user for a, b in zip(cpu0, cpu1))
+        system = sum(b.system - a.system for a, b in zip(cpu0, cpu1))
+        senders = kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime  # the storescu, reaped
+        total = max(1e-9, sum(box1) - sum(box0))
+        idle, iowait = (box1.idle - box0.idle) / total, (box1.iowait - box0.iowait) / total
+        per = 1000.0 / len(datasets)
+        LAST_USAGE[:] = [(user + system) * per, idle * 100.0, user * per, system * per, senders * per, iowait * 100.0]
         files = list((data / "store" / aec).rglob("*.dcm"))
         assert len(files) == len(datasets), "our SCP lost instances"
         if plain:
@@ -201,7 +215,9 @@ def run_ours(
     return wall, rtt, to_start
 
 
-LAST_USAGE: list[float] = []  # of the last run_ours: service CPU ms per instance, box idle % while sending
+#: of the last run_ours, while sending: service CPU ms/instance, box idle %, service user and system
+#: ms/instance, the storescu senders' CPU ms/instance, box iowait % (the fdatasync waits show there)
+LAST_USAGE: list[float] = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dicom_ingest-"))
     n = args.instances
     many = f"ours, 4 assoc, {args.acceptors} acceptors"
+    one_n = f"ours, 1 assoc, {args.acceptors} acceptors"  # like for like with `many`: the same service
     rates: dict[str, list[float]] = {
         "storescp": [],
         "orthanc": [],
@@ -228,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours, pynetdicom path": [],
         "ours, no fsync (CPU only)": [],
         "ours, 4 assoc, 1 acceptor": [],
+        one_n: [],
         many: [],
     }
     gaps: dict[str, list[np.ndarray]] = {"storescp": [], "orthanc": [], "ours": []}
@@ -264,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             wall, _, _ = run_ours(series, datasets, work, quarters=quarters, acceptors=1)
             usage["ours, 4 assoc, 1 acceptor"].append(LAST_USAGE[:])
             rates["ours, 4 assoc, 1 acceptor"].append(n / wall)
+            wall, _, _ = run_ours(series, datasets, work, acceptors=args.acceptors, plain=True)
+            usage[one_n].append(LAST_USAGE[:])
+            rates[one_n].append(n / wall)
             wall, _, _ = run_ours(series, datasets, work, quarters=quarters, acceptors=args.acceptors)
             usage[many].append(LAST_USAGE[:])
             rates[many].append(n / wall)
@@ -274,8 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {
         "ours / storescp (target ≥ 0.5)": med["ours"] / med["storescp"],
         "ours / orthanc (target ≥ 1.5)": med["ours"] / med["orthanc"],
-        f"4 assoc on {args.acceptors} acceptors / 1 assoc (target ≥ 1.6)": med[many] / med["ours"],
-        "4 assoc on 1 acceptor / 1 assoc (target ≥ 1.6)": med["ours, 4 assoc, 1 acceptor"] / med["ours"],
+        f"4 assoc / 1 assoc, both on --acceptors {args.acceptors} (the site setting for concurrent senders; "
+        "target ≥ 1.6)": med[many] / med[one_n],
+        "4 assoc / 1 assoc, both on the default 1 acceptor (target ≥ 1.6)": med["ours, 4 assoc, 1 acceptor"]
+        / med["ours"],
+        f"4 assoc on {args.acceptors} acceptors / 1 assoc on 1 (as recorded before)": med[many] / med["ours"],
         "ours without fsync / storescp (the receive path's CPU alone)": med["ours, no fsync (CPU only)"]
         / med["storescp"],
         "fast path / pynetdicom path": med["ours"] / med["ours, pynetdicom path"],
@@ -287,13 +311,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     )
     head = f"{'receiver':<30} {'inst/s median':>14} {'min–max':>16} {'C-STORE RTT ms p50/p90/p99':>28}"
-    print(head + f" {'service CPU ms/inst':>20} {'box idle %':>11}")
+    print(head + f" {'service CPU ms/inst (user+sys)':>31} {'storescu CPU':>12} {'box idle %':>10} {'iowait %':>8}")
     for k in rates:
         lo, hi = min(rates[k]), max(rates[k])
         rtt = pct(np.concatenate(gaps[k])) if k in gaps else "-"
-        cpu, idle = (statistics.median(u[i] for u in usage[k]) for i in (0, 1)) if k in usage else (None, None)
-        tail = f" {cpu:>20.2f} {idle:>11.0f}" if cpu is not None else ""
+        tail = ""
+        if k in usage:
+            cpu, idle, user, system, senders, iowait = (statistics.median(u[i] for u in usage[k]) for i in range(6))
+            svc = f"{cpu:.2f} ({user:.2f}+{system:.2f})"
+            tail = f" {svc:>31} {senders:>12.2f} {idle:>10.0f} {iowait:>8.0f}"
         print(f"{k:<30} {med[k]:>14.1f} {lo:>7.1f}–{hi:<8.1f} {rtt:>28}{tail}")
+    print(
+        f"CPU columns: ms per instance while sending (median of the repeats); storescu = the senders' own CPU. "
+        f"The 4-association cases and '{one_n}' run the service with the same settings as a site with "
+        f"concurrent senders would (--acceptors {args.acceptors}); 'ours' and '4 assoc, 1 acceptor' use the default."
+    )
     for name, value in ratios.items():
         print(f"ratio {name}: {value:.2f}")
     sy = np.asarray(syncs)
