@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 from clara_stream.operators.video.colour import frame_to_rgb
 from clara_stream.operators.video.live_queue import DroppingQueue, StreamClock
-from clara_stream.operators.video.live_uri import RTSP_TRANSPORTS, input_options, is_v4l2, scheme
+from clara_stream.operators.video.live_uri import RTSP_TRANSPORTS, input_options, is_v4l2, rtp_input, scheme
 from clara_stream.operators.video.probe import SUPPORTED_CODECS, VideoInputError
+from clara_stream.operators.video.rtp_nal import NalAssembler
 from clara_stream.operators.video.source import DecodedFrame
 
 from clara_stream.geometry import FrameInfo
@@ -96,6 +97,10 @@ class LiveSource:
         RTSP transport (interleaved TCP, or RTP over UDP).
     low_delay : bool
         MPEG-TS: hand packets to the decoder unparsed (one frame per PES; see ``live_uri.input_options``).
+        RTSP/SDP H.264: the depacketiser's output joined into whole NAL units here (``rtp_nal``),
+        the decoder finishing each picture at its last slice (``flags2=+chunks``), not at the next
+        frame's first packet. A stream whose size the probe cannot find unparsed (no parameter
+        sets in its SDP) is opened again with FFmpeg's parser.
     options : dict, optional
         Further FFmpeg options (they win over the defaults).
     convert : callable
@@ -122,6 +127,7 @@ class LiveSource:
         self.timeout_s = float(timeout_s)  # PyAV interrupts any blocking open/read after it
         self.options = input_options(self.uri, transport=transport, timeout_s=timeout_s,
                                      low_delay=bool(low_delay)) | dict(options or {})
+        self.nal: NalAssembler | None = None  # RTSP/SDP H.264 at low delay: whole NAL units, see rtp_nal
         if self.options.get("rtsp_flags") == "listen":  # the server side for one publisher: its own timeout
             self.options.pop("timeout", None)
             self.options.setdefault("listen_timeout", str(max(1, round(timeout_s))))
@@ -172,6 +178,14 @@ class LiveSource:
             raise
         stream.thread_type = "SLICE"  # frame threads hold each frame back by a frame per thread
         stream.thread_count = self.decode_threads
+        self.nal = None
+        if rtp_input(self.uri) and "noparse" in self.options.get("fflags", ""):
+            if codec != "h264" or not stream.codec_context.width:  # unparsed needs the SDP's parameter sets
+                container.close()
+                return self._connect_parsed()
+            stream.codec_context.flags2 |= av.codec.context.Flags2.chunks  # a picture ends at its last slice
+            stream.thread_count = 1  # one NAL unit per packet: nothing for slice threads to share
+            self.nal = NalAssembler()
         # the SPS's rate before FFmpeg's guess from the time base (which reads 60 for a 30 fps H.264 stream)
         rates = (stream.average_rate, stream.codec_context.framerate, stream.guessed_rate, stream.base_rate)
         rate = next((Fraction(r) for r in rates if r), Fraction(30))
@@ -179,6 +193,28 @@ class LiveSource:
         self.info = StreamInfo(self.uri, codec, stream.codec_context.width, stream.codec_context.height, rate, audio)
         self.clock.reset()
         return container, stream
+
+    def _connect_parsed(self) -> tuple[Any, Any]:
+        """Open again with FFmpeg's parser (the stream cannot be taken unparsed)."""
+        fflags = self.options["fflags"].replace("+noparse", "")
+        self.options = {k: v for k, v in self.options.items() if k not in ("fflags", "fpsprobesize")}
+        if fflags:
+            self.options["fflags"] = fflags
+        return self._connect()
+
+    def _decode(self, packet: Any) -> list[Any]:
+        """Frames from one demuxed packet: as is, or through the NAL assembler (RTSP/SDP at low delay)."""
+        if self.nal is None:
+            return packet.decode()
+        import av
+
+        frames = []
+        for data, pts in self.nal.push(bytes(packet), packet.pts) if packet.size else self.nal.flush():
+            nal = av.Packet(data)
+            nal.pts = nal.dts = pts
+            nal.time_base = packet.time_base
+            frames += self._stream.codec_context.decode(nal)
+        return frames if packet.size else frames + packet.decode()  # the end: the decoder's last frames too
 
     def _check_v4l2(self, where: str) -> None:
         """A V4L2 device must exist and be a character device, and FFmpeg must have its demuxer.
@@ -260,7 +296,7 @@ class LiveSource:
                         if self._stop.is_set():
                             return
                         arrived = time.perf_counter()
-                        for frame in packet.decode():
+                        for frame in self._decode(packet):
                             self.queue.put(self._frame(frame, self._stream, origin, arrived))
                             self.decoded += 1
                 except av.FFmpegError as exc:

@@ -52,6 +52,8 @@ def input_options(uri: str, *, transport: str, timeout_s: float, low_delay: bool
     interval (33 ms at 30 fps) per hop, measured. ``fpsprobesize`` keeps the probe to three frames:
     without the parser the rate is probed from timestamps, and a longer probe is a backlog.
     A sender that splits frames over several PES packets needs ``low_delay=False``.
+    RTSP and ``.sdp`` (RTP): unparsed too; the source joins the depacketiser's fragments into whole
+    NAL units itself (``rtp_nal``) so a frame is decoded when its last slice is in.
     """
     s, us = scheme(uri), str(int(timeout_s * 1e6))
     # not fflags=nobuffer: it discards the packets read while probing. A short probe (0.2 s): what
@@ -65,11 +67,16 @@ def input_options(uri: str, *, transport: str, timeout_s: float, low_delay: bool
             opts["timeout"] = us  # connect timeout
     elif s in ("udp", "rtp"):
         opts |= {"timeout": us, "overrun_nonfatal": "1", "fifo_size": "1000000"} if s == "udp" else {"timeout": us}
-    if low_delay and s in ("udp", "tcp", "srt"):
+    if low_delay and (s in ("udp", "tcp", "srt", "rtsp", "rtsps") or uri.lower().endswith(".sdp")):
         opts |= {"fflags": "+noparse", "fpsprobesize": "3"}
     if uri.lower().endswith(".sdp"):
         opts |= {"protocol_whitelist": "file,udp,rtp", "timeout": us}
     return opts
+
+
+def rtp_input(uri: str) -> bool:
+    """Whether ``uri`` is read through FFmpeg's RTP depacketiser (RTSP, an SDP file)."""
+    return scheme(uri) in ("rtsp", "rtsps") or str(uri).lower().endswith(".sdp")
 
 
 def output_format(uri: str, owner: str) -> str:

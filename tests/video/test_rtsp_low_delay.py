@@ -1,0 +1,137 @@
+"""RTSP/RTP at low delay: whole NAL units joined from FFmpeg's depacketiser output, frame by frame.
+
+Oracles: a closed-form packet sequence for the assembler (what FFmpeg's RTP H.264 depacketiser
+hands out: start-coded NALs and STAP-A aggregates, FU-A fragments of which only the first carries
+a start code); and, through a real RTSP server (rtsp-server-perl), the pixels sent against the
+pixels decoded. Nothing is timed: a frame that does not come fails a wait on state.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from fractions import Fraction
+
+import numpy as np
+from clara_stream.operators.video.live import LiveSource
+from clara_stream.operators.video.rtp_nal import NalAssembler
+from clara_stream.operators.video.testing_streams import RTSP_SERVER, free_port, listening, stop, wait_until
+
+from clara_stream.geometry import FrameInfo
+
+SC = b"\x00\x00\x00\x01"
+
+
+def _fu(nal_header: int, body: bytes, size: int) -> list[bytes]:
+    """A NAL split as FFmpeg's depacketiser hands FU-A out: start code + header + first part, then bare parts."""
+    parts = [body[i:i + size] for i in range(0, len(body), size)]
+    return [SC + bytes([nal_header]) + parts[0], *parts[1:]]
+
+
+def test_assembler_hands_out_whole_nal_units_at_their_last_fragment() -> None:
+    """Fails if a fragment reaches the decoder alone (FFmpeg: "Invalid data"), if a NAL is cut or
+    joined with the next, or if the last NAL of a frame waits for the next frame (the parser's
+    delay, which this exists to remove)."""
+    rng = np.random.default_rng(1)
+    big1, big2 = rng.bytes(3000), rng.bytes(2000)
+    a = NalAssembler()
+    out: list[tuple[bytes, int]] = []
+    frame0 = [SC + b"\x06" + b"sei", *_fu(0x65, big1, 1000), SC + b"\x65" + b"tail-slice"]
+    for p in frame0:
+        out += a.push(p, 0)
+    # the frame's last NAL is out with its own packet, before anything of frame 1 arrives
+    assert out == [(SC + b"\x06sei", 0), (SC + b"\x65" + big1, 0), (SC + b"\x65tail-slice", 0)]
+    out.clear()
+    for p in _fu(0x41, big2, 1000):  # 1000 + 1000 (full, open) + ... the last part is 0 long: not sent
+        out += a.push(p, 3000)
+    assert out == []  # the last continuation was full-size: only the next NAL can end it (the certain rule)
+    out += a.push(SC + b"\x41" + b"x" * 5, 6000)  # the timestamp moves on: frame 1's NAL is whole now
+    assert out == [(SC + b"\x41" + big2, 3000), (SC + b"\x41xxxxx", 6000)]
+    assert a.early and a.misjudged == 0
+
+
+def test_assembler_switches_the_early_rule_off_when_a_sender_breaks_it() -> None:
+    """A sender whose fragments vary in size: a short middle fragment looked like a NAL's end. Its
+    next fragment finds no NAL open: counted, and from then on only the certain rule is used.
+    Fails if the stray fragment reaches the decoder or the early rule stays on."""
+    a = NalAssembler()
+    for p in _fu(0x65, b"a" * 2500, 1200):
+        a.push(p, 0)  # learns 1200-byte continuations
+    got = a.push(SC + b"\x41" + b"b" * 1200, 10)  # a full-size start packet: an FU-A start, the NAL opens
+    got += a.push(b"c" * 600, 10)  # a short continuation: taken as the end (rule)
+    got += a.push(b"d" * 700, 10)  # …but the NAL went on: the rule is wrong for this sender
+    assert [len(n) for n, _ in got] == [len(SC) + 1 + 1200 + 600] and a.misjudged == 1 and not a.early
+    assert a.push(SC + b"\x41" + b"e" * 10, 20) == [] and a.flush() == [(SC + b"\x41" + b"e" * 10, 20)]
+
+
+def test_each_frame_is_decoded_before_the_next_is_sent_over_rtsp(peer) -> None:  # type: ignore[no-untyped-def]
+    """Our RTSP output → rtsp-server-perl (RTP/UDP) → our live source, in lockstep.
+
+    After each frame is published, the source must decode it with no further frame sent, and
+    decode the right picture (each frame a different grey level under noise, so every NAL is
+    fragmented). Fails with FFmpeg's parser in the path (it holds each frame until the next one's
+    first packet) or with fragments handed to the decoder unjoined (nothing decodes).
+    """
+    from clara_stream.operators.video.sink import VideoSink
+
+    server_exe = peer(RTSP_SERVER, ["--help"], "clientport")
+    client, source = free_port(), free_port()
+    server = subprocess.Popen([str(server_exe), "--clientport", str(client), "--serverport", str(source),
+                               "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
+                               "--rtp_start_port", str(20000 + client % 20000)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rng = np.random.default_rng(0)
+    levels = [40 + 14 * (i % 12) for i in range(64)]
+    sink = VideoSink(f"rtsp://127.0.0.1:{source}/in", preset="ultrafast", tune="zerolatency", gop=4)
+    src = LiveSource(f"rtsp://127.0.0.1:{client}/in", transport="udp", retries=0, timeout_s=20, queue_size=64)
+    means: list[float] = []
+
+    def send(i: int) -> None:
+        noise = rng.integers(-25, 26, (144, 240, 3))
+        sink.write(np.clip(levels[i] + noise, 0, 255).astype(np.uint8), FrameInfo(i, Fraction(1, 30), i, Fraction(30)))
+        wait_until(lambda: sink.written == i + 1, f"frame {i} to be published")
+
+    try:
+        wait_until(lambda: listening(client) and listening(source), "rtsp-server-perl")
+        send(0)  # the publisher's ANNOUNCE: the server knows /in from now on
+        opened: list[BaseException | None] = []
+
+        def open_source() -> None:
+            try:
+                src.open()
+                opened.append(None)
+            except BaseException as exc:  # reported to the test thread
+                opened.append(exc)
+
+        t = threading.Thread(target=open_source, daemon=True)
+        t.start()
+        i = 1
+        while t.is_alive():  # the probe reads a few frames before open() returns
+            send(i)
+            i += 1
+            t.join(0.2)
+        assert opened == [None], opened
+        assert src.nal is not None  # the low-delay path is the one under test
+        for _ in range(8):  # joined mid-GOP: nothing decodes before the next keyframe (gop=4)
+            if src.decoded:
+                break
+            send(i)
+            i += 1
+            try:
+                wait_until(lambda: src.decoded > 0, "a keyframe", timeout_s=1)
+            except AssertionError:
+                continue
+        while len(src.queue):
+            src.read(timeout_s=1)
+        base = src.decoded
+        for k in range(i, i + 14):
+            send(k)
+            wait_until(lambda k=k: src.decoded == base + k - i + 1, f"frame {k} decoded before frame {k + 1} is sent",
+                       timeout_s=10)
+            means.append((k, float(src.read(timeout_s=1).rgb.astype(float).mean())))
+    finally:
+        src.close()
+        sink.close()
+        stop(server)
+    assert all(abs(m - levels[k]) < 6 for k, m in means), means  # frame k itself, not k - 1 held back
+    assert src.nal.misjudged == 0 and src.nal.max_cont > 0  # fragmented, and the rule held
