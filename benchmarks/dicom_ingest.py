@@ -49,6 +49,7 @@ from _ingest_peers import (
     STORESCP,
     STORESCU,
     free_port,
+    fresh,
     pct,
     pinned,
     round_trips_ms,
@@ -64,8 +65,7 @@ AE = "BENCH"
 
 def run_anchor(series: Path, datasets: list, work: Path) -> tuple[float, np.ndarray]:
     out = work / "storescp"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    fresh(out)
     port = free_port()
     proc = subprocess.Popen(
         [STORESCP, "-aet", "ANCHOR", "-od", str(out), str(port)],
@@ -88,8 +88,7 @@ def run_anchor(series: Path, datasets: list, work: Path) -> tuple[float, np.ndar
 def run_orthanc(series: Path, datasets: list, work: Path) -> tuple[float, np.ndarray]:
     """Orthanc with its default SyncStorageArea (fdatasync per file before the answer)."""
     folder = work / "orthanc"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    fresh(folder)
     dicom_port, http_port = free_port(), free_port()
     cfg = folder / "orthanc.json"
     cfg.write_text(
@@ -141,8 +140,7 @@ def run_ours(
     ``plain``: throughput only (no job, no round trips), as the 4-association cases.
     """
     data = work / f"ours-{acceptors}-{bool(quarters)}-{receive_path}-{fsync}"
-    shutil.rmtree(data, ignore_errors=True)
-    data.mkdir(parents=True)
+    fresh(data)
     seed = work / "seed.json"
     seed.write_text(
         json.dumps(
