@@ -123,6 +123,7 @@ class VideoDetectionApp(Application):
             "wall_s": round(wall_s, 3),
             "fps": round(enc["frames"] / wall_s, 2) if wall_s > 0 else None,
             "output_fps": enc["fps"],
+            "output_clock_s": enc["written_clock_s"],  # first/last frame written (perf_counter): runs side by side
             "latency_ms": enc["latency"],  # glass to glass: packet read → encoded packet written
             "scheduler": self.config_value("app.scheduler"),
             "error": str(error) if error else None,

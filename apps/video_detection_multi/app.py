@@ -79,9 +79,13 @@ class VideoDetectionMultiApp(Application):
             return None
         streams = [i | o for i, o in zip(parts["batcher"].stats, parts["outputs"].stats, strict=True)]
         frames = sum(s["frames"] for s in streams)
+        written = [t[2] for sink in parts["outputs"].sinks for t in sink.timeline]  # encoded packet clocks
+        span = max(written) - min(written) if len(written) > 1 else 0.0
         summary = {"streams": streams, "batches": parts["batcher"].emitted, "frames_written": frames,
                    "inference_calls": parts["inference"].calls, "wall_s": round(wall_s, 3),
                    "fps_total": round(frames / wall_s, 2) if wall_s > 0 else None,
+                   # sustained: first to last frame written, all streams (start-up and opening left out)
+                   "fps_sustained": round((len(written) - 1) / span, 2) if span > 0 else None,
                    "error": str(error) if error else None}
         out = self.output_path or DEFAULT_OUT
         out.mkdir(parents=True, exist_ok=True)

@@ -157,6 +157,7 @@ class VideoEncoderOp(Operator):
             "output": str(self.sink.path),
             "frames": self.sink.written,
             "fps": round((len(line) - 1) / (line[-1][2] - line[0][2]), 2) if len(line) > 1 and span > 0 else None,
+            "written_clock_s": [line[0][2], line[-1][2]] if line else None,  # first/last packet (perf_counter)
             "latency": latency_summary(lat),
             "padded_from": list(self.sink.padded) if self.sink.padded else None,
             "removed": self.sink.removed,
