@@ -13,7 +13,7 @@ import threading
 from fractions import Fraction
 
 import numpy as np
-from clara_stream.operators.video.live import LiveSource
+from clara_stream.operators.video.live import LiveInputError, LiveSource
 from clara_stream.operators.video.rtp_nal import NalAssembler
 from clara_stream.operators.video.testing_streams import RTSP_SERVER, free_port, listening, stop, wait_until
 
@@ -135,3 +135,45 @@ def test_each_frame_is_decoded_before_the_next_is_sent_over_rtsp(peer) -> None: 
         stop(server)
     assert all(abs(m - levels[k]) < 6 for k, m in means), means  # frame k itself, not k - 1 held back
     assert src.nal.misjudged == 0 and src.nal.max_cont > 0  # fragmented, and the rule held
+
+
+def test_hevc_over_rtsp_falls_back_to_the_parser_and_decodes(peer, small_clip) -> None:  # type: ignore[no-untyped-def]
+    """The assembler is for H.264 only: an HEVC RTSP stream (ffmpeg publishing libx265 to
+    rtsp-server-perl) is opened again with FFmpeg's parser and decodes in order at its size.
+
+    Fails if the unparsed open is kept for HEVC (fragments reach the decoder: nothing decodes) or
+    if the reopen loses the stream.
+    """
+    from clara_stream.operators.video.testing_streams import FFMPEG, ffmpeg
+
+    ffmpeg_exe = peer(FFMPEG, ["-version"], "ffmpeg version")
+    server_exe = peer(RTSP_SERVER, ["--help"], "clientport")
+    client, source = free_port(), free_port()
+    server = subprocess.Popen([str(server_exe), "--clientport", str(client), "--serverport", str(source),
+                               "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
+                               "--rtp_start_port", str(20000 + client % 20000)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pub = None
+    src = LiveSource(f"rtsp://127.0.0.1:{client}/h", transport="udp", retries=40, backoff_s=0.1, backoff_max_s=0.2,
+                     timeout_s=20, queue_size=64)
+    try:
+        wait_until(lambda: listening(client) and listening(source), "rtsp-server-perl")
+        pub = ffmpeg(ffmpeg_exe, "-re", "-stream_loop", "-1", "-i", str(small_clip["video"]), "-c:v", "libx265",
+                     "-preset", "ultrafast", "-x265-params", "log-level=error", "-f", "rtsp", "-rtsp_transport", "udp",
+                     f"rtsp://127.0.0.1:{source}/h")
+        def opened() -> bool:  # the server offers /h once ffmpeg's ANNOUNCE is in; refused before
+            try:
+                src.open()
+            except LiveInputError:
+                return False
+            return True
+
+        wait_until(opened, "the server to offer the HEVC stream", timeout_s=60)
+        idx = [src.read(timeout_s=30).info.index for _ in range(12)]
+    finally:
+        src.close()
+        if pub is not None:
+            stop(pub)
+        stop(server)
+    assert src.info.codec == "hevc" and src.nal is None and (src.info.width, src.info.height) == (320, 180)
+    assert "noparse" not in src.options.get("fflags", "") and idx == sorted(set(idx))
