@@ -10,12 +10,14 @@ faster-whisper with a packaged tiny.en model).
 from __future__ import annotations
 
 import itertools
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from clara_stream.voice import grammar as G
+from clara_stream.voice import lm as LM
 from clara_stream.voice.audio import SAMPLE_RATE, chunks
 from clara_stream.voice.catalogue import Catalogue, load
 
@@ -23,7 +25,12 @@ BACKENDS = ("pocketsphinx", "riva", "whisper")
 N_BEST = 10
 #: Initial cepstral mean of every utterance (``python -m clara_stream.voice.calibrate`` printed it):
 #: the live mean starts here, not from what the previous utterance left behind.
-CMN_INIT = "50.10,-2.37,-0.41,19.70,-12.15,0.75,-9.51,-13.32,-4.63,-4.90,5.69,-2.89,0.60"
+#: RMS (16-bit steps, about -70 dBFS) of the noise floor added to what the decoders hear: digital
+#: silence (synthetic or gated audio) has no microphone hiss, and the free decoder put words into it.
+FLOOR_RMS = 10.0
+#: Word insertion penalty of the language-model decoder (pocketsphinx's default 0.65 dropped short words).
+FREE_WIP = 0.2
+CMN_INIT = "55.12,-3.58,-1.65,17.01,-11.31,-0.05,-8.42,-11.52,-5.79,-3.17,4.40,-2.08,0.11"
 
 
 @dataclass(frozen=True)
@@ -59,18 +66,25 @@ class PocketSphinxASR(ASR):
     ``cmn_init``. Resetting the mean alone was not enough (measured: 4 of 11 hypotheses then
     still differed from a fresh decoder's); ``reinit_feat`` made all of them identical.
 
+    A second decoder hears the same audio with a trigram model of the grammar's sentences
+    (:mod:`.lm`): it can put the grammar's words in orders the grammar lacks. Its transcript is
+    the final one when it heard anything, the grammar's complete sentences are ``alternatives``
+    (the pipeline acts on the first the dialog manager understands).
+
     Parameters
     ----------
     catalogue : Catalogue, optional
     labels : (value, name) pairs of the current dataset, spoken as label slots.
     cmn_init : str
         Comma-separated initial cepstral mean (13 values), default ``CMN_INIT``.
+    language_model : bool
+        Run the second, language-model decoder (default True; False: the grammar alone).
     """
 
     name = "pocketsphinx"
 
     def __init__(self, catalogue: Catalogue | None = None, labels: Sequence[tuple[int, str]] = (),
-                 cmn_init: str = CMN_INIT) -> None:  # fmt: skip
+                 cmn_init: str = CMN_INIT, language_model: bool = True) -> None:  # fmt: skip
         from pocketsphinx import Decoder
 
         if len(cmn_init.split(",")) != 13:
@@ -79,26 +93,57 @@ class PocketSphinxASR(ASR):
 
         # dither: digital silence (synthetic or gated audio) otherwise derails the feature normalisation
         self.decoder = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", dither=True, seed=1)  # repeatable
+        self.free = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", dither=True, seed=1, wip=FREE_WIP)
         self.alternatives: list[str] = []
-        for word, phones in G.EXTRA_WORDS.items():
-            if self.decoder.lookup_word(word) is None:
-                self.decoder.add_word(word, phones, True)
-        self.grammar = G.build(catalogue or load(), labels, known=lambda w: self.decoder.lookup_word(w) is not None)
+        for d in (self.decoder, self.free):
+            for word, phones in G.EXTRA_WORDS.items():
+                if d.lookup_word(word) is None:
+                    d.add_word(word, phones, True)
+        known = lambda w: self.decoder.lookup_word(w) is not None  # noqa: E731
+        self.grammar = G.build(catalogue or load(), labels, known=known)
         self.decoder.add_jsgf_string("commands", self.grammar.jsgf)
         self.decoder.activate_search("commands")
+        self._decoders = [self.decoder]
+        if language_model:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = f"{tmp}/commands.arpa"
+                with open(path, "w") as f:
+                    f.write(LM.build(self.grammar.rules, known))
+                self.free.add_lm_file("free", path)
+            self.free.activate_search("free")
+            self._decoders.append(self.free)
 
-    def _start(self) -> None:
-        self.decoder.reinit_feat()  # a fresh front end: nothing carried over from the last utterance
-        self.decoder.set_cmn(self.cmn_init)
-        self.decoder.start_utt()
+    def floored(self, chunk: bytes) -> bytes:
+        """``chunk`` (16-bit PCM) with the noise floor added; the generator restarts every utterance."""
+        x = np.frombuffer(chunk, "<i2").astype(np.float64) + self._rng.normal(0.0, FLOOR_RMS, len(chunk) // 2)
+        return np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
+
+    def _start(self, decoders: Sequence | None = None) -> None:
+        self._rng = np.random.default_rng(0)
+        for d in decoders or self._decoders:
+            d.reinit_feat()  # a fresh front end: nothing carried over from the last utterance
+            d.set_cmn(self.cmn_init)
+            d.start_utt()
 
     def _final(self) -> Transcript:
+        grammar = self._grammar_final()
+        if len(self._decoders) < 2:
+            return grammar
+        hyp = self.free.hyp()
+        text = " ".join(hyp.hypstr.split()) if hyp is not None else ""
+        return Transcript(text, True, 0.0) if text else grammar
+
+    def _grammar_final(self) -> Transcript:
         d = self.decoder
         hyp = d.hyp()
-        text = hyp.hypstr if hyp is not None else ""
-        self.alternatives = [nb.hypstr for nb in itertools.islice(d.nbest(), N_BEST) if nb is not None and nb.hypstr]
-        conf = float(d.get_logmath().exp(hyp.prob)) if hyp is not None else 0.0
-        return Transcript(text, True, conf)
+        heard = [hyp.hypstr] if hyp is not None and hyp.hypstr else []
+        heard += [nb.hypstr for nb in itertools.islice(d.nbest(), N_BEST) if nb is not None and nb.hypstr]
+        # only whole sentences: where no path reached the grammar's end the search returns the best
+        # partial one ("show the body and"), which would act on half a command
+        whole = [t for t in dict.fromkeys(heard) if self.grammar.accepts(t)]
+        self.alternatives = whole
+        conf = float(d.get_logmath().exp(hyp.prob)) if hyp is not None and whole and whole[0] == heard[0] else 0.0
+        return Transcript(whole[0] if whole else "", True, conf)
 
     def stream(self, audio: Iterable[bytes]) -> Iterator[Transcript]:
         d = self.decoder
@@ -106,13 +151,16 @@ class PocketSphinxASR(ASR):
         last = ""
         try:
             for chunk in audio:
-                d.process_raw(chunk, False, False)
+                chunk = self.floored(chunk)
+                for each in self._decoders:
+                    each.process_raw(chunk, False, False)
                 hyp = d.hyp()
                 if hyp is not None and hyp.hypstr and hyp.hypstr != last:
                     last = hyp.hypstr
                     yield Transcript(last, False)
         finally:
-            d.end_utt()
+            for each in self._decoders:
+                each.end_utt()
         yield self._final()
 
     def redecode(self, samples: np.ndarray | bytes) -> list[str]:
@@ -120,12 +168,12 @@ class PocketSphinxASR(ASR):
         so no initial mean is involved); best first, then the n-best. Costs a full decode, so the
         pipeline asks for it only when nothing the live decode heard was understood."""
         data = samples if isinstance(samples, bytes) else np.asarray(samples, "<i2").tobytes()
-        self._start()
+        self._start([self.decoder])
         try:
-            self.decoder.process_raw(data, False, True)
+            self.decoder.process_raw(self.floored(data), False, True)
         finally:
             self.decoder.end_utt()
-        best = self._final().text
+        best = self._grammar_final().text
         return [best, *self.alternatives]
 
 

@@ -1,7 +1,9 @@
 """Audio → transcript → intent: the one path the CLI, the REST service and the gateway share.
 
 When the recogniser's best sentence is not understood, its n-best alternatives are tried in order
-(a grammar decoder's runner-up is often the command said); the choice is made on a scratch
+(a grammar decoder's runner-up is often the command said); when the best two are both understood
+but as different intents, the one the dialog manager is surer of wins (pocketsphinx: the free
+decoder's words against the grammar's best sentence). The choice is made on a scratch
 conversation first, so a rejected alternative never leaves a pending confirmation behind. When
 none is understood and the recogniser offers a second opinion on the complete utterance
 (``redecode``: pocketsphinx with batch CMN), its candidates are tried next.
@@ -56,14 +58,27 @@ def resolve(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[t
 
 def choose(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[tuple[int, str]] = (),
            second: Callable[[], Sequence[str]] | None = None) -> str:
-    """The first of ``candidates`` (best first) the dialog manager understands, else the first of
-    ``second()`` (called only then), else the best; tried on a scratch conversation only."""
-    candidates = list(dict.fromkeys(candidates))
+    """The first of ``candidates`` (best first) the dialog manager understands — the runner-up
+    instead where both are understood as different intents and it is at least as confident —, else
+    the first of ``second()`` (called only then), else the best; tried on a scratch conversation only."""
+    candidates = _rival_first(dialog, [t for t in candidates if t], labels)
     best = candidates[0] if candidates else ""
     chosen = _first_understood(dialog, candidates, labels)
     if chosen is None and second is not None:
         chosen = _first_understood(dialog, [t for t in dict.fromkeys(second()) if t not in candidates], labels)
     return best if chosen is None else chosen
+
+
+def _rival_first(dialog: DialogManager, candidates: list[str], labels) -> list[str]:
+    """``candidates`` without repeats, the runner-up first where it wins (see ``choose``). A best
+    sentence repeated as the first alternative (one recogniser, its n-best) has no rival."""
+    if len(candidates) < 2 or candidates[0] == candidates[1]:
+        return list(dict.fromkeys(candidates))
+    a, b = (dialog.process(t, labels, SCRATCH) for t in candidates[:2])
+    dialog.process("cancel", labels, SCRATCH)
+    if a.understood and b.understood and a.intent != b.intent and b.confidence >= a.confidence:
+        candidates = [candidates[1], candidates[0], *candidates[2:]]
+    return list(dict.fromkeys(candidates))
 
 
 def _first_understood(dialog: DialogManager, candidates: Sequence[str], labels) -> str | None:
