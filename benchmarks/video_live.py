@@ -100,16 +100,20 @@ def sender(target: str, frames: int, fps: int, scene: Path) -> None:
     st.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23"}
     st.gop_size = fps
     t0 = time.perf_counter()
-    for i in range(frames):
-        due = t0 + i / fps
-        time.sleep(max(0.0, due - time.perf_counter()))
-        rgb = pictures[i % len(pictures)].copy()
-        stamp(rgb, int(time.perf_counter() * 1e6) & ((1 << BITS) - 1))
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts, frame.time_base = i, Fraction(1, fps)
-        out.mux(st.encode(frame))
-    out.mux(st.encode(None))
-    out.close()
+    try:
+        for i in range(frames):
+            due = t0 + i / fps
+            time.sleep(max(0.0, due - time.perf_counter()))
+            rgb = pictures[i % len(pictures)].copy()
+            stamp(rgb, int(time.perf_counter() * 1e6) & ((1 << BITS) - 1))
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(st.encode(frame))
+        out.mux(st.encode(None))
+    except av.error.BrokenPipeError:  # the round took its frames and closed the connection: done
+        pass
+    finally:
+        out.close()
 
 
 def _play_rtsp(url: str) -> Any:
