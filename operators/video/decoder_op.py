@@ -68,8 +68,10 @@ class VideoDecoderOp(Operator):
     transport : {"tcp", "udp"}
         Live RTSP only: interleaved TCP or RTP over UDP.
     low_delay : bool
-        Live MPEG-TS only: packets to the decoder unparsed, one frame per PES (no frame of delay
-        per hop); ``false`` for a sender that splits frames over PES packets.
+        Live MPEG-TS: packets to the decoder unparsed, one frame per PES (no frame of delay per
+        hop); ``false`` for a sender that splits frames over PES packets. Live RTSP/SDP H.264: the
+        RTP depacketiser's output joined into whole NAL units (``rtp_nal``), each picture decoded
+        at its last slice; ``false``: FFmpeg's parser (a frame later per hop).
     options : dict, optional
         Live only: further FFmpeg input options, e.g. V4L2 ``video_size``, ``framerate``,
         ``input_format``.
