@@ -59,3 +59,8 @@ def multi_round(kind: str, clips: list[Path], frames: int, work: Path) -> dict[s
             "cpu_ms_per_frame": round(1e3 * used / (len(clips) * frames), 2), "cores": round(used / wall, 2),
             "stream_p50_ms": round(float(np.median([x["p50_ms"] for x in lat])), 1),
             "stream_p99_ms": round(float(max(x["p99_ms"] for x in lat)), 1)}
+
+
+def spread(values: list[float]) -> str:
+    v = [x for x in values if x is not None]
+    return f"{np.median(v):.1f} [{min(v):.1f}–{max(v):.1f}]" if v else "—"

@@ -311,11 +311,6 @@ def glass_round_rtsp(kind: str, frames: int, scene: Path, work: Path) -> dict[st
     return {**latency_summary(lat[WARMUP:]), **extra}
 
 
-def _range(values: list[float]) -> str:
-    v = [x for x in values if x is not None]
-    return f"{np.median(v):.1f} [{min(v):.1f}–{max(v):.1f}]" if v else "—"
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=300, help="live frames per glass-to-glass round")
@@ -332,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     if a._send:
         sender(a._send, a.frames, 30, a.scene)
         return
-    from _video_live_multi import multi_round
+    from _video_live_multi import multi_round, spread
 
     from clara_stream.samples.video import write_sample
 
@@ -362,37 +357,37 @@ def main(argv: list[str] | None = None) -> None:
     rtsp = ["app_rtsp", "relay_rtsp", "floor_rtsp"] if a.rtsp else []
     for kind in ([] if a.skip_glass else ["app", "relay", "copy", *rtsp]):
         rs = rounds[kind]
-        print(f"glass-to-glass 720p30 {kind:5s}: p50 {_range([x.get('p50_ms') for x in rs])} ms, "
-              f"p99 {_range([x.get('p99_ms') for x in rs])} ms, dropped {[x.get('dropped') for x in rs]}")
+        print(f"glass-to-glass 720p30 {kind:5s}: p50 {spread([x.get('p50_ms') for x in rs])} ms, "
+              f"p99 {spread([x.get('p99_ms') for x in rs])} ms, dropped {[x.get('dropped') for x in rs]}")
     if not a.skip_glass:
         ratio = [x["p50_ms"] / y["p50_ms"] for x, y in zip(rounds["app"], rounds["relay"], strict=True)
                  if y.get("p50_ms")]
-        print(f"app / no-model relay p50: {_range(ratio)}×  (target p99 ≤ 50 ms)")
+        print(f"app / no-model relay p50: {spread(ratio)}×  (target p99 ≤ 50 ms)")
         floor = [x["p50_ms"] / y["p50_ms"] for x, y in zip(rounds["app"], rounds["copy"], strict=True)
                  if y.get("p50_ms")]
-        print(f"app / transport floor (copy) p50: {_range(floor)}×")
+        print(f"app / transport floor (copy) p50: {spread(floor)}×")
         if a.rtsp:
             rr = [x["p50_ms"] / y["p50_ms"] for x, y in zip(rounds["app_rtsp"], rounds["relay_rtsp"], strict=True)
                   if y.get("p50_ms")]
-            print(f"rtsp app / no-model relay p50: {_range(rr)}×  (target p99 ≤ 50 ms)")
+            print(f"rtsp app / no-model relay p50: {spread(rr)}×  (target p99 ≤ 50 ms)")
             rf = [x["p50_ms"] / y["p50_ms"] for x, y in zip(rounds["app_rtsp"], rounds["floor_rtsp"], strict=True)
                   if y.get("p50_ms")]
-            print(f"rtsp app / one-hop floor (sender → server → receiver) p50: {_range(rf)}×")
+            print(f"rtsp app / one-hop floor (sender → server → receiver) p50: {spread(rf)}×")
     for n in ([] if a.skip_multi else counts):
         b, s = rounds[f"batched{n}"], rounds[f"separate{n}"]
         sp = [x["fps"] / y["fps"] for x, y in zip(b, s, strict=True)]
         ss = [x["sustained_fps"] / y["sustained_fps"] for x, y in zip(b, s, strict=True)]
         cp = [y["cpu_ms_per_frame"] / x["cpu_ms_per_frame"] for x, y in zip(b, s, strict=True)]
-        print(f"{n} stream(s) 640x360: batched {_range([x['fps'] for x in b])} fps (stream p50 "
-              f"{_range([x['stream_p50_ms'] for x in b])} ms, p99 max {_range([x['stream_p99_ms'] for x in b])} ms, "
-              f"CPU {_range([x['cpu_ms_per_frame'] for x in b])} ms/frame on {_range([x['cores'] for x in b])} cores), "
-              f"{n} process(es) {_range([x['fps'] for x in s])} fps (p50 {_range([x['stream_p50_ms'] for x in s])} "
-              f"ms, p99 max {_range([x['stream_p99_ms'] for x in s])} ms, CPU "
-              f"{_range([x['cpu_ms_per_frame'] for x in s])} ms/frame on {_range([x['cores'] for x in s])} cores); "
-              f"batched / separate fps {_range(sp)}×" + (" (target ≥ 1.3×)" if n == 4 else "")
-              + f", sustained (start-up left out) {_range([x['sustained_fps'] for x in b])} / "
-              f"{_range([x['sustained_fps'] for x in s])} fps = {_range(ss)}×"
-              + f", CPU per frame separate / batched {_range(cp)}×")
+        print(f"{n} stream(s) 640x360: batched {spread([x['fps'] for x in b])} fps (stream p50 "
+              f"{spread([x['stream_p50_ms'] for x in b])} ms, p99 max {spread([x['stream_p99_ms'] for x in b])} ms, "
+              f"CPU {spread([x['cpu_ms_per_frame'] for x in b])} ms/frame on {spread([x['cores'] for x in b])} cores), "
+              f"{n} process(es) {spread([x['fps'] for x in s])} fps (p50 {spread([x['stream_p50_ms'] for x in s])} "
+              f"ms, p99 max {spread([x['stream_p99_ms'] for x in s])} ms, CPU "
+              f"{spread([x['cpu_ms_per_frame'] for x in s])} ms/frame on {spread([x['cores'] for x in s])} cores); "
+              f"batched / separate fps {spread(sp)}×" + (" (target ≥ 1.3×)" if n == 4 else "")
+              + f", sustained (start-up left out) {spread([x['sustained_fps'] for x in b])} / "
+              f"{spread([x['sustained_fps'] for x in s])} fps = {spread(ss)}×"
+              + f", CPU per frame separate / batched {spread(cp)}×")
     if a.json:
         a.json.write_text(json.dumps(rounds, indent=2))
 
