@@ -8,6 +8,7 @@ pixels decoded. Nothing is timed: a frame that does not come fails a wait on sta
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 from fractions import Fraction
@@ -177,3 +178,27 @@ def test_hevc_over_rtsp_falls_back_to_the_parser_and_decodes(peer, small_clip) -
         stop(server)
     assert src.info.codec == "hevc" and src.nal is None and (src.info.width, src.info.height) == (320, 180)
     assert "noparse" not in src.options.get("fflags", "") and idx == sorted(set(idx))
+
+
+def test_h264_over_rtp_from_an_sdp_file_is_joined_and_decodes_in_order(peer, small_clip, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`.sdp` input (ffmpeg sending RTP/UDP with `-sdp_file`): the same depacketiser as RTSP, so the
+    same NAL joining; frames decode in order at the clip's size.
+
+    Fails if the SDP path keeps fragments apart (nothing decodes) or loses the parameter sets.
+    """
+    from clara_stream.operators.video.testing_streams import FFMPEG, ffmpeg
+
+    ffmpeg_exe = peer(FFMPEG, ["-version"], "ffmpeg version")
+    sdp, port = tmp_path / "cam.sdp", free_port(socket.SOCK_DGRAM)
+    pub = ffmpeg(ffmpeg_exe, "-re", "-stream_loop", "-1", "-i", str(small_clip["video"]), "-an", "-c:v", "copy",
+                 "-f", "rtp", "-sdp_file", str(sdp), f"rtp://127.0.0.1:{port}")
+    src = LiveSource(str(sdp), retries=0, timeout_s=20, queue_size=64)
+    try:
+        wait_until(lambda: sdp.is_file() and b"sprop-parameter-sets" in sdp.read_bytes(), "ffmpeg's SDP file")
+        src.open()
+        idx = [src.read(timeout_s=30).info.index for _ in range(15)]
+    finally:
+        src.close()
+        stop(pub)
+    assert src.info.codec == "h264" and (src.info.width, src.info.height) == (320, 180)
+    assert src.nal is not None and src.nal.misjudged == 0 and idx == sorted(set(idx)), idx
