@@ -56,6 +56,8 @@ class OnnxRuntimeBackend(InferenceBackend):
                 raise ValueError(f"OnnxRuntimeBackend: expected threads >= 1; got {threads}")
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
+            if threads > 1:  # pool threads sleep between calls: spinning doubled the CPU per frame beside a pipeline
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         available = ort.get_available_providers()
         chosen = [p for p in (providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]) if p in available]
