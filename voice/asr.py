@@ -118,9 +118,13 @@ class PocketSphinxASR(ASR):
         x = np.frombuffer(chunk, "<i2").astype(np.float64) + self._rng.normal(0.0, FLOOR_RMS, len(chunk) // 2)
         return np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
 
-    def _start(self, decoders: Sequence | None = None) -> None:
+    def reset_floor(self) -> None:
+        """Restart the noise floor's generator (every utterance hears the same floor)."""
         self._rng = np.random.default_rng(0)
-        for d in decoders or self._decoders:
+
+    def _start(self, decoders: Sequence | None = None) -> None:
+        self.reset_floor()
+        for d in self._decoders if decoders is None else decoders:
             d.reinit_feat()  # a fresh front end: nothing carried over from the last utterance
             d.set_cmn(self.cmn_init)
             d.start_utt()

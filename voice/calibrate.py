@@ -25,7 +25,7 @@ def cepstral_mean(asr, clips: Iterable[np.ndarray]) -> np.ndarray:
     for samples in clips:
         d.reinit_feat()
         d.start_utt()
-        asr._rng = np.random.default_rng(0)  # the noise floor the decoder hears, as in an utterance
+        asr.reset_floor()  # the noise floor the decoder hears, as in an utterance
         d.process_raw(asr.floored(np.asarray(samples, "<i2").tobytes()), True, True)  # no search, full utterance
         d.end_utt()
         means.append([float(x) for x in d.get_cmn(False).split(",")])

@@ -106,8 +106,9 @@ def arpa(sentences: list[list[str]], discount: float = DISCOUNT) -> str:
         for n in (1, 2, 3):
             counts[n - 1].update(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
     del counts[0][("<s>",)]
-    total, vocab = sum(counts[0].values()), [*(g[0] for g in counts[0]), "<s>"]
-    probs: list[dict[tuple, float]] = [{(w,): (counts[0][(w,)] + 1) / (total + len(vocab)) for w in vocab}, {}, {}]
+    total, vocab = sum(counts[0].values()), [g[0] for g in counts[0]]
+    unigrams = {(w,): (counts[0][(w,)] + 1) / (total + len(vocab)) for w in vocab}
+    probs: list[dict[tuple, float]] = [{**unigrams, ("<s>",): 0.0}, {}, {}]  # <s> is a context, never predicted
     backoff: list[dict[tuple, float]] = [{}, {}]
     for n in (2, 3):
         by_context: dict[tuple, list[tuple]] = defaultdict(list)
@@ -124,7 +125,7 @@ def arpa(sentences: list[list[str]], discount: float = DISCOUNT) -> str:
     for n in (1, 2, 3):
         lines.append(f"\\{n}-grams:")
         for g, p in probs[n - 1].items():
-            lp = -99.0 if g == ("<s>",) else math.log10(p)
+            lp = math.log10(p) if p > 0 else -99.0
             bo = backoff[n - 1].get(g) if n < 3 else None
             lines.append(f"{lp:.4f} {' '.join(g)}" + (f" {math.log10(bo):.4f}" if bo else ""))
         lines.append("")

