@@ -53,15 +53,15 @@ def send(folders: list[Path], port: int, aec: str) -> float:
         subprocess.Popen(
             [STORESCU, "-aet", "STORESCU", "-aec", aec, "127.0.0.1", str(port), "+sd", str(f)],
             env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # dcmtk logs its errors on stdout
         )
         for f in folders
     ]
     for p in procs:
-        _, err = p.communicate(timeout=600)
+        out, _ = p.communicate(timeout=600)
         if p.returncode != 0:
-            raise RuntimeError(f"storescu to {aec} failed: {err.decode()[-500:]}")
+            raise RuntimeError(f"storescu to {aec} failed (exit {p.returncode}): {out.decode()[-800:]}")
     return time.perf_counter() - t0
 
 
