@@ -208,6 +208,10 @@ def run_ours(
         while api.get(f"/jobs/{jobs[0]['id']}").json()["status"] in ("queued", "running"):
             time.sleep(0.05)  # let the job finish so it does not load what follows
         rtt = round_trips_ms(datasets, info["dicomPort"], "RTT")
+    except Exception:
+        log.flush()
+        print(f"dicom serve's log tail ({data.name}):\n{data.with_suffix('.log').read_text()[-2000:]}")
+        raise
     finally:
         stop_service(proc, log)
     return wall, rtt, to_start
