@@ -13,8 +13,10 @@ sooner by the rule FU-A senders follow: every fragment but a NAL's last is fille
 payload size. So a continuation shorter than the longest seen ends its NAL, and a start packet
 shorter than the longest FU-A start seen (one a continuation followed; before any, shorter than
 ``MIN_FRAGMENT``, below any RTP payload size in use) is a whole NAL of its own. Should a
-continuation ever arrive with no NAL open (the rule misjudged a sender), the early rule is
-switched off for the stream and the certain one alone is used.
+continuation arrive right after the rule closed a NAL of the same timestamp (it misjudged this
+sender), the early rule is switched off for the stream and the certain one alone is used. A
+continuation with no NAL open otherwise lost its start packet (UDP): it is dropped and counted
+(``orphans``), and the decoder conceals the slice as it would any loss.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 START_CODES = (b"\x00\x00\x00\x01", b"\x00\x00\x01")
+_NONE = object()  # no timestamp
 MIN_FRAGMENT = 1000  # bytes: FU-A fragments fill RTP payloads of 1200-1460 bytes (MTU 1500), never this little
 
 
@@ -35,14 +38,16 @@ class NalAssembler:
         self.max_cont = 0  # longest continuation seen (the sender's fragment payload)
         self._opened = 0  # length of the start packet of the NAL open now
         self.early = True
-        self.misjudged = 0  # continuations that found no NAL open (the early rule was wrong)
+        self.misjudged = 0  # continuations right after the early rule closed their NAL (it was wrong)
+        self.orphans = 0  # continuations whose start packet never came (lost)
+        self._early_pts: Any = _NONE  # the timestamp of the last NAL the early rule closed
 
     def push(self, data: bytes, pts: Any) -> list[tuple[bytes, Any]]:
         """Take one depacketised payload; return the NAL units now known to be whole."""
         out: list[tuple[bytes, Any]] = []
         starts = data.startswith(START_CODES)
         if self._buf and (starts or pts != self._pts):
-            out.append(self._take())
+            out.append(self._take(early=False))
         if starts:
             self._buf += data
             self._pts, self._opened = pts, len(data)
@@ -52,19 +57,23 @@ class NalAssembler:
             self.max_start = max(self.max_start, self._opened)  # the NAL's start was an FU-A start
             whole = self.early and len(data) < self.max_cont
             self.max_cont = max(self.max_cont, len(data))
-        else:  # a fragment of a NAL already handed out as whole: the early rule does not fit this sender
+        elif pts == self._early_pts:  # the rest of a NAL the rule handed out as whole: not this sender's way
             self.misjudged += 1
             self.early = False
             return out
+        else:  # its start packet was lost
+            self.orphans += 1
+            return out
         if whole:
-            out.append(self._take())
+            out.append(self._take(early=True))
         return out
 
     def flush(self) -> list[tuple[bytes, Any]]:
         """The NAL unit still open (at the stream's end or a reconnection)."""
-        return [self._take()] if self._buf else []
+        return [self._take(early=False)] if self._buf else []
 
-    def _take(self) -> tuple[bytes, Any]:
+    def _take(self, *, early: bool) -> tuple[bytes, Any]:
         nal = (bytes(self._buf), self._pts)
+        self._early_pts = self._pts if early else _NONE
         self._buf.clear()
         return nal

@@ -65,6 +65,19 @@ def test_assembler_switches_the_early_rule_off_when_a_sender_breaks_it() -> None
     assert a.push(SC + b"\x41" + b"e" * 10, 20) == [] and a.flush() == [(SC + b"\x41" + b"e" * 10, 20)]
 
 
+def test_assembler_drops_a_fragment_whose_start_was_lost_and_keeps_the_early_rule() -> None:
+    """UDP loses an FU-A start packet: its continuations have no NAL to join. They are dropped and
+    counted, the next NAL is handed out whole, and the early rule stays on (a loss is not a sender
+    breaking the rule). Fails if the orphans reach the decoder or a loss turns the rule off."""
+    a = NalAssembler()
+    for p in _fu(0x65, b"a" * 2500, 1200):
+        a.push(p, 0)
+    lost = _fu(0x41, b"b" * 3000, 1200)[1:]  # frame 1's NAL without its start packet
+    got = [n for p in lost for n in a.push(p, 10)]
+    got += a.push(SC + b"\x41" + b"c" * 50, 20)  # frame 2: a small whole NAL, out at once
+    assert got == [(SC + b"\x41" + b"c" * 50, 20)] and a.orphans == 2 and a.misjudged == 0 and a.early
+
+
 def test_each_frame_is_decoded_before_the_next_is_sent_over_rtsp(peer) -> None:  # type: ignore[no-untyped-def]
     """Our RTSP output → rtsp-server-perl (RTP/UDP) → our live source, in lockstep.
 
