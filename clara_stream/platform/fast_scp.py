@@ -4,13 +4,14 @@
 processes, TLS handshake with a timeout on the association's own thread) and runs
 :class:`Association` for each connection: A-ASSOCIATE-RQ within the ACSE timeout (ARTIM), the
 adapter's admission check (A-ASSOCIATE-RJ with its reason), presentation contexts negotiated by
-pynetdicom, then P-DATA-TF PDUs read straight into the message buffers
-(:mod:`clara_stream.platform.upper_layer`). A C-STORE's dataset is handed to the adapter only
-when its last fragment arrived; the C-STORE-RSP goes out only after the adapter returned, i.e.
-after validation, fdatasync, link and index. C-ECHO, A-RELEASE and A-ABORT are answered as
-PS3.8 says; a broken PDU gets A-ABORT with the reason logged; an idle peer is cut after the
-network timeout. What an association stored is settled by the adapter when it ends (released:
-complete; aborted, cut or timed out: dropped unless ``keep_aborted``).
+pynetdicom (once per distinct request, :class:`~clara_stream.platform.upper_layer.Negotiations`),
+then P-DATA-TF PDUs read straight into the message buffers
+(:mod:`clara_stream.platform.upper_layer`). A C-STORE's dataset is handed to the adapter only when
+its last fragment arrived; the C-STORE-RSP goes out only after the adapter returned, i.e. after
+validation, fdatasync, link and index. C-ECHO, A-RELEASE and A-ABORT are answered as PS3.8 says; a
+broken PDU gets A-ABORT with the reason logged; an idle peer is cut after the network timeout. What
+an association stored is settled by the adapter when it ends (released: complete; aborted, cut or
+timed out: dropped unless ``keep_aborted``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ pynetdicom runs every PDU of an association through its DUL and association reac
 (two polling threads per association; py-spy put them at ~2/3 of the receive path). The fast
 path keeps pynetdicom for what must be right once per association — decoding the
 A-ASSOCIATE-RQ, negotiating presentation contexts and encoding the A-ASSOCIATE-AC
-(:mod:`pynetdicom.pdu`, :mod:`pynetdicom.presentation`) — and does the per-PDU work here, on the
+(:mod:`pynetdicom.pdu`, :mod:`pynetdicom.presentation`), reused for a request of the same bytes
+(:class:`Negotiations`) — and does the per-PDU work here, on the
 association's one thread: PDUs read through one large ``recv_into`` buffer, PDV payloads copied
 once into the message's buffer, the group-0000 command set decoded and the response encoded by
 hand (implicit VR little endian, PS3.7 §6.3.1). The loop itself is :mod:`clara_stream.platform.fast_scp`.
