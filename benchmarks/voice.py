@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = [(lb.value, lb.name) for lb in client.info(ds).labels]
     clips = [(c, synth(c, tmp / f"c{i}_{j}.wav", v)) for i, c in enumerate(COMMANDS) for j, v in enumerate(VOICES)]
     dialog = DialogManager()
-    sphinx = PocketSphinxASR(labels=labels)
+    sphinx = PocketSphinxASR(labels=labels)  # default: grammar + free trigram decoder on the same audio
+    grammar_only = PocketSphinxASR(labels=labels, language_model=False)
     riva_server, riva_port = riva_serve("127.0.0.1", 0, labels=labels)
     riva = RivaASR(f"127.0.0.1:{riva_port}")
     try:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError:
         whisper = None
 
-    t = {k: [] for k in ("anchor", "grammar", "freeform", "intent")}
+    t = {k: [] for k in ("anchor", "grammar", "grammar_only", "freeform", "intent")}
     rtf = {"pocketsphinx": [], "riva (riva-serve, pocketsphinx behind)": [], "whisper tiny.en": []}
     correct = {"grammar": 0, "freeform": 0, "n": 0}
     stages = {"decode of the last chunk + final": [], "dialog (resolve)": [], "render commands + frame": []}
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             execute(client, sid, res.command)
         client.render(sid)
         t3 = time.perf_counter()
-        if streaming:
+        if asr is sphinx:  # stages of the default recogniser only
             for stage, dt in zip(stages, (t1 - t0[0], t2 - t1, t3 - t2)):
                 stages[stage].append(dt)
         return t3 - t0[0], res is not None and res.understood, text
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             dt, ok, _ = end_to_frame(sphinx, samples, True)
             t["grammar"].append(dt)
             correct["grammar"] += ok and r == 0
+            t["grammar_only"].append(end_to_frame(grammar_only, samples, True)[0])
             t0 = time.perf_counter()
             sphinx.transcribe(samples)
             rtf["pocketsphinx"].append((time.perf_counter() - t0) / secs)
@@ -158,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     a50, a95 = pct(t["anchor"])
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; {len(clips)} clips x {args.rounds} rounds")
     print(f"anchor  render round trip (interact + render, no voice): p50 {a50:.1f} ms  p95 {a95:.1f} ms")
-    for key, name in (("grammar", "end of speech -> frame, grammar path (pocketsphinx)"),
+    for key, name in (("grammar", "end of speech -> frame, grammar path (pocketsphinx, grammar + trigram decoders)"),
+                      ("grammar_only", "end of speech -> frame, grammar decoder alone"),
                       ("freeform", "end of speech -> frame, free-form path (whisper tiny.en)"),
                       ("intent", "intent latency (dialog manager)")):  # fmt: skip
         if not t[key]:
