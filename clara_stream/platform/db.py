@@ -185,10 +185,13 @@ class Database:
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
+                con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                # a failed COMMIT (a deferred constraint, SQLITE_FULL, SQLITE_BUSY) can leave the
+                # transaction open: every later BEGIN on this thread's connection would then fail
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """Run a read query on this thread's connection."""

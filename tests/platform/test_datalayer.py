@@ -80,3 +80,22 @@ def test_old_sqlite_file_is_migrated_in_place(tmp_path):
 def test_unknown_database_url_is_refused_by_name():
     with pytest.raises(ValueError, match="expected a postgresql:// URL or a SQLite file path; got 'mysql://x'"):
         open_database("mysql://x")
+
+
+def test_a_failed_commit_rolls_back_and_the_next_write_works(db):
+    """A COMMIT refused by a deferred foreign key stores nothing and leaves no open transaction:
+    with SQLite, the next BEGIN on the same connection failed ("within a transaction") before."""
+    if isinstance(db, Database):
+        db.connect().execute("PRAGMA foreign_keys = ON")
+    with db.write() as con:
+        con.execute("CREATE TABLE fk_parent (id INTEGER PRIMARY KEY)")
+        con.execute(
+            "CREATE TABLE fk_child (pid INTEGER REFERENCES fk_parent(id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    with pytest.raises(Exception, match="(?i)foreign key"):
+        with db.write() as con:
+            con.execute("INSERT INTO fk_child (pid) VALUES (7)")  # checked only at COMMIT
+    with db.write() as con:
+        con.execute("INSERT INTO fk_parent (id) VALUES (1)")
+        con.execute("INSERT INTO fk_child (pid) VALUES (1)")
+    assert [r["pid"] for r in db.query("SELECT pid FROM fk_child")] == [1]
