@@ -245,11 +245,18 @@ class InstanceStore:
             gid = grp["id"]
             con.execute("UPDATE grp SET last_at = ? WHERE id = ?", (now, gid))
         same = con.execute(
-            "SELECT id, path, study_uid, series_uid, called_ae, state FROM instance WHERE sop_uid = ?", (sop_uid,)
+            "SELECT id, path, study_uid, series_uid, called_ae, state, assoc_id FROM instance WHERE sop_uid = ?",
+            (sop_uid,),
         ).fetchall()
         for r in same:
             if r["path"] == str(path) and r["state"] != "superseded":
                 if con.execute("SELECT 1 FROM instance WHERE id = ? AND group_id = ?", (r["id"], gid)).fetchone():
+                    if r["state"] == "pending" and r["assoc_id"] != assoc_id:
+                        # acknowledged to this association too: the row must outlive the other's abort
+                        con.execute(
+                            "INSERT INTO instance_claim (instance_id, assoc_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                            (r["id"], assoc_id),
+                        )
                     return r["id"]  # the same bytes again into the same open group: idempotent
         others = [r for r in same if (r["study_uid"], r["series_uid"]) != (study_uid, series_uid)]
         if others:
@@ -293,21 +300,41 @@ class InstanceStore:
         return iid
 
     def release(self, assoc_id: str) -> int:
-        """The association ended normally: its instances count toward their groups."""
+        """The association ended normally: its instances count toward their groups, and so do
+        pending rows of other associations it was acknowledged the same bytes of (its claims)."""
         with self.db.write() as con:
-            return con.execute(
+            n = con.execute(
                 "UPDATE instance SET state = 'complete' WHERE assoc_id = ? AND state = 'pending'", (assoc_id,)
             ).rowcount
+            n += con.execute(
+                "UPDATE instance SET state = 'complete' WHERE state = 'pending' AND id IN "
+                "(SELECT instance_id FROM instance_claim WHERE assoc_id = ?)",
+                (assoc_id,),
+            ).rowcount
+            con.execute("DELETE FROM instance_claim WHERE assoc_id = ?", (assoc_id,))
+            return n
 
     def abort(self, assoc_id: str, *, keep: bool) -> int:
         """The association was aborted: keep its instances, or delete their rows and files."""
         if keep:
             return self.release(assoc_id)
         with self.db.write() as con:
-            rows = con.execute(
+            con.execute("DELETE FROM instance_claim WHERE assoc_id = ?", (assoc_id,))  # its claims on others' rows
+            rows = []
+            for r in con.execute(
                 "SELECT id, path FROM instance WHERE assoc_id = ? AND state = 'pending'", (assoc_id,)
-            ).fetchall()
-            con.execute("DELETE FROM instance WHERE assoc_id = ? AND state = 'pending'", (assoc_id,))
+            ).fetchall():
+                heir = con.execute(
+                    "SELECT assoc_id FROM instance_claim WHERE instance_id = ? ORDER BY assoc_id LIMIT 1", (r["id"],)
+                ).fetchone()
+                if heir is not None:  # acknowledged to an association still open: it owns the row now
+                    con.execute("UPDATE instance SET assoc_id = ? WHERE id = ?", (heir["assoc_id"], r["id"]))
+                    con.execute(
+                        "DELETE FROM instance_claim WHERE instance_id = ? AND assoc_id = ?", (r["id"], heir["assoc_id"])
+                    )
+                else:
+                    con.execute("DELETE FROM instance WHERE id = ?", (r["id"],))
+                    rows.append(r)
         for r in rows:
             if not self.db.query_one("SELECT 1 FROM instance WHERE path = ?", (r["path"],)):
                 Path(r["path"]).unlink(missing_ok=True)

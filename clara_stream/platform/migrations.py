@@ -45,6 +45,15 @@ MIGRATIONS: tuple[tuple[int, str, tuple], ...] = (
             "updated_at REAL NOT NULL, PRIMARY KEY (job_id, name))",
         ),
     ),
+    (
+        5,
+        "claims: an association acknowledged the same bytes another association's pending row holds",
+        (
+            "CREATE TABLE IF NOT EXISTS instance_claim (instance_id INTEGER NOT NULL, assoc_id TEXT NOT NULL, "
+            "PRIMARY KEY (instance_id, assoc_id))",
+            "CREATE INDEX IF NOT EXISTS instance_claim_assoc ON instance_claim(assoc_id)",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -193,6 +193,33 @@ def test_twenty_concurrent_associations_lose_nothing(env, ct_small, tmp_path, dc
     assert len(jobs) == 20  # one series per association, grouping by series
 
 
+@pytest.mark.parametrize("ends", ["a-abort b-release", "b-release a-abort", "a-abort b-abort"])
+def test_same_bytes_from_two_associations_outlive_one_abort(settings, ct_small, ends):
+    """A and B send identical bytes into one open group, so B is acknowledged through A's row.
+    A's abort (its instances dropped, the default) must not delete what B was told is stored,
+    whichever ends first; only when both abort is the instance dropped."""
+    e = Env(settings)
+    try:
+        ds = dcmread(sorted(ct_small.iterdir())[0])
+        a, b = e.scu(), e.scu()
+        assert a.send_c_store(ds).Status == DIMSE_SUCCESS and b.send_c_store(ds).Status == DIMSE_SUCCESS
+        (path,) = [r["path"] for r in e.db.query("SELECT path FROM instance")]
+        for left, step in zip((1, 0), ends.split()):
+            who, how = step.split("-")
+            assoc = {"a": a, "b": b}[who]
+            assoc.abort() if how == "abort" else assoc.release()
+            # the server drops a connection only after it recorded how the association ended
+            _wait(lambda n=left: len(e.adapter.sockets()) == n and e.adapter.settle() == 0)
+        rows = e.db.query("SELECT state FROM instance")
+        if ends == "a-abort b-abort":
+            assert rows == [] and not Path(path).exists()
+        else:
+            assert [r["state"] for r in rows] == ["complete"]
+            assert dcmread(path).PixelData == ds.PixelData
+    finally:
+        e.adapter.stop()
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_aborted_association_drops_or_keeps_its_instances(settings, ct_small, keep):
     settings.keep_aborted = keep
