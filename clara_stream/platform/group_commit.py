@@ -11,6 +11,7 @@ row of the batch, so no caller answers success for a row that is not committed.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from clara_stream.platform.db import Database
 
 
 class _Pending:
-    __slots__ = ("work", "done", "result", "error", "lead")
+    __slots__ = ("work", "done", "result", "error", "lead", "shared")
 
     def __init__(self, work: Callable[[Any], Any]) -> None:
         self.work = work
@@ -27,6 +28,7 @@ class _Pending:
         self.result: Any = None
         self.error: BaseException | None = None
         self.lead = False  # woken to lead the next batch rather than with a result
+        self.shared = False  # error is the batch's (BEGIN/COMMIT), raised in every caller's thread
 
 
 class GroupCommit:
@@ -51,6 +53,12 @@ class GroupCommit:
         if me.lead:
             self._lead()  # we are the head of the queue: our own row is in the batch we take
         if me.error is not None:
+            if me.shared:  # one object raised in many threads would collect all their tracebacks
+                try:
+                    own = copy.copy(me.error)
+                except Exception:  # noqa: BLE001 - an exception type that cannot be copied: raise it as is
+                    raise me.error from None
+                raise own from me.error
             raise me.error
         return me.result
 
@@ -69,7 +77,7 @@ class GroupCommit:
             batch = batch or self._take()
             for p in batch:
                 if p.error is None:
-                    p.error, p.result = exc, None
+                    p.error, p.result, p.shared = exc, None, True
         del self.batches[:-100]
         self.batches.append(len(batch))
         with self._lock:

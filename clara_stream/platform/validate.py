@@ -146,13 +146,22 @@ def _check_walked(buf: memoryview, implicit: bool, where: str) -> tuple[str, str
                 if rows is None or cols is None or bits is None:
                     raise ValueError("Rows, Columns or BitsAllocated missing")
                 spp = walk.us(buf, v.get(0x00280002)) or 1
-                frames = int(walk.text(buf, v.get(0x00280008)) or 1) or 1
+                frames = _frames(walk.text(buf, v.get(0x00280008)))
             except ValueError as exc:
                 raise DatasetMismatchError(
                     f"C-STORE: expected Rows, Columns and BitsAllocated with {keyword}; got {exc} {where}"
                 ) from None
             _check_length(keyword, w.pixel_length, (rows, cols, spp, frames, bits), where)
     return tuple(walk.text(buf, v.get(t)) for t in (0x0020000D, 0x0020000E, 0x00080018, 0x00080016))  # type: ignore[return-value]
+
+
+def _frames(text: str | None) -> int:
+    """NumberOfFrames as a plain integer; anything else ("3.0", " 3 ") is pydicom's to judge (IS)."""
+    if not text:
+        return 1
+    if not text.isdigit():
+        raise walk.Unsure(f"NumberOfFrames {text!r}")
+    return int(text) or 1
 
 
 def _check_elements(ds, after: int, where: str) -> int:

@@ -124,3 +124,32 @@ def test_an_encoding_the_walk_does_not_read_goes_to_pydicom():
         warnings.simplefilter("ignore")
         got = check_instance(head, body, str(ds.SOPInstanceUID), str(ds.SOPClassUID))
     assert got == (ds.StudyInstanceUID, ds.SeriesInstanceUID)
+
+
+def test_a_number_of_frames_only_pydicom_reads_is_left_to_pydicom():
+    """NumberOfFrames "3.0" is a valid IS for pydicom: the walk must defer, not refuse the instance."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 3, 5, 8, 8, 7
+    ds.SamplesPerPixel, ds.PixelRepresentation, ds.PhotometricInterpretation = 1, 0, "MONOCHROME2"
+    ds.add_new(0x00280008, "IS", "3.0")
+    ds.PixelData = bytes(range(3 * 5 * 3)) + b"\x00"  # three frames, padded to even length
+    out = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(out, enforce_file_format=True)
+        raw = out.getvalue()
+        fp = io.BytesIO(raw)
+        read_preamble(fp, False)
+        _read_file_meta_info(fp)
+        head, body = raw[: fp.tell()], memoryview(raw)[fp.tell() :]
+        assert dcmread(io.BytesIO(raw)).NumberOfFrames == 3  # the oracle: pydicom reads it as 3
+        got = check_instance(head, body, str(ds.SOPInstanceUID), str(ds.SOPClassUID))
+    assert got == (ds.StudyInstanceUID, ds.SeriesInstanceUID)
