@@ -252,6 +252,8 @@ class Negotiations:
                 entry.request = decode_request(raw)
             except UpperLayerError as exc:
                 entry.error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - any other decode failure is a malformed request too
+                entry.error = f"A-ASSOCIATE-RQ: expected a well-formed request; got {type(exc).__name__}: {exc}"
             finally:
                 entry.ready.set()
         else:

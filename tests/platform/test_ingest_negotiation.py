@@ -118,3 +118,24 @@ def test_an_ae_edit_applies_from_the_next_association(env, ct_small):
     assert _store(late, 1, b2, cls, uid2) == 0x0122
     late.release()
     assert {r["sop_uid"] for r in env.db.query("SELECT sop_uid FROM instance")} == {uid0, uid1}
+
+
+def test_a_request_whose_decode_fails_unexpectedly_is_refused_every_time(monkeypatch):
+    """A decode error outside the expected ones (here OverflowError) is kept as the request's
+    error: the same bytes again are refused by name. Fails if the kept entry stays empty
+    (the second arrival got no request and no error: an AttributeError in the SCP)."""
+
+    def broken(raw: bytes):
+        raise OverflowError("length out of range")
+
+    monkeypatch.setattr(ul, "decode_request", broken)
+    kept = ul.Negotiations([])
+    raw = associate_rq("INBOX", "SCU", [(1, "1.2.840.10008.1.1", [IMPLICIT])])
+    for _ in range(2):
+        try:
+            kept.request(raw)
+        except ul.UpperLayerError as exc:
+            assert "OverflowError" in str(exc)
+        else:
+            raise AssertionError("a request that cannot be decoded must be refused")
+    assert kept.decoded == 1
