@@ -112,11 +112,11 @@ class BatchOutputOp(Operator):
     def stop(self) -> None:
         import cv2
 
-        errors = []
+        errors: list[Exception] = []
         for closer in [w.close for w in self.workers] + [s.close for s in self.sinks + self.live if s is not None]:
             try:
                 closer()
-            except (OSError, RuntimeError, ValueError) as exc:  # close every one; the first failure is the run's
+            except Exception as exc:  # any type: every worker stopped, every MP4 finalised; the first is the run's
                 errors.append(exc)
         if self._cv2_before is not None:
             cv2.setNumThreads(self._cv2_before)

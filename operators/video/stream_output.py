@@ -5,7 +5,10 @@ one thread that runs the graph made that thread the bottleneck (measured: creati
 costs ≈ 0.5 ms of kernel time on a journal-less ext4 that recently deleted files, and N of them a
 tick were serial). :class:`StreamOutput` does one source's part on its own thread, so the N sources'
 outputs run side by side (OpenCV and file writes release the GIL), and per source in tick order.
-An error on the worker is re-raised by the next :meth:`submit` or by :meth:`close`.
+An error on the worker is re-raised by the next :meth:`submit` or by :meth:`close`: an OSError,
+RuntimeError or ValueError as it is (the sinks' own, which name the file and the cause), any other
+(``cv2.error``, an IndexError from a bad box) wrapped in a RuntimeError that names the stream, so a
+caller closing several outputs catches one family and the message says which stream failed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from clara_stream.operators.video.overlay import clock_text, draw_clock, draw_de
 from clara_stream.geometry import FrameInfo
 
 _STOP = object()
+_NAMED = (OSError, RuntimeError, ValueError)  # errors raised as they are; they already say what failed
 
 
 class StreamOutput:
@@ -65,7 +69,13 @@ class StreamOutput:
                 for sink in self.sinks:
                     sink.write(frame, info, read_at=read_at)
             except BaseException as exc:  # surfaced to the producer by submit()/close()
-                self._error = exc
+                self._error = exc if isinstance(exc, _NAMED) else self._wrapped(exc)
+
+    def _wrapped(self, exc: BaseException) -> RuntimeError:
+        err = RuntimeError(f"{self.owner}: expected the frame drawn, its KITTI file and its sinks written; "
+                           f"got {exc!r}")
+        err.__cause__ = exc
+        return err
 
     def _raise(self) -> None:
         if self._error is not None:

@@ -241,3 +241,51 @@ def test_stream_output_draws_writes_kitti_and_feeds_sinks_in_order_and_reraises(
         for i in range(50):  # the failure reaches submit() once the worker has hit it, or close()
             bad.submit(blank, FrameInfo(i, Fraction(1, 25), i, Fraction(25)), 0.0, det)
         bad.close()
+
+
+def test_batch_outputs_stop_closes_every_stream_when_one_fails_with_an_unexpected_error(tmp_path: Path) -> None:
+    """Stream 1's output raises an IndexError (not OSError: a bad box, a cv2.error): stop() still
+    stops every stream's worker, finalises every MP4 and restores OpenCV's threads, then raises
+    the failure naming the stream.
+
+    Fails if stop() gives up at the failing stream (the other workers left blocked in queue.get(),
+    their MP4s never finalised), or the error does not say which stream it came from.
+    """
+    import threading
+
+    import av
+    import cv2
+    import numpy as np
+    from clara_stream.operators.video.batch_output_op import BatchOutputOp
+    from clara_stream.operators.video.detections import Detections
+
+    from clara_stream.geometry import FrameInfo
+    from clara_stream.runtime import Application
+
+    class BadLive:
+        closed = False
+
+        def write(self, rgb: np.ndarray, info: FrameInfo, read_at: float | None = None) -> None:
+            raise IndexError("list index out of range")
+
+        def close(self) -> None:
+            self.closed = True
+
+    cv2_before = cv2.getNumThreads()
+    op = BatchOutputOp(Application(), folder=tmp_path, streams=3, opencv_threads=1)
+    bad = BadLive()
+    op.live = [None, bad, None]  # stream 1's live output fails; 0 and 2 have none
+    op.start()
+    det = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32), ("tool",))
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for i in range(6):
+        for k in (0, 2):
+            op.workers[k].submit(frame, FrameInfo(i, Fraction(1, 25), i, Fraction(25)), 0.0, det)
+    op.workers[1].submit(frame, FrameInfo(0, Fraction(1, 25), 0, Fraction(25)), 0.0, det)
+    with pytest.raises(RuntimeError, match=r"BatchOutputOp\[1\]: expected .*got IndexError\(.list index out of range"):
+        op.stop()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("BatchOutputOp[")]
+    assert bad.closed and cv2.getNumThreads() == cv2_before
+    for k, frames in ((0, 6), (1, 1), (2, 6)):  # finalised: the MP4 opens and every frame decodes
+        with av.open(str(tmp_path / f"stream_{k}" / "output.mp4")) as mp4:
+            assert sum(1 for _ in mp4.decode(video=0)) == frames, k
