@@ -78,6 +78,38 @@ def test_assembler_drops_a_fragment_whose_start_was_lost_and_keeps_the_early_rul
     assert got == [(SC + b"\x41" + b"c" * 50, 20)] and a.orphans == 2 and a.misjudged == 0 and a.early
 
 
+def test_assembler_keeps_the_early_rule_when_a_keyframes_start_after_its_parameter_sets_is_lost() -> None:
+    """SPS, PPS and SEI are small: the rule hands each out with its own packet. If the IDR slice's
+    FU-A start packet that follows (same timestamp) is lost, its continuations find no NAL open:
+    a loss (orphans), not the rule misjudging the sender. Fails if one lost packet switches the
+    early rule off for the rest of the stream, or a stray fragment reaches the decoder."""
+    a = NalAssembler()
+    for p in _fu(0x65, b"a" * 2500, 1200):
+        a.push(p, 0)  # learns the sender's fragment sizes
+    got = [n for p in (SC + b"\x67sps", SC + b"\x68pps", SC + b"\x06sei") for n in a.push(p, 10)]
+    assert [n for n, _ in got] == [SC + b"\x67sps", SC + b"\x68pps", SC + b"\x06sei"]  # out at once
+    got = [n for p in _fu(0x65, b"i" * 3000, 1200)[1:] for n in a.push(p, 10)]  # the IDR's start packet lost
+    assert got == [] and a.orphans == 2 and a.misjudged == 0 and a.early
+    got = [n for p in _fu(0x41, b"p" * 2500, 1200) for n in a.push(p, 20)]  # the next frame: early as before
+    assert got == [(SC + b"\x41" + b"p" * 2500, 20)]
+
+
+def test_assembler_drops_a_nal_that_grows_past_its_limit_and_counts_it() -> None:
+    """A sender that never ends a NAL (continuations at one timestamp, no start code): the buffer
+    is bounded. The NAL past ``max_nal`` is dropped with its remaining fragments and counted; the
+    next NAL is handed out whole. Fails if the buffer grows without limit, the oversize NAL (or a
+    part of it) reaches the decoder, or its later fragments are miscounted as losses or misjudgements."""
+    a = NalAssembler(max_nal=5000)
+    got = a.push(SC + b"\x65" + b"a" * 1200, 0)
+    for _ in range(20):  # 24 KB at one timestamp, every fragment full-size: never ends by the rule
+        got += a.push(b"b" * 1200, 0)
+        assert len(a._buf) <= 5000
+    got += a.push(b"c" * 100, 0)  # its short last fragment: still part of the dropped NAL
+    got += [n for p in _fu(0x41, b"d" * 2000, 1200) for n in a.push(p, 10)]
+    assert got == [(SC + b"\x41" + b"d" * 2000, 10)]
+    assert a.oversized == 1 and a.orphans == 0 and a.misjudged == 0 and a.early
+
+
 def test_each_frame_is_decoded_before_the_next_is_sent_over_rtsp(peer) -> None:  # type: ignore[no-untyped-def]
     """Our RTSP output → rtsp-server-perl (RTP/UDP) → our live source, in lockstep.
 
