@@ -146,9 +146,15 @@ class DialogManager:
                                              for it, f in zip(intents, filled)], np.float32)  # fmt: skip
         said = set(ws) | {S.singular(w) for w in ws}
         rank = rank + CUE_BONUS * np.array([min(len(it.cues & said), 2) for it in intents], np.float32)
-        if S.negated(ws):  # "I don't want to see the ribs": embeddings barely feel the "not"
-            for i, it in enumerate(intents):
+        # Embeddings barely feel the "not": a negated show verb ("I don't want to see the ribs") points
+        # at hide; a negated hide verb ("don't hide the liver") rules hide out (its words and cue
+        # would win it) and points at show.
+        turned = S.negated_verb(ws)
+        for i, it in enumerate(intents):
+            if turned is True:
                 rank[i] += {"show_label": -NEGATION, "hide_label": NEGATION}.get(it.command, 0.0)
+            elif turned is False:
+                rank[i] += {"show_label": NEGATION, "hide_label": -np.inf}.get(it.command, 0.0)
         order = [int(i) for i in np.argsort(-rank)]
         complete = [i for i in order if all(filled[i].get(r) for r in intents[i].required)]
         res = Result(text, None, round(float(cos[order[0]]), 4))

@@ -2,11 +2,13 @@
 
 When the recogniser's best sentence is not understood, its n-best alternatives are tried in order
 (a grammar decoder's runner-up is often the command said); when the best two are both understood
-but as different intents, the one the dialog manager is surer of wins (pocketsphinx: the free
-decoder's words against the grammar's best sentence). The choice is made on a scratch
-conversation first, so a rejected alternative never leaves a pending confirmation behind. When
-none is understood and the recogniser offers a second opinion on the complete utterance
-(``redecode``: pocketsphinx with batch CMN), its candidates are tried next.
+but as different intents, the one the dialog manager is strictly surer of wins (pocketsphinx: the
+free decoder's words against the grammar's best sentence), except that a destructive runner-up is
+never promoted and a disagreement that involves confirm or cancel never confirms (cancel wins it,
+else the other intent). The choice is made on a scratch conversation first, so a rejected
+alternative never leaves a pending confirmation behind. When none is understood and the recogniser
+offers a second opinion on the complete utterance (``redecode``: pocketsphinx with batch CMN), its
+candidates are tried next.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ def resolve(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[t
 def choose(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[tuple[int, str]] = (),
            second: Callable[[], Sequence[str]] | None = None) -> str:
     """The first of ``candidates`` (best first) the dialog manager understands — the runner-up
-    instead where both are understood as different intents and it is at least as confident —, else
-    the first of ``second()`` (called only then), else the best; tried on a scratch conversation only."""
+    instead where both are understood as different intents and it is surer (never a destructive one),
+    or is cancel, or the best is confirm: a disagreement never confirms —, else the first of
+    ``second()`` (called only then), else the best; tried on a scratch conversation only."""
     candidates = _rival_first(dialog, [t for t in candidates if t], labels)
     best = candidates[0] if candidates else ""
     chosen = _first_understood(dialog, candidates, labels)
@@ -76,8 +79,18 @@ def _rival_first(dialog: DialogManager, candidates: list[str], labels) -> list[s
         return list(dict.fromkeys(candidates))
     a, b = (dialog.process(t, labels, SCRATCH) for t in candidates[:2])
     dialog.process("cancel", labels, SCRATCH)
-    if a.understood and b.understood and a.intent != b.intent and b.confidence >= a.confidence:
-        candidates = [candidates[1], candidates[0], *candidates[2:]]
+    if a.understood and b.understood and a.intent != b.intent:
+        first, second = (dialog.catalogue[r.intent] for r in (a, b))
+        # "yes" and "no" are both exact examples (a tie): a disagreement about an answer to "are you
+        # sure?" must never confirm, so cancel wins it, and else the other intent goes first.
+        if "cancel" in (first.command, second.command):
+            swap = second.command == "cancel"
+        elif "confirm" in (first.command, second.command):
+            swap = first.command == "confirm"
+        else:  # a destructive rival is never promoted; otherwise only a surer one
+            swap = not second.confirm and b.confidence > a.confidence
+        if swap:
+            candidates = [candidates[1], candidates[0], *candidates[2:]]
     return list(dict.fromkeys(candidates))
 
 

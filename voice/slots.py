@@ -29,7 +29,15 @@ PRESETS = {
     "bone": ("bone", 400.0, 1800.0), "bones": ("bone", 400.0, 1800.0), "skeleton": ("bone", 400.0, 1800.0),
 }  # fmt: skip
 ON = {"on", "show", "start", "enable", "display", "activate", "begin", "want", "turn", "add", "put", "need", "give"}
-OFF = {"off", "hide", "stop", "disable", "remove", "deactivate", "end", "exit", "leave", "rid", "without", "no"}
+OFF = {"off", "hide", "stop", "disable", "remove", "deactivate", "end", "exit", "leave", "rid", "no"}
+#: "without X" is off for X, but only when no on/off verb is said ("measure without delay" is on), and
+#: it negates no verb: kept out of OFF and NEGATIONS, so it is never counted twice (off, then flipped).
+WITHOUT = "without"
+#: Verbs (and what follows them) whose negation means hide ("don't want to see the ribs") or show
+#: ("don't take away the liver"); the verb phrase after a negation ends at its object.
+SHOW_VERBS = ON | {"see", "view", "visible", "look", "keep", "appear", "reappear", "unhide", "restore", "bring"}
+HIDE_VERBS = OFF | {"away", "disappear", "invisible", "drop", "lose"}
+OBJECT = {"the", "a", "an", "my", "this", "that", "these", "those", "it", "them", "any", "and", "but"}
 NUMBERS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "twice": 2, "double": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
@@ -59,7 +67,7 @@ def singular(w: str) -> str:
     return w
 
 
-NEGATIONS = {"not", "don", "dont", "never", "without", "doesn", "didn", "isn"}
+NEGATIONS = {"not", "don", "dont", "never", "doesn", "didn", "isn"}
 #: Words said around a command that carry no command: hesitations and politeness (anywhere), and
 #: carrier phrases at the start ("could you …", "I'd like to …", "let's …") or the end ("… for me").
 FILLERS = {"uh", "um", "umm", "er", "erm", "hmm", "ah", "please", "thanks", "kindly"}
@@ -101,10 +109,30 @@ def preset(ws: Sequence[str]) -> tuple[str, float, float] | None:
     return next((PRESETS[w] for w in ws if w in PRESETS), None)
 
 
+def negated_verb(ws: Sequence[str]) -> bool | None:
+    """What the first negation negates: True for a show verb ("don't show", "don't want to see"),
+    False for a hide verb ("don't hide", "never turn off": a hide word anywhere in the verb phrase
+    wins), None without a negation or with neither (the phrase ends at its object: "the", "it" …)."""
+    i = next((i for i, w in enumerate(ws) if w in NEGATIONS), None)
+    if i is None:
+        return None
+    phrase: list[str] = []
+    for w in ws[i + 1 : i + 6]:
+        if w in OBJECT:
+            break
+        phrase.append(w)
+    if any(w in HIDE_VERBS for w in phrase):
+        return False
+    return True if any(w in SHOW_VERBS for w in phrase) else None
+
+
 def state(ws: Sequence[str]) -> bool | None:
     """On/off: an explicit ``off``/``hide``… wins over ``on``/``show``…, a negation turns it round
-    ("I don't need the scale bar" is off); None when neither is said."""
+    ("I don't need the scale bar" is off); "without" alone is off ("work without the scale bar");
+    None when neither is said."""
     said = next((v for words, v in ((OFF, False), (ON, True)) if any(w in words for w in ws)), None)
+    if said is None and WITHOUT in ws:
+        said = False
     return None if said is None else said != negated(ws)
 
 

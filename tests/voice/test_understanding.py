@@ -170,3 +170,46 @@ def test_runner_up_wins_a_disagreement_only_when_surer(dialog):
     assert choose(dialog, [weak, strong], PHANTOM) == strong
     assert choose(dialog, [strong, weak], PHANTOM) == strong
     assert choose(dialog, [weak, weak, strong], PHANTOM) == weak
+
+
+def test_a_disagreement_about_yes_or_no_never_confirms(dialog):
+    """"yes" and "no" are both exact examples (confidence 1.0 each): the old tie rule promoted the
+    runner-up, so "no" heard by one decoder and "yes" by the other confirmed the pending reset. Fails
+    if a tie swaps, if a confirm beats a cancel in either order, or if a destructive runner-up is
+    promoted."""
+    from clara_stream.voice.pipeline import choose, resolve
+
+    for heard in (["no", "yes"], ["yes", "no"]):
+        conv = f"reset-{heard[0]}"
+        assert dialog.process("reset the view", PHANTOM, conv).pending_confirmation
+        text, res = resolve(dialog, heard, PHANTOM, conv)
+        assert (text, res.intent, res.command) == ("no", "cancel", []), heard
+        assert dialog.process("yes", PHANTOM, conv).reply == "There is nothing to confirm."
+    assert dialog.process("zoom in").confidence == dialog.process("zoom out").confidence
+    assert choose(dialog, ["zoom in", "zoom out"]) == "zoom in"
+    assert choose(dialog, ["zoom in", "reset"]) == "zoom in"
+    assert choose(dialog, ["yes", "zoom in"]) == "zoom in"
+
+
+def test_without_is_off_once_not_flipped_back_on():
+    """"without" was both an off word and a negation, so "work without the scale bar" came out on.
+    Fails if it is counted twice, or if it outvotes an explicit on ("turn on … without delay")."""
+    assert S.state(S.words("work without the scale bar")) is False
+    assert S.state(S.words("turn on measuring without delay")) is True
+    assert S.state(S.words("don't work without the scale bar")) is True
+
+
+def test_a_negated_hide_verb_does_not_hide(dialog):
+    """Any negation used to favour hide_label, and the hide cue too, so "don't hide the liver" hid it.
+    A negated show verb still means hide. Fails if the negated verb is not told apart."""
+    labels = [(1, "liver"), (2, "ribs"), (3, "spleen")]
+    for q in ("don't hide the liver", "do not remove the liver", "please don't get rid of the liver",
+              "never turn off the liver"):  # fmt: skip
+        r = dialog.process(q, labels)
+        assert r.intent != "hide_label" and not any(m.get("hidden") for m in r.command), (q, r.intent)
+    for q in ("I don't want to see the liver", "don't show the liver"):
+        r = dialog.process(q, labels)
+        assert (r.intent, r.command) == ("hide_label", [{"type": "label", "value": 1, "hidden": True}]), q
+    assert S.negated_verb(S.words("don't hide the liver")) is False
+    assert S.negated_verb(S.words("I don't want to see the ribs")) is True
+    assert S.negated_verb(S.words("hide the liver")) is None
