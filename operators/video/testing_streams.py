@@ -55,6 +55,16 @@ def ffmpeg(ffmpeg_exe: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def rtsp_server(server_exe: Path) -> tuple[subprocess.Popen, int, int]:
+    """rtsp-server-perl on loopback: (process, client port, source port); wait on ``listening``."""
+    client, source = free_port(), free_port()
+    proc = subprocess.Popen([str(server_exe), "--clientport", str(client), "--serverport", str(source),
+                             "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
+                             "--rtp_start_port", str(20000 + client % 20000)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, client, source
+
+
 def send_tcp(ffmpeg_exe: Path, video: Path, port: int, *, extra: Sequence[str] = (), loop: bool = False,
              codec: Sequence[str] = ("-c", "copy")) -> subprocess.Popen:
     """ffmpeg serving ``video`` as MPEG-TS at its own rate on tcp://127.0.0.1:port (one client), listening."""

@@ -27,6 +27,7 @@ from clara_stream.operators.video.testing_streams import (
     listening,
     probe_stream,
     receive_tcp,
+    rtsp_server,
     send_tcp,
     stop,
     wait_until,
@@ -77,11 +78,7 @@ def test_cli_runs_rtsp_input_from_an_rtsp_server(ff: dict, peer, small_clip: dic
     mangles the URI (a Path turns rtsp:// into rtsp:/) or refuses it as a missing file.
     """
     server_exe = peer(RTSP_SERVER, ["--help"], "clientport")
-    client, source = free_port(), free_port()
-    server = subprocess.Popen([str(server_exe), "--clientport", str(client), "--serverport", str(source),
-                               "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
-                               "--rtp_start_port", str(20000 + client % 20000)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, client, source = rtsp_server(server_exe)
     try:
         wait_until(lambda: listening(client) and listening(source), "rtsp-server-perl")
         pub = ffmpeg(ff["ffmpeg"], "-re", "-stream_loop", "-1", "-i", str(small_clip["video"]), "-c", "copy",
@@ -326,11 +323,8 @@ def test_rtsp_and_udp_live_outputs_are_decoded_by_ffmpeg(ff: dict, peer, tmp_pat
     from clara_stream.operators.video.testing_streams import udp_bound
 
     server_exe = peer(RTSP_SERVER, ["--help"], "clientport")
-    client, source, udp_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
-    server = subprocess.Popen([str(server_exe), "--clientport", str(client), "--serverport", str(source),
-                               "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
-                               "--rtp_start_port", str(20000 + client % 20000)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, client, source = rtsp_server(server_exe)
+    udp_port = free_port(socket.SOCK_DGRAM)
     udp_rx = ffmpeg(ff["ffmpeg"], "-y", "-i", f"udp://127.0.0.1:{udp_port}", "-frames:v", "20", "-c", "copy",
                     str(tmp_path / "udp.ts"))
     done = threading.Event()

@@ -9,14 +9,20 @@ pixels decoded. Nothing is timed: a frame that does not come fails a wait on sta
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 from fractions import Fraction
 
 import numpy as np
 from clara_stream.operators.video.live import LiveInputError, LiveSource
 from clara_stream.operators.video.rtp_nal import NalAssembler
-from clara_stream.operators.video.testing_streams import RTSP_SERVER, free_port, listening, stop, wait_until
+from clara_stream.operators.video.testing_streams import (
+    RTSP_SERVER,
+    free_port,
+    listening,
+    rtsp_server,
+    stop,
+    wait_until,
+)
 
 from clara_stream.geometry import FrameInfo
 
@@ -121,11 +127,7 @@ def test_each_frame_is_decoded_before_the_next_is_sent_over_rtsp(peer) -> None: 
     from clara_stream.operators.video.sink import VideoSink
 
     server_exe = peer(RTSP_SERVER, ["--help"], "clientport")
-    client, source = free_port(), free_port()
-    server = subprocess.Popen([str(server_exe), "--clientport", str(client), "--serverport", str(source),
-                               "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
-                               "--rtp_start_port", str(20000 + client % 20000)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, client, source = rtsp_server(server_exe)
     rng = np.random.default_rng(0)
     levels = [40 + 14 * (i % 12) for i in range(64)]
     sink = VideoSink(f"rtsp://127.0.0.1:{source}/in", preset="ultrafast", tune="zerolatency", gop=4)
@@ -194,11 +196,7 @@ def test_hevc_over_rtsp_falls_back_to_the_parser_and_decodes(peer, small_clip) -
 
     ffmpeg_exe = peer(FFMPEG, ["-version"], "ffmpeg version")
     server_exe = peer(RTSP_SERVER, ["--help"], "clientport")
-    client, source = free_port(), free_port()
-    server = subprocess.Popen([str(server_exe), "--clientport", str(client), "--serverport", str(source),
-                               "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
-                               "--rtp_start_port", str(20000 + client % 20000)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, client, source = rtsp_server(server_exe)
     pub = None
     src = LiveSource(f"rtsp://127.0.0.1:{client}/h", transport="udp", retries=40, backoff_s=0.1, backoff_max_s=0.2,
                      timeout_s=20, queue_size=64)
