@@ -245,19 +245,19 @@ class InstanceStore:
             gid = grp["id"]
             con.execute("UPDATE grp SET last_at = ? WHERE id = ?", (now, gid))
         same = con.execute(
-            "SELECT id, path, study_uid, series_uid, called_ae, state, assoc_id FROM instance WHERE sop_uid = ?",
+            "SELECT id, path, study_uid, series_uid, called_ae, state, assoc_id, group_id FROM instance "
+            "WHERE sop_uid = ?",
             (sop_uid,),
         ).fetchall()
         for r in same:
-            if r["path"] == str(path) and r["state"] != "superseded":
-                if con.execute("SELECT 1 FROM instance WHERE id = ? AND group_id = ?", (r["id"], gid)).fetchone():
-                    if r["state"] == "pending" and r["assoc_id"] != assoc_id:
-                        # acknowledged to this association too: the row must outlive the other's abort
-                        con.execute(
-                            "INSERT INTO instance_claim (instance_id, assoc_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                            (r["id"], assoc_id),
-                        )
-                    return r["id"]  # the same bytes again into the same open group: idempotent
+            if r["path"] == str(path) and r["state"] != "superseded" and r["group_id"] == gid:
+                if r["state"] == "pending" and r["assoc_id"] != assoc_id:
+                    # acknowledged to this association too: the row must outlive the other's abort
+                    con.execute(
+                        "INSERT INTO instance_claim (instance_id, assoc_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                        (r["id"], assoc_id),
+                    )
+                return r["id"]  # the same bytes again into the same open group: idempotent
         others = [r for r in same if (r["study_uid"], r["series_uid"]) != (study_uid, series_uid)]
         if others:
             o = others[0]
