@@ -46,7 +46,8 @@ class VideoDetectionMultiApp(Application):
         preprocess = BatchPreprocessOp(self, name="preprocess", **self.kwargs("preprocess"))
         inference = InferenceOp(self, name="inference", **_model_file(self.kwargs("inference"), "model"))
         postprocess = BatchPostprocessOp(self, name="postprocess", **_model_file(self.kwargs("postprocess"), "labels"))
-        outputs = BatchOutputOp(self, name="outputs", folder=out, streams=max(1, len(inputs)), **outputs_kw)
+        outputs = BatchOutputOp(self, name="outputs", folder=out, streams=max(1, len(inputs)), workers=batcher.workers,
+                                **outputs_kw)
         self.add_flow(batcher, preprocess, {(FRAME_BATCH_PORT, FRAME_BATCH_PORT)})
         self.add_flow(batcher, outputs, {(FRAME_BATCH_PORT, FRAME_BATCH_PORT)})
         self.add_flow(preprocess, inference, {(P.TENSOR, P.TENSOR)})
@@ -79,7 +80,7 @@ class VideoDetectionMultiApp(Application):
             return None
         streams = [i | o for i, o in zip(parts["batcher"].stats, parts["outputs"].stats, strict=True)]
         frames = sum(s["frames"] for s in streams)
-        written = [t[2] for sink in parts["outputs"].sinks for t in sink.timeline]  # encoded packet clocks
+        written = [t[2] for timeline in parts["outputs"].timelines for t in timeline]  # encoded packet clocks
         span = max(written) - min(written) if len(written) > 1 else 0.0
         summary = {"streams": streams, "batches": parts["batcher"].emitted, "frames_written": frames,
                    "inference_calls": parts["inference"].calls, "wall_s": round(wall_s, 3),

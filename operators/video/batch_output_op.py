@@ -8,12 +8,11 @@ from typing import Any
 from clara_stream.operators.video.batch_postprocess_op import DETECTIONS_BATCH_PORT
 from clara_stream.operators.video.batch_source_op import FRAME_BATCH_PORT
 from clara_stream.operators.video.contracts import DETECTIONS_BATCH, FRAME_BATCH
-from clara_stream.operators.video.kitti import clear_kitti
-from clara_stream.operators.video.live_output import check_browser_addresses, live_sink, shares_file_encode
-from clara_stream.operators.video.mse_live import MseLiveSink
-from clara_stream.operators.video.sink import PRESETS, VideoSink
+from clara_stream.operators.video.live_output import check_browser_addresses
+from clara_stream.operators.video.sink import PRESETS
 from clara_stream.operators.video.stats import latency_summary
-from clara_stream.operators.video.stream_output import StreamOutput
+from clara_stream.operators.video.stream_output import StreamOutput, prepare_stream, stream_sinks
+from clara_stream.operators.video.stream_worker import CodecWorkers, live_result
 
 from clara_stream.runtime import Operator, Port
 
@@ -59,7 +58,7 @@ class BatchOutputOp(Operator):
     def __init__(self, fragment: Any, *args: Any, folder: str | Path | None = None, streams: int = 1,
                  live_urls: list[str] | None = None, preset: str = "ultrafast", tune: str | None = "zerolatency",
                  crf: int = 23, encode_threads: int = 1, opencv_threads: int = 1, live_token: str | None = None,
-                 name: str = "outputs", **kwargs: Any) -> None:
+                 workers: CodecWorkers | None = None, name: str = "outputs", **kwargs: Any) -> None:
         if folder is None or str(folder) == "" or int(streams) < 1:
             raise ValueError(f"BatchOutputOp: expected folder=<output folder> and streams >= 1; got {folder!r}, "
                              f"{streams}")
@@ -72,32 +71,37 @@ class BatchOutputOp(Operator):
                              f"{encode_threads}, {opencv_threads}")
         urls = [str(u) for u in (live_urls or [])]
         check_browser_addresses(urls, "BatchOutputOp")
-        self.folder = Path(folder)
+        self.folder, self.streams = Path(folder), int(streams)
         opts = {"preset": preset, "crf": int(crf), "encode_threads": int(encode_threads), "owner": "BatchOutputOp"}
-        shared = [shares_file_encode(u, tune) for u in urls] or [False] * int(streams)
-        self.sinks = [VideoSink(self.folder / f"stream_{k}" / "output.mp4", tune=tune or None,
-                                copies=(urls[k],) if shared[k] else (), **opts) for k in range(int(streams))]
-        self.live: list[Any] = [None if shared[k] else live_sink(u, token=live_token, codec="libx264", **opts)
-                                for k, u in enumerate(urls)]
         self.opencv_threads = int(opencv_threads)
+        self.workers_ = workers
+        self.sinks: list[Any] = []
+        self.live: list[Any] = []
+        if workers is not None:  # each stream's outputs are opened and written by its codec worker
+            workers.set_outputs([{"opencv_threads": self.opencv_threads, "stream": {
+                "folder": str(self.folder), "index": k, "url": urls[k] if urls else None, "tune": tune,
+                "token": live_token, "opts": {**opts, "owner": f"BatchOutputOp[{k}]"}}} for k in range(int(streams))])
+        else:
+            pairs = [stream_sinks(self.folder, k, urls[k] if urls else None, tune=tune, token=live_token, opts=opts)
+                     for k in range(int(streams))]
+            self.sinks = [p[0] for p in pairs]
+            self.live = [p[1] for p in pairs] if urls else []
         self.workers: list[StreamOutput] = []
         self._cv2_before: int | None = None
         super().__init__(fragment, *args, name=name, **kwargs)
 
     def start(self) -> None:
+        if self.workers_ is not None:
+            self.workers_.start()  # idempotent: the first of the source and this operator starts them
+            return
         import cv2
 
         if self.opencv_threads:
             self._cv2_before = cv2.getNumThreads()
             cv2.setNumThreads(self.opencv_threads)
-        for k, sink in enumerate(self.sinks):  # the run owns its outputs
-            sink.path.unlink(missing_ok=True)
-            kitti = self.folder / f"stream_{k}" / "kitti"
-            kitti.mkdir(parents=True, exist_ok=True)
-            clear_kitti(kitti)
+        for k, sink in enumerate(self.sinks):
             live = [self.live[k]] if self.live and self.live[k] is not None else []
-            if live and isinstance(live[0], MseLiveSink):
-                live[0].open()  # browsers can load the page before the first frame
+            kitti = prepare_stream(self.folder, k, sink, live[0] if live else None)
             self.workers.append(StreamOutput(kitti, [sink, *live], owner=f"BatchOutputOp[{k}]"))
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
@@ -107,9 +111,15 @@ class BatchOutputOp(Operator):
             raise ValueError(f"BatchOutputOp: expected one Detections per batch item ({len(batch.items)}); "
                              f"got {len(dets)} (tick {batch.tick})")
         for item, det in zip(batch.items, dets, strict=True):
-            self.workers[item.source].submit(item.rgb, item.info, item.read_at, det)
+            if self.workers_ is not None:
+                self.workers_.submit(item.source, item.info.index, det)
+            else:
+                self.workers[item.source].submit(item.rgb, item.info, item.read_at, det)
 
     def stop(self) -> None:
+        if self.workers_ is not None:
+            self.workers_.close()  # idempotent: each worker flushes and finalises its own outputs
+            return
         import cv2
 
         errors: list[Exception] = []
@@ -124,11 +134,27 @@ class BatchOutputOp(Operator):
             raise errors[0]
 
     @property
+    def timelines(self) -> list[list[tuple[float, float, float]]]:
+        """Per stream, (packet read, received, packet written) clocks of its MP4's frames."""
+        if self.workers_ is not None:
+            return [r.get("timeline", []) for r in self._results()]
+        return [s.timeline for s in self.sinks]
+
+    @property
     def stats(self) -> list[dict[str, Any]]:
+        if self.workers_ is not None:
+            return [{"output": r.get("output"), "frames": r.get("frames", 0), "kitti_files": r.get("kitti_files", 0),
+                     "latency": latency_summary([d - r0 for r0, _, d in r.get("timeline", [])]),
+                     **({"live": r["live"][0]} if r.get("live") else {})} for r in self._results()]
         kitti = [w.kitti_files for w in self.workers] or [0] * len(self.sinks)
         return [{"output": str(s.path), "frames": s.written, "kitti_files": kitti[k],
                  "latency": latency_summary([d - r for r, _, d in s.timeline]), **self._live_stats(k)}
                 for k, s in enumerate(self.sinks)]
+
+    def _results(self) -> list[dict[str, Any]]:
+        """Each worker's account of its outputs (empty before it finished, or when it never started)."""
+        got = self.workers_.results if self.workers_ is not None else []
+        return list(got) + [{}] * (self.streams - len(got))
 
     def _live_stats(self, k: int) -> dict[str, Any]:
         if not self.live:
@@ -136,5 +162,4 @@ class BatchOutputOp(Operator):
         own = self.live[k]
         if own is None:
             return {"live": {"output": self.sinks[k].copies[0], "shared_encode": True}}
-        return {"live": {"output": str(own.path), "frames": own.written,
-                         **({"viewers": own.viewers, "dropped": own.dropped} if isinstance(own, MseLiveSink) else {})}}
+        return {"live": live_result(own)}

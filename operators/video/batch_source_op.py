@@ -8,6 +8,7 @@ from clara_stream.operators.video.batcher import FrameBatcher, open_source
 from clara_stream.operators.video.contracts import FRAME_BATCH
 from clara_stream.operators.video.live_queue import QUEUE_POLICIES
 from clara_stream.operators.video.source import SUPPORTED_CODECS
+from clara_stream.operators.video.stream_worker import CodecWorkers
 
 from clara_stream import ports as P
 from clara_stream.runtime import Operator, Port
@@ -41,6 +42,12 @@ class BatchSourceOp(Operator):
     decode_threads : int
         FFmpeg threads per source's decoder (0 = FFmpeg's choice). N sources already decode on N
         threads: one each (the default) keeps N decoders from spawning cores + 1 threads apiece.
+    processes : bool
+        Decode (and, with a BatchOutputOp given ``workers``, draw, KITTI and encode) each source in
+        a codec worker process of its own (:mod:`stream_worker`), frames shared with this process
+        zero-copy. False: on threads of this process.
+    slots : int
+        With ``processes``: frames in flight per source between its worker and the model (≥ 1).
 
     Notes
     -----
@@ -54,10 +61,12 @@ class BatchSourceOp(Operator):
                  queue_policy: str = "drop_oldest", retries: int = 5, backoff_s: float = 0.25,
                  timeout_stream_s: float = 5.0, transport: str = "tcp", loop: bool = False,
                  codecs: list[str] | tuple[str, ...] = SUPPORTED_CODECS, decode_threads: int = 1,
-                 name: str = "batcher", **kwargs: Any) -> None:
-        if float(timeout_s) < 0 or int(max_batches) < 0 or int(queue_size) < 1 or int(decode_threads) < 0:
+                 processes: bool = False, slots: int = 4, name: str = "batcher", **kwargs: Any) -> None:
+        if float(timeout_s) < 0 or int(max_batches) < 0 or int(queue_size) < 1 or int(decode_threads) < 0 \
+                or int(slots) < 1:
             raise ValueError(f"BatchSourceOp: expected timeout_s >= 0, max_batches >= 0, queue_size >= 1, "
-                             f"decode_threads >= 0; got {timeout_s}, {max_batches}, {queue_size}, {decode_threads}")
+                             f"decode_threads >= 0, slots >= 1; got {timeout_s}, {max_batches}, {queue_size}, "
+                             f"{decode_threads}, {slots}")
         if queue_policy not in QUEUE_POLICIES:
             raise ValueError(f"BatchSourceOp: expected queue_policy in {QUEUE_POLICIES}; got {queue_policy!r}")
         if loop and not int(max_batches):
@@ -70,6 +79,10 @@ class BatchSourceOp(Operator):
         self._file = {"codecs": tuple(codecs), "queue_size": int(queue_size), "loop": bool(loop),
                       "decode_threads": int(decode_threads)}
         self.sources: list[Any] = []
+        self.workers: CodecWorkers | None = None
+        if processes:
+            self.workers = CodecWorkers(slots=int(slots), owner="BatchSourceOp")
+            self.workers.set_sources(self.inputs_, live=self._live, file=self._file)
         self.batcher: FrameBatcher | None = None
         self.emitted = 0
         super().__init__(fragment, *args, name=name, **kwargs)
@@ -77,8 +90,11 @@ class BatchSourceOp(Operator):
     def start(self) -> None:
         if not self.inputs_:
             raise ValueError("BatchSourceOp: expected inputs (--input A --input B …); got none")
-        for k, uri in enumerate(self.inputs_):
-            self.sources.append(open_source(uri, owner=f"BatchSourceOp[{k}]", live=self._live, file=self._file))
+        if self.workers is not None:
+            self.sources = list(self.workers.start())  # idempotent: the outputs may have started them
+        else:
+            for k, uri in enumerate(self.inputs_):
+                self.sources.append(open_source(uri, owner=f"BatchSourceOp[{k}]", live=self._live, file=self._file))
         self.batcher = FrameBatcher(self.sources, timeout_s=self.timeout_s, owner="BatchSourceOp")
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
@@ -92,6 +108,9 @@ class BatchSourceOp(Operator):
             self.stop_stream()
 
     def stop(self) -> None:
+        if self.workers is not None:
+            self.workers.close()  # idempotent: each worker finishes its outputs first
+            return
         for s in self.sources:
             s.close()
 

@@ -20,12 +20,60 @@ from typing import Any
 
 import numpy as np
 from clara_stream.operators.video.detections import Detections
-from clara_stream.operators.video.kitti import write_kitti
+from clara_stream.operators.video.kitti import clear_kitti, write_kitti
+from clara_stream.operators.video.live_output import live_sink, shares_file_encode
+from clara_stream.operators.video.mse_live import MseLiveSink
 from clara_stream.operators.video.overlay import clock_text, draw_clock, draw_detections
+from clara_stream.operators.video.sink import VideoSink
 
 from clara_stream.geometry import FrameInfo
 
 _STOP = object()
+
+
+def render_frame(rgb: np.ndarray, info: FrameInfo, read_at: float, det: Detections, kitti: Path,
+                 sinks: list[Any]) -> None:
+    """Draw one frame's boxes and clock (on a copy if read-only), write its KITTI file, feed its sinks."""
+    frame = rgb if rgb.flags.writeable else rgb.copy()
+    draw_detections(frame, det)
+    draw_clock(frame, clock_text(info.time_s, info.index))
+    write_kitti(kitti, info.index, det)
+    for sink in sinks:
+        sink.write(frame, info, read_at=read_at)
+
+
+def stream_sinks(folder: Path, index: int, url: str | None, *, tune: str | None, token: str | None,
+                 opts: dict[str, Any]) -> tuple[Any, Any | None]:
+    """Stream ``index``'s file sink ``stream_<index>/output.mp4`` and its live sink of its own, if any.
+
+    A live address that can take the file's zerolatency packets as they are gets them (one encode).
+    """
+    shared = shares_file_encode(url, tune)
+    sink = VideoSink(Path(folder) / f"stream_{index}" / "output.mp4", tune=tune or None,
+                     copies=(str(url),) if shared else (), **opts)
+    live = None if not url or shared else live_sink(str(url), token=token, codec="libx264", **opts)
+    return sink, live
+
+
+def prepare_stream(folder: Path, index: int, sink: Any, live: Any | None) -> Path:
+    """The run owns its outputs: the old MP4 and KITTI files go; a browser page opens before the first frame."""
+    sink.path.unlink(missing_ok=True)
+    kitti = Path(folder) / f"stream_{index}" / "kitti"
+    kitti.mkdir(parents=True, exist_ok=True)
+    clear_kitti(kitti)
+    if isinstance(live, MseLiveSink):
+        live.open()
+    return kitti
+
+
+def open_stream_outputs(folder: str, index: int, url: str | None, tune: str | None, token: str | None,
+                        opts: dict[str, Any]) -> tuple[Path, list[Any]]:
+    """Build and prepare stream ``index``'s outputs in this process (a codec worker's): KITTI folder, sinks."""
+    sink, live = stream_sinks(Path(folder), index, url, tune=tune, token=token, opts=opts)
+    kitti = prepare_stream(Path(folder), index, sink, live)
+    return kitti, [sink] + ([live] if live is not None else [])
+
+
 _NAMED = (OSError, RuntimeError, ValueError)  # errors raised as they are; they already say what failed
 
 
@@ -61,13 +109,8 @@ class StreamOutput:
                 continue  # failed: drain so a producer never blocks; the error is raised to it
             rgb, info, read_at, det = item
             try:
-                frame = rgb if rgb.flags.writeable else rgb.copy()
-                draw_detections(frame, det)
-                draw_clock(frame, clock_text(info.time_s, info.index))
-                write_kitti(self.kitti, info.index, det)
+                render_frame(rgb, info, read_at, det, self.kitti, self.sinks)
                 self.kitti_files += 1
-                for sink in self.sinks:
-                    sink.write(frame, info, read_at=read_at)
             except BaseException as exc:  # surfaced to the producer by submit()/close()
                 self._error = exc if isinstance(exc, _NAMED) else self._wrapped(exc)
 

@@ -129,13 +129,17 @@ def test_stream_clock_charges_buffering_to_the_frame() -> None:
     assert clock.sent_at(5.0, 20.0) == pytest.approx(20.0)
 
 
-def test_cli_takes_repeated_inputs_for_the_multi_source_app(small_clip: dict, clip: dict, tmp_path: Path) -> None:
-    """`--input A --input B`: two streams, outputs per source; fails if the CLI keeps only one."""
+@pytest.mark.parametrize("processes", ["true", "false"])
+def test_cli_takes_repeated_inputs_for_the_multi_source_app(small_clip: dict, clip: dict, tmp_path: Path,
+                                                            processes: str) -> None:
+    """`--input A --input B`: two streams, outputs per source; fails if the CLI keeps only one.
+    Both ways of running the streams' codecs: worker processes (the default) and threads."""
     import subprocess
     import sys
 
     cmd = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection_multi", "--input",
-           str(small_clip["video"]), "--input", str(clip["video"]), "--output", str(tmp_path / "out")]
+           str(small_clip["video"]), "--input", str(clip["video"]), "--output", str(tmp_path / "out"),
+           "--set", f"batcher.processes={processes}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     for k, frames in enumerate([40, 90]):

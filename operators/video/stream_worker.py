@@ -1,0 +1,397 @@
+"""Codec workers: each source's decode, overlay, KITTI and encode in a process of its own.
+
+DeepStream batches N streams into one inference while each stream's decoder and encoder run
+apart from it (NVDEC/NVENC, GStreamer threads without a shared lock). On a CPU box the model
+gains nothing from a batch (measured with this detector: 0.67 ms per frame at batch 1 and at
+batch 4), so a batched app wins only by spending less around the model, and in one interpreter
+the codec work of N streams contends for one GIL: the threaded batched app used 1.5–1.6 of 2
+cores. :class:`CodecWorkers` starts one process per source (``spawn``: no fork of a running
+engine); the app's process keeps the batcher and the model. Frames reach it through shared
+memory (``BatchItem.rgb`` is a read-only view on the worker's slot: zero copy), detections go
+back over a pipe (a few hundred bytes); the worker draws them on its own copy of the frame,
+writes the KITTI file and encodes. Each source's outputs are opened by its worker before the
+first frame is read, so an address that cannot be served fails the run before any output.
+
+Flow control: a worker has ``slots`` frames in flight; it reads its source again only when the
+app has sent back detections for one of them, so a slow model backs up into the source's own
+bounded queue (live: its drop policy, counted) and never into memory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+import queue
+import threading
+import time
+from collections import deque
+from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+READY_TIMEOUT_S = 60.0  # a worker imports numpy/PyAV/OpenCV and opens its source and outputs
+CLOSE_TIMEOUT_S = 60.0  # flushing an encoder and finalising its MP4
+
+
+class CodecWorkerError(RuntimeError):
+    """A codec worker ended without saying why (killed, or out of memory)."""
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself if it survives pickling, else a RuntimeError with its type and text."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # any pickling failure: keep the words
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+class CodecWorkers:
+    """One codec worker process per source, shared by the batching source and the batched outputs.
+
+    The source operator gives the inputs (:meth:`set_sources`), the output operator the per-stream
+    outputs (:meth:`set_outputs`), each from its own validated parameters; the first of the two
+    ``start()`` calls :meth:`start`, the second finds it done. :meth:`close` is idempotent too.
+    """
+
+    def __init__(self, *, slots: int = 4, owner: str = "CodecWorkers"):
+        if int(slots) < 1:
+            raise ValueError(f"{owner}: expected slots >= 1; got {slots}")
+        self.slots, self.owner = int(slots), owner
+        self.inputs: list[str] = []
+        self.source_opts: dict[str, Any] = {}
+        self.outputs: list[dict[str, Any]] = []
+        self.workers: list[CodecWorker] = []
+        self.results: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._started = self._closed = False
+
+    def set_sources(self, inputs: list[str], *, live: dict[str, Any], file: dict[str, Any]) -> None:
+        self.inputs, self.source_opts = list(inputs), {"live": dict(live), "file": dict(file)}
+
+    def set_outputs(self, outputs: list[dict[str, Any]]) -> None:
+        self.outputs = [dict(o) for o in outputs]
+
+    def start(self) -> list[CodecWorker]:
+        """Start every worker and wait until each has opened its source and outputs (idempotent).
+
+        A source or output that fails raises here, named, and every started worker is stopped.
+        """
+        with self._lock:
+            if self._started:
+                return self.workers
+            if len(self.outputs) != len(self.inputs):
+                raise ValueError(f"{self.owner}: expected one output per source ({len(self.inputs)}); got "
+                                 f"{len(self.outputs)}")
+            self._started = True
+            ctx = mp.get_context("spawn")
+            try:
+                for k, uri in enumerate(self.inputs):
+                    self.workers.append(CodecWorker(ctx, k, uri, self.source_opts, self.outputs[k],
+                                                    slots=self.slots, owner=f"BatchSourceOp[{k}]"))
+                for w in self.workers:
+                    w.wait_ready()
+            except BaseException:
+                for w in self.workers:
+                    w.kill()
+                raise
+            return self.workers
+
+    def submit(self, source: int, index: int, det: Any) -> None:
+        self.workers[source].submit(index, det)
+
+    def close(self) -> list[dict[str, Any]]:
+        """Stop every worker (each flushes and finalises its outputs); the first error is raised."""
+        with self._lock:
+            if self._closed:
+                return self.results
+            self._closed = True
+            errors: list[BaseException] = []
+            for w in self.workers:
+                try:
+                    w.close()
+                except BaseException as exc:  # any type: every worker is stopped; the first error is the run's
+                    errors.append(exc)
+            self.results = [w.result for w in self.workers]
+            if errors:
+                raise errors[0]
+            return self.results
+
+
+class CodecWorker:
+    """The app's side of one worker: frames in (``read``), detections out (``submit``)."""
+
+    def __init__(self, ctx: Any, index: int, uri: str, source_opts: dict[str, Any], output: dict[str, Any], *,
+                 slots: int, owner: str):
+        self.index, self.uri, self.owner = index, uri, owner
+        self._frames, child_frames = ctx.Pipe(duplex=False)  # worker → app
+        child_dets, self._dets = ctx.Pipe(duplex=False)  # app → worker
+        self.process = ctx.Process(target=serve, name=f"codec-worker-{index}", daemon=True,
+                                   args=(index, uri, source_opts, output, slots, owner, child_frames, child_dets))
+        self.process.start()
+        child_frames.close()
+        child_dets.close()
+        self.described: dict[str, Any] = {"input": uri}
+        self.result: dict[str, Any] = {}
+        self._shm: SharedMemory | None = None
+        self._view: np.ndarray | None = None
+        self._ended = self._closed = False
+        self._error: BaseException | None = None
+        self._send_lock = threading.Lock()
+
+    def _recv(self, timeout_s: float | None) -> tuple[Any, ...] | None:
+        """The next message, or None when none came within ``timeout_s``."""
+        try:
+            if not self._frames.poll(timeout_s):
+                return None
+            return self._frames.recv()
+        except (EOFError, OSError):
+            self.process.join(timeout=5)
+            raise CodecWorkerError(f"{self.owner}: expected its codec worker running; got it gone (exit code "
+                                   f"{self.process.exitcode}) [{self.uri}]") from None
+
+    def wait_ready(self) -> None:
+        msg = self._recv(READY_TIMEOUT_S)
+        if msg is None:
+            raise CodecWorkerError(f"{self.owner}: expected its codec worker ready within {READY_TIMEOUT_S:.0f} s; "
+                                   f"got no answer [{self.uri}]")
+        if msg[0] == "error":
+            self.process.join(timeout=10)
+            raise msg[1]
+        self.described = msg[1]
+
+    def _attach(self, name: str, shape: tuple[int, ...]) -> None:
+        self._shm = SharedMemory(name=name)
+        self._view = np.ndarray(shape, np.uint8, buffer=self._shm.buf)
+        self._view.flags.writeable = False
+
+    def read(self, timeout_s: float | None = None) -> Any:
+        """The next frame (its ``rgb`` a read-only view on a shared slot), ``None`` at the end.
+
+        Raises ``queue.Empty`` when none came within ``timeout_s``, the source's own error as it
+        is, and :class:`CodecWorkerError` when the worker is gone.
+        """
+        from clara_stream.operators.video.source import DecodedFrame
+
+        while not self._ended:
+            msg = self._recv(timeout_s)
+            if msg is None:
+                raise queue.Empty
+            kind = msg[0]
+            if kind == "frame":
+                _, slot, info, decoded_at, read_at = msg
+                return DecodedFrame(self._view[slot], info, decoded_at, read_at)  # type: ignore[index]
+            if kind == "shm":
+                self._attach(msg[1], msg[2])
+            elif kind == "end":
+                self._ended = True
+            elif kind == "error":
+                self._ended, self._error = True, msg[1]
+                raise msg[1]
+            elif kind == "result":
+                self.result = msg[1]
+        return None
+
+    def submit(self, index: int, det: Any) -> None:
+        """Detections for the oldest frame in flight (frame ``index``): the worker draws and writes it."""
+        with self._send_lock:
+            try:
+                self._dets.send(("det", int(index), det))
+            except (BrokenPipeError, OSError):
+                self._collect()
+                raise self._error or CodecWorkerError(
+                    f"{self.owner}: expected its codec worker running; got it gone (exit code "
+                    f"{self.process.exitcode}) [{self.uri}]") from None
+
+    def _collect(self) -> None:
+        """Read what the worker still says (its error, its result) until it closes its end."""
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                if not self._frames.poll(max(0.0, deadline - time.monotonic())):
+                    break
+                msg = self._frames.recv()
+            except (EOFError, OSError):
+                break
+            if msg[0] == "result":
+                self.result = msg[1]
+                self.described = msg[1].get("source", self.described)
+                return
+            if msg[0] == "error" and self._error is None:
+                self._error = msg[1]
+
+    def close(self) -> None:
+        """Ask the worker to finish (flush, finalise its MP4), wait for its result; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._send_lock:
+            try:
+                self._dets.send(("stop",))
+            except (BrokenPipeError, OSError):
+                pass
+        self._collect()
+        self.process.join(timeout=CLOSE_TIMEOUT_S)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        self._view = None
+        if self._shm is not None:
+            try:
+                self._shm.close()
+            except BufferError:  # a batch still holds a view: the mapping goes with it
+                pass
+        error = self.result.get("error")
+        if error is not None:
+            raise error
+        if not self.result:
+            raise CodecWorkerError(f"{self.owner}: expected its codec worker to finish its outputs; got exit code "
+                                   f"{self.process.exitcode} and no result [{self.uri}]")
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self._closed = True
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.described)
+
+
+def serve(index: int, uri: str, source_opts: dict[str, Any], output: dict[str, Any], slots: int, owner: str,
+          frames: Any, dets: Any) -> None:
+    """The worker process: open the source and the outputs, then move frames out and detections in."""
+    from clara_stream.operators.video.batcher import open_source
+    from clara_stream.operators.video.stream_output import open_stream_outputs
+
+    say_lock = threading.Lock()
+
+    def say(*msg: Any) -> None:
+        with say_lock:
+            frames.send(msg)
+
+    try:
+        import cv2
+
+        if output.get("opencv_threads"):
+            cv2.setNumThreads(int(output["opencv_threads"]))
+        src = open_source(uri, owner=owner, live=source_opts["live"], file=source_opts["file"])
+    except BaseException as exc:
+        say("error", _portable(exc))
+        return
+    try:
+        kitti, sinks = open_stream_outputs(**output["stream"])
+    except BaseException as exc:
+        src.close()
+        say("error", _portable(exc))
+        return
+    say("ready", describe(src, uri))
+    _Worker(src, kitti, sinks, slots, owner, uri, say).run(dets)
+
+
+class _Worker:
+    """A reader thread (source → slot → app) and this thread (detections → drawn, KITTI, encoded)."""
+
+    def __init__(self, src: Any, kitti: Path, sinks: list[Any], slots: int, owner: str, uri: str, say: Any):
+        self.src, self.kitti, self.sinks, self.slots, self.owner, self.uri, self.say = (
+            src, kitti, sinks, slots, owner, uri, say)
+        self.free: queue.Queue[int | None] = queue.Queue()
+        self.pending: deque[tuple[int, Any]] = deque()  # (slot, frame) sent, waiting for detections
+        self.shm: SharedMemory | None = None
+        self.error: BaseException | None = None
+        self.kitti_files = 0
+        self.stopping = threading.Event()
+
+    def read(self) -> None:
+        """At most ``slots`` frames ahead of the detections: a slow model backs up into the source."""
+        view = None
+        try:
+            while not self.stopping.is_set():
+                try:
+                    f = self.src.read(timeout_s=0.1)
+                except (queue.Empty, TimeoutError):
+                    continue  # a live source's silence is its own to judge (its timeout raises)
+                if f is None:
+                    break
+                if view is None:
+                    self.shm = SharedMemory(create=True, size=self.slots * f.rgb.nbytes)
+                    view = np.ndarray((self.slots, *f.rgb.shape), np.uint8, buffer=self.shm.buf)
+                    for s in range(self.slots):
+                        self.free.put(s)
+                    self.say("shm", self.shm.name, view.shape)
+                elif f.rgb.shape != view.shape[1:]:
+                    raise ValueError(f"{self.owner}: expected frames of {view.shape[1:3]}; got {f.rgb.shape[:2]} "
+                                     f"[{self.uri}]")
+                slot = self.free.get()
+                if slot is None:
+                    return
+                view[slot] = f.rgb
+                self.pending.append((slot, f))
+                self.say("frame", slot, f.info, f.decoded_at, f.read_at)
+            if not self.stopping.is_set():
+                self.say("end")
+        except BaseException as exc:  # the app raises it from read(), after the frames before it
+            self.say("error", _portable(exc))
+
+    def run(self, dets: Any) -> None:
+        from clara_stream.operators.video.stream_output import render_frame
+
+        thread = threading.Thread(target=self.read, name=f"{self.owner}-read", daemon=True)
+        thread.start()
+        try:
+            while (msg := dets.recv())[0] != "stop":
+                if self.error is not None:
+                    continue  # failed: keep draining so the app never blocks on a full pipe
+                try:
+                    slot, f = self.pending.popleft()
+                    if f.info.index != msg[1]:
+                        raise ValueError(f"{self.owner}: expected detections for frame {f.info.index}; got them "
+                                         f"for frame {msg[1]} [{self.uri}]")
+                    render_frame(f.rgb, f.info, f.read_at, msg[2], self.kitti, self.sinks)
+                    self.kitti_files += 1
+                    self.free.put(slot)
+                except BaseException as exc:  # named by the app at its next submit or at close
+                    self.error = _portable(exc)
+                    self.say("error", self.error)
+        except (EOFError, OSError):
+            pass  # the app is gone: finish the file all the same
+        finally:
+            self.finish(thread)
+
+    def finish(self, thread: threading.Thread) -> None:
+        self.stopping.set()
+        self.free.put(None)
+        thread.join(timeout=10)
+        self.src.close()
+        error = self.error
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except BaseException as exc:  # any type: every sink finalised; the first error is the worker's
+                error = error or _portable(exc)
+        main = self.sinks[0]
+        result = {"output": str(main.path), "frames": main.written, "kitti_files": self.kitti_files,
+                  "timeline": list(main.timeline), "source": describe(self.src, self.uri), "error": error,
+                  "live": [live_result(s) for s in self.sinks[1:]]}
+        try:
+            self.say("result", result)
+        except (BrokenPipeError, OSError):
+            pass
+        if self.shm is not None:
+            self.shm.close()
+            self.shm.unlink()
+
+
+def describe(src: Any, uri: str) -> dict[str, Any]:
+    """A live source's own account (status, drops, reconnects); a file's name."""
+    return src.describe() if hasattr(src, "describe") else {"input": uri, "live": False}
+
+
+def live_result(sink: Any) -> dict[str, Any]:
+    """What the app's summary says of a live output of its own."""
+    out = {"output": str(sink.path), "frames": sink.written}
+    if hasattr(sink, "viewers"):
+        out |= {"viewers": sink.viewers, "dropped": sink.dropped}
+    return out

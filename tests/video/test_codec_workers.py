@@ -1,0 +1,144 @@
+"""Codec workers (``stream_worker``): each source decoded, drawn and encoded in a process of its own,
+frames handed to the batched model through shared memory. Oracles: ffmpeg's own rgb24 decode of
+the clip, ffprobe's frame count, the KITTI text read by hand."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clara_stream.operators.video.detections import Detections
+from clara_stream.operators.video.source import SUPPORTED_CODECS
+from clara_stream.operators.video.stream_worker import CodecWorkerError, CodecWorkers
+from clara_stream.operators.video.testing_streams import FFMPEG, FFPROBE, free_port, probe_stream
+
+from clara_stream.runtime import load_app
+
+
+@pytest.fixture(scope="module")
+def ff(peer) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    return {"ffmpeg": peer(FFMPEG, ["-version"], "ffmpeg version"), "ffprobe": peer(FFPROBE, ["-version"], "ffprobe")}
+
+
+def _workers(video: Path, out: Path, *, slots: int) -> CodecWorkers:
+    w = CodecWorkers(slots=slots)
+    w.set_sources([str(video)], live={}, file={"codecs": SUPPORTED_CODECS, "queue_size": 4, "loop": False,
+                                               "decode_threads": 1})
+    w.set_outputs([{"opencv_threads": 1, "stream": {
+        "folder": str(out), "index": 0, "url": None, "tune": "zerolatency", "token": None,
+        "opts": {"preset": "ultrafast", "crf": 23, "encode_threads": 1, "owner": "test[0]"}}}])
+    return w
+
+
+def _ffmpeg_rgb(ffmpeg: Path, video: Path, frames: int, shape: tuple[int, int]) -> np.ndarray:
+    raw = subprocess.run([str(ffmpeg), "-v", "error", "-i", str(video), "-frames:v", str(frames), "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(frames, *shape, 3)
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def test_frames_come_through_shared_slots_in_order_bounded_by_the_detections(ff: dict, small_clip: dict,
+                                                                           tmp_path: Path) -> None:
+    """Three slots: three frames arrive, read-only, equal to ffmpeg's own decode; a fourth waits until
+    detections for the oldest come back; frames in flight are not overwritten; the detections sent
+    are the ones drawn into KITTI; the MP4 holds every frame rendered; the segment is gone after.
+
+    Fails if slots are mixed or reused while in flight, if the worker runs ahead of the model
+    (unbounded memory), if detections are paired with the wrong frame, or if shared memory leaks.
+    """
+    video, (h, w) = small_clip["video"], (180, 320)
+    ref = _ffmpeg_rgb(ff["ffmpeg"], video, 6, (h, w))
+    pool = _workers(video, tmp_path, slots=3)
+    (worker,) = pool.start()
+    frames = [worker.read(timeout_s=60) for _ in range(3)]
+    assert [f.info.index for f in frames] == [0, 1, 2]
+    assert all(f.rgb.shape == (h, w, 3) and not f.rgb.flags.writeable for f in frames)
+    for k, f in enumerate(frames):  # the frame itself, not a neighbour: ffmpeg's decode is nearest
+        assert _diff(f.rgb, ref[k]) < 3 and _diff(f.rgb, ref[k]) < min(_diff(f.rgb, ref[j]) for j in range(6) if j != k)
+    with pytest.raises(queue.Empty):
+        worker.read(timeout_s=0.5)  # three in flight: the worker waits for detections, it does not read ahead
+    box = Detections(boxes=np.array([[10, 20, 61, 93]], np.float32), scores=np.array([0.9], np.float32),
+                     class_ids=np.array([0], np.int32), labels=("tool",))
+    worker.submit(0, box)
+    fourth = worker.read(timeout_s=60)
+    assert fourth.info.index == 3 and _diff(fourth.rgb, ref[3]) < 3
+    assert _diff(frames[1].rgb, ref[1]) < 3 and _diff(frames[2].rgb, ref[2]) < 3  # still in flight: untouched
+    name = worker._shm.name  # type: ignore[union-attr]
+    for k in (1, 2, 3):
+        worker.submit(k, Detections())
+    pool.close()
+    kitti = tmp_path / "stream_0" / "kitti"
+    assert sorted(p.name for p in kitti.iterdir()) == [f"{i:06d}.txt" for i in range(4)]
+    fields = (kitti / "000000.txt").read_text().split()
+    assert fields[0] == "tool" and [float(x) for x in fields[4:8]] == [10.0, 20.0, 61.0, 93.0]
+    assert (kitti / "000001.txt").read_text().strip() == ""
+    assert int(probe_stream(ff["ffprobe"], tmp_path / "stream_0" / "output.mp4")["nb_read_frames"]) == 4
+    assert pool.results[0]["frames"] == 4 and pool.results[0]["kitti_files"] == 4
+    assert not Path("/dev/shm", name.lstrip("/")).exists()
+
+
+def test_detections_for_the_wrong_frame_are_refused_by_name(small_clip: dict, tmp_path: Path) -> None:
+    """The oldest frame in flight is 0: detections said to be for frame 5 are an error naming both."""
+    pool = _workers(small_clip["video"], tmp_path, slots=2)
+    (worker,) = pool.start()
+    worker.read(timeout_s=60)
+    worker.submit(5, Detections())
+    with pytest.raises(ValueError, match="expected detections for frame 0; got them for frame 5"):
+        pool.close()
+
+
+def test_a_bad_source_fails_the_run_before_any_output_naming_it(bad_files: dict, small_clip: dict,
+                                                               tmp_path: Path) -> None:
+    """A missing file, then an unreachable stream, beside a good clip: the worker's own error, named,
+    raised before any frame is written for either stream."""
+    cases = {str(bad_files["missing"]): "missing.mp4", f"tcp://127.0.0.1:{free_port()}": "tcp://127.0.0.1"}
+    for k, (bad, named) in enumerate(cases.items()):
+        out = tmp_path / f"out{k}"
+        app = load_app("video_detection_multi", input=f"{small_clip['video']}\n{bad}", output=out,
+                       overrides=["batcher.retries=0", "batcher.timeout_stream_s=2"])
+        with pytest.raises(Exception, match=named) as err:
+            app.run()
+        assert "BatchSourceOp[1]" in str(err.value) or named in str(err.value)
+        assert not list(out.rglob("*.mp4")) and not list(out.rglob("*.txt")), bad
+
+
+def test_a_killed_worker_fails_the_run_naming_its_stream_and_the_other_stream_is_finished(
+        ff: dict, small_clip: dict, tmp_path: Path) -> None:
+    """kill -9 of stream 1's worker mid-run: the run fails naming BatchSourceOp[1], and stream 0's
+    MP4 is finalised with one frame per KITTI file written (its worker was stopped in order)."""
+    out = tmp_path / "out"
+    app = load_app("video_detection_multi", input=f"{small_clip['video']}\n{small_clip['video']}", output=out,
+                   overrides=["batcher.loop=true", "batcher.max_batches=100000"])
+    killed: list[int] = []
+
+    def kill_when_running() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            pool = getattr(app, "parts", {}).get("batcher")
+            kitti = out / "stream_0" / "kitti"
+            if pool is not None and pool.workers.workers[1:] and kitti.is_dir() and len(list(kitti.iterdir())) >= 5:
+                pid = pool.workers.workers[1].process.pid
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=kill_when_running, daemon=True)
+    t.start()
+    with pytest.raises(CodecWorkerError, match=r"BatchSourceOp\[1\]: expected its codec worker running; got it gone"):
+        app.run()
+    t.join()
+    assert killed
+    written = len(list((out / "stream_0" / "kitti").glob("*.txt")))
+    assert written >= 5
+    assert int(probe_stream(ff["ffprobe"], out / "stream_0" / "output.mp4")["nb_read_frames"]) == written
