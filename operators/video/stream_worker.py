@@ -5,8 +5,8 @@ apart from it (NVDEC/NVENC, GStreamer threads without a shared lock). On a CPU b
 gains nothing from a batch (measured with this detector: 0.67 ms per frame at batch 1 and at
 batch 4), so a batched app wins only by spending less around the model, and in one interpreter
 the codec work of N streams contends for one GIL: the threaded batched app used 1.5–1.6 of 2
-cores. :class:`CodecWorkers` starts one process per source (``spawn``: no fork of a running
-engine); the app's process keeps the batcher and the model. Frames reach it through shared
+cores. :class:`CodecWorkers` starts one process per source (never a fork of the running engine,
+see :func:`worker_context`); the app's process keeps the batcher and the model. Frames reach it through shared
 memory (``BatchItem.rgb`` is a read-only view on the worker's slot: zero copy), detections go
 back over a pipe (a few hundred bytes); the worker draws them on its own copy of the frame,
 writes the KITTI file and encodes. Each source's outputs are opened by its worker before the
@@ -48,6 +48,33 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
+WORKER_MODULES = ["numpy", "cv2", "av", "clara_stream.operators.video.stream_worker",
+                  "clara_stream.operators.video.batcher", "clara_stream.operators.video.stream_output"]
+
+
+def worker_context() -> Any:
+    """``forkserver`` with the workers' imports preloaded: one interpreter start and import for all
+    workers (≈ 0.55 s CPU each otherwise), each worker a fork of that small server, never of the
+    running engine. Where forkserver is missing, ``spawn``."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(WORKER_MODULES)
+    return ctx
+
+
+def stop_forkserver() -> None:
+    """Stop and reap the forkserver once its workers are done, so that the CPU time of the server and
+    of every worker it reaped is this process's children's (``RUSAGE_CHILDREN``: what a benchmark or
+    ``time`` reports); otherwise the server outlives the run and that time is lost. The next run
+    starts a new server."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    if server is not None and getattr(server, "_forkserver_pid", None) is not None and hasattr(server, "_stop"):
+        server._stop()
+
+
 class CodecWorkers:
     """One codec worker process per source, shared by the batching source and the batched outputs.
 
@@ -86,7 +113,7 @@ class CodecWorkers:
                 raise ValueError(f"{self.owner}: expected one output per source ({len(self.inputs)}); got "
                                  f"{len(self.outputs)}")
             self._started = True
-            ctx = mp.get_context("spawn")
+            ctx = worker_context()
             try:
                 for k, uri in enumerate(self.inputs):
                     self.workers.append(CodecWorker(ctx, k, uri, self.source_opts, self.outputs[k],
@@ -115,6 +142,8 @@ class CodecWorkers:
                 except BaseException as exc:  # any type: every worker is stopped; the first error is the run's
                     errors.append(exc)
             self.results = [w.result for w in self.workers]
+            if self.workers:
+                stop_forkserver()
             if errors:
                 raise errors[0]
             return self.results
