@@ -14,7 +14,8 @@ as the app's source does (MPEG-TS: one PES per frame; RTSP: whole NAL units join
 ``rtp_nal``), so no hop is charged a frame of parser delay. Rounds alternate app / anchors.
 
 **Multi-stream.** N (``--streams 1,2,4``) different 640×360 clips, looped to ``--multi-frames``
-each, unpaced: one ``video_detection_multi`` process (one batched inference per tick) against N
+each, unpaced: one ``video_detection_multi`` run (one batched inference per tick; its codec worker
+processes, one per stream, counted in its CPU: their forkserver is reaped at the end) against N
 concurrent ``video_detection`` processes, each with its app's shipped settings and the same
 outputs (an MP4 and a KITTI file per frame per stream); aggregate fps = all frames / wall time
 from launch to the last exit (process start included, the same for both), the CPU time per frame

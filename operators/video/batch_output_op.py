@@ -46,11 +46,16 @@ class BatchOutputOp(Operator):
         OpenCV's worker threads for this run (process-wide; restored at stop). N output threads and
         N decoders already run side by side: OpenCV's own pool on top only spins (sched_yield),
         measured at ≈ 6 % of the CPU with its default. 0 = OpenCV's default.
+    workers : CodecWorkers, optional
+        The batching source's codec workers (``BatchSourceOp(processes=True).workers``): each
+        source's outputs are then opened, drawn, written and encoded by its worker process, and
+        ``compute`` sends it only the detections; the frames stay in the worker.
 
     Notes
     -----
-    Each source's overlay, KITTI file and encoder hand-off run on that source's own thread
-    (:class:`StreamOutput`), in tick order per source; ``compute`` only hands the frames over.
+    Without ``workers``, each source's overlay, KITTI file and encoder hand-off run on that
+    source's own thread (:class:`StreamOutput`), in tick order per source; ``compute`` only hands
+    the frames over.
     """
 
     inputs = (Port(FRAME_BATCH_PORT, FRAME_BATCH, queue_size=8), Port(DETECTIONS_BATCH_PORT, DETECTIONS_BATCH))
