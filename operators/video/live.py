@@ -128,6 +128,7 @@ class LiveSource:
         self.options = input_options(self.uri, transport=transport, timeout_s=timeout_s,
                                      low_delay=bool(low_delay)) | dict(options or {})
         self.nal: NalAssembler | None = None  # RTSP/SDP H.264 at low delay: whole NAL units, see rtp_nal
+        self._nal_lost = (0, 0)  # (orphans, oversized) of earlier connections
         if self.options.get("rtsp_flags") == "listen":  # the server side for one publisher: its own timeout
             self.options.pop("timeout", None)
             self.options.setdefault("listen_timeout", str(max(1, round(timeout_s))))
@@ -178,6 +179,8 @@ class LiveSource:
             raise
         stream.thread_type = "SLICE"  # frame threads hold each frame back by a frame per thread
         stream.thread_count = self.decode_threads
+        if self.nal is not None:  # a reconnection: the losses of the last connection stay counted
+            self._nal_lost = (self._nal_lost[0] + self.nal.orphans, self._nal_lost[1] + self.nal.oversized)
         self.nal = None
         if rtp_input(self.uri) and "noparse" in self.options.get("fflags", ""):
             if codec != "h264" or not stream.codec_context.width:  # unparsed needs the SDP's parameter sets
@@ -353,7 +356,18 @@ class LiveSource:
             "decoded": self.decoded, "dropped": self.dropped, "drop_policy": self.queue.policy,
             "queue_size": self.queue.size, "queue_high_water": self.queue.high_water,
             "reconnects": [r.to_dict() for r in self.reconnects],
+            **self._nal_stats(),
         }
+
+    def _nal_stats(self) -> dict[str, Any]:
+        """RTSP/SDP at low delay: NAL units lost in transport (``orphans``: a fragment whose start never
+        came) or dropped for size (``oversized``), over every connection."""
+        if self.nal is None and self._nal_lost == (0, 0):
+            return {}
+        orphans, oversized = self._nal_lost
+        if self.nal is not None:
+            orphans, oversized = orphans + self.nal.orphans, oversized + self.nal.oversized
+        return {"rtp_nal": {"orphans": orphans, "oversized": oversized}}
 
     def __enter__(self) -> LiveSource:
         return self.open()

@@ -245,3 +245,14 @@ def test_h264_over_rtp_from_an_sdp_file_is_joined_and_decodes_in_order(peer, sma
         stop(pub)
     assert src.info.codec == "h264" and (src.info.width, src.info.height) == (320, 180)
     assert src.nal is not None and src.nal.misjudged == 0 and idx == sorted(set(idx)), idx
+
+
+def test_nal_losses_are_reported_in_the_sources_account_over_reconnections() -> None:
+    """The summary and status say how many NAL units were lost (a fragment without its start) or
+    dropped for size, summed over connections (a reconnection makes a new assembler). Fails if the
+    counters stay internal, or if a reconnection forgets the earlier connection's losses."""
+    src = LiveSource("rtsp://127.0.0.1:9/in", retries=0)  # not opened: the account alone
+    assert "rtp_nal" not in src.describe()  # no assembler, nothing lost: nothing to report
+    src.nal, src._nal_lost = NalAssembler(), (3, 1)  # two earlier connections lost 3 and dropped 1
+    src.nal.orphans, src.nal.oversized = 2, 0
+    assert src.describe()["rtp_nal"] == {"orphans": 5, "oversized": 1}
