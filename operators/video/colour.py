@@ -19,7 +19,7 @@ _PLANAR_420 = ("yuv420p", "yuvj420p")
 def frame_to_rgb(frame: Any) -> np.ndarray:
     """An ``av.VideoFrame`` → ``(H, W, 3)`` uint8 RGB.
 
-    4:2:0 8-bit (the H.264/HEVC common case, even sizes) and NV12 go through OpenCV; any other
+    4:2:0 8-bit (the H.264/HEVC common case, even sizes), NV12 and YUYV go through OpenCV; any other
     format (10-bit, 4:4:4, odd sizes) falls back to PyAV's converter.
     """
     import cv2
@@ -29,6 +29,8 @@ def frame_to_rgb(frame: Any) -> np.ndarray:
         return cv2.cvtColor(frame.to_ndarray(format=fmt), cv2.COLOR_YUV2RGB_I420)
     if fmt == "nv12" and frame.width % 2 == 0 and frame.height % 2 == 0:
         return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_NV12)
+    if fmt == "yuyv422" and frame.width % 2 == 0:  # V4L2 cameras' raw format
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_YUY2)
     return frame.to_ndarray(format="rgb24")
 
 

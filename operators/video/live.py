@@ -14,6 +14,7 @@ is one :class:`LiveInputError` naming the address, before any frame or output ex
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -30,12 +31,26 @@ from clara_stream.operators.video.live_uri import RTSP_TRANSPORTS, input_options
 from clara_stream.operators.video.probe import SUPPORTED_CODECS, VideoInputError
 from clara_stream.operators.video.rtp_nal import NalAssembler
 from clara_stream.operators.video.source import DecodedFrame
+from clara_stream.operators.video.v4l2_relay import (
+    FFMPEG,
+    V4L2_CODECS,
+    V4L2_OPTIONS,
+    FfmpegRelay,
+    RelayError,
+    system_ffmpeg_has_v4l2,
+    v4l2_input_args,
+)
 
 from clara_stream.geometry import FrameInfo
 
 log = logging.getLogger(__name__)
 _END = object()
 LIVE_TIME_BASE = Fraction(1, 90000)  # the RTP video clock: output timestamps keep the stream's spacing
+
+
+@functools.cache
+def _system_v4l2() -> bool:
+    return system_ffmpeg_has_v4l2(FFMPEG)
 
 
 class LiveInputError(VideoInputError):
@@ -129,6 +144,7 @@ class LiveSource:
                                      low_delay=bool(low_delay)) | dict(options or {})
         self.nal: NalAssembler | None = None  # RTSP/SDP H.264 at low delay: whole NAL units, see rtp_nal
         self._nal_lost = (0, 0)  # (orphans, oversized) of earlier connections
+        self._relay: FfmpegRelay | None = None  # V4L2 through the system FFmpeg
         if self.options.get("rtsp_flags") == "listen":  # the server side for one publisher: its own timeout
             self.options.pop("timeout", None)
             self.options.setdefault("listen_timeout", str(max(1, round(timeout_s))))
@@ -151,31 +167,42 @@ class LiveSource:
         import av
 
         where = f"[{self.uri}]"
-        fmt = None
+        target, fmt, options, relay = self.uri, None, self.options, None
         if is_v4l2(self.uri):
-            self._check_v4l2(where)
-            fmt = "v4l2"
+            if self._check_v4l2(where):
+                fmt = "v4l2"
+            else:  # PyAV's FFmpeg lacks the v4l2 input: the system FFmpeg captures, see v4l2_relay
+                relay = self._open_relay(where)
+                target, fmt = f"pipe:{relay.fd}", "nut"
+                options = {k: v for k, v in self.options.items() if k in ("flags", "probesize", "analyzeduration")}
         if scheme(self.uri) == "srt":
             raise LiveInputError(f"{self.owner}: expected a protocol this FFmpeg build supports; got srt:// "
                                  f"(PyAV's bundled FFmpeg has no libsrt) {where}")
         try:
-            container = av.open(self.uri, "r", format=fmt, options=self.options, timeout=self.timeout_s)
+            container = av.open(target, "r", format=fmt, options=options, timeout=self.timeout_s)
         except av.ProtocolNotFoundError as exc:
             raise LiveInputError(f"{self.owner}: expected a protocol this FFmpeg build supports; got "
                                  f"{scheme(self.uri) or 'none'} ({_why(exc)}) {where}") from exc
         except (av.FFmpegError, OSError) as exc:
+            if relay is not None:
+                why = relay.why()
+                relay.close()
+                raise LiveInputError(f"{self.owner}: expected a V4L2 capture device; got {why} {where}") from exc
             why = _why(exc, self.timeout_s)
             raise LiveInputError(f"{self.owner}: expected a reachable live video stream; got {why} {where}") from exc
+        self._relay = relay
         try:
             if not container.streams.video:
                 found = ", ".join(f"{s.type} {s.codec_context.name}" for s in container.streams) or "no streams"
                 raise LiveInputError(f"{self.owner}: expected a video stream; got none ({found}) {where}")
             stream = container.streams.video[0]
             codec = stream.codec_context.name
-            if self.codecs and codec not in self.codecs:
-                raise LiveInputError(f"{self.owner}: expected a video codec in {self.codecs}; got {codec!r} {where}")
+            codecs = self.codecs + V4L2_CODECS if is_v4l2(self.uri) and self.codecs else self.codecs
+            if codecs and codec not in codecs:
+                raise LiveInputError(f"{self.owner}: expected a video codec in {codecs}; got {codec!r} {where}")
         except LiveInputError:
             container.close()
+            self._close_relay()
             raise
         stream.thread_type = "SLICE"  # frame threads hold each frame back by a frame per thread
         stream.thread_count = self.decode_threads
@@ -219,8 +246,9 @@ class LiveSource:
             frames += self._stream.codec_context.decode(nal)
         return frames if packet.size else frames + packet.decode()  # the end: the decoder's last frames too
 
-    def _check_v4l2(self, where: str) -> None:
-        """A V4L2 device must exist and be a character device, and FFmpeg must have its demuxer.
+    def _check_v4l2(self, where: str) -> bool:
+        """A V4L2 device must exist and be a character device, and an FFmpeg must have its demuxer:
+        True for PyAV's own, False for the system FFmpeg's (through :class:`FfmpegRelay`).
 
         Options (``options``): ``video_size`` (``1280x720``), ``framerate`` (``30``),
         ``input_format`` (``mjpeg``, ``yuyv422``…), as FFmpeg's v4l2 input takes them.
@@ -235,9 +263,24 @@ class LiveSource:
             raise LiveInputError(f"{self.owner}: expected a V4L2 capture device; got {exc.strerror} {where}") from exc
         if not stat.S_ISCHR(mode):
             raise LiveInputError(f"{self.owner}: expected a V4L2 capture device; got a non-device file {where}")
-        if "v4l2" not in av.formats_available:
+        if "v4l2" in av.formats_available:
+            return True
+        if not _system_v4l2():
             raise LiveInputError(f"{self.owner}: expected an FFmpeg with the v4l2 input; got PyAV's bundled FFmpeg "
-                                 f"without it (build PyAV against a system FFmpeg) {where}")
+                                 f"without it and no {FFMPEG} with it (apt-get install ffmpeg) {where}")
+        return False
+
+    def _open_relay(self, where: str) -> FfmpegRelay:
+        device = {k: v for k, v in self.options.items() if k in V4L2_OPTIONS}
+        try:
+            return FfmpegRelay(v4l2_input_args(self.uri, device), owner=f"{self.owner}-v4l2")
+        except (RelayError, ValueError) as exc:
+            raise LiveInputError(f"{self.owner}: expected the V4L2 capture relay to start; got {exc} {where}") from exc
+
+    def _close_relay(self) -> None:
+        relay, self._relay = getattr(self, "_relay", None), None
+        if relay is not None:
+            relay.close()
 
     def open(self) -> LiveSource:
         """Make the first connection (raises LiveInputError) and start the decode thread."""
@@ -306,6 +349,7 @@ class LiveSource:
                     reason = _why(exc, self.timeout_s)
                 finally:
                     self._container.close()
+                    self._close_relay()
                 if self._stop.is_set():
                     return
                 if not self._reconnect(reason):
@@ -342,8 +386,11 @@ class LiveSource:
         self._stop.set()
         self.queue.clear()
         self.queue.put_final(_END)
+        if self._relay is not None:
+            self._relay.terminate()  # a silent device: the demuxer sees the pipe end at once
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._close_relay()
         if self.status not in ("failed",):
             self.status = "ended"
 
