@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import queue
+import signal
 import threading
 from collections import deque
 from multiprocessing.shared_memory import SharedMemory
@@ -35,6 +36,7 @@ def serve(index: int, uri: str, source_opts: dict[str, Any], output: dict[str, A
     from clara_stream.operators.video.batcher import open_source
     from clara_stream.operators.video.stream_output import open_stream_outputs
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the app stops us in order
     say_lock = threading.Lock()
 
     def say(*msg: Any) -> None:
