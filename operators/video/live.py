@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ from clara_stream.operators.video.v4l2_relay import (
     V4L2_OPTIONS,
     FfmpegRelay,
     RelayError,
+    check_device,
     system_ffmpeg_has_v4l2,
     v4l2_input_args,
 )
@@ -172,7 +172,7 @@ class LiveSource:
             if self._check_v4l2(where):
                 fmt = "v4l2"
             else:  # PyAV's FFmpeg lacks the v4l2 input: the system FFmpeg captures, see v4l2_relay
-                relay = self._open_relay(where)
+                relay = self._relay = self._open_relay(where)  # known to close() while av.open waits
                 target, fmt = f"pipe:{relay.fd}", "nut"
                 options = {k: v for k, v in self.options.items() if k in ("flags", "probesize", "analyzeduration")}
         if scheme(self.uri) == "srt":
@@ -186,7 +186,7 @@ class LiveSource:
         except (av.FFmpegError, OSError) as exc:
             if relay is not None:
                 why = relay.why()
-                relay.close()
+                self._close_relay()
                 raise LiveInputError(f"{self.owner}: expected a V4L2 capture device; got {why} {where}") from exc
             why = _why(exc, self.timeout_s)
             raise LiveInputError(f"{self.owner}: expected a reachable live video stream; got {why} {where}") from exc
@@ -247,33 +247,23 @@ class LiveSource:
         return frames if packet.size else frames + packet.decode()  # the end: the decoder's last frames too
 
     def _check_v4l2(self, where: str) -> bool:
-        """A V4L2 device must exist and be a character device, and an FFmpeg must have its demuxer:
-        True for PyAV's own, False for the system FFmpeg's (through :class:`FfmpegRelay`).
+        """True: PyAV's FFmpeg reads the device; False: the system FFmpeg does (see v4l2_relay).
 
         Options (``options``): ``video_size`` (``1280x720``), ``framerate`` (``30``),
         ``input_format`` (``mjpeg``, ``yuyv422``…), as FFmpeg's v4l2 input takes them.
         """
-        import stat
-
         import av
 
         try:
-            mode = os.stat(self.uri).st_mode
-        except OSError as exc:
-            raise LiveInputError(f"{self.owner}: expected a V4L2 capture device; got {exc.strerror} {where}") from exc
-        if not stat.S_ISCHR(mode):
-            raise LiveInputError(f"{self.owner}: expected a V4L2 capture device; got a non-device file {where}")
-        if "v4l2" in av.formats_available:
-            return True
-        if not _system_v4l2():
-            raise LiveInputError(f"{self.owner}: expected an FFmpeg with the v4l2 input; got PyAV's bundled FFmpeg "
-                                 f"without it and no {FFMPEG} with it (apt-get install ffmpeg) {where}")
-        return False
+            return check_device(self.uri, pyav_has_v4l2="v4l2" in av.formats_available, system_has_v4l2=_system_v4l2)
+        except RelayError as exc:
+            what = "an FFmpeg with the v4l2 input" if "v4l2 input" in str(exc) else "a V4L2 capture device"
+            raise LiveInputError(f"{self.owner}: expected {what}; got {exc} {where}") from exc
 
     def _open_relay(self, where: str) -> FfmpegRelay:
         device = {k: v for k, v in self.options.items() if k in V4L2_OPTIONS}
         try:
-            return FfmpegRelay(v4l2_input_args(self.uri, device), owner=f"{self.owner}-v4l2")
+            return FfmpegRelay(v4l2_input_args(self.uri, device), silence_s=self.timeout_s, owner=f"{self.owner}-v4l2")
         except (RelayError, ValueError) as exc:
             raise LiveInputError(f"{self.owner}: expected the V4L2 capture relay to start; got {exc} {where}") from exc
 
@@ -349,6 +339,8 @@ class LiveSource:
                     reason = _why(exc, self.timeout_s)
                 finally:
                     self._container.close()
+                    if self._relay is not None and self._relay.silent:
+                        reason = self._relay.why()  # the watchdog ended a device that went quiet
                     self._close_relay()
                 if self._stop.is_set():
                     return
@@ -386,8 +378,9 @@ class LiveSource:
         self._stop.set()
         self.queue.clear()
         self.queue.put_final(_END)
-        if self._relay is not None:
-            self._relay.terminate()  # a silent device: the demuxer sees the pipe end at once
+        relay = self._relay
+        if relay is not None:
+            relay.terminate()  # a silent device: the demuxer sees the pipe end at once
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._close_relay()

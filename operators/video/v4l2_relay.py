@@ -10,6 +10,9 @@ text (no such device, busy, not a capture device, format refused) becomes the er
 
 from __future__ import annotations
 
+import os
+import select
+import stat
 import subprocess
 import threading
 from pathlib import Path
@@ -38,13 +41,37 @@ def v4l2_input_args(device: str, options: dict[str, Any]) -> list[str]:
     return [*args, "-i", str(device)]
 
 
+def lists_v4l2(demuxers: str) -> bool:
+    """Whether ``ffmpeg -demuxers`` lists the v4l2 input: `` D  video4linux2,v4l2 …`` (FFmpeg 5) or
+    `` D d video4linux2,v4l2 …`` (FFmpeg 6.1 on, with a device column)."""
+    return any("video4linux2,v4l2" in line.split()[1:3] for line in demuxers.splitlines())
+
+
 def system_ffmpeg_has_v4l2(exe: Path = FFMPEG) -> bool:
-    """Whether the pinned system FFmpeg is FFmpeg and has the v4l2 input."""
+    """Whether the pinned system FFmpeg runs and has the v4l2 input."""
     try:
         out = subprocess.run([str(exe), "-hide_banner", "-demuxers"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return False
-    return out.returncode == 0 and any(line.split()[1:2] == ["video4linux2,v4l2"] for line in out.stdout.splitlines())
+    return out.returncode == 0 and lists_v4l2(out.stdout)
+
+
+def check_device(device: str, *, pyav_has_v4l2: bool, system_has_v4l2: Any) -> bool:
+    """A V4L2 device must exist and be a character device, and an FFmpeg must have the v4l2 input:
+    True for PyAV's own, False for the system FFmpeg's (through :class:`FfmpegRelay`); otherwise
+    RelayError with what was found. ``system_has_v4l2``: a callable, asked only when needed."""
+    try:
+        mode = os.stat(device).st_mode
+    except OSError as exc:
+        raise RelayError(exc.strerror or str(exc)) from exc
+    if not stat.S_ISCHR(mode):
+        raise RelayError("a non-device file")
+    if pyav_has_v4l2:
+        return True
+    if not system_has_v4l2():
+        raise RelayError(f"PyAV's bundled FFmpeg without the v4l2 input and no {FFMPEG} with it "
+                         "(apt-get install ffmpeg)")
+    return False
 
 
 class FfmpegRelay:
@@ -52,21 +79,49 @@ class FfmpegRelay:
 
     ``fd`` is the read end for ``av.open(f"pipe:{fd}", format="nut")``; :meth:`close` stops the
     process (SIGTERM, then SIGKILL) and closes the pipe; :meth:`why` is its last stderr text.
+    A pipe is not interrupted by PyAV's timeout, so a watchdog ends the relay after ``silence_s``
+    without data (a camera with no signal): the reader then sees the pipe end, and the live loop
+    reconnects or fails, as for a network stream that went quiet. The relay runs in a session of its
+    own: Ctrl-C reaches the app, which stops it in order.
     """
 
-    def __init__(self, input_args: list[str], *, exe: Path = FFMPEG, owner: str = "FfmpegRelay"):
-        self.owner = owner
-        cmd = [str(exe), "-hide_banner", "-nostdin", "-loglevel", "error", "-fflags", "+nobuffer", *input_args,
+    def __init__(self, input_args: list[str], *, silence_s: float = 5.0, exe: Path = FFMPEG,
+                 owner: str = "FfmpegRelay"):
+        if silence_s <= 0:
+            raise ValueError(f"{owner}: expected silence_s > 0; got {silence_s}")
+        self.owner, self.silence_s, self.silent = owner, float(silence_s), False
+        cmd = [str(exe), "-hide_banner", "-nostdin", "-loglevel", "error", *input_args,
                "-map", "0:v:0", "-c:v", "copy", "-an", "-f", "nut", "-flush_packets", "1", "pipe:1"]
         try:
             self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE)
+                                            stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise RelayError(f"{owner}: expected {exe} to start; got {exc.strerror}") from exc
         self.fd = self.process.stdout.fileno()  # type: ignore[union-attr]
         self._stderr = b""
         self._reader = threading.Thread(target=self._drain, name=f"{owner}-stderr", daemon=True)
         self._reader.start()
+        self._closing = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name=f"{owner}-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        """End the relay after ``silence_s`` with nothing to read (data waiting unread is not silence)."""
+        while not self._closing.is_set() and self.process.poll() is None:
+            try:
+                ready, _, _ = select.select([self.fd], [], [], self.silence_s)
+            except (OSError, ValueError):  # the pipe was closed: the relay is done
+                return
+            if not ready:
+                if not self._closing.is_set() and self.process.poll() is None:
+                    self.silent = True
+                    self.process.terminate()
+                    try:  # FFmpeg blocked in a device read only notices SIGTERM once the read returns
+                        self.process.wait(timeout=1.0)
+                    except subprocess.TimeoutExpired:
+                        self.process.kill()
+                return
+            self._closing.wait(0.02)  # readable until read: look again shortly, do not spin
 
     def _drain(self) -> None:
         for line in self.process.stderr:  # type: ignore[union-attr]
@@ -74,14 +129,19 @@ class FfmpegRelay:
 
     def why(self, wait_s: float = 2.0) -> str:
         """The relay's own last error line(s), once it has exited (waits up to ``wait_s``)."""
+        if self.silent:
+            return f"no data from the device for {self.silence_s:g} s (no signal?)"
         try:
             self.process.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
-            return "the relay is still running"
+            return f"no answer from {FFMPEG} within {wait_s:g} s"
         self._reader.join(timeout=wait_s)
         text = self._stderr.decode("utf-8", "replace").strip()
         lines = [ln.split("] ", 1)[-1] for ln in text.splitlines() if ln.strip()]
-        return "; ".join(dict.fromkeys(lines[-3:])) or f"the relay exited with code {self.process.returncode}"
+        if lines:
+            return "; ".join(dict.fromkeys(lines[-3:]))
+        return ("the device ended without a frame" if self.process.returncode == 0 else
+                f"{FFMPEG} exited with code {self.process.returncode}")
 
     def terminate(self) -> None:
         """Stop the process only (the reader then sees the pipe end); :meth:`close` after the reader is done."""
@@ -89,6 +149,8 @@ class FfmpegRelay:
             self.process.terminate()
 
     def close(self) -> None:
+        """Stop the process, then close the pipes once the stderr reader and the watchdog are done."""
+        self._closing.set()
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -96,12 +158,13 @@ class FfmpegRelay:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        self._reader.join(timeout=2)
+        self._watchdog.join(timeout=2)
         for f in (self.process.stdout, self.process.stderr):
             try:
                 f.close()  # type: ignore[union-attr]
             except OSError:
                 pass
-        self._reader.join(timeout=2)
 
     def __del__(self) -> None:  # a relay is never left running by a dropped source
         try:
@@ -111,4 +174,5 @@ class FfmpegRelay:
             pass
 
 
-__all__ = ["FFMPEG", "V4L2_CODECS", "FfmpegRelay", "RelayError", "system_ffmpeg_has_v4l2", "v4l2_input_args"]
+__all__ = ["FFMPEG", "V4L2_CODECS", "V4L2_OPTIONS", "FfmpegRelay", "RelayError", "check_device", "lists_v4l2",
+           "system_ffmpeg_has_v4l2", "v4l2_input_args"]
