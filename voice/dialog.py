@@ -139,8 +139,11 @@ class DialogManager:
         if not 0 < len(text) <= MAX_QUERY_CHARS:
             raise ValueError(f"dialog: expected a query of 1..{MAX_QUERY_CHARS} characters; got {len(text)}")
         intents = self.catalogue.intents
-        cos, rank = self.scores(text, labels)
-        ws = S.words(text)
+        said_ws = S.words(text)
+        if S.only_fillers(said_ws):  # "um" alone embeds near "yes": it must never confirm anything
+            return Result(text, None, 0.0)
+        ws = S.rewrite(said_ws)
+        cos, rank = self.scores(" ".join(ws), labels)
         filled = [self._slots(it, ws, labels) for it in intents]
         rank = rank + SLOT_BONUS * np.array([sum(1 for r in it.slots if r in SPECIFIC and f.get(r))
                                              for it, f in zip(intents, filled)], np.float32)  # fmt: skip

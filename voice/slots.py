@@ -18,7 +18,7 @@ DIRECTIONS = {
 #: view word → render mode name (``clara_stream.render`` ViewMode names).
 VIEWS = {
     "axial": "axial", "transverse": "axial", "coronal": "coronal", "frontal": "coronal", "sagittal": "sagittal",
-    "sagittally": "sagittal", "axially": "axial", "coronally": "coronal",
+    "sagittally": "sagittal", "axially": "axial", "coronally": "coronal", "front": "coronal",
     "oblique": "oblique", "mip": "mip", "maximum": "mip", "projection": "mip", "volume": "composite",
     "3d": "composite", "three": "composite", "cinematic": "composite", "rendering": "composite",
 }  # fmt: skip
@@ -27,6 +27,7 @@ PRESETS = {
     "soft": ("soft tissue", 40.0, 400.0), "tissue": ("soft tissue", 40.0, 400.0),
     "abdomen": ("soft tissue", 40.0, 400.0), "lung": ("lung", -600.0, 1500.0), "lungs": ("lung", -600.0, 1500.0),
     "bone": ("bone", 400.0, 1800.0), "bones": ("bone", 400.0, 1800.0), "skeleton": ("bone", 400.0, 1800.0),
+    "mediastinal": ("soft tissue", 40.0, 400.0), "mediastinum": ("soft tissue", 40.0, 400.0),
 }  # fmt: skip
 ON = {"on", "show", "start", "enable", "display", "activate", "begin", "want", "turn", "add", "put", "need", "give"}
 OFF = {"off", "hide", "stop", "disable", "remove", "deactivate", "end", "exit", "leave", "rid", "no"}
@@ -41,7 +42,7 @@ OBJECT = {"the", "a", "an", "my", "this", "that", "these", "those", "it", "them"
 NUMBERS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "twice": 2, "double": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
-    "few": 3, "several": 3,
+    "few": 3, "several": 3, "couple": 2,
     "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
 }  # fmt: skip
 BIG = {"lot", "much", "far", "lots", "way", "greatly", "plenty"}
@@ -75,6 +76,57 @@ LEADS = (("can", "you"), ("could", "you"), ("would", "you"), ("will", "you"), ("
          ("i", "want", "to"), ("i", "d", "like", "to"), ("i", "would", "like", "to"), ("i", "need", "to"),
          ("let", "s"), ("let", "us"), ("go", "ahead", "and"), ("now",), ("ok", "so"), ("so",), ("and",))  # fmt: skip
 TAILS = (("for", "me"), ("would", "you"), ("thank", "you"), ("if", "you", "can"), ("now",))
+
+
+#: Words clinicians use that the catalogue's examples do not (development misses, by class): verbs
+#: ("scoot", "blow it up", "rewind", "scale it up"), views and windows ("side view", "reformat"),
+#: idioms ("scratch that", "pull back", "starting position"). ``"*"`` stands for at most one object
+#: word (OBJECT, or "image"). Rewritten before embedding and slot filling; the query is kept as said.
+REWRITES = (
+    (("blow",), ("enlarge",)), (("scoot",), ("move",)), (("rewind",), ("go", "back")),
+    (("scale", "*", "up"), ("zoom", "in")), (("scale", "*", "down"), ("zoom", "out")),
+    (("pull", "back"), ("zoom", "out")), (("side", "view"), ("sagittal", "view")), (("reformat",), ("view",)),
+    (("scratch", "that"), ("cancel",)), (("starting", "position"), ("original", "view")),
+)  # fmt: skip
+
+
+def rewrite(ws: Sequence[str]) -> list[str]:
+    """``ws`` with every ``REWRITES`` phrase replaced by its canonical words, and a lone "scale" read as
+    "scale bar" ("put a scale on the image")."""
+    out, i = [], 0
+    while i < len(ws):
+        for phrase, canon in REWRITES:
+            n = _match(ws, i, phrase)
+            if n:
+                out += canon
+                i += n
+                break
+        else:
+            out.append(ws[i])
+            i += 1
+    return [x for j, w in enumerate(out) for x in ((w, "bar") if _lone_scale(out, j) else (w,))]
+
+
+def _match(ws: Sequence[str], i: int, phrase: tuple[str, ...]) -> int:
+    """Words of ``ws`` from ``i`` that ``phrase`` matches (0: no match)."""
+    j = i
+    for p in phrase:
+        if p == "*" and j < len(ws) and ws[j] in OBJECT | {"image"}:
+            j += 1
+        elif p != "*":
+            if j >= len(ws) or ws[j] != p:
+                return 0
+            j += 1
+    return j - i
+
+
+def _lone_scale(ws: Sequence[str], j: int) -> bool:
+    return ws[j] == "scale" and (j + 1 >= len(ws) or ws[j + 1] != "bar")
+
+
+def only_fillers(ws: Sequence[str]) -> bool:
+    """Whether nothing but hesitations and politeness was said ("um", "uh please"): no command."""
+    return bool(ws) and all(w in FILLERS for w in ws)
 
 
 def negated(ws: Sequence[str]) -> bool:

@@ -4,6 +4,7 @@ noise mixed by sox at 10 dB SNR, synthesised once per session; the shared dialog
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +107,76 @@ def matches(r, intent: str, slots: dict) -> bool:
 @pytest.fixture(scope="session")
 def intent_matches():
     return matches
+
+
+#: Development sets: a held-out line equal to one of theirs (or to a catalogue line) measures nothing new.
+DEV_SETS = ("paraphrases.yaml", "heldout_blind.yaml", "dev_phrasings.yaml", "heldout_blind2.yaml")
+
+
+def load_heldout(name: str, dev: Sequence[str]) -> dict:
+    """A held-out set with the repeat rule applied: lines equal (any case) to a catalogue example or
+    refuse line, or to a line of the ``dev`` files, are moved to ``repeats``."""
+    from clara_stream.voice.catalogue import load
+
+    data = yaml.safe_load((HERE / name).read_text())
+    data["labels"] = [(int(k), v) for k, v in data["labels"].items()]
+    cat = load()
+    seen = {e.lower() for it in cat.intents for e in it.examples} | {e.lower() for e in cat.refuse}
+    for other in dev:
+        d = yaml.safe_load((HERE / other).read_text())
+        seen |= {c[0].lower() for c in d["cases"]} | {q.lower() for q in d.get("unknown", [])}
+    data["repeats"] = [c[0] for c in data["cases"] if c[0].lower() in seen]
+    data["repeats"] += [q for q in data["unknown"] if q.lower() in seen]
+    data["cases"] = [c for c in data["cases"] if c[0].lower() not in seen]
+    data["unknown"] = [q for q in data["unknown"] if q.lower() not in seen]
+    return data
+
+
+def spoken_clips(data: dict, root: Path) -> list[tuple[list, Path]]:
+    """The spoken subset of a held-out set: (case, noisy clip), line i in voices[i % n], pink noise
+    at 10 dB SNR."""
+    voices = [tuple(v) for v in data["voices"]]
+    out = []
+    for i, case in enumerate(c for c in data["cases"] if c[3:] == ["spoken"]):
+        clean = synthesize(case[0], root / f"s{i}.wav", voices[i % len(voices)])
+        out.append((case, mix_noise(clean, root / f"s{i}.noisy.wav", 10.0)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def heldout():
+    """The held-out set helpers (``load``, ``clips``, ``misses``) for the blind-set tests."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(load=load_heldout, clips=spoken_clips, misses=spoken_misses)
+
+
+@pytest.fixture(scope="session")
+def whisper_extra():
+    """Skipped when the voice-whisper extra is absent, unless CLARA_STREAM_REQUIRE_WHISPER=1."""
+    import os
+
+    from clara_stream.voice.whisper import whisper_model_dir
+
+    try:
+        whisper_model_dir()
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        if os.environ.get("CLARA_STREAM_REQUIRE_WHISPER") == "1":
+            pytest.fail(f"whisper declared required: {exc}")
+        pytest.skip(str(exc))
+
+
+def spoken_misses(asr, dialog, clips: list[tuple[list, Path]], labels, tag: str) -> list[tuple]:
+    """(said, heard, intent) of each clip ``asr`` + the dialog manager get wrong, from a cold start."""
+    from clara_stream.voice.audio import read_wav
+    from clara_stream.voice.pipeline import understand
+
+    misses = []
+    for i, ((query, intent, slots, _), clip) in enumerate(clips):
+        text, r = understand(asr, dialog, read_wav(clip), labels, conversation=f"{tag}{i}")
+        if not matches(r, intent, slots):
+            misses.append((query, text, r.intent if r else None))
+    return misses
 
 
 @pytest.fixture(scope="session")

@@ -1,57 +1,29 @@
-"""The second blind held-out set (``heldout_blind2.yaml``): the gate of issue 14 once the first blind
-set had been run and became development data. Written (commit 4c41215) before any run and before
-any change made for it, from the issue's commands and from how clinicians talk at a viewer.
-Lines equal to a catalogue example or a line of a development set measure nothing new: they are
-left out of the score (the rule was set before the run). Bars: ≥ 95 % typed, ≥ 90 % spoken (four
-espeak-ng voices neither the calibration nor any other test uses, pink noise at 10 dB SNR, the
-default recogniser, cold); out-of-domain refused.
+"""The second blind held-out set (``heldout_blind2.yaml``): DEVELOPMENT DATA since its first run.
 
-First and only run, 2026-12-01 18:57 UTC, on commit 1800b3a (the dialog manager and recogniser
-as improved on development data; nothing changed since with this set's results in view): 16 typed
-lines and 4 out-of-domain lines repeat a catalogue or development line and are left out, leaving
-141 typed (50 spoken) and 14 out-of-domain.
-- typed 127/141 = 90.1 % (bar 95 %: missed). Misses: synonyms no rule knows ("front view",
-  "side view", "reformat", "mediastinal window", "rewind", "scratch that", "a couple"),
-  indirect requests ("pull back so I can see everything" → reset, "put a scale on the image" →
-  zoom_in), unknown verbs ("scoot", "blow it up a little"), refusals near the threshold.
-- out-of-domain 13/14 refused ("increase the volume of the speaker" → rotate: missed).
-- spoken 23/50 = 46 % (bar 90 %: missed): phrasings the grammar and its trigram model cannot
-  put together come out as other commands ("reset everything please" → "advance a slice eight
-  please"), and short lines are misheard in noise.
-- too few out-of-domain lines once repeats are left out (14 < 15), a flaw of the set itself.
-The missed bars are strict xfails: each run reports them, and a run fails the day one passes.
+It was the gate of issue 14 once the first blind set had become development data: written
+(commit 4c41215) before any run and before any change made for it. Its first and only blind run,
+2026-12-01 18:57 UTC on commit 1800b3a (16 typed and 4 out-of-domain lines left out as repeats of
+catalogue or development lines: 141 typed, 50 spoken, 14 out-of-domain scored): typed 127/141 =
+90.1 % (bar 95 %: missed), out-of-domain 13/14, spoken 23/50 = 46 % (bar 90 %: missed), and too
+few out-of-domain lines once repeats were left out (14 < 15, a flaw of the set).
+
+Its failures have been seen and worked on since (clinician rewrites, the filler rule, audio refuse
+examples, the hybrid spoken path), so these tests are regression tests on development data, not
+gates; the gate is ``test_blind3.py``. Figures after that work (2026-12-01, this sitting): typed
+141/141, out-of-domain 14/14, spoken through the default pocketsphinx path 24/50 (strict xfail),
+through the hybrid path (pocketsphinx + whisper tiny.en) 44/50 = 88 % (strict xfail: under 90 %).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
-HERE = Path(__file__).parent
-
-
-def _load(name: str) -> dict:
-    return yaml.safe_load((HERE / name).read_text())
+DEV = ("paraphrases.yaml", "heldout_blind.yaml", "dev_phrasings.yaml")  # the dev sets when blind2 was written
 
 
 @pytest.fixture(scope="module")
-def blind2() -> dict:
-    from clara_stream.voice.catalogue import load
-
-    data = _load("heldout_blind2.yaml")
-    data["labels"] = [(int(k), v) for k, v in data["labels"].items()]
-    cat = load()
-    seen = {e.lower() for it in cat.intents for e in it.examples} | {e.lower() for e in cat.refuse}
-    for name in ("paraphrases.yaml", "heldout_blind.yaml", "dev_phrasings.yaml"):
-        dev = _load(name)
-        seen |= {c[0].lower() for c in dev["cases"]} | {q.lower() for q in dev.get("unknown", [])}
-    data["repeats"] = [c[0] for c in data["cases"] if c[0].lower() in seen]
-    data["repeats"] += [q for q in data["unknown"] if q.lower() in seen]
-    data["cases"] = [c for c in data["cases"] if c[0].lower() not in seen]
-    data["unknown"] = [q for q in data["unknown"] if q.lower() not in seen]
-    return data
+def blind2(heldout) -> dict:
+    return heldout.load("heldout_blind2.yaml", DEV)
 
 
 def test_blind2_is_large_enough_and_covers_every_intent(blind2, speech):
@@ -72,36 +44,41 @@ def test_blind2_has_enough_out_of_domain_lines(blind2):
     assert len(blind2["unknown"]) >= 15, (blind2["unknown"], blind2["repeats"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 gate missed, first blind2 run: typed 127/141 = 90.1 % (bar 95 %)")
 def test_blind2_typed_accuracy(dialog, blind2, intent_matches):
-    """≥ 95 % typed: right intent and every expected slot."""
+    """≥ 95 % typed, right intent and every expected slot (dev regression: 141/141 after this
+    sitting's rewrites; 127/141 at the blind run)."""
     misses = [c[:3] for i, c in enumerate(blind2["cases"])
               if not intent_matches(dialog.process(c[0], blind2["labels"], f"b2t{i}"), c[1], c[2])]  # fmt: skip
     assert len(misses) <= 0.05 * len(blind2["cases"]), (len(blind2["cases"]) - len(misses), misses)
 
 
-@pytest.mark.xfail(strict=True, reason="first blind2 run: 13/14 refused ('increase the volume of the speaker' "
-                   "became rotate)")  # fmt: skip
 def test_blind2_out_of_domain_is_refused(dialog, blind2):
+    """Every out-of-domain line refused (dev regression; "increase the volume of the speaker" was
+    rotate at the blind run)."""
     accepted = [(q, r.intent) for q in blind2["unknown"] if (r := dialog.process(q, blind2["labels"])).understood]
     assert not accepted, accepted
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 gate missed on the first blind2 run: spoken 23/50 = 46 % (bar 90 %)")
-def test_blind2_spoken_accuracy(blind2, dialog, speech, tmp_path, intent_matches):
-    """≥ 90 % of the spoken subset, line i in voices[i % 4] with pink noise at 10 dB SNR, through the
-    default recogniser from a cold start: right intent and slots."""
-    from clara_stream.voice.asr import PocketSphinxASR
-    from clara_stream.voice.audio import read_wav
-    from clara_stream.voice.pipeline import understand
+@pytest.fixture(scope="module")
+def clips(blind2, speech, heldout, tmp_path_factory):
+    return heldout.clips(blind2, tmp_path_factory.mktemp("blind2"))
 
-    asr, voices = PocketSphinxASR(labels=blind2["labels"]), [tuple(v) for v in blind2["voices"]]
-    spoken = [c for c in blind2["cases"] if c[3:] == ["spoken"]]
-    misses = []
-    for i, (query, intent, slots, _) in enumerate(spoken):
-        clean = speech.synthesize(query, tmp_path / f"b{i}.wav", voices[i % len(voices)])
-        noisy = speech.mix_noise(clean, tmp_path / f"b{i}.noisy.wav", 10.0)
-        text, r = understand(asr, dialog, read_wav(noisy), blind2["labels"], conversation=f"b2s{i}")
-        if not intent_matches(r, intent, slots):
-            misses.append((query, text, r.intent if r else None))
-    assert len(misses) <= 0.1 * len(spoken), (len(spoken) - len(misses), len(spoken), misses)
+
+@pytest.mark.xfail(strict=True, reason="grammar recogniser on free phrasings: 23/50 at the blind run, 24/50 now "
+                   "(bar 90 %)")  # fmt: skip
+def test_blind2_spoken_accuracy(blind2, dialog, clips, heldout):
+    """≥ 90 % of the spoken subset through the default recogniser (pocketsphinx) from a cold start."""
+    from clara_stream.voice.asr import PocketSphinxASR
+
+    misses = heldout.misses(PocketSphinxASR(labels=blind2["labels"]), dialog, clips, blind2["labels"], "b2s")
+    assert len(misses) <= 0.1 * len(clips), (len(clips) - len(misses), len(clips), misses)
+
+
+@pytest.mark.xfail(strict=True, reason="hybrid path on development data: 44/50 = 88 % (bar 90 %)")
+def test_blind2_spoken_accuracy_hybrid(blind2, dialog, clips, heldout, whisper_extra):
+    """≥ 90 % of the spoken subset through the hybrid path (pocketsphinx, whisper tiny.en where its
+    decoders disagree) from a cold start. Skipped without the whisper extra."""
+    from clara_stream.voice.whisper import HybridASR
+
+    misses = heldout.misses(HybridASR(labels=blind2["labels"]), dialog, clips, blind2["labels"], "b2h")
+    assert len(misses) <= 0.1 * len(clips), (len(clips) - len(misses), len(clips), misses)

@@ -4,26 +4,10 @@ on real noisy clips (development data: the 44 cold clips of conftest.SPOKEN)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from clara_stream.voice.audio import read_wav
 
 PHANTOM = [(1, "body"), (2, "ribs"), (3, "lesion")]
-
-
-@pytest.fixture(scope="module")
-def whisper_extra():
-    """Skipped when the voice-whisper extra is absent, unless CLARA_STREAM_REQUIRE_WHISPER=1."""
-    from clara_stream.voice.whisper import available, whisper_model_dir
-
-    if not available():
-        try:
-            whisper_model_dir()
-        except (ModuleNotFoundError, FileNotFoundError) as exc:
-            if os.environ.get("CLARA_STREAM_REQUIRE_WHISPER") == "1":
-                pytest.fail(f"whisper declared required: {exc}")
-            pytest.skip(str(exc))
 
 
 class _Counted:
