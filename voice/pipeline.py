@@ -13,8 +13,8 @@ candidates are tried next.
 With a free-form recogniser beside it (``escalate``: the hybrid's whisper), the pocketsphinx
 candidates are trusted only when its two decoders (the trigram decoder's words, first, and the
 grammar's best sentence) mean the same intent; otherwise whisper's first understood transcript is
-acted on, where a disagreement still never confirms: whisper's "yes" against a pocketsphinx
-candidate heard as anything else becomes that candidate (cancel first).
+acted on, except that whisper alone never confirms: its "yes" counts only where a pocketsphinx
+candidate confirms too, else the candidate heard as something else (cancel first) is taken.
 """
 
 from __future__ import annotations
@@ -98,15 +98,17 @@ def agree(dialog: DialogManager, pair: Sequence[str], labels) -> bool:
 
 
 def _never_confirms_alone(dialog: DialogManager, free: str, candidates: Sequence[str], labels) -> str:
-    """``free`` unless it confirms while a candidate is understood as something else: then that
-    candidate, cancel first (the rule of ``_rival_first``: a disagreement never confirms)."""
+    """``free`` unless it confirms and no pocketsphinx candidate does: then the candidate understood
+    as something else, cancel first, else the best candidate (which confirms nothing). Whisper alone
+    never runs a destructive action: "go in tighter" came out as "Let's go enjoy it." (confirm)."""
     intents = {t: dialog.process(t, labels, SCRATCH) for t in [free, *candidates]}
     dialog.process("cancel", labels, SCRATCH)
-    if dialog.catalogue[intents[free].intent].command != "confirm":
+    command = lambda t: dialog.catalogue[intents[t].intent].command if intents[t].understood else None  # noqa: E731
+    if command(free) != "confirm" or any(command(t) == "confirm" for t in candidates):
         return free
-    others = [t for t in candidates if intents[t].understood and intents[t].intent != intents[free].intent]
-    cancels = [t for t in others if dialog.catalogue[intents[t].intent].command == "cancel"]
-    return (cancels or others or [free])[0]
+    others = [t for t in candidates if command(t) is not None]
+    cancels = [t for t in others if command(t) == "cancel"]
+    return (cancels or others or [*candidates, ""])[0]
 
 
 def _rival_first(dialog: DialogManager, candidates: list[str], labels) -> list[str]:

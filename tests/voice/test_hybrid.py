@@ -38,10 +38,11 @@ def test_whisper_is_asked_only_when_the_decoders_disagree(dialog):
                   pair=("pan left", "tilt it left")) == "pan left"  # fmt: skip
 
 
-def test_whisper_yes_never_confirms_against_a_decoder(dialog):
-    """A pending reset; pocketsphinx heard "no" (or "zoom in") and whisper "yes": the reset is not
-    done ("no" cancels it; "zoom in" is acted on instead). Whisper's "yes" alone, the decoders
-    having heard nothing understood, confirms. Fails without ``_never_confirms_alone``."""
+def test_whisper_yes_never_confirms_alone(dialog):
+    """A pending reset; pocketsphinx heard "no" (or "zoom in", or nothing understood) and whisper
+    "yes": the reset is not done ("no" cancels it, "zoom in" is acted on instead, nothing at all
+    otherwise). Whisper's "yes" confirms only beside a pocketsphinx candidate that confirms. Fails
+    without ``_never_confirms_alone``."""
     from clara_stream.voice.pipeline import resolve
 
     for heard, want in [(["no", "zoom in"], "cancel"), (["zoom in", "pan left"], "zoom_in")]:
@@ -53,7 +54,10 @@ def test_whisper_yes_never_confirms_against_a_decoder(dialog):
     dialog.process("reset the view", PHANTOM, conv)
     text, res = resolve(dialog, ["the weather in paris"], PHANTOM, conv, escalate=_Counted(["yes"]),
                         pair=("the weather in paris", ""))
-    assert (text, res.intent) == ("yes", "confirm") and res.command
+    assert not res.understood and not res.command, (text, res)
+    text, res = resolve(dialog, ["the weather in paris", "yes"], PHANTOM, conv, escalate=_Counted(["yes please"]),
+                        pair=("the weather in paris", "yes"))  # fmt: skip
+    assert (text, res.intent) == ("yes please", "confirm") and res.command
 
 
 def test_vocabulary_prompt_brings_the_command_words(whisper_extra, utterances, dialog):
