@@ -4,10 +4,12 @@ commit fc81327) missed both gates: typed 92/109 = 84.4 %, spoken 18/37 = 48.6 % 
 out-of-domain refused). Its failures were then seen and the dialog manager and recogniser improved
 with them in view (catalogue cues, fillers, refuse examples, the free trigram decoder), so it no
 longer measures generalisation: these are regression tests on development data, bars unchanged.
-The gate is ``heldout_blind2.yaml`` (``test_blind2.py``).
+The gate is now ``heldout_blind3.yaml`` (``test_blind3.py``; blind2 became development data too).
 
-On development data after those changes: typed 107/109 (bar met, plain test), spoken 20/37 = 54 %
-(bar 90 %: still missed, strict xfail: it fails loudly the day it passes).
+On development data after those changes: typed 107/109, then 109/109 after the clinician rewrites
+(bar met, plain test); spoken 20/37 = 54 % on the default pocketsphinx path (bar 90 %: still
+missed, strict xfail: it fails loudly the day it passes); the hybrid path (not a test here, to keep
+the suite short) understood 31/37 of the same clips.
 """
 
 from __future__ import annotations
