@@ -8,7 +8,7 @@ from typing import Any
 from clara_stream.operators.video.batch_postprocess_op import DETECTIONS_BATCH_PORT
 from clara_stream.operators.video.batch_source_op import FRAME_BATCH_PORT
 from clara_stream.operators.video.contracts import DETECTIONS_BATCH, FRAME_BATCH
-from clara_stream.operators.video.live_output import check_browser_addresses
+from clara_stream.operators.video.live_output import check_browser_addresses, shares_file_encode
 from clara_stream.operators.video.sink import PRESETS
 from clara_stream.operators.video.stats import latency_summary
 from clara_stream.operators.video.stream_output import StreamOutput, prepare_stream, stream_sinks
@@ -76,7 +76,7 @@ class BatchOutputOp(Operator):
                              f"{encode_threads}, {opencv_threads}")
         urls = [str(u) for u in (live_urls or [])]
         check_browser_addresses(urls, "BatchOutputOp")
-        self.folder, self.streams = Path(folder), int(streams)
+        self.folder, self.streams, self.urls, self.tune = Path(folder), int(streams), urls, tune
         opts = {"preset": preset, "crf": int(crf), "encode_threads": int(encode_threads), "owner": "BatchOutputOp"}
         self.opencv_threads = int(opencv_threads)
         self.workers_ = workers
@@ -96,14 +96,14 @@ class BatchOutputOp(Operator):
         super().__init__(fragment, *args, name=name, **kwargs)
 
     def start(self) -> None:
+        import cv2
+
+        if self.opencv_threads:  # this process's pool too: the batch's letterboxing runs here either way
+            self._cv2_before = cv2.getNumThreads()
+            cv2.setNumThreads(self.opencv_threads)
         if self.workers_ is not None:
             self.workers_.start()  # idempotent: the first of the source and this operator starts them
             return
-        import cv2
-
-        if self.opencv_threads:
-            self._cv2_before = cv2.getNumThreads()
-            cv2.setNumThreads(self.opencv_threads)
         for k, sink in enumerate(self.sinks):
             live = [self.live[k]] if self.live and self.live[k] is not None else []
             kitti = prepare_stream(self.folder, k, sink, live[0] if live else None)
@@ -122,10 +122,15 @@ class BatchOutputOp(Operator):
                 self.workers[item.source].submit(item.rgb, item.info, item.read_at, det)
 
     def stop(self) -> None:
-        if self.workers_ is not None:
-            self.workers_.close()  # idempotent: each worker flushes and finalises its own outputs
-            return
         import cv2
+
+        if self.workers_ is not None:
+            try:
+                self.workers_.release("outputs")  # the last of source and outputs closes the workers
+            finally:
+                if self._cv2_before is not None:
+                    cv2.setNumThreads(self._cv2_before)
+            return
 
         errors: list[Exception] = []
         for closer in [w.close for w in self.workers] + [s.close for s in self.sinks + self.live if s is not None]:
@@ -150,11 +155,18 @@ class BatchOutputOp(Operator):
         if self.workers_ is not None:
             return [{"output": r.get("output"), "frames": r.get("frames", 0), "kitti_files": r.get("kitti_files", 0),
                      "latency": latency_summary([d - r0 for r0, _, d in r.get("timeline", [])]),
-                     **({"live": r["live"][0]} if r.get("live") else {})} for r in self._results()]
+                     **self._worker_live(k, r)} for k, r in enumerate(self._results())]
         kitti = [w.kitti_files for w in self.workers] or [0] * len(self.sinks)
         return [{"output": str(s.path), "frames": s.written, "kitti_files": kitti[k],
                  "latency": latency_summary([d - r for r, _, d in s.timeline]), **self._live_stats(k)}
                 for k, s in enumerate(self.sinks)]
+
+    def _worker_live(self, k: int, result: dict[str, Any]) -> dict[str, Any]:
+        if result.get("live"):
+            return {"live": result["live"][0]}
+        if self.urls and shares_file_encode(self.urls[k], self.tune):
+            return {"live": {"output": self.urls[k], "shared_encode": True}}
+        return {}
 
     def _results(self) -> list[dict[str, Any]]:
         """Each worker's account of its outputs (empty before it finished, or when it never started)."""

@@ -98,7 +98,11 @@ class BatchSourceOp(Operator):
         self.batcher = FrameBatcher(self.sources, timeout_s=self.timeout_s, owner="BatchSourceOp")
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
-        batch = self.batcher.next()
+        # with codec workers a source's next frame waits for the outputs' detections of an earlier
+        # one: never hold the only scheduler thread for a first frame (greedy, or one thread)
+        batch = self.batcher.next(first_wait_s=0.02 if self.workers is not None else None)
+        if batch is not None and not batch.items:
+            return  # nothing yet this tick: the scheduler runs the others and calls again
         if batch is None:
             self.stop_stream()
             return
@@ -109,7 +113,7 @@ class BatchSourceOp(Operator):
 
     def stop(self) -> None:
         if self.workers is not None:
-            self.workers.close()  # idempotent: each worker finishes its outputs first
+            self.workers.release("sources")  # the last of source and outputs closes the workers
             return
         for s in self.sources:
             s.close()

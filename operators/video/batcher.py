@@ -98,14 +98,21 @@ class FrameBatcher:
             self.open.discard(i)
         return frame
 
-    def next(self) -> FrameBatch | None:
-        """The next batch; ``None`` once every source has ended. A source's error is raised as is."""
+    def next(self, first_wait_s: float | None = None) -> FrameBatch | None:
+        """The next batch; ``None`` once every source has ended. A source's error is raised as is.
+
+        ``first_wait_s``: give up after this long without any frame and return an empty batch (no
+        tick counted), so a caller that must let other work run is not held; None: wait.
+        """
         got: dict[int, DecodedFrame] = {}
         deadline: float | None = None
+        give_up = None if first_wait_s is None else time.perf_counter() + first_wait_s
         while self.open:
             waiting = sorted(self.open - set(got))
             if not waiting or (deadline is not None and time.perf_counter() >= deadline):
                 break
+            if deadline is None and give_up is not None and time.perf_counter() >= give_up:
+                return FrameBatch(self.ticks, [])
             for i in waiting:
                 frame = self._poll(i, _POLL_S)
                 if frame:

@@ -26,7 +26,7 @@ def portable(exc: BaseException) -> BaseException:
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
-    except Exception:  # any pickling failure: keep the words
+    except Exception:  # any pickling failure: keep the words (the worker's errors already name the stream)
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
@@ -36,7 +36,8 @@ def serve(index: int, uri: str, source_opts: dict[str, Any], output: dict[str, A
     from clara_stream.operators.video.batcher import open_source
     from clara_stream.operators.video.stream_output import open_stream_outputs
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the app stops us in order
+    for sig in (signal.SIGINT, signal.SIGTERM):  # sent to the whole group (Ctrl-C, systemd): the app stops us in
+        signal.signal(sig, signal.SIG_IGN)  # order, and its exit alone (EOF on our pipe) finishes our files
     say_lock = threading.Lock()
 
     def say(*msg: Any) -> None:
@@ -71,6 +72,7 @@ class _Worker:
         self.free: queue.Queue[int | None] = queue.Queue()
         self.pending: deque[tuple[int, Any]] = deque()  # (slot, frame) sent, waiting for detections
         self.shm: SharedMemory | None = None
+        self.retired: list[SharedMemory] = []  # segments of an earlier frame size (already unlinked)
         self.error: BaseException | None = None
         self.kitti_files = 0
         self.stopping = threading.Event()
@@ -86,15 +88,10 @@ class _Worker:
                     continue  # a live source's silence is its own to judge (its timeout raises)
                 if f is None:
                     break
-                if view is None:
-                    self.shm = SharedMemory(create=True, size=self.slots * f.rgb.nbytes)
-                    view = np.ndarray((self.slots, *f.rgb.shape), np.uint8, buffer=self.shm.buf)
-                    for s in range(self.slots):
-                        self.free.put(s)
-                    self.say("shm", self.shm.name, view.shape)
-                elif f.rgb.shape != view.shape[1:]:
-                    raise ValueError(f"{self.owner}: expected frames of {view.shape[1:3]}; got {f.rgb.shape[:2]} "
-                                     f"[{self.uri}]")
+                if view is None or f.rgb.shape != view.shape[1:]:
+                    view = self._slots(f.rgb.shape, first=view is None)
+                    if view is None:
+                        return  # stopped while the app still held the old slots
                 slot = self.free.get()
                 if slot is None:
                     return
@@ -104,7 +101,25 @@ class _Worker:
             if not self.stopping.is_set():
                 self.say("end")
         except BaseException as exc:  # the app raises it from read(), after the frames before it
-            self.say("error", portable(exc))
+            self.say("error", portable(named(exc, self.owner, self.uri)))
+
+    def _slots(self, shape: tuple[int, ...], *, first: bool) -> np.ndarray | None:
+        """Slots for frames of ``shape``: a new segment at the first frame and at a resolution change
+        (a live source that reconnects at another size), once the app has given back every slot."""
+        if not first:
+            for _ in range(self.slots):  # every frame in flight has come back
+                if self.free.get() is None:
+                    return None
+            old = self.shm
+            old.unlink()  # type: ignore[union-attr]  # the app keeps its mapping for its views; the name goes
+            self.retired.append(old)  # type: ignore[arg-type]
+        size = self.slots * int(np.prod(shape))
+        self.shm = SharedMemory(create=True, size=size)
+        view = np.ndarray((self.slots, *shape), np.uint8, buffer=self.shm.buf)
+        for s in range(self.slots):
+            self.free.put(s)
+        self.say("shm", self.shm.name, view.shape)
+        return view
 
     def run(self, dets: Any) -> None:
         from clara_stream.operators.video.stream_output import render_frame
@@ -123,8 +138,8 @@ class _Worker:
                     render_frame(f.rgb, f.info, f.read_at, msg[2], self.kitti, self.sinks)
                     self.kitti_files += 1
                     self.free.put(slot)
-                except BaseException as exc:  # named by the app at its next submit or at close
-                    self.error = portable(exc)
+                except BaseException as exc:  # raised by the app's next read and again by close()
+                    self.error = portable(named(exc, self.owner, self.uri))
                     self.say("error", self.error)
         except (EOFError, OSError):
             pass  # the app is gone: finish the file all the same
@@ -132,27 +147,47 @@ class _Worker:
             self.finish(thread)
 
     def finish(self, thread: threading.Thread) -> None:
-        self.stopping.set()
-        self.free.put(None)
-        thread.join(timeout=10)
-        self.src.close()
-        error = self.error
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except BaseException as exc:  # any type: every sink finalised; the first error is the worker's
-                error = error or portable(exc)
-        main = self.sinks[0]
-        result = {"output": str(main.path), "frames": main.written, "kitti_files": self.kitti_files,
-                  "timeline": list(main.timeline), "source": describe(self.src, self.uri), "error": error,
-                  "live": [live_result(s) for s in self.sinks[1:]]}
+        """Stop reading, finalise every sink, say the result; the segment is unlinked whatever fails."""
         try:
-            self.say("result", result)
-        except (BrokenPipeError, OSError):
-            pass
-        if self.shm is not None:
-            self.shm.close()
-            self.shm.unlink()
+            self.stopping.set()
+            self.free.put(None)
+            thread.join(timeout=10)
+            self.src.close()
+            error = self.error
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except BaseException as exc:  # any type: every sink finalised; the first error is the worker's
+                    error = error or portable(named(exc, self.owner, self.uri))
+            main = self.sinks[0]
+            result = {"output": str(main.path), "frames": main.written, "kitti_files": self.kitti_files,
+                      "timeline": list(main.timeline), "source": describe(self.src, self.uri), "error": error,
+                      "live": [live_result(s) for s in self.sinks[1:]]}
+            try:
+                self.say("result", result)
+            except (BrokenPipeError, OSError):
+                pass
+        finally:
+            for shm in [*self.retired, *([self.shm] if self.shm is not None else [])]:
+                if shm is self.shm:
+                    try:
+                        shm.unlink()
+                    except FileNotFoundError:
+                        pass
+                try:
+                    shm.close()
+                except BufferError:  # a frame still refers to it: the mapping goes with the process
+                    pass
+
+
+def named(exc: BaseException, owner: str, uri: str) -> BaseException:
+    """The worker's own errors as they are (they name the stream and the cause); any other type
+    (``cv2.error``, an IndexError from a bad box) wrapped in a RuntimeError naming the stream."""
+    if isinstance(exc, (OSError, RuntimeError, ValueError)):
+        return exc
+    err = RuntimeError(f"{owner}: expected the frame drawn, its KITTI file and its sinks written; got {exc!r} [{uri}]")
+    err.__cause__ = exc
+    return err
 
 
 def describe(src: Any, uri: str) -> dict[str, Any]:

@@ -69,7 +69,9 @@ class CodecWorkers:
 
     The source operator gives the inputs (:meth:`set_sources`), the output operator the per-stream
     outputs (:meth:`set_outputs`), each from its own validated parameters; the first of the two
-    ``start()`` calls :meth:`start`, the second finds it done. :meth:`close` is idempotent too.
+    ``start()`` calls :meth:`start`, the second finds it done. Each operator's ``stop()`` calls
+    :meth:`release`; the workers are closed by the last one, so neither operator can close them
+    under the other. :meth:`close` is idempotent.
     """
 
     def __init__(self, *, slots: int = 4, owner: str = "CodecWorkers"):
@@ -83,12 +85,20 @@ class CodecWorkers:
         self.results: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._started = self._closed = False
+        self._users: set[str] = set()
 
     def set_sources(self, inputs: list[str], *, live: dict[str, Any], file: dict[str, Any]) -> None:
         self.inputs, self.source_opts = list(inputs), {"live": dict(live), "file": dict(file)}
+        self._users.add("sources")
 
     def set_outputs(self, outputs: list[dict[str, Any]]) -> None:
         self.outputs = [dict(o) for o in outputs]
+        self._users.add("outputs")
+
+    def release(self, user: str) -> list[dict[str, Any]]:
+        """``user`` ("sources" or "outputs") is done; the last one closes the workers."""
+        self._users.discard(user)
+        return self.close() if not self._users else self.results
 
     def start(self) -> list[CodecWorker]:
         """Start every worker and wait until each has opened its source and outputs (idempotent).
@@ -99,7 +109,8 @@ class CodecWorkers:
             if self._started:
                 return self.workers
             if len(self.outputs) != len(self.inputs):
-                raise ValueError(f"{self.owner}: expected one output per source ({len(self.inputs)}); got "
+                raise ValueError(f"{self.owner}: expected the outputs of all {len(self.inputs)} sources from "
+                                 f"BatchOutputOp(workers=...) (a codec worker draws and encodes its own stream); got "
                                  f"{len(self.outputs)}")
             self._started = True
             ctx = worker_context()
@@ -110,10 +121,24 @@ class CodecWorkers:
                 for w in self.workers:
                     w.wait_ready()
             except BaseException:
-                for w in self.workers:
-                    w.kill()
+                self._stop_all(timeout_s=10.0)  # the ready ones close their outputs; the rest are killed
+                self._closed = True
                 raise
             return self.workers
+
+    def _stop_all(self, *, timeout_s: float) -> list[BaseException]:
+        """Ask every worker to stop at once, then collect each (N workers: one wait, not N)."""
+        for w in self.workers:
+            w.ask_stop()
+        errors: list[BaseException] = []
+        for w in self.workers:
+            try:
+                w.close(timeout_s=timeout_s)
+            except BaseException as exc:  # any type: every worker is stopped; the first error is the run's
+                errors.append(exc)
+        if self.workers:
+            stop_forkserver()
+        return errors
 
     def submit(self, source: int, index: int, det: Any) -> None:
         self.workers[source].submit(index, det)
@@ -124,15 +149,8 @@ class CodecWorkers:
             if self._closed:
                 return self.results
             self._closed = True
-            errors: list[BaseException] = []
-            for w in self.workers:
-                try:
-                    w.close()
-                except BaseException as exc:  # any type: every worker is stopped; the first error is the run's
-                    errors.append(exc)
+            errors = self._stop_all(timeout_s=CLOSE_TIMEOUT_S)
             self.results = [w.result for w in self.workers]
-            if self.workers:
-                stop_forkserver()
             if errors:
                 raise errors[0]
             return self.results
@@ -154,6 +172,7 @@ class CodecWorker:
         self.described: dict[str, Any] = {"input": uri}
         self.result: dict[str, Any] = {}
         self._shm: SharedMemory | None = None
+        self._old: list[SharedMemory] = []  # earlier segments (a resolution change): views may still use them
         self._view: np.ndarray | None = None
         self._ended = self._closed = False
         self._error: BaseException | None = None
@@ -181,6 +200,9 @@ class CodecWorker:
         self.described = msg[1]
 
     def _attach(self, name: str, shape: tuple[int, ...]) -> None:
+        """Map the worker's slots (again after a resolution change: the old mapping stays for its views)."""
+        if self._shm is not None:
+            self._old.append(self._shm)
         self._shm = SharedMemory(name=name)
         self._view = np.ndarray(shape, np.uint8, buffer=self._shm.buf)
         self._view.flags.writeable = False
@@ -193,7 +215,7 @@ class CodecWorker:
         """
         from clara_stream.operators.video.source import DecodedFrame
 
-        while not self._ended:
+        while not self._ended and not self._closed:
             msg = self._recv(timeout_s)
             if msg is None:
                 raise queue.Empty
@@ -209,7 +231,7 @@ class CodecWorker:
                 self._ended, self._error = True, msg[1]
                 raise msg[1]
             elif kind == "result":
-                self.result = msg[1]
+                self.result, self.described = msg[1], msg[1].get("source", self.described)
         return None
 
     def submit(self, index: int, det: Any) -> None:
@@ -217,15 +239,15 @@ class CodecWorker:
         with self._send_lock:
             try:
                 self._dets.send(("det", int(index), det))
-            except (BrokenPipeError, OSError):
-                self._collect()
+            except (BrokenPipeError, OSError):  # what it said is read by close(), not here: read() may be reading
+                self.process.join(timeout=5)
                 raise self._error or CodecWorkerError(
                     f"{self.owner}: expected its codec worker running; got it gone (exit code "
                     f"{self.process.exitcode}) [{self.uri}]") from None
 
-    def _collect(self) -> None:
+    def _collect(self, timeout_s: float) -> None:
         """Read what the worker still says (its error, its result) until it closes its end."""
-        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
                 if not self._frames.poll(max(0.0, deadline - time.monotonic())):
@@ -240,27 +262,26 @@ class CodecWorker:
             if msg[0] == "error" and self._error is None:
                 self._error = msg[1]
 
-    def close(self) -> None:
-        """Ask the worker to finish (flush, finalise its MP4), wait for its result; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+    def ask_stop(self) -> None:
+        """Tell the worker to finish (it flushes and finalises its outputs, then says its result)."""
         with self._send_lock:
             try:
                 self._dets.send(("stop",))
             except (BrokenPipeError, OSError):
-                pass
-        self._collect()
-        self.process.join(timeout=CLOSE_TIMEOUT_S)
+                pass  # gone already: close() reports it
+
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Stop the worker, wait for its result, release the pipes and the mapping; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.ask_stop()
+        self._collect(timeout_s)
+        self.process.join(timeout=timeout_s)
         if self.process.is_alive():
             self.process.kill()
             self.process.join(timeout=5)
-        self._view = None
-        if self._shm is not None:
-            try:
-                self._shm.close()
-            except BufferError:  # a batch still holds a view: the mapping goes with it
-                pass
+        self._release()
         error = self.result.get("error")
         if error is not None:
             raise error
@@ -268,13 +289,24 @@ class CodecWorker:
             raise CodecWorkerError(f"{self.owner}: expected its codec worker to finish its outputs; got exit code "
                                    f"{self.process.exitcode} and no result [{self.uri}]")
 
-    def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(timeout=5)
-        self._closed = True
+    def _release(self) -> None:
+        """Close both pipes and the mappings; unlink the segment of a worker that died before it could."""
+        for conn in (self._frames, self._dets):
+            conn.close()
+        self._view = None
+        for shm in [*self._old, *([self._shm] if self._shm is not None else [])]:
+            if not self.result:
+                try:
+                    shm.unlink()
+                except FileNotFoundError:
+                    pass
+            try:
+                shm.close()
+            except BufferError:  # a batch still holds a view: the mapping goes with it
+                pass
 
     def describe(self) -> dict[str, Any]:
+        """The source's account: the worker's at start, then its final one (drops, reconnects)."""
         return dict(self.described)
 
 
