@@ -197,3 +197,46 @@ def test_the_only_scheduler_thread_is_never_held_by_a_source_waiting_for_detecti
     assert done.returncode == 0, done.stderr
     for k in range(2):
         assert len(list((tmp_path / "out" / f"stream_{k}" / "kitti").glob("*.txt"))) == 20
+
+
+def test_a_live_stream_in_a_worker_reconnects_and_its_account_reaches_the_summary(ff: dict, small_clip: dict,
+                                                                                    tmp_path: Path) -> None:
+    """Two live TCP streams, each in its codec worker; stream 1's sender is killed mid-run and
+    started again. The worker's source reconnects on its own and frames go on; the reconnection
+    (and the drop count) reach latency.json from the worker. Fails if the worker's final account
+    is not brought back, or if a lost stream inside a worker ends the run."""
+    import json
+
+    from clara_stream.operators.video.testing_streams import send_tcp, stop
+
+    ports = [free_port(), free_port()]
+    senders = [send_tcp(ff["ffmpeg"], small_clip["video"], p, loop=True) for p in ports]
+    out = tmp_path / "out"
+    app = load_app("video_detection_multi", input="\n".join(f"tcp://127.0.0.1:{p}" for p in ports), output=out,
+                   overrides=["batcher.max_batches=150", "batcher.retries=50", "batcher.backoff_s=0.05",
+                              "batcher.timeout_stream_s=2"])
+    at_kill: list[int] = []
+
+    def kill_and_restart() -> None:
+        kitti = out / "stream_1" / "kitti"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (kitti.is_dir() and len(list(kitti.iterdir())) >= 15):
+            time.sleep(0.05)
+        at_kill.append(len(list(kitti.iterdir())))
+        os.kill(senders[1].pid, signal.SIGKILL)
+        senders[1].wait(timeout=10)
+        senders[1] = send_tcp(ff["ffmpeg"], small_clip["video"], ports[1], loop=True)
+
+    t = threading.Thread(target=kill_and_restart, daemon=True)
+    t.start()
+    try:
+        app.run()
+    finally:
+        t.join(timeout=30)
+        for s in senders:
+            stop(s)
+    streams = json.loads((out / "latency.json").read_text())["streams"]
+    events = streams[1]["reconnects"]
+    assert len(events) == 1 and events[0]["recovered"] is True, events
+    assert streams[0]["reconnects"] == [] and isinstance(streams[1]["dropped"], int)
+    assert streams[1]["frames"] > at_kill[0] + 10  # frames after the reconnection were drawn and encoded
