@@ -168,16 +168,23 @@ class _Worker:
             except (BrokenPipeError, OSError):
                 pass
         finally:
-            for shm in [*self.retired, *([self.shm] if self.shm is not None else [])]:
-                if shm is self.shm:
-                    try:
-                        shm.unlink()
-                    except FileNotFoundError:
-                        pass
-                try:
-                    shm.close()
-                except BufferError:  # a frame still refers to it: the mapping goes with the process
-                    pass
+            for shm in self.retired:  # unlinked at the change of size
+                drop_segment(shm, unlink=False)
+            if self.shm is not None:
+                drop_segment(self.shm, unlink=True)
+
+
+def drop_segment(shm: SharedMemory, *, unlink: bool) -> None:
+    """Unmap a segment (and remove its name); a view still alive keeps the mapping until it goes."""
+    if unlink:
+        try:
+            shm.unlink()
+        except FileNotFoundError:
+            pass
+    try:
+        shm.close()
+    except BufferError:  # a frame or batch still refers to it: the mapping goes with that
+        pass
 
 
 def named(exc: BaseException, owner: str, uri: str) -> BaseException:

@@ -27,7 +27,7 @@ from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import numpy as np
-from clara_stream.operators.video.codec_worker import live_result, serve
+from clara_stream.operators.video.codec_worker import drop_segment, live_result, serve
 
 READY_TIMEOUT_S = 60.0  # a worker imports numpy/PyAV/OpenCV and opens its source and outputs
 CLOSE_TIMEOUT_S = 60.0  # flushing an encoder and finalising its MP4
@@ -295,15 +295,7 @@ class CodecWorker:
             conn.close()
         self._view = None
         for shm in [*self._old, *([self._shm] if self._shm is not None else [])]:
-            if not self.result:
-                try:
-                    shm.unlink()
-                except FileNotFoundError:
-                    pass
-            try:
-                shm.close()
-            except BufferError:  # a batch still holds a view: the mapping goes with it
-                pass
+            drop_segment(shm, unlink=not self.result)  # a worker that finished has unlinked its own
 
     def describe(self) -> dict[str, Any]:
         """The source's account: the worker's at start, then its final one (drops, reconnects)."""
