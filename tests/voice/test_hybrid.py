@@ -100,3 +100,15 @@ def test_hybrid_cold_noisy_commands(hybrid_cold, utterances):
     and one clip is the margin of the 90 % bar. Fails if the escalation breaks the commands
     pocketsphinx's decoders agree on."""
     assert len(hybrid_cold) <= 0.15 * len(utterances), hybrid_cold
+
+
+def test_auto_is_pocketsphinx_without_the_whisper_extra(monkeypatch, whisper_extra):
+    """``auto`` (gateway, REST, CLI) is the hybrid with the extra and plain pocketsphinx without it
+    (the extra's absence simulated: it is installed here). Fails if ``auto`` ignores the extra."""
+    from clara_stream.voice import whisper
+    from clara_stream.voice.asr import PocketSphinxASR, make
+
+    assert isinstance(make("auto", PHANTOM), whisper.HybridASR)
+    monkeypatch.setattr(whisper, "available", lambda: False)
+    asr = make("auto", PHANTOM)
+    assert type(asr) is PocketSphinxASR and not hasattr(asr, "escalate")
