@@ -167,6 +167,8 @@ class DialogManager:
             top = intents[order[0]]
             return self._ask(res, top, [r for r in top.required if not filled[order[0]].get(r)], labels)
         best = complete[0]
+        if intents[best].command == "confirm" and not S.confirms(said_ws):  # "hm", "so", "no yes"
+            return res
         rivals = [float(rank[i]) for i in complete if intents[i].command != intents[best].command]
         res.confidence = round(float(cos[best]), 4)
         if cos[best] < self.threshold or rank[best] - max(rivals, default=-1.0) < self.margin:

@@ -13,8 +13,9 @@ candidates are tried next.
 With a free-form recogniser beside it (``escalate``: the hybrid's whisper), the pocketsphinx
 candidates are trusted only when its two decoders (the trigram decoder's words, first, and the
 grammar's best sentence) mean the same intent; otherwise whisper's first understood transcript is
-acted on, except that whisper alone never confirms: its "yes" counts only where a pocketsphinx
-candidate confirms too, else the candidate heard as something else (cancel first) is taken.
+acted on, except that whisper alone never confirms: its "yes" counts only as its first hypothesis,
+where one pocketsphinx decoder confirms and the other understood nothing, and nothing heard means
+cancel; else a cancel heard anywhere wins, then the candidate heard as something else.
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ def choose(dialog: DialogManager, candidates: Sequence[str], labels: Sequence[tu
     With ``escalate``, unless the two decoders' transcripts ``pair`` agree (``agree``), the first of
     ``escalate()`` understood comes before all of that (``_never_confirms_alone`` applied)."""
     if escalate is not None and not agree(dialog, pair or (), labels):
-        free = _first_understood(dialog, [t for t in dict.fromkeys(escalate()) if t], labels)
+        heard = [t for t in dict.fromkeys(escalate()) if t]
+        free = _first_understood(dialog, heard, labels)
         if free is not None:
-            return _never_confirms_alone(dialog, free, [t for t in candidates if t], labels)
+            return _never_confirms_alone(dialog, free, heard, [t for t in candidates if t], pair or (), labels)
     candidates = _rival_first(dialog, [t for t in candidates if t], labels)
     best = candidates[0] if candidates else ""
     chosen = _first_understood(dialog, candidates, labels)
@@ -97,18 +99,25 @@ def agree(dialog: DialogManager, pair: Sequence[str], labels) -> bool:
     return a.understood and b.understood and a.intent == b.intent
 
 
-def _never_confirms_alone(dialog: DialogManager, free: str, candidates: Sequence[str], labels) -> str:
-    """``free`` unless it confirms and no pocketsphinx candidate does: then the candidate understood
-    as something else, cancel first, else the best candidate (which confirms nothing). Whisper alone
-    never runs a destructive action: "go in tighter" came out as "Let's go enjoy it." (confirm)."""
-    intents = {t: dialog.process(t, labels, SCRATCH) for t in [free, *candidates]}
+def _never_confirms_alone(dialog: DialogManager, free: str, heard: Sequence[str], candidates: Sequence[str],
+                          pair: Sequence[str], labels) -> str:  # fmt: skip
+    """``free`` unless it confirms. Whisper's confirm stands only when it is whisper's first
+    hypothesis (``heard[0]``), one of the two decoders' answers (``pair``) confirms and the other is
+    not understood, and nothing heard means cancel; else a cancel heard anywhere wins, then a
+    candidate understood as something else, else the best candidate (which confirms nothing).
+    Whisper alone never runs a destructive action: "go in tighter" came out as "Let's go enjoy it."."""
+    texts = list(dict.fromkeys([free, *heard, *candidates, *(t for t in pair if t)]))
+    intents = {t: dialog.process(t, labels, SCRATCH) for t in texts}
     dialog.process("cancel", labels, SCRATCH)
     command = lambda t: dialog.catalogue[intents[t].intent].command if intents[t].understood else None  # noqa: E731
-    if command(free) != "confirm" or any(command(t) == "confirm" for t in candidates):
+    if command(free) != "confirm":
         return free
-    others = [t for t in candidates if command(t) is not None]
-    cancels = [t for t in others if command(t) == "cancel"]
-    return (cancels or others or [*candidates, ""])[0]
+    cancels = [t for t in texts if command(t) == "cancel"]
+    decoders = sorted(str(command(t) if t else None) for t in pair) if len(pair) == 2 else []
+    if not cancels and free == heard[0] and decoders == ["None", "confirm"]:
+        return free
+    others = [t for t in candidates if command(t) not in (None, "confirm")]
+    return (cancels or others or [*(t for t in candidates if command(t) != "confirm"), ""])[0]
 
 
 def _rival_first(dialog: DialogManager, candidates: list[str], labels) -> list[str]:

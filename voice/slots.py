@@ -124,9 +124,32 @@ def _lone_scale(ws: Sequence[str], j: int) -> bool:
     return ws[j] == "scale" and (j + 1 >= len(ws) or ws[j + 1] != "bar")
 
 
+#: A hesitation of any length ("uhh", "hmmm", "mm", "errr", "ahh", "ohh"): never a command.
+HESITATION = re.compile(r"^(u+h+|h+m+|m+|e+r+|a+h+|o+h+)$")
+#: What a confirmation must hold (one word or phrase) and must not (a cancel word: "no yes" confirms
+#: nothing). Embeddings put fillers ("hm", "so", "well", "right") next to "yes"; a reset must not run on them.
+CONFIRM_WORDS = {"yes", "yeah", "yep", "yup", "confirm", "confirmed", "correct", "ok", "okay", "sure",
+                 "proceed", "affirmative", "absolutely", "definitely"}  # fmt: skip
+CONFIRM_PHRASES = (("do", "it"), ("go", "ahead"), ("please", "do"), ("that", "is", "right"), ("that", "s", "right"),
+                   ("go", "for", "it"), ("sounds", "good"))  # fmt: skip
+CANCEL_WORDS = {"no", "nope", "nah", "cancel", "stop", "abort", "never", "not", "don", "dont", "forget",
+                "negative", "wait"}  # fmt: skip
+
+
 def only_fillers(ws: Sequence[str]) -> bool:
-    """Whether nothing but hesitations and politeness was said ("um", "uh please"): no command."""
-    return bool(ws) and all(w in FILLERS for w in ws)
+    """Whether nothing but hesitations and politeness was said ("um", "uhh please"): no command."""
+    return bool(ws) and all(w in FILLERS or HESITATION.match(w) for w in ws)
+
+
+def confirms(ws: Sequence[str]) -> bool:
+    """Whether the words say yes: a confirm word or phrase in what is left after fillers and carrier
+    phrases ("ok so" is a carrier, not an ok), and no cancel word ("no yes")."""
+    ws = [w for w in ws if w not in FILLERS and not HESITATION.match(w)]
+    rest = content(ws) if len(ws) > 2 or tuple(ws) not in LEADS else []
+    if any(w in CANCEL_WORDS for w in ws):
+        return False
+    joined = f" {' '.join(rest)} "
+    return any(w in CONFIRM_WORDS for w in rest) or any(f" {' '.join(p)} " in joined for p in CONFIRM_PHRASES)
 
 
 def negated(ws: Sequence[str]) -> bool:

@@ -251,7 +251,8 @@ def test_clinician_words_are_rewritten_to_the_catalogues(dialog, monkeypatch):
 
 def test_fillers_alone_never_confirm(dialog, monkeypatch):
     """"um", "uh", "hmm" alone embedded near "yes" and confirmed a pending reset (found this sitting).
-    Fails if only_fillers is not checked: the reset stays pending through a hesitation."""
+    Fails if neither only_fillers nor confirms is checked (each alone holds the line): the reset
+    stays pending through a hesitation."""
     conv = "filler-reset"
     assert dialog.process("reset the view", PHANTOM, conv).pending_confirmation
     for q in ("um", "uh", "hmm", "uh please"):
@@ -259,6 +260,7 @@ def test_fillers_alone_never_confirm(dialog, monkeypatch):
         assert not r.understood and not r.command, (q, r)
     assert dialog.process("yes", PHANTOM, conv).command  # still pending: the yes runs it
     monkeypatch.setattr(S, "only_fillers", lambda ws: False)
+    monkeypatch.setattr(S, "confirms", lambda ws: True)
     dialog.clear_cache()
     dialog.process("reset the view", PHANTOM, conv)
     assert dialog.process("um", PHANTOM, conv).intent == "confirm"
