@@ -11,6 +11,7 @@ whisper where its two decoders disagree); ``auto`` is ``hybrid`` when the whispe
 from __future__ import annotations
 
 import itertools
+import logging
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from clara_stream.voice import lm as LM
 from clara_stream.voice.audio import SAMPLE_RATE, chunks
 from clara_stream.voice.catalogue import Catalogue, load
 
+_log = logging.getLogger(__name__)
 BACKENDS = ("auto", "pocketsphinx", "hybrid", "riva", "whisper")
 N_BEST = 10
 #: Initial cepstral mean of every utterance (``python -m clara_stream.voice.calibrate`` printed it):
@@ -227,9 +229,16 @@ def default_backend() -> str:
 
 
 def make(backend: str, labels: Sequence[tuple[int, str]] = (), riva_uri: str = "", **kw) -> ASR:
-    """The backend named ``backend`` (one of ``BACKENDS``; ``auto``: ``default_backend()``)."""
+    """The backend named ``backend`` (one of ``BACKENDS``; ``auto``: ``default_backend()``, and
+    pocketsphinx with one logged line when the whisper extra is installed but fails to load)."""
     if backend == "auto":
-        backend = default_backend()
+        try:
+            if default_backend() == "hybrid":
+                return make("hybrid", labels, riva_uri, **kw)
+        except Exception as exc:  # a broken install or a corrupt model must not take the service down
+            _log.warning("asr: expected auto's whisper extra to load, else pocketsphinx alone; got %s: %s",
+                         type(exc).__name__, exc)  # fmt: skip
+        return PocketSphinxASR(labels=labels)
     if backend == "pocketsphinx":
         return PocketSphinxASR(labels=labels)
     if backend == "riva":

