@@ -143,6 +143,9 @@ class DialogManager:
         if S.only_fillers(said_ws):  # "um" alone embeds near "yes": it must never confirm anything
             return Result(text, None, 0.0)
         ws = S.rewrite(said_ws)
+        if S.VIEW_VERB in ws:  # "reformat the image" names no view (else it was rewritten): ask for one
+            view = next(it for it in intents if it.command == "set_view")
+            return self._ask(Result(text, None, 0.0), view, ["view"], labels)
         cos, rank = self.scores(" ".join(ws), labels)
         filled = [self._slots(it, ws, labels) for it in intents]
         rank = rank + SLOT_BONUS * np.array([sum(1 for r in it.slots if r in SPECIFIC and f.get(r))
@@ -161,13 +164,16 @@ class DialogManager:
         order = [int(i) for i in np.argsort(-rank)]
         complete = [i for i in order if all(filled[i].get(r) for r in intents[i].required)]
         res = Result(text, None, round(float(cos[order[0]]), 4))
-        if cos[order[0]] < self.threshold or self._refused(text, labels, float(cos.max())):
+        cued = bool(intents[order[0]].cues & said)  # "tilt the volume up" is a rotation, not the speaker
+        if cos[order[0]] < self.threshold or (not cued and self._refused(" ".join(ws), labels, float(cos.max()))):
             return res
         if not complete or rank[order[0]] - rank[complete[0]] > ASK_GAP:  # the best match lacks a slot
             top = intents[order[0]]
             return self._ask(res, top, [r for r in top.required if not filled[order[0]].get(r)], labels)
         best = complete[0]
         if intents[best].command == "confirm" and not S.confirms(said_ws):  # "hm", "so", "no yes"
+            return res
+        if intents[best].command == "scale_bar" and not S.SCALE_BAR & set(ws):  # "gray scale", "to scale"
             return res
         rivals = [float(rank[i]) for i in complete if intents[i].command != intents[best].command]
         res.confidence = round(float(cos[best]), 4)

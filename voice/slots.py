@@ -80,24 +80,35 @@ TAILS = (("for", "me"), ("would", "you"), ("thank", "you"), ("if", "you", "can")
 
 #: Words clinicians use that the catalogue's examples do not (development misses, by class): verbs
 #: ("scoot", "blow it up", "rewind", "scale it up"), views and windows ("side view", "reformat"),
-#: idioms ("scratch that", "pull back", "starting position"). ``"*"`` stands for at most one object
-#: word (OBJECT, or "image"). Rewritten before embedding and slot filling; the query is kept as said.
+#: idioms ("scratch that", "pull back", "starting position"). ``"*"`` stands for at most two object
+#: words (OBJECT, or "image"). Rewritten before embedding and slot filling; the query is kept as said.
 REWRITES = (
     (("blow",), ("enlarge",)), (("scoot",), ("move",)), (("rewind",), ("go", "back")),
     (("scale", "*", "up"), ("zoom", "in")), (("scale", "*", "down"), ("zoom", "out")),
     (("pull", "back"), ("zoom", "out")), (("side", "view"), ("sagittal", "view")), (("reformat",), ("view",)),
     (("scratch", "that"), ("cancel",)), (("starting", "position"), ("original", "view")),
 )  # fmt: skip
+#: Rewrites that need a view word within ``NEAR`` words ("an oblique reformat", "reformat it sagittally";
+#: "reformat the image" is no view and must not become "view the image" = zoom in).
+NEEDS_VIEW, NEAR = {("reformat",)}, 3
+#: Left by ``rewrite`` when no view word is near: the dialog asks which view.
+VIEW_VERB = "reformat"
+#: Words the scale bar must be named with (a lone "scale" after an on/off verb is rewritten to "scale bar").
+SCALE_BAR = {"bar", "ruler"}
+#: Verbs after which a lone "scale" is the scale bar ("put a scale on", "hide the scale"); without one
+#: it is not ("gray scale", "the scale of this image", "to scale", "scale the window").
+SCALE_VERBS = {"put", "show", "hide", "remove", "turn", "add", "display", "enable", "disable", "toggle",
+               "switch", "drop", "lose", "rid"}  # fmt: skip
 
 
 def rewrite(ws: Sequence[str]) -> list[str]:
-    """``ws`` with every ``REWRITES`` phrase replaced by its canonical words, and a lone "scale" read as
-    "scale bar" ("put a scale on the image")."""
+    """``ws`` with every ``REWRITES`` phrase replaced by its canonical words, and a lone "scale" after
+    an on/off verb read as "scale bar" ("put a scale on the image")."""
     out, i = [], 0
     while i < len(ws):
         for phrase, canon in REWRITES:
             n = _match(ws, i, phrase)
-            if n:
+            if n and (phrase not in NEEDS_VIEW or any(w in VIEWS for w in ws[max(0, i - NEAR) : i + n + NEAR])):
                 out += canon
                 i += n
                 break
@@ -111,9 +122,12 @@ def _match(ws: Sequence[str], i: int, phrase: tuple[str, ...]) -> int:
     """Words of ``ws`` from ``i`` that ``phrase`` matches (0: no match)."""
     j = i
     for p in phrase:
-        if p == "*" and j < len(ws) and ws[j] in OBJECT | {"image"}:
-            j += 1
-        elif p != "*":
+        if p == "*":
+            k = j
+            while k < len(ws) and k - j < 2 and ws[k] in OBJECT | {"image"}:
+                k += 1
+            j = k
+        else:
             if j >= len(ws) or ws[j] != p:
                 return 0
             j += 1
@@ -121,7 +135,13 @@ def _match(ws: Sequence[str], i: int, phrase: tuple[str, ...]) -> int:
 
 
 def _lone_scale(ws: Sequence[str], j: int) -> bool:
-    return ws[j] == "scale" and (j + 1 >= len(ws) or ws[j + 1] != "bar")
+    """A "scale" not followed by "bar", after an on/off verb and at most three object or on/off words."""
+    if ws[j] != "scale" or (j + 1 < len(ws) and ws[j + 1] == "bar"):
+        return False
+    k = j - 1
+    while k >= 0 and j - k <= 3 and ws[k] in OBJECT | {"on", "off", "of"}:
+        k -= 1
+    return k >= 0 and ws[k] in SCALE_VERBS
 
 
 #: A hesitation of any length ("uhh", "hmmm", "mm", "errr", "ahh", "ohh"): never a command.

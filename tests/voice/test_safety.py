@@ -86,14 +86,27 @@ def test_reformat_is_a_view_only_before_a_view_word(dialog):
     is a view. Fails with the old unconditional rewrite."""
     assert S.rewrite(S.words("reformat the image")) == ["reformat", "the", "image"]
     r = dialog.process("reformat the image", PHANTOM)
-    assert r.intent != "zoom_in" and not r.command, r
+    assert r.intent != "zoom_in" and not r.command and "I need a view" in r.reply, r
     r = dialog.process("reformat it in sagittal", PHANTOM)
     assert r.understood and r.intent == "set_view" and r.slots["view"] == "sagittal", r
 
 
-def test_audio_volume_is_refused_on_the_rewritten_text(dialog):
-    """"turn the volume up/down" was a rotation; refused now (audio refuse examples, scored on the
-    same rewritten words the intents are scored on)."""
-    for q in ("turn the volume up", "turn the volume down"):
+def test_audio_volume_is_refused_on_the_rewritten_text(dialog, monkeypatch):
+    """"turn the volume up/down" was a rotation; refused now (audio refuse examples), while a
+    rotation cue keeps "tilt the volume up" a rotation. The refusal check is handed the rewritten
+    words the intents are scored on ("scoot" → "move"), not the query as said."""
+    from dataclasses import replace
+
+    from clara_stream.voice.dialog import DialogManager
+
+    for q in ("turn the volume up", "turn the volume down", "increase the volume of the speaker"):
         r = dialog.process(q, PHANTOM)
         assert not r.understood and not r.command, (q, r)
+    for q in ("tilt the volume up", "turn the volume to the left", "rotate the volume upwards"):
+        assert dialog.process(q, PHANTOM).intent == "rotate", q
+    seen: list[str] = []
+    spy = DialogManager(replace(dialog.catalogue, refuse=("play a song",)), encoder=dialog.encoder)
+    real = spy._refused
+    monkeypatch.setattr(spy, "_refused", lambda text, *a: seen.append(text) or real(text, *a))
+    spy.process("scoot it over to the right")
+    assert seen == ["move it over to the right"], seen

@@ -274,7 +274,8 @@ def test_speaker_volume_is_refused_not_a_rotation():
 
     q = "increase the volume of the speaker"
     cat = load()
-    audio = ("make the sound louder", "turn the speaker down", "mute the audio")
+    audio = ("make the sound louder", "turn the speaker down", "mute the audio", "turn up the volume",
+             "turn down the volume", "raise the volume", "lower the volume")
     assert set(audio) <= set(cat.refuse)
     assert not DialogManager(cat).process(q).understood
     assert DialogManager(replace(cat, refuse=tuple(e for e in cat.refuse if e not in audio))).process(q).understood
