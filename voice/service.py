@@ -10,6 +10,7 @@ render session: the command is executed there over gRPC and the new view state r
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 from typing import Any
@@ -143,7 +144,7 @@ def create_app(ctx: VoiceContext, token: str = "", bind_host: str = "127.0.0.1")
                 return {"transcript": "", "intent": None, "command": [], "reply": "I heard no command."}
             return {"transcript": text, **ctx.handle(text, dataset, session, conversation or project)}
 
-        return JSONResponse(run(work))
+        return JSONResponse(await asyncio.to_thread(run, work))  # decoding off the event loop
 
     @app.get("/{project}/say")
     def say(project: str, request: Request, text: str = Query(..., max_length=1000)) -> Response:

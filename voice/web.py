@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -24,13 +25,20 @@ from fastapi.responses import JSONResponse
 log = logging.getLogger(__name__)
 MAX_UTTERANCE_BYTES = int(MAX_SECONDS * SAMPLE_RATE * 2)
 MAX_TEXT_MESSAGE = 4096
+BACKEND_ENV = "CLARA_STREAM_VOICE_ASR"  # the gateway's ASR backend (it has no voice options of its own)
 
 
 class _Engines:
     """Dialog manager, recognisers per label set, TTS: built on first use (the gateway starts fast)."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, backend: str = "auto") -> None:
+        from clara_stream.voice.asr import BACKENDS
+
+        if backend not in BACKENDS or backend == "riva":
+            raise ValueError(f"voice: expected a gateway ASR backend in {[b for b in BACKENDS if b != 'riva']}; "
+                             f"got {backend!r} (${BACKEND_ENV})")  # fmt: skip
         self.client, self.lock, self._dialog, self._asr = client, threading.Lock(), None, {}
+        self.backend = backend
 
     def dialog(self):
         with self.lock:
@@ -44,7 +52,8 @@ class _Engines:
         return [(int(lb.value), lb.name) for lb in self.client.info(dataset).labels] if dataset else []
 
     def asr(self, labels: list[tuple[int, str]]):
-        """The recogniser for ``labels``: ``auto`` (the hybrid where the whisper extra is installed)."""
+        """The recogniser for ``labels``: the configured backend (``auto``: the hybrid where the whisper
+        extra loads, else pocketsphinx)."""
         from clara_stream.voice.asr import make
 
         key = tuple(labels)
@@ -52,7 +61,7 @@ class _Engines:
             if key not in self._asr:
                 if len(self._asr) >= 8:
                     self._asr.clear()
-                self._asr[key] = (make("auto", labels), threading.Lock())
+                self._asr[key] = (make(self.backend, labels), threading.Lock())
             return self._asr[key]
 
     def speak(self, text: str) -> bytes:
@@ -63,11 +72,12 @@ class _Engines:
 
 
 def mount(app: FastAPI, client, check: Callable[[Request], None],
-          ws_refusal: Callable[[WebSocket], tuple[int, str] | None]) -> None:  # fmt: skip
-    """Add the voice routes to the gateway ``app``, under the gateway's own ``check``/``ws_refusal`` rules."""
+          ws_refusal: Callable[[WebSocket], tuple[int, str] | None], backend: str | None = None) -> None:  # fmt: skip
+    """Add the voice routes to the gateway ``app``, under the gateway's own ``check``/``ws_refusal`` rules;
+    ``backend``: the ASR backend (default ``$CLARA_STREAM_VOICE_ASR``, else ``auto``)."""
     import grpc
 
-    engines = _Engines(client)
+    engines = _Engines(client, backend or os.environ.get(BACKEND_ENV) or "auto")
 
     @app.get("/api/voice/query")
     def voice_query(request: Request, q: str, dataset: str = "", conversation: str = "") -> JSONResponse:
@@ -187,9 +197,8 @@ async def _one(socket: WebSocket, engines: _Engines, labels, conversation: str) 
             with asr_lock:
                 return second(samples)
 
-        def whisper() -> list[str]:  # the free-form recogniser, only where the two decoders disagree
-            with asr_lock:
-                return free(samples)
+        def whisper() -> list[str]:  # the free-form recogniser, only where the two decoders disagree; it keeps
+            return free(samples)  # no per-utterance state, so the next utterance's decoders need not wait on it
 
         text, res = await asyncio.to_thread(resolve, engines.dialog(), candidates, labels, conversation,
                                             again if second else None, whisper if free else None, pair)  # fmt: skip

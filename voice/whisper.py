@@ -18,12 +18,15 @@ from pathlib import Path
 
 import numpy as np
 from clara_stream.voice.asr import ASR, PocketSphinxASR, Transcript
-from clara_stream.voice.audio import SAMPLE_RATE
+from clara_stream.voice.audio import SAMPLE_RATE, AudioInputError
 from clara_stream.voice.catalogue import Catalogue, load
 
 #: Beam width and hypotheses kept; examples per intent in the prompt; whisper's 30 s window in frames.
 BEAM, N_BEST, PROMPT_EXAMPLES, FRAMES = 5, 5, 3, 3000
 MODEL_ENV = "CLARA_STREAM_WHISPER_MODEL"
+#: Whisper's window (s), its context (tokens) and the most tokens one command transcript takes: a
+#: command is a few words, and a repetition loop ("zoom in zoom in …") must end long before 448.
+WINDOW_S, CONTEXT, MAX_NEW_TOKENS = 30, 448, 64
 MAX_PROMPT_TOKENS = 223  # whisper's limit for the previous-text prompt (half its 448-token context)
 _MODELS: dict[str, object] = {}
 _LOCK = threading.Lock()
@@ -108,17 +111,21 @@ class WhisperASR(ASR):
         previous = [tk.sot_prev, *tk.encode(" " + prompt.strip())[-MAX_PROMPT_TOKENS:]] if prompt.strip() else []
         self.start = [*previous, *tk.sot_sequence, tk.no_timestamps]
         self.beam_size, self.n_best, self.alternatives = beam_size, n_best, []
+        self.max_length = min(CONTEXT, len(self.start) + MAX_NEW_TOKENS)  # a repetition loop ends here
 
     def hypotheses(self, samples: np.ndarray | bytes) -> list[str]:
         """The beam's distinct transcripts of one utterance (at most 30 s), best first."""
         from faster_whisper.transcribe import get_ctranslate2_storage
 
         pcm = np.frombuffer(samples, "<i2") if isinstance(samples, bytes) else np.asarray(samples, "<i2")
-        feats = self.model.feature_extractor(pcm[: 30 * SAMPLE_RATE].astype(np.float32) / 32768.0)
+        if len(pcm) > WINDOW_S * SAMPLE_RATE:  # its window: the rest would be dropped unheard
+            got = len(pcm) / SAMPLE_RATE
+            raise AudioInputError(f"whisper: expected at most {WINDOW_S} s of audio; got {got:.1f} s")
+        feats = self.model.feature_extractor(pcm.astype(np.float32) / 32768.0)
         feats = np.pad(feats, ((0, 0), (0, max(0, FRAMES - feats.shape[-1]))))[:, :FRAMES]
         encoded = self.model.model.encode(get_ctranslate2_storage(np.ascontiguousarray(feats[None])), to_cpu=False)
         out = self.model.model.generate(encoded, [self.start], beam_size=self.beam_size, num_hypotheses=self.n_best,
-                                        max_length=448, suppress_blank=True)  # fmt: skip
+                                        max_length=self.max_length, suppress_blank=True)  # fmt: skip
         eot = self.tokenizer.eot
         texts = (self.tokenizer.decode([t for t in ids if t < eot]).strip() for ids in out[0].sequences_ids)
         return list(dict.fromkeys(t for t in texts if t))
@@ -142,5 +149,7 @@ class HybridASR(PocketSphinxASR):
         super().__init__(catalogue, labels, **kw)
 
     def escalate(self, samples: np.ndarray | bytes) -> list[str]:
-        """Whisper's transcripts of the complete utterance, best first."""
-        return self.whisper.hypotheses(samples)
+        """Whisper's transcripts of the complete utterance, best first; none past whisper's window
+        (30–60 s: pocketsphinx alone decides, rather than whisper hearing half of it)."""
+        n = len(samples) // 2 if isinstance(samples, bytes) else len(samples)
+        return self.whisper.hypotheses(samples) if n <= WINDOW_S * SAMPLE_RATE else []
