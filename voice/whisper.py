@@ -28,6 +28,7 @@ MODEL_ENV = "CLARA_STREAM_WHISPER_MODEL"
 #: command is a few words, and a repetition loop ("zoom in zoom in …") must end long before 448.
 WINDOW_S, CONTEXT, MAX_NEW_TOKENS = 30, 448, 64
 MAX_PROMPT_TOKENS = 223  # whisper's limit for the previous-text prompt (half its 448-token context)
+PROMPT_NAMES = 20  # label names in the prompt: about 80 tokens, the rest is left to the command words
 _MODELS: dict[str, object] = {}
 _LOCK = threading.Lock()
 
@@ -65,13 +66,17 @@ def whisper_model_dir() -> Path:
 
 
 def vocabulary_prompt(catalogue: Catalogue | None = None, labels: Sequence[tuple[int, str]] = ()) -> str:
-    """The first examples of every intent and the label names, as whisper's previous text: it biases
-    the decoder toward the command words (never used as a constraint)."""
+    """The dataset's label names (deduplicated, at most ``PROMPT_NAMES``), then the catalogue's
+    examples breadth first (every intent's first, then every second …), as whisper's previous text:
+    it biases the decoder toward the command words (never a constraint). ``WhisperASR`` keeps its
+    first ``MAX_PROMPT_TOKENS``, so on a 40-label dataset the cut falls on the later examples, not
+    on the command words."""
     cat = catalogue or load()
-    names = [n.replace("_", " ") for _, n in labels]
+    names = list(dict.fromkeys(n.replace("_", " ") for _, n in labels))[:PROMPT_NAMES]
     fill = names[0] if names else "organ"
-    examples = [e.replace("<label>", fill) for it in cat.intents for e in it.examples[:PROMPT_EXAMPLES]]
-    return ", ".join([*examples, *names]) + "."
+    depth = [it.examples[:PROMPT_EXAMPLES] for it in cat.intents]
+    examples = [ex[k].replace("<label>", fill) for k in range(PROMPT_EXAMPLES) for ex in depth if k < len(ex)]
+    return ", ".join(dict.fromkeys([*names, *examples])) + "."
 
 
 def _model(model_dir: Path | None):
@@ -108,7 +113,7 @@ class WhisperASR(ASR):
         self.model = _model(model_dir)
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, False, task="transcribe", language="en")
         tk = self.tokenizer
-        previous = [tk.sot_prev, *tk.encode(" " + prompt.strip())[-MAX_PROMPT_TOKENS:]] if prompt.strip() else []
+        previous = [tk.sot_prev, *tk.encode(" " + prompt.strip())[:MAX_PROMPT_TOKENS]] if prompt.strip() else []
         self.start = [*previous, *tk.sot_sequence, tk.no_timestamps]
         self.beam_size, self.n_best, self.alternatives = beam_size, n_best, []
         self.max_length = min(CONTEXT, len(self.start) + MAX_NEW_TOKENS)  # a repetition loop ends here

@@ -91,3 +91,31 @@ def test_rest_transcribe_leaves_the_event_loop_free(dialog):
     upload, query = asyncio.run(both())
     assert query.status_code == 200 and query.json()["intent"] == "pan"
     assert waited == [True] and upload.status_code == 200 and upload.json()["intent"] == "zoom_in"
+
+
+TOTALSEG = """spleen kidney_right kidney_left gallbladder liver stomach pancreas adrenal_gland_right
+adrenal_gland_left lung_upper_lobe_left lung_lower_lobe_left lung_upper_lobe_right lung_middle_lobe_right
+lung_lower_lobe_right esophagus trachea thyroid_gland small_bowel duodenum colon urinary_bladder prostate sacrum
+vertebrae_L5 vertebrae_L4 vertebrae_L3 vertebrae_L2 vertebrae_L1 vertebrae_T12 heart aorta pulmonary_vein
+brachiocephalic_trunk subclavian_artery_right subclavian_artery_left common_carotid_artery_right superior_vena_cava
+inferior_vena_cava portal_vein_and_splenic_vein iliac_artery_left iliac_artery_right rib_left_1 rib_right_1""".split()
+
+
+def test_prompt_keeps_the_command_words_with_43_labels(whisper):
+    """The prompt kept its LAST 223 tokens with the label names last: on a 43-label dataset the
+    command words were cut. Now names come first (deduplicated, capped) and the first example of
+    every intent survives the cut. Checked on the decoded tokens the decoder is given."""
+    from clara_stream.voice.catalogue import load
+    from clara_stream.voice.whisper import MAX_PROMPT_TOKENS, WhisperASR, vocabulary_prompt
+
+    labels = list(enumerate(TOTALSEG * 2, start=1))  # repeated names: deduplicated
+    assert len(set(TOTALSEG)) == 43
+    asr = WhisperASR(prompt=vocabulary_prompt(labels=labels))
+    tk = asr.tokenizer
+    given = asr.start[1 : asr.start.index(tk.sot_sequence[0])]
+    kept = tk.decode(given)
+    assert len(given) <= MAX_PROMPT_TOKENS and kept.count("kidney right") == 1
+    firsts = [it.examples[0].replace("<label>", "spleen") for it in load().intents]
+    assert [e for e in firsts if e not in kept] == [], kept
+    for words in ("zoom in", "pan left", "lung window", "next slice"):
+        assert words in kept, words
