@@ -29,6 +29,13 @@ First and only run: 2026-12-01 21:44 UTC on commit bbecd37 (everything of that s
   confirms, 70b8ac3); it can only turn a confirm into something else, and the set
   was not run again.
 
+Rules made after the run, from a review of that sitting (none tuned on this set's lines, the figures
+above are the first run's and are not re-scored): a cancel heard anywhere beats whisper's yes and a
+confirm needs a confirm word (141cecc) — these post-run safety rules can only turn a confirm into
+something else; a lone "scale" needs an on/off verb, "reformat" a view word, refusal is scored on
+the rewritten words, and whisper's prompt puts label names first (7608fda, bbadff3) — these are not
+confirm-only and may move counts either way, which the strict xfails would show on a pass.
+
 The missed bars are strict xfails: each run reports them, and a run fails the day one passes.
 """
 

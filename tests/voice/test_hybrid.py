@@ -8,6 +8,8 @@ import pytest
 from clara_stream.voice.audio import read_wav
 
 PHANTOM = [(1, "body"), (2, "ribs"), (3, "lesion")]
+#: Clips the vocabulary prompt must win by (of 22; whisper's int8 beam is not bit-repeatable here).
+MARGIN = 3
 
 
 class _Counted:
@@ -76,21 +78,25 @@ def test_vocabulary_prompt_brings_the_command_words(whisper_extra, utterances, d
         hits = [dialog.process(asr.transcribe(read_wav(u.noisy))[:300] or "-", PHANTOM).intent == u.intent
                 for u in clips]  # fmt: skip
         score[name] = sum(hits)
-    assert score["primed"] > score["plain"], score
+    print(f"vocabulary prompt on {len(clips)} noisy clips: {score}")
+    assert score["primed"] >= score["plain"] + MARGIN, score
 
 
 @pytest.fixture(scope="module")
-def hybrid_cold(whisper_extra, utterances, dialog) -> list:
-    """The hybrid from a cold start through the 44 noisy clips: (said, heard, intent) of each miss."""
+def hybrid_cold(whisper_extra, utterances, dialog) -> tuple[list, list]:
+    """The hybrid from a cold start through the 44 noisy clips: (said, heard, intent) of each miss,
+    and the clips whisper was asked on."""
     from clara_stream.voice.pipeline import understand
     from clara_stream.voice.whisper import HybridASR
 
-    asr, misses = HybridASR(labels=PHANTOM), []
+    asr, misses, asked = HybridASR(labels=PHANTOM), [], []
+    ask = asr.escalate
     for i, u in enumerate(utterances):
+        asr.escalate = lambda samples, said=u.text: asked.append(said) or ask(samples)
         text, r = understand(asr, dialog, read_wav(u.noisy), PHANTOM, conversation=f"hyb{i}")
         if not (r is not None and r.understood and r.intent == u.intent):
             misses.append((u.text, text, r.intent if r else None))
-    return misses
+    return misses, asked
 
 
 def test_hybrid_cold_noisy_commands(hybrid_cold, utterances):
@@ -98,8 +104,10 @@ def test_hybrid_cold_noisy_commands(hybrid_cold, utterances):
     two runs, as pocketsphinx alone (these grammar phrasings are its strength; whisper gains on free
     phrasings, see test_blind2). Asserted ≥ 85 %: whisper's int8 beam is not bit-repeatable here,
     and one clip is the margin of the 90 % bar. Fails if the escalation breaks the commands
-    pocketsphinx's decoders agree on."""
-    assert len(hybrid_cold) <= 0.15 * len(utterances), hybrid_cold
+    pocketsphinx's decoders agree on, or if whisper is never asked (no clip escalated)."""
+    misses, asked = hybrid_cold
+    assert len(misses) <= 0.15 * len(utterances), misses
+    assert asked, "whisper was asked on no clip: the hybrid path is not exercised"
 
 
 def test_auto_is_pocketsphinx_without_the_whisper_extra(monkeypatch, whisper_extra):
