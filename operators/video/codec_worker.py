@@ -187,12 +187,13 @@ def drop_segment(shm: SharedMemory, *, unlink: bool) -> None:
         pass
 
 
-def named(exc: BaseException, owner: str, uri: str) -> BaseException:
+def named(exc: BaseException, owner: str, uri: str | None = None) -> BaseException:
     """The worker's own errors as they are (they name the stream and the cause); any other type
     (``cv2.error``, an IndexError from a bad box) wrapped in a RuntimeError naming the stream."""
     if isinstance(exc, (OSError, RuntimeError, ValueError)):
         return exc
-    err = RuntimeError(f"{owner}: expected the frame drawn, its KITTI file and its sinks written; got {exc!r} [{uri}]")
+    where = f" [{uri}]" if uri else ""
+    err = RuntimeError(f"{owner}: expected the frame drawn, its KITTI file and its sinks written; got {exc!r}{where}")
     err.__cause__ = exc
     return err
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from clara_stream.operators.video.codec_worker import named
 from clara_stream.operators.video.detections import Detections
 from clara_stream.operators.video.kitti import clear_kitti, write_kitti
 from clara_stream.operators.video.live_output import live_sink, shares_file_encode
@@ -74,7 +75,6 @@ def open_stream_outputs(folder: str, index: int, url: str | None, tune: str | No
     return kitti, [sink] + ([live] if live is not None else [])
 
 
-_NAMED = (OSError, RuntimeError, ValueError)  # errors raised as they are; they already say what failed
 
 
 class StreamOutput:
@@ -112,13 +112,7 @@ class StreamOutput:
                 render_frame(rgb, info, read_at, det, self.kitti, self.sinks)
                 self.kitti_files += 1
             except BaseException as exc:  # surfaced to the producer by submit()/close()
-                self._error = exc if isinstance(exc, _NAMED) else self._wrapped(exc)
-
-    def _wrapped(self, exc: BaseException) -> RuntimeError:
-        err = RuntimeError(f"{self.owner}: expected the frame drawn, its KITTI file and its sinks written; "
-                           f"got {exc!r}")
-        err.__cause__ = exc
-        return err
+                self._error = named(exc, self.owner)
 
     def _raise(self) -> None:
         if self._error is not None:
