@@ -106,7 +106,8 @@ class PlatformClient:
             yield m.status, [_model(o, OperatorProgress) for o in m.items]
 
     def upload(self, folder: str | Path) -> Any:
-        """Send every file under ``folder`` (sha256 on each file's last chunk); returns the ``Payload``."""
+        """Send every file under ``folder`` (sha256 on each file's last chunk, then the end chunk that
+        says the upload is whole); returns the ``Payload``."""
         root = Path(folder)
         files = sorted(p for p in root.rglob("*") if p.is_file())
 
@@ -114,6 +115,7 @@ class PlatformClient:
             for f in files:
                 for data, digest in send(f):
                     yield pb.PayloadChunk(path=f.relative_to(root).as_posix(), data=data, sha256=digest)
+            yield pb.PayloadChunk(end=True)
         return self.stub.UploadPayload(chunks(), metadata=self.metadata, timeout=self.timeout_s)
 
     def download(self, path: str, dest: str | Path, *, job: str = "", payload: str = "") -> Path:

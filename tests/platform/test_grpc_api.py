@@ -166,7 +166,8 @@ def test_dicom_payload_upload_job_watch_download_seg(platform, ct_small: Path, t
     assert _sha(seg_file) == _sha(Path(svc.queue.get(job.id).output_dir) / "seg.dcm")
 
 
-def _chunks(files: dict[str, bytes], *, digest: dict[str, str] | None = None, fail_after: int | None = None):
+def _chunks(files: dict[str, bytes], *, digest: dict[str, str] | None = None, fail_after: int | None = None,
+            end: bool = True, after_end: bool = False):
     from clara_stream.platform.grpc import platform_pb2 as pb
 
     for i, (name, data) in enumerate(files.items()):
@@ -175,6 +176,10 @@ def _chunks(files: dict[str, bytes], *, digest: dict[str, str] | None = None, fa
         yield pb.PayloadChunk(path=name, data=data[:3])
         sha = (digest or {}).get(name, hashlib.sha256(data).hexdigest())
         yield pb.PayloadChunk(path=name, data=data[3:], sha256=sha)
+    if end:
+        yield pb.PayloadChunk(end=True)
+    if after_end:
+        yield pb.PayloadChunk(path="late.dcm", data=b"x", sha256=hashlib.sha256(b"x").hexdigest())
 
 
 @pytest.mark.parametrize(
@@ -184,6 +189,10 @@ def _chunks(files: dict[str, bytes], *, digest: dict[str, str] | None = None, fa
         ({"digest": {"b.dcm": "0" * 64}}, {"a.dcm": b"0123456789", "b.dcm": b"abcdefgh"},
          grpc.StatusCode.INVALID_ARGUMENT, "sha256"),
         ({}, {"../escape.dcm": b"0123456789"}, grpc.StatusCode.INVALID_ARGUMENT, "path"),
+        # Every file whole, but the stream stopped without its end chunk: what the server sees when
+        # grpcio delivers a client's cancellation between two files as a plain end of stream.
+        ({"end": False}, {"a.dcm": b"0123456789", "b.dcm": b"abcdefgh"}, grpc.StatusCode.INVALID_ARGUMENT, "end"),
+        ({"after_end": True}, {"a.dcm": b"0123456789"}, grpc.StatusCode.INVALID_ARGUMENT, "end"),
     ],
 )
 def test_cut_short_or_bad_upload_registers_nothing(platform, kwargs, files, code, field) -> None:

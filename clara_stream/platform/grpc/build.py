@@ -32,8 +32,10 @@ message PipelineList { repeated PipelineInfo items = 1; }
 message JobList { repeated JobInfo items = 1; }
 message ResultFilter { string job_id = 1; optional int64 limit = 2; }
 message ResultList { repeated ResultInfo items = 1; }
-// One piece of a file; the file's last piece carries the sha256 of the whole file.
-message PayloadChunk { string path = 1; bytes data = 2; string sha256 = 3; }
+// One piece of a file; the file's last piece carries the sha256 of the whole file. An upload ends
+// with one chunk holding only end = true: a stream that stops without it was cut short (gRPC can
+// hand a server a cancelled stream's end as a plain end), and nothing of it is registered.
+message PayloadChunk { string path = 1; bytes data = 2; string sha256 = 3; bool end = 4; }
 message Payload { string id = 1; string path = 2; repeated string files = 3; int64 bytes = 4; }
 // A file of an uploaded payload or of a job's outputs (exactly one of payload, job).
 message FileRequest { string payload = 1; string job = 2; string path = 3; }

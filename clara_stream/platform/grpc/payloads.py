@@ -1,9 +1,13 @@
 """Payload files over gRPC streams: uploads land whole or not at all; downloads carry a checksum.
 
 An upload is a stream of ``PayloadChunk`` (``path`` relative, ``data``, and on each file's last
-chunk its ``sha256``). It is written into a hidden folder and renamed into place only after the
-stream ended and every file's checksum matched; a stream cut short, a bad path or a mismatch
-removes the folder, so nothing is registered. Work per request is bounded (bytes and files).
+chunk its ``sha256``), closed by one chunk holding only ``end``. It is written into a hidden
+folder and renamed into place only after that end chunk, the stream's own end and every file's
+checksum; a stream cut short, a bad path or a mismatch removes the folder, so nothing is
+registered. The end chunk is what says "whole": grpcio's server can see a cancelled stream's end
+as a plain end (its receive-message callback marks the stream closed before the cancellation
+arrives), so a client cut off between two files used to register the files it had sent. Work per
+request is bounded (bytes and files).
 """
 
 from __future__ import annotations
@@ -36,14 +40,23 @@ def receive(chunks: Iterable[object], root: Path, *, max_bytes: int = MAX_BYTES)
     ------
     InvalidRequestError
         A bad path, a file without or with a wrong sha256, a chunk after a file's checksum,
-        too many bytes or files, or an empty upload (the partial folder is removed first).
+        too many bytes or files, an empty upload, a stream without its end chunk or with
+        chunks after it (the partial folder is removed first).
     """
     pid = uuid.uuid4().hex
     tmp = root / f".upload-{pid}"
     tmp.mkdir(parents=True)
-    total, files, done = 0, {}, set()
+    total, files, done, ended = 0, {}, set(), False
     try:
         for chunk in chunks:
+            if ended:
+                raise InvalidRequestError("end: expected nothing after the chunk marked end; got more chunks")
+            if chunk.end:  # type: ignore[attr-defined]
+                if chunk.path or chunk.data or chunk.sha256:  # type: ignore[attr-defined]
+                    raise InvalidRequestError("end: expected the end chunk to carry no path, data or sha256; "
+                                              f"got path {chunk.path!r}")  # type: ignore[attr-defined]
+                ended = True
+                continue
             rel = str(safe_relative(chunk.path))  # type: ignore[attr-defined]
             if rel in done:
                 raise InvalidRequestError(f"path: expected each file sent once; got more data for {rel!r} "
@@ -70,6 +83,9 @@ def receive(chunks: Iterable[object], root: Path, *, max_bytes: int = MAX_BYTES)
         if missing or not files:
             raise InvalidRequestError(f"sha256: expected a checksum closing every file; got none for "
                                       f"{missing or 'an empty upload'}")
+        if not ended:
+            raise InvalidRequestError(f"end: expected the upload to close with a chunk marked end; the stream "
+                                      f"stopped after {len(files)} file(s) without it (cut short?)")
         (root / pid).parent.mkdir(parents=True, exist_ok=True)
         tmp.rename(root / pid)
         return pid, sorted(files), total

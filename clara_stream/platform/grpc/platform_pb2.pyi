@@ -222,14 +222,16 @@ class ResultList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[ResultInfo, _Mapping]]] = ...) -> None: ...
 
 class PayloadChunk(_message.Message):
-    __slots__ = ("path", "data", "sha256")
+    __slots__ = ("path", "data", "sha256", "end")
     PATH_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
     path: str
     data: bytes
     sha256: str
-    def __init__(self, path: _Optional[str] = ..., data: _Optional[bytes] = ..., sha256: _Optional[str] = ...) -> None: ...
+    end: bool
+    def __init__(self, path: _Optional[str] = ..., data: _Optional[bytes] = ..., sha256: _Optional[str] = ..., end: _Optional[bool] = ...) -> None: ...
 
 class Payload(_message.Message):
     __slots__ = ("id", "path", "files", "bytes")
