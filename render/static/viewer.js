@@ -220,7 +220,7 @@ function frameShown(h, now) {
 }
 
 // ---- H.264 stream: fragmented MP4 into the shared MSE player (mse_player.js), JPEG as the fallback ----
-const video = { el: null, player: null, waiting: new Map(), size: null, shownAt: 0 };
+const video = { el: null, player: null, waiting: new Map(), size: null, shownAt: 0, watch: 0 };
 V.transport = "jpeg";
 const streamSupported = (codecs) => msePlayer.supported(codecs);
 function fallBack(reason) {  // anything wrong with MSE: back to JPEG frames, and say so
@@ -231,7 +231,7 @@ function fallBack(reason) {  // anything wrong with MSE: back to JPEG frames, an
 function startVideo(init, m) {
   if (!streamSupported(m.codecs)) { fallBack(`codecs ${m.codecs} not supported`); return; }
   if (video.el) video.el.remove();
-  const onAppended = () => { catchUp(); setTimeout(catchUp, 50); };  // a frame still not on screen by then: jump to it
+  const onAppended = () => { catchUp(); watchWaiting(); };  // a frame still not on screen: jump to it
   video.player = msePlayer.create(init, m.codecs, { onError: fallBack, onAppended });
   const el = (video.el = video.player.el);
   video.size = [m.width, m.height];
@@ -249,11 +249,23 @@ function startVideo(init, m) {
 // Chrome resumes a stalled live stream only once several frames are buffered; an interactive view
 // sends one frame and then waits. When nothing reached the screen lately, jump to the newest frame
 // (the gateway makes a frame after a pause a keyframe, so the jump decodes just that frame).
+// A frame that arrives just after another reached the screen is not jumped to at once; look again
+// every 50 ms until every frame waiting is on screen (one look at +50 ms used to miss it when the
+// frame before was shown late, leaving the last frame of a gesture off screen), for at most 5 s.
 function catchUp() {
   const el = video.el;
-  if (!el || !video.waiting.size || performance.now() - video.shownAt < 40) return;
+  const quiet = performance.now() - video.shownAt;
+  if (!el || !video.waiting.size || quiet < 40) return;
   const newest = Math.max(...video.waiting.keys());
-  if (el.currentTime < newest) el.currentTime = newest + 1e-4;
+  if (el.currentTime < newest || quiet > 200) el.currentTime = newest + 1e-4;  // > 200 ms: present it again
+}
+function watchWaiting() {
+  clearInterval(video.watch);
+  const until = performance.now() + 5000;
+  video.watch = setInterval(() => {
+    if (!video.waiting.size || performance.now() > until) { clearInterval(video.watch); video.watch = 0; return; }
+    catchUp();
+  }, 50);
 }
 V.setStream = (mode, opts = {}) => {
   if (mode === "h264" && !streamSupported("avc1.42C01F")) mode = "jpeg";
@@ -266,7 +278,11 @@ function onMessage(ev) {
     const h = header;
     if (h && h.type === "video-init") startVideo(ev.data, h);
     else if (h && h.video) { video.waiting.set(h.pts, h); if (video.player) video.player.append(ev.data); }
-    else drawing = drawing.then(() => onFrame(ev.data, h));
+    else {  // one frame that fails to decode is reported and skipped; the next one still draws
+      drawing = drawing.then(() => onFrame(ev.data, h)).catch((err) => {
+        V.errors.push(`frame #${h ? h.sequence : "?"} not drawn: ${err}`);
+      });
+    }
     return;
   }
   const m = JSON.parse(ev.data);
