@@ -1,4 +1,4 @@
-"""Environment checks for ``clara-stream doctor``: engine, GPU, codecs, packages, tools."""
+"""Environment checks for ``clara-stream doctor``: engine, GPU, codecs, packages, tools, voice backends."""
 
 from __future__ import annotations
 
@@ -64,8 +64,17 @@ def _tritonserver() -> Check:
     return ("tritonserver binary", True, str(binary))
 
 
-def collect() -> list[Check]:
-    """Every check as (name, ok, detail)."""
+def _voice(riva_uri: str) -> list[Check]:
+    try:
+        from clara_stream.voice import health
+    except ImportError as exc:
+        return [("voice backends", False, f"not checked: {exc} (extra: voice)")]
+    return health.checks(riva_uri)
+
+
+def collect(voice: bool = True, riva_uri: str = "") -> list[Check]:
+    """Every check as (name, ok, detail); ``voice`` runs each voice backend once (a few seconds),
+    ``riva_uri`` adds a Riva server's ASR and TTS."""
     from clara_stream.arrays import gpu_unavailable_reason
     from clara_stream.runtime import holoscan_version
 
@@ -84,4 +93,6 @@ def collect() -> list[Check]:
     for tool, what in TOOLS.items():
         path = shutil.which(tool)
         checks.append((f"tool {tool}", path is not None, path or f"apt-get install {what.split()[0]}"))
+    if voice:
+        checks += _voice(riva_uri)
     return checks

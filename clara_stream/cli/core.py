@@ -269,14 +269,17 @@ def apps_cmd() -> None:
 
 
 @app.command()
-def doctor() -> None:
-    """Report the engine, GPU, codecs, optional packages and external tools."""
+def doctor(
+    voice: Annotated[bool, typer.Option("--voice/--no-voice", help="Run each voice backend once (a few s).")] = True,
+    riva_uri: Annotated[str, typer.Option("--riva-uri", help="Also check this Riva server (HOST:PORT).")] = "",
+) -> None:
+    """Report the engine, GPU, codecs, optional packages, external tools and usable voice backends."""
     from clara_stream.doctor import collect
 
     table = Table(title="clara-stream doctor")
     for col in ("check", "status", "detail"):
         table.add_column(col)
-    for check, ok, detail in collect():
+    for check, ok, detail in collect(voice=voice, riva_uri=riva_uri):
         table.add_row(escape(check), "[green]ok[/]" if ok else "[yellow]missing[/]", escape(detail))
     console.print(table)
 

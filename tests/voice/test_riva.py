@@ -91,3 +91,14 @@ def test_token_and_binding_rules():
         assert len(riva.client.SpeechSynthesisService(auth).synthesize("yes", language_code="en-US").audio) > 1000
     finally:
         server.stop(None)
+
+
+def test_doctor_checks_a_riva_server(riva_uri, voice_peers):
+    """`clara-stream doctor --riva-uri`: Riva's ASR hears the doctor's spoken command and its TTS speaks."""
+    from clara_stream.voice import health
+
+    rows = {name: (ok, detail) for name, ok, detail in health.checks(riva_uri)}
+    ok, detail = rows["voice asr riva"]
+    assert ok and "heard 'zoom in'" in detail, detail
+    ok, detail = rows["voice tts riva"]
+    assert ok and "22050 Hz" in detail, detail

@@ -1,0 +1,65 @@
+"""``clara-stream doctor`` reports which voice backends are usable by running each one on a spoken
+command, so a corrupt model or a Riva server that is down shows as unusable, not as installed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+
+def _rows(checks) -> dict[str, tuple[bool, str]]:
+    return {name: (ok, detail) for name, ok, detail in checks}
+
+
+def test_the_embedded_backends_are_run_and_reported(voice_peers, whisper_extra) -> None:
+    from clara_stream.voice import health
+
+    rows = _rows(health.checks())
+    assert rows["voice tts espeak-ng"][0] and "22050 Hz" in rows["voice tts espeak-ng"][1]
+    ok, detail = rows["voice asr pocketsphinx"]
+    assert ok and "heard 'zoom in'" in detail, detail  # the grammar decoder heard the command said
+    ok, detail = rows["voice asr whisper"]
+    assert ok and "heard 'zoom in" in detail.lower(), detail
+    assert rows["voice asr auto"] == (True, "means hybrid (pocketsphinx, whisper where its decoders disagree)")
+    assert rows["voice dialog MiniLM"][0] and "→ zoom_in" in rows["voice dialog MiniLM"][1]
+    assert rows["voice riva"][0] is False and "--riva-uri" in rows["voice riva"][1]  # no server assumed
+
+
+def test_a_corrupt_whisper_model_is_reported_unusable_and_auto_falls_back(voice_peers, whisper_extra,
+                                                                            tmp_path, monkeypatch) -> None:
+    """A garbage model.bin (a real CTranslate2 load failure): installed, but not usable, and auto is
+    reported as what it then does (pocketsphinx alone)."""
+    from clara_stream.voice import health
+
+    (tmp_path / "model.bin").write_bytes(b"not a ctranslate2 model")
+    monkeypatch.setenv("CLARA_STREAM_WHISPER_MODEL", str(tmp_path))
+    rows = _rows(health.checks())
+    ok, detail = rows["voice asr whisper"]
+    assert not ok and "Error" in detail, detail  # the failure named by its type and message
+    assert rows["voice asr auto"] == (True, "means pocketsphinx alone")
+    assert rows["voice asr pocketsphinx"][0]
+
+
+def test_a_riva_server_that_is_not_there_is_named(voice_peers) -> None:
+    from clara_stream.voice import health
+
+    with socket.socket() as s:  # a free port: nothing listens on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rows = _rows(health._riva(f"127.0.0.1:{port}", np.zeros(1600, np.int16)))
+    assert rows == {"voice riva": (False, f"no Riva server answered at 127.0.0.1:{port} within "
+                                          f"{health.RIVA_TIMEOUT_S:.0f} s")}
+
+
+def test_doctor_cli_shows_the_voice_rows_and_can_leave_them_out(voice_peers) -> None:
+    cmd = [sys.executable, "-m", "clara_stream.cli", "doctor"]
+    env = {**os.environ, "COLUMNS": "240"}
+    full = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert full.returncode == 0, full.stderr[-2000:]
+    assert "voice asr pocketsphinx" in full.stdout and "heard 'zoom in'" in full.stdout, full.stdout[-3000:]
+    quick = subprocess.run([*cmd, "--no-voice"], capture_output=True, text=True, timeout=300, env=env)
+    assert quick.returncode == 0 and "voice asr" not in quick.stdout and "tool espeak-ng" in quick.stdout
