@@ -87,7 +87,7 @@ def test_sample_rejects_unknown_kind(capsys: pytest.CaptureFixture[str], tmp_pat
 
 
 def test_doctor_and_version(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["doctor", "--no-voice"])  # the voice rows: tests/voice/test_doctor.py == 0
+    assert main(["doctor", "--no-voice"]) == 0  # the voice rows: tests/voice/test_doctor.py
     out = capsys.readouterr().out
     assert "holoscan" in out and "gpu (cupy)" in out and "libx264" in out
     assert "[video] av" in out  # rich markup would swallow the bracketed extra
