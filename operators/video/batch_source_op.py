@@ -33,8 +33,10 @@ class BatchSourceOp(Operator):
         left out of that batch and counted in ``missed``).
     max_batches : int
         Stop after this many batches (0 = until every source has ended).
-    queue_size, queue_policy, retries, backoff_s, timeout_stream_s, transport
-        Live sources: as VideoDecoderOp's (``timeout_stream_s`` is its ``timeout_s``).
+    queue_size, queue_policy, retries, backoff_s, timeout_stream_s, transport, options
+        Live sources: as VideoDecoderOp's (``timeout_stream_s`` is its ``timeout_s``; ``options``
+        are further FFmpeg input options for every live source, e.g. V4L2 ``video_size``,
+        ``framerate``, ``input_format``).
     loop : bool
         File sources: start again at the end.
     codecs : list of str
@@ -61,7 +63,8 @@ class BatchSourceOp(Operator):
                  queue_policy: str = "drop_oldest", retries: int = 5, backoff_s: float = 0.25,
                  timeout_stream_s: float = 5.0, transport: str = "tcp", loop: bool = False,
                  codecs: list[str] | tuple[str, ...] = SUPPORTED_CODECS, decode_threads: int = 1,
-                 processes: bool = False, slots: int = 4, name: str = "batcher", **kwargs: Any) -> None:
+                 processes: bool = False, slots: int = 4, options: dict[str, Any] | None = None,
+                 name: str = "batcher", **kwargs: Any) -> None:
         if float(timeout_s) < 0 or int(max_batches) < 0 or int(queue_size) < 1 or int(decode_threads) < 0 \
                 or int(slots) < 1:
             raise ValueError(f"BatchSourceOp: expected timeout_s >= 0, max_batches >= 0, queue_size >= 1, "
@@ -69,13 +72,16 @@ class BatchSourceOp(Operator):
                              f"{decode_threads}, {slots}")
         if queue_policy not in QUEUE_POLICIES:
             raise ValueError(f"BatchSourceOp: expected queue_policy in {QUEUE_POLICIES}; got {queue_policy!r}")
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"BatchSourceOp: expected options as a mapping of FFmpeg options; got {options!r}")
         if loop and not int(max_batches):
             raise ValueError("BatchSourceOp: expected max_batches > 0 when looping files; got 0")
         self.inputs_ = [str(u) for u in (inputs or [])]
         self.timeout_s, self.max_batches = float(timeout_s), int(max_batches)
         self._live = {"codecs": tuple(codecs), "queue_size": int(queue_size), "drop_policy": queue_policy,
                       "retries": int(retries), "backoff_s": float(backoff_s), "timeout_s": float(timeout_stream_s),
-                      "transport": transport, "decode_threads": int(decode_threads)}
+                      "transport": transport, "decode_threads": int(decode_threads),
+                      "options": {str(k): str(v) for k, v in (options or {}).items()}}
         self._file = {"codecs": tuple(codecs), "queue_size": int(queue_size), "loop": bool(loop),
                       "decode_threads": int(decode_threads)}
         self.sources: list[Any] = []

@@ -140,6 +140,9 @@ class LiveSource:
         self.decode_threads = max(0, int(decode_threads))
         self.retries, self.backoff_s, self.backoff_max_s = int(retries), float(backoff_s), float(backoff_max_s)
         self.timeout_s = float(timeout_s)  # PyAV interrupts any blocking open/read after it
+        if is_v4l2(self.uri) and (unknown := sorted(set(options or {}) - set(V4L2_OPTIONS))):
+            raise ValueError(f"{owner}: expected options for a V4L2 device among {sorted(V4L2_OPTIONS)}; "
+                             f"got {unknown} [{self.uri}]")  # the relay passes only those: never drop one unsaid
         self.options = input_options(self.uri, transport=transport, timeout_s=timeout_s,
                                      low_delay=bool(low_delay)) | dict(options or {})
         self.nal: NalAssembler | None = None  # RTSP/SDP H.264 at low delay: whole NAL units, see rtp_nal

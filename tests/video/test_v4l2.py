@@ -154,3 +154,29 @@ def test_a_device_that_goes_quiet_mid_stream_ends_the_stream_named_after_its_fra
         done.set()
         src.close()
     assert got == 8 and src._relay is None  # every frame that came, then the error
+
+
+@pytest.mark.parametrize("processes", ["true", "false"])
+def test_the_multi_stream_app_hands_its_options_to_each_v4l2_input(device_node: Path, tmp_path: Path,
+                                                                    processes: str) -> None:
+    """``batcher.options`` of ``video_detection_multi`` reach every device's v4l2 input, in the codec
+    workers and on threads: an option the v4l2 input does not take is refused by name, and device
+    options it takes get as far as the device (which, not being a camera, is refused by FFmpeg)."""
+    import subprocess
+    import sys
+
+    def run(options: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "clara_stream.cli", "run", "video_detection_multi",
+               "--input", str(device_node), "--input", str(device_node), "--output", str(tmp_path / "out"),
+               "--set", f"batcher.processes={processes}", "--set", "batcher.retries=0",
+               "--set", f"batcher.options={options}"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    unknown = run("{rtsp_transport: tcp}")
+    assert unknown.returncode != 0 and "expected options for a V4L2 device among" in unknown.stderr \
+        and "['rtsp_transport']" in unknown.stderr, unknown.stderr[-2000:]
+    bad = run("{video_size: notasize}")  # FFmpeg's v4l2 input refuses the value before it asks the device
+    assert bad.returncode != 0 and "notasize" in bad.stderr and "VIDIOC_QUERYCAP" not in bad.stderr, bad.stderr[-2000:]
+    good = run("{video_size: 320x240, framerate: 30}")
+    assert good.returncode != 0 and "VIDIOC_QUERYCAP" in good.stderr, good.stderr[-2000:]
+    assert not list((tmp_path / "out").rglob("*.mp4"))  # refused before any output
