@@ -223,19 +223,26 @@ function frameShown(h, now) {
 const video = { el: null, player: null, waiting: new Map(), size: null, shownAt: 0, watch: 0 };
 V.transport = "jpeg";
 const streamSupported = (codecs) => msePlayer.supported(codecs);
+function forgetWaiting() {  // a new stream starts its pts at 0 again: the old stream's frames are gone
+  video.waiting.clear();
+  clearInterval(video.watch); video.watch = 0;
+}
 function fallBack(reason) {  // anything wrong with MSE: back to JPEG frames, and say so
   if (V.transport === "jpeg") return;
   V.transport = "jpeg"; V.errors.push(`video stream off: ${reason}`);
+  forgetWaiting();
   send("stream", { mode: "jpeg" });
 }
 function startVideo(init, m) {
   if (!streamSupported(m.codecs)) { fallBack(`codecs ${m.codecs} not supported`); return; }
   if (video.el) video.el.remove();
+  forgetWaiting();
   const onAppended = () => { catchUp(); watchWaiting(); };  // a frame still not on screen: jump to it
   video.player = msePlayer.create(init, m.codecs, { onError: fallBack, onAppended });
   const el = (video.el = video.player.el);
   video.size = [m.width, m.height];
   const onVideoFrame = (now, meta) => {  // a decoded frame reached the screen: draw it, settle its acks
+    if (el !== video.el || V.transport !== "h264") return;  // a replaced stream, or JPEG now: never paint over
     ctx.drawImage(el, 0, 0, video.size[0], video.size[1], 0, 0, canvas.width, canvas.height);
     image = null; drawOverlay();
     video.shownAt = performance.now();
@@ -255,7 +262,7 @@ function startVideo(init, m) {
 function catchUp() {
   const el = video.el;
   const quiet = performance.now() - video.shownAt;
-  if (!el || !video.waiting.size || quiet < 40) return;
+  if (!el || el.seeking || !video.waiting.size || quiet < 40) return;  // a seek under way: let it finish
   const newest = Math.max(...video.waiting.keys());
   if (el.currentTime < newest || quiet > 200) el.currentTime = newest + 1e-4;  // > 200 ms: present it again
 }
@@ -269,6 +276,7 @@ function watchWaiting() {
 }
 V.setStream = (mode, opts = {}) => {
   if (mode === "h264" && !streamSupported("avc1.42C01F")) mode = "jpeg";
+  if (mode !== "h264") forgetWaiting();
   V.transport = mode;
   send("stream", { mode, ...opts });
 };

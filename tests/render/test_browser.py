@@ -140,6 +140,7 @@ def test_volume_gestures_change_the_picture(page):
 def test_a_frame_that_fails_to_decode_does_not_freeze_the_viewer(page):
     """JPEG frames are drawn on one promise chain; one rejected decode used to leave the chain
     rejected, so no later frame was ever drawn. Now it is named in ``errors`` and the next draws."""
+    transport = page.evaluate("window.__viewer.transport")
     page.evaluate("() => window.__viewer.setStream('jpeg')")
     n = _frames(page)
     _tap(page, "#datasets button >> text=phantom")
@@ -155,7 +156,8 @@ def test_a_frame_that_fails_to_decode_does_not_freeze_the_viewer(page):
         _settled(page, n)
         errors = page.evaluate("window.__viewer.errors.splice(0)")  # taken out: later tests expect none
     finally:
-        page.evaluate("() => { window.createImageBitmap = window.__realBitmap; window.__viewer.setStream('h264'); }")
+        page.evaluate(f"() => {{ window.createImageBitmap = window.__realBitmap; "
+                      f"window.__viewer.setStream('{transport}'); }}")
     assert len(errors) == 1 and "not drawn" in errors[0] and "undecodable" in errors[0], errors
 
 
