@@ -143,7 +143,8 @@ class PocketSphinxASR(ASR):
         d = self.decoder
         hyp = d.hyp()
         heard = [hyp.hypstr] if hyp is not None and hyp.hypstr else []
-        heard += [nb.hypstr for nb in itertools.islice(d.nbest(), N_BEST) if nb is not None and nb.hypstr]
+        nbest = d.nbest() or ()  # None where the search left no lattice (noise without speech)
+        heard += [nb.hypstr for nb in itertools.islice(nbest, N_BEST) if nb is not None and nb.hypstr]
         # only whole sentences: where no path reached the grammar's end the search returns the best
         # partial one ("show the body and"), which would act on half a command
         whole = [t for t in dict.fromkeys(heard) if self.grammar.accepts(t)]

@@ -148,6 +148,25 @@ def test_bad_audio_is_refused_with_the_reason(tmp_path):
         check_speech(silence)
 
 
+def test_noise_without_speech_is_heard_as_nothing(tmp_path, voice_peers):
+    """A second of sox's white noise (louder than the silence gate, no words): the grammar search
+    leaves no lattice, and pocketsphinx 5 returns None for its n-best; that crashed the transcript
+    with a TypeError. Now nothing is heard and nothing is understood."""
+    import subprocess
+
+    from clara_stream.voice.asr import PocketSphinxASR
+    from clara_stream.voice.dialog import DialogManager
+    from clara_stream.voice.pipeline import understand
+
+    wav = tmp_path / "noise.wav"
+    subprocess.run(["/usr/bin/sox", "-R", "-n", "-r", "16000", "-c", "1", "-b", "16", str(wav), "synth", "1",
+                    "whitenoise", "vol", "0.02"], check=True, timeout=60)  # fmt: skip (-R: the same noise each run)
+    noise = read_wav(wav)
+    check_speech(noise)  # loud enough to pass the gate: it reaches the decoders
+    assert PocketSphinxASR().transcribe(noise) == ""
+    assert understand(PocketSphinxASR(), DialogManager(), noise) == ("", None)
+
+
 def test_ten_minute_file_is_refused_from_its_header(tmp_path):
     """19 MB of audio: refused before the samples are read (peak Python allocation stays small)."""
     path = tmp_path / "long.wav"

@@ -93,11 +93,12 @@ def test_token_and_binding_rules():
         server.stop(None)
 
 
-def test_doctor_checks_a_riva_server(riva_uri, voice_peers):
-    """`clara-stream doctor --riva-uri`: Riva's ASR hears the doctor's spoken command and its TTS speaks."""
+def test_doctor_checks_a_riva_server(riva_uri, utterances):
+    """`clara-stream doctor --riva-uri`: Riva's ASR hears a spoken command and its TTS speaks."""
     from clara_stream.voice import health
 
-    rows = {name: (ok, detail) for name, ok, detail in health.checks(riva_uri)}
+    speech = read_wav(next(u for u in utterances if u.text == health.PHRASE).clean)
+    rows = {name: (ok, detail) for name, ok, detail in health.riva(riva_uri, speech)}
     ok, detail = rows["voice asr riva"]
     assert ok and "heard 'zoom in'" in detail, detail
     ok, detail = rows["voice tts riva"]
