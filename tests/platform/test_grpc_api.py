@@ -167,7 +167,7 @@ def test_dicom_payload_upload_job_watch_download_seg(platform, ct_small: Path, t
 
 
 def _chunks(files: dict[str, bytes], *, digest: dict[str, str] | None = None, fail_after: int | None = None,
-            end: bool = True, after_end: bool = False):
+            end: bool = True, after_end: bool = False, end_with_data: bool = False):
     from clara_stream.platform.grpc import platform_pb2 as pb
 
     for i, (name, data) in enumerate(files.items()):
@@ -177,7 +177,7 @@ def _chunks(files: dict[str, bytes], *, digest: dict[str, str] | None = None, fa
         sha = (digest or {}).get(name, hashlib.sha256(data).hexdigest())
         yield pb.PayloadChunk(path=name, data=data[3:], sha256=sha)
     if end:
-        yield pb.PayloadChunk(end=True)
+        yield pb.PayloadChunk(end=True, data=b"tail" if end_with_data else b"")
     if after_end:
         yield pb.PayloadChunk(path="late.dcm", data=b"x", sha256=hashlib.sha256(b"x").hexdigest())
 
@@ -193,6 +193,8 @@ def _chunks(files: dict[str, bytes], *, digest: dict[str, str] | None = None, fa
         # grpcio delivers a client's cancellation between two files as a plain end of stream.
         ({"end": False}, {"a.dcm": b"0123456789", "b.dcm": b"abcdefgh"}, grpc.StatusCode.INVALID_ARGUMENT, "end"),
         ({"after_end": True}, {"a.dcm": b"0123456789"}, grpc.StatusCode.INVALID_ARGUMENT, "end"),
+        ({"end_with_data": True}, {"a.dcm": b"0123456789"}, grpc.StatusCode.INVALID_ARGUMENT, "end: expected the "
+         "end chunk to carry no path, data or sha256; got data"),
     ],
 )
 def test_cut_short_or_bad_upload_registers_nothing(platform, kwargs, files, code, field) -> None:

@@ -52,9 +52,10 @@ def receive(chunks: Iterable[object], root: Path, *, max_bytes: int = MAX_BYTES)
             if ended:
                 raise InvalidRequestError("end: expected nothing after the chunk marked end; got more chunks")
             if chunk.end:  # type: ignore[attr-defined]
-                if chunk.path or chunk.data or chunk.sha256:  # type: ignore[attr-defined]
-                    raise InvalidRequestError("end: expected the end chunk to carry no path, data or sha256; "
-                                              f"got path {chunk.path!r}")  # type: ignore[attr-defined]
+                carried = [f for f in ("path", "data", "sha256") if getattr(chunk, f)]
+                if carried:
+                    raise InvalidRequestError(f"end: expected the end chunk to carry no path, data or sha256; "
+                                              f"got {', '.join(carried)}")
                 ended = True
                 continue
             rel = str(safe_relative(chunk.path))  # type: ignore[attr-defined]
