@@ -167,13 +167,15 @@ def test_dicom_payload_upload_job_watch_download_seg(platform, ct_small: Path, t
 
 
 def _chunks(files: dict[str, bytes], *, digest: dict[str, str] | None = None, fail_after: int | None = None,
-            end: bool = True, after_end: bool = False, end_with_data: bool = False):
+            end: bool = True, after_end: bool = False, end_with_data: bool = False, empty: bool = False):
     from clara_stream.platform.grpc import platform_pb2 as pb
 
     for i, (name, data) in enumerate(files.items()):
         if fail_after is not None and i == fail_after:
             raise ConnectionError("client went away mid-upload")
         yield pb.PayloadChunk(path=name, data=data[:3])
+        if empty:
+            yield pb.PayloadChunk(path=name)
         sha = (digest or {}).get(name, hashlib.sha256(data).hexdigest())
         yield pb.PayloadChunk(path=name, data=data[3:], sha256=sha)
     if end:
@@ -193,6 +195,7 @@ def _chunks(files: dict[str, bytes], *, digest: dict[str, str] | None = None, fa
         # grpcio delivers a client's cancellation between two files as a plain end of stream.
         ({"end": False}, {"a.dcm": b"0123456789", "b.dcm": b"abcdefgh"}, grpc.StatusCode.INVALID_ARGUMENT, "end"),
         ({"after_end": True}, {"a.dcm": b"0123456789"}, grpc.StatusCode.INVALID_ARGUMENT, "end"),
+        ({"empty": True}, {"a.dcm": b"0123456789"}, grpc.StatusCode.INVALID_ARGUMENT, "data: expected every chunk"),
         ({"end_with_data": True}, {"a.dcm": b"0123456789"}, grpc.StatusCode.INVALID_ARGUMENT, "end: expected the "
          "end chunk to carry no path, data or sha256; got data"),
     ],

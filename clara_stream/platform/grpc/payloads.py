@@ -58,6 +58,9 @@ def receive(chunks: Iterable[object], root: Path, *, max_bytes: int = MAX_BYTES)
                                               f"got {', '.join(carried)}")
                 ended = True
                 continue
+            if not chunk.data and not chunk.sha256:  # type: ignore[attr-defined]
+                raise InvalidRequestError(f"data: expected every chunk to carry data, a file's sha256 or end; "
+                                          f"got an empty chunk for {chunk.path!r}")  # bounds the chunks by the bytes
             rel = str(safe_relative(chunk.path))  # type: ignore[attr-defined]
             if rel in done:
                 raise InvalidRequestError(f"path: expected each file sent once; got more data for {rel!r} "
