@@ -11,6 +11,7 @@ const ctx = canvas.getContext("2d");
 const statusEl = document.getElementById("status");
 const V = (window.__viewer = {
   frames: 0, latencies: [], lastFrame: null, measure: null, errors: [], info: null, sent: 0, acked: 0,
+  shownAck: 0, fullSinceAck: false,  // the newest message a shown frame answered; a full-quality frame since
 });
 const SLICE = ["axial", "coronal", "sagittal", "oblique"];
 const RAY = ["mip", "composite"];
@@ -212,6 +213,8 @@ function frameShown(h, now) {
     for (const [id, t0] of pending) if (id <= h.ack) { V.latencies.push(now - t0); pending.delete(id); }
   }
   V.frames += 1; V.lastFrame = h; mode = h ? h.mode : mode;
+  if (h && h.ack != null && h.ack > V.shownAck) { V.shownAck = h.ack; V.fullSinceAck = !h.interactive; }
+  else if (h && !h.interactive) V.fullSinceAck = true;
   document.querySelectorAll("#modes button").forEach((b) => b.classList.toggle("active", b.dataset.mode === mode));
   if (h) {
     statusEl.textContent = `${mode} · ${h.units_per_px.toPrecision(3)} ${h.unit}/px · ` +
@@ -258,17 +261,17 @@ function startVideo(init, m) {
 // (the gateway makes a frame after a pause a keyframe, so the jump decodes just that frame).
 // A frame that arrives just after another reached the screen is not jumped to at once; look again
 // every 50 ms until every frame waiting is on screen (one look at +50 ms used to miss it when the
-// frame before was shown late, leaving the last frame of a gesture off screen), for at most 5 s.
+// frame before was shown late, leaving the last frame of a gesture off screen), for at most 60 s.
 function catchUp() {
   const el = video.el;
   const quiet = performance.now() - video.shownAt;
   if (!el || el.seeking || !video.waiting.size || quiet < 40) return;  // a seek under way: let it finish
   const newest = Math.max(...video.waiting.keys());
-  if (el.currentTime < newest || quiet > 200) el.currentTime = newest + 1e-4;  // > 200 ms: present it again
+  if (el.currentTime < newest || quiet > 1000) el.currentTime = newest + 1e-4;  // > 1 s: present it again
 }
 function watchWaiting() {
   clearInterval(video.watch);
-  const until = performance.now() + 5000;
+  const until = performance.now() + 60000;
   video.watch = setInterval(() => {
     if (!video.waiting.size || performance.now() > until) { clearInterval(video.watch); video.watch = 0; return; }
     catchUp();

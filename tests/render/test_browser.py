@@ -51,23 +51,29 @@ def _tap(page, selector: str) -> None:
 
 
 def _settled(page, frames_before: int) -> dict:
-    """Wait until every message sent was answered and a new full-quality frame is drawn."""
+    """Wait until the page has handled every input event, every message it sent is answered by a
+    frame on screen, and a full-quality frame was shown after that answer.
+
+    The answer must be a shown frame's, not just any full-quality frame: the gateway sends one
+    whenever it idles 150 ms, which on a slow page happens in the middle of a gesture."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
     try:
         page.wait_for_function(  # no coalesced gesture still waiting for its animation frame, all answered
             f"() => !window.__viewer.flushPending() && window.__viewer.frames > {frames_before}"
-            " && window.__viewer.acked >= window.__viewer.sent"
-            " && window.__viewer.lastFrame && !window.__viewer.lastFrame.interactive",
-            timeout=30000,
+            " && window.__viewer.acked >= window.__viewer.sent && window.__viewer.shownAck >= window.__viewer.sent"
+            " && window.__viewer.fullSinceAck && window.__viewer.lastFrame && !window.__viewer.lastFrame.interactive",
+            timeout=90000,
         )
     except PlaywrightTimeout:
         state = page.evaluate(
             "({frames: window.__viewer.frames, sent: window.__viewer.sent, acked: window.__viewer.acked,"
+            " shownAck: window.__viewer.shownAck, fullSinceAck: window.__viewer.fullSinceAck,"
             " flushPending: window.__viewer.flushPending(), lastFrame: window.__viewer.lastFrame,"
             " errors: window.__viewer.errors})"
         )
-        pytest.fail(f"viewer not settled after 30 s (frames before {frames_before}): {state}")
+        pytest.fail(f"viewer not settled after 90 s (frames before {frames_before}): {state}")
     return page.evaluate("window.__viewer.lastFrame")
 
 
@@ -202,10 +208,11 @@ def test_modes_labels_and_measurement(page):
     _tap(page, "#modes button[data-mode=axial]")
     hdr = _settled(page, n)
     _tap(page, "#measure-btn")
+    page.wait_for_selector("#measure-btn.active", timeout=30000)  # measure mode on before the taps
     box = page.locator("#view").bounding_box()
     page.touchscreen.tap(box["x"] + 156, box["y"] + 256)
     page.touchscreen.tap(box["x"] + 356, box["y"] + 256)
-    page.wait_for_function("() => window.__viewer.measure !== null", timeout=10000)
+    page.wait_for_function("() => window.__viewer.measure !== null", timeout=60000)
     m = page.evaluate("window.__viewer.measure")
     assert m["unit"] == "mm" and m["distance"] == pytest.approx(200 * hdr["units_per_px"], rel=0.01)
     assert "mm" in page.locator("#measure-result").inner_text()
@@ -298,10 +305,11 @@ def test_switching_datasets_resets_toggles_and_measurement(page):
         page.locator(f"#{name}").check()
         _settled(page, n)
     _tap(page, "#measure-btn")
+    page.wait_for_selector("#measure-btn.active", timeout=30000)  # measure mode on before the taps
     box = page.locator("#view").bounding_box()
     page.touchscreen.tap(box["x"] + 150, box["y"] + 200)
     page.touchscreen.tap(box["x"] + 300, box["y"] + 200)
-    page.wait_for_function("() => window.__viewer.measure !== null", timeout=10000)
+    page.wait_for_function("() => window.__viewer.measure !== null", timeout=60000)
     _tap(page, "#measure-btn")
     assert page.locator("#measure-result").inner_text() != ""
     n = _frames(page)
