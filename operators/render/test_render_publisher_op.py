@@ -80,13 +80,14 @@ def test_unreachable_server_keeps_the_folder(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    app = _App(folder=tmp_path / "seg", render_address=f"127.0.0.1:{dead}", timeout_s=2)
+    app = _App(folder=tmp_path / "seg", render_address=f"127.0.0.1:{dead}", timeout_s=30)  # refused at once
     app.run()
     result = app.publisher.results[0]
     assert not result.registered and "UNAVAILABLE" in result.error
     assert (tmp_path / "seg" / "image.mhd").is_file() and (tmp_path / "seg" / "mask.mhd").is_file()
     assert '"registered": false' in (tmp_path / "seg" / "published.json").read_text()
-    strict = _App(folder=tmp_path / "seg2", render_address=f"127.0.0.1:{dead}", timeout_s=2, require_registration=True)
+    strict = _App(folder=tmp_path / "seg2", render_address=f"127.0.0.1:{dead}", timeout_s=30,
+                    require_registration=True)
     with pytest.raises(ValueError, match="expected the render server to register"):
         strict.run()
     assert (tmp_path / "seg2" / "config.meta").is_file()

@@ -317,7 +317,7 @@ def test_refusals_and_timeouts_behave_as_on_the_pynetdicom_path(settings, caplog
     """Unknown calling AE: A-ASSOCIATE-RJ (permanent, user, calling AE not recognised). A peer that
     never sends its request is cut after the ACSE timeout; an idle association after the network
     timeout, with an A-ABORT first; its slot comes back. Fails if either timeout is missing."""
-    settings.acse_timeout_s, settings.network_timeout_s = 0.5, 0.5
+    settings.acse_timeout_s, settings.network_timeout_s = 2.0, 2.0  # 0.5 s: a stalled test thread lost the race
     e = Env(settings)
     try:
         rq = RawScu(e.port)

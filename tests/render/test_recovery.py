@@ -282,7 +282,7 @@ def test_a_dataset_published_while_the_service_was_down_is_registered_when_it_st
     root = tmp_path / "root"
     image = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)
     folder = publish.write_seed(root / "out" / "case1", image, ImageGeometry(spacing=(0.7, 0.9, 2.5)), name="case1")
-    down = publish.register(folder, f"127.0.0.1:{free_tcp_port()}", token=TOKEN, dataset_id="case1", timeout_s=5)
+    down = publish.register(folder, f"127.0.0.1:{free_tcp_port()}", token=TOKEN, dataset_id="case1", timeout_s=30)
     assert not down.registered and "UNAVAILABLE" in down.error
     assert publish.pending_marker(folder).is_file()
     (root / "junk").mkdir()

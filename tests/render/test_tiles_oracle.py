@@ -217,7 +217,7 @@ def test_tiles_of_a_region_row_decode_at_once():
                 self.peak = max(self.peak, self.active)
                 if self.active >= DECODE_THREADS:
                     self.both.set()
-            self.both.wait(timeout=5)  # serial reads would each wait here in vain
+            self.both.wait(timeout=30)  # serial reads would each wait here in vain
             try:
                 return super().read(level, x, y, w, h)
             finally:

@@ -107,7 +107,7 @@ def test_reconnects_after_the_sender_is_killed_and_restarted(ff: dict, small_cli
     port = free_port()
     sender = send_tcp(ff["ffmpeg"], small_clip["video"], port, loop=True)
     src = LiveSource(f"tcp://127.0.0.1:{port}", queue_size=256, retries=50, backoff_s=0.05, backoff_max_s=0.2,
-                     timeout_s=2)
+                     timeout_s=10)  # the kill is seen as the end of the stream: a short timeout only adds stalls
     frames, restarted = [], None
     try:
         src.open()
@@ -161,7 +161,7 @@ def test_a_slow_consumer_drops_counted_frames_and_latency_stays_bounded(ff: dict
 
     port = free_port()
     sender = send_tcp(ff["ffmpeg"], small_clip["video"], port)
-    src = LiveSource(f"tcp://127.0.0.1:{port}", queue_size=3, drop_policy="drop_oldest", retries=0, timeout_s=2)
+    src = LiveSource(f"tcp://127.0.0.1:{port}", queue_size=3, drop_policy="drop_oldest", retries=0, timeout_s=10)
     lag = []
     try:
         src.open()

@@ -44,7 +44,7 @@ def test_two_live_streams_batched_keep_each_streams_detections(ff: dict, two_cli
     try:
         app = load_app("video_detection_multi", input="\n".join(f"tcp://127.0.0.1:{p}" for p in ports),
                        output=tmp_path / "out", overrides=["batcher.queue_size=64", "batcher.max_batches=40",
-                                                           "batcher.timeout_s=2.0"])
+                                                           "batcher.timeout_s=10.0"])  # a stall splits no tick
         app.run()
     finally:
         for s in senders:
