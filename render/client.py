@@ -21,12 +21,7 @@ import numpy as np
 from clara_stream.render.proto import render_pb2 as pb
 from clara_stream.render.proto import render_pb2_grpc as pbg
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a bind address or a Host header without port) names this machine only."""
-    return host in LOOPBACK or host.startswith("127.")
+from clara_stream.loopback import is_loopback  # noqa: F401  (re-exported: the gateway and serve use it)
 
 
 def require_token_beyond_loopback(host: str, token: str, who: str) -> None:

@@ -44,13 +44,6 @@ SECURITY_HEADERS = {
 }
 
 
-def _host_name(host_header: str) -> str:
-    h = host_header.strip().lower()
-    if h.startswith("["):
-        return h[: h.index("]") + 1] if "]" in h else h
-    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
-
-
 def create_app(
     render_address: str,
     token: str = "",
@@ -88,7 +81,7 @@ def create_app(
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if loopback_only and not is_loopback(_host_name(request.headers.get("host", ""))):
+        if loopback_only and not is_loopback(request.headers.get("host", "")):
             return JSONResponse(
                 {"detail": f"gateway: expected a loopback Host header; got {request.headers.get('host', '')!r}"}, 421
             )
@@ -120,7 +113,7 @@ def create_app(
 
     def ws_refusal(socket: WebSocket) -> tuple[int, str] | None:
         """The close code and reason for a WebSocket this gateway must refuse, else None (every route's rule)."""
-        if loopback_only and not is_loopback(_host_name(socket.headers.get("host", ""))):
+        if loopback_only and not is_loopback(socket.headers.get("host", "")):
             return 4403, "gateway: expected a loopback Host header"
         if not origin_ok(socket.headers):
             return 4403, f"gateway: expected origin http(s)://{socket.headers.get('host')}"

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 import os
 import re
 import secrets
@@ -19,20 +18,13 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from clara_stream.loopback import is_loopback  # noqa: F401  (the one rule, also imported from here)
 from clara_stream.platform.status import InvalidRequestError
 
 TOKEN_FILE = "api-token"
 _APP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``; False for 0.0.0.0, :: and everything else."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip()).is_loopback
-    except ValueError:
-        return False
 
 
 def ensure_token(data_dir: Path, http_host: str, given: SecretStr | None) -> tuple[SecretStr | None, bool]:

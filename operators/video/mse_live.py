@@ -34,6 +34,7 @@ from clara_stream.operators.video.fmp4 import PLAYER_JS, TIMESCALE, H264Stream
 from clara_stream.operators.video.sink import FrameSink
 
 from clara_stream.geometry import FrameInfo
+from clara_stream.loopback import is_loopback
 
 STATIC = Path(__file__).resolve().parent / "static"
 FILES = {"live.js": STATIC / "live.js", PLAYER_JS.name: PLAYER_JS}  # all this server serves, beside the page
@@ -46,8 +47,7 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", 
 
 def loopback_name(host: str) -> bool:
     """Whether a host name (a bind address or a Host header, port and brackets allowed) is this machine only."""
-    name = (urlsplit(f"//{host.strip()}").hostname or "").lower()
-    return name in ("localhost", "::1") or name.startswith("127.")
+    return is_loopback(host)
 
 
 class MseLiveSink(FrameSink):

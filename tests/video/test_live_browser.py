@@ -122,6 +122,7 @@ def test_refuses_what_the_gateway_refuses(tmp_path: Path) -> None:
         with httpx.Client(base_url=base) as http:
             assert http.get("/live").status_code == 401
             assert http.get("/live", headers={"host": "evil.example:80"}).status_code == 421  # DNS rebinding
+            assert http.get("/live", headers={"host": "127.0.0.1.rebind.example:80"}).status_code == 421
             assert http.get("/static/..%2Fmse_live.py").status_code == 404
             assert http.get("/live?token=wrong").status_code == 401
             first = http.get("/live?token=s3cret")

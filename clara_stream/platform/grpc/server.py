@@ -9,7 +9,6 @@ the standard health and reflection services are on (health is open, like REST's 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -22,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import BaseModel, ValidationError
 
+from clara_stream.loopback import is_loopback
 from clara_stream.platform import execution
 from clara_stream.platform.grpc import payloads
 from clara_stream.platform.grpc import platform_pb2 as pb
@@ -232,11 +232,6 @@ class _TokenInterceptor(grpc.ServerInterceptor):
         return self._deny_stream if details.method.endswith(_STREAMS) else self._deny
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def serve(service: Any, host: str = "127.0.0.1", port: int = 0, workers: int = 8) -> tuple[grpc.Server, int]:
@@ -248,7 +243,7 @@ def serve(service: Any, host: str = "127.0.0.1", port: int = 0, workers: int = 8
         ``host`` beyond loopback while the service has no API token.
     """
     token = service.api_token.get_secret_value() if service.api_token is not None else None
-    if token is None and not _loopback(host):
+    if token is None and not is_loopback(host):
         raise InvalidRequestError(f"grpc_host: expected loopback without an API token; got {host!r}")
     interceptors = [_TokenInterceptor(token)] if token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), interceptors=interceptors)
