@@ -34,6 +34,7 @@ class NoRenderEngine(RuntimeError):
 
 MAX_REQUEST_BYTES = 1 << 20
 MAX_RESPONSE_BYTES = 64 << 20
+STREAM_QUEUE = 256  # gestures read ahead of one Stream call
 STATUS_BY_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (PathNotAllowed, grpc.StatusCode.PERMISSION_DENIED),
     (UnknownDataset, grpc.StatusCode.NOT_FOUND),
@@ -178,17 +179,30 @@ class RenderServicer(pbg.RenderServiceServicer):
         return convert.frame_to_pb(self.engine.render(request.session_id, interactive=request.interactive))
 
     def Stream(self, request_iterator: Iterator[pb.InteractRequest], context) -> Iterator[pb.Frame]:
-        """One interactive frame per batch of queued gestures; a full frame at the end."""
-        q: queue.Queue = queue.Queue()
+        """One interactive frame per batch of queued gestures; a full frame at the end.
+
+        At most ``STREAM_QUEUE`` gestures wait: beyond, the reader stops reading (gRPC flow control
+        holds the client back) until the loop has taken them, or the call has ended."""
+        q: queue.Queue = queue.Queue(maxsize=STREAM_QUEUE)
+
+        def put(item: pb.InteractRequest | None) -> bool:
+            while True:
+                try:
+                    q.put(item, timeout=0.5)
+                    return True
+                except queue.Full:
+                    if not context.is_active():
+                        return False  # the loop is gone (aborted, or the client left): stop reading
 
         def read() -> None:
             try:
                 for req in request_iterator:
-                    q.put(req)
+                    if not put(req):
+                        return
             except grpc.RpcError:
                 pass  # client went away; the loop below ends on the sentinel
             finally:
-                q.put(None)
+                put(None)
 
         threading.Thread(target=read, daemon=True, name="render-stream-reader").start()
         session_id = ""
@@ -205,7 +219,7 @@ class RenderServicer(pbg.RenderServiceServicer):
                 for req in (r for r in batch if r is not None):
                     _action(self.engine, req)
                     session_id = req.session_id
-                if session_id:
+                if session_id and context.is_active():  # grpcio shows a cancelled stream's end as an end
                     yield convert.frame_to_pb(self.engine.render(session_id, interactive=not done))
             except Exception as exc:
                 code = status_for(exc)

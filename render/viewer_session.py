@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MIME_RGB = "application/x-raw-rgb"
 IDLE_KEYFRAME_S = 0.1  # a video frame this long after the previous one is a keyframe
 MAX_WS_MESSAGE = 4096
+MAX_QUEUED = 256  # messages read ahead of the loop: beyond, the socket waits (TCP backpressure)
 TOGGLES = ("scale_bar", "picture_in_picture", "show_mask")
 IDLE_REFINE_S = 0.15
 ACTIONS = {
@@ -57,7 +58,7 @@ class ViewerSession:
         self.socket = socket
         self.session_id = ""
         self.dataset_id = ""
-        self.queue: asyncio.Queue = asyncio.Queue()
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=MAX_QUEUED)
         self.pending_json: list[dict[str, Any]] = []
         self.view = None
         self.transport = "jpeg"  # or "h264": fragmented-MP4 H.264 for the page's MSE player
@@ -86,6 +87,8 @@ class ViewerSession:
         try:
             while True:
                 text = await self.socket.receive_text()
+                if len(text) > MAX_WS_MESSAGE:  # never held: only its length is kept, for the error
+                    text = ValueError(f"gateway: expected messages of at most {MAX_WS_MESSAGE} bytes; got {len(text)}")
                 await self.queue.put(text)
         except (WebSocketDisconnect, RuntimeError):
             await self.queue.put(None)
@@ -125,7 +128,9 @@ class ViewerSession:
                 await self.socket.send_text(json.dumps({"type": "ack", "ack": ack}))
 
     @staticmethod
-    def _parse(text: str) -> dict[str, Any]:
+    def _parse(text: str | ValueError) -> dict[str, Any]:
+        if isinstance(text, ValueError):
+            raise text
         if len(text) > MAX_WS_MESSAGE:
             raise ValueError(f"gateway: expected messages of at most {MAX_WS_MESSAGE} bytes; got {len(text)}")
         msg = json.loads(text)

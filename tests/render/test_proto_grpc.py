@@ -183,3 +183,25 @@ def test_provisional_tile_then_exact_over_grpc(client, render_root):
     assert not again.provisional
     exact = client.tile("slide_prov", 0, 5, 3)
     assert exact.data == again.data
+
+
+def test_a_long_stream_of_gestures_is_applied_whole_through_the_bounded_queue(client, render_root):
+    """More gestures than the server's Stream queue holds (its reader then waits for the loop):
+    every one is applied, in order: 600 zooms of 1.001 give 1.001**600 = 1.82, and 600 scrolls of
+    one slice move as far as one scroll of 600 (clamped at the volume's end the same way)."""
+    from clara_stream.render.server import STREAM_QUEUE
+
+    n = STREAM_QUEUE + 344
+    client.register(str(render_root / "seed"), dataset_id="phantom")
+    s = client.open("phantom")
+    frames = list(client.stream(client.action(s.session_id, zoom=(1.001, 100, 100)) for _ in range(n)))
+    assert frames and client.state(s.session_id).view.camera.zoom == pytest.approx(1.001**n, rel=1e-6)
+    ref, one = client.open("phantom"), client.open("phantom")
+    list(client.stream([client.action(ref.session_id, scroll=n)]))
+    list(client.stream(client.action(one.session_id, scroll=1) for _ in range(n)))
+    ref_view, got = client.state(ref.session_id).view, client.state(one.session_id).view
+    assert (got.camera.focus_mm.x, got.camera.focus_mm.y, got.camera.focus_mm.z) == pytest.approx(
+        (ref_view.camera.focus_mm.x, ref_view.camera.focus_mm.y, ref_view.camera.focus_mm.z))
+    assert got.camera.focus_mm != client.open("phantom").view.camera.focus_mm  # the scrolls moved it
+    for x in (s, ref, one):
+        client.close(x.session_id)
