@@ -66,6 +66,9 @@ class PlatformSettings(BaseSettings):
     input_roots : folders a REST job's input may lie under, besides the instance store.
     allow_pipeline_commands : accept ``type: command`` services in uploaded pipeline files (default
         off: an API caller could run any program); see :mod:`clara_stream.platform.pipeline_uploads`.
+    upload_allowed_hosts : hosts beside loopback that addresses in uploaded pipeline files may name
+        (a camera, a Triton server, a stream receiver; ``CLARA_STREAM_UPLOAD_ALLOWED_HOSTS='["cam1"]'``);
+        empty by default: an uploaded pipeline reaches loopback only (:mod:`clara_stream.platform.upload_rules`).
     retention_max_age_days, retention_max_total_gb, retention_keep_until_exported : the global
         retention policy (per-AE ``retention`` overrides it); see :mod:`clara_stream.platform.retention`.
     retention_interval_s : how often the service applies it (0: never; ``clara-stream dicom gc``).
@@ -112,6 +115,7 @@ class PlatformSettings(BaseSettings):
     app_roots: list[Path] = Field(default_factory=list)
     input_roots: list[Path] = Field(default_factory=list)
     allow_pipeline_commands: bool = False
+    upload_allowed_hosts: list[str] = Field(default_factory=list)
     retention_max_age_days: float | None = Field(None, gt=0)
     retention_max_total_gb: float | None = Field(None, gt=0)
     retention_keep_until_exported: bool = True

@@ -11,18 +11,27 @@
   ``${…}`` references are filled) whose key is path-ish (:func:`_pathish`, or annotated ``Path``)
   or that could leave the job's folder (:func:`_may_escape`); relative ones resolve against the
   job's folder, where an uploaded pipeline runs;
+- every network address (a ``scheme://HOST`` anywhere in a string, or a ``host[:port]`` whose key
+  is address-ish, :func:`_addressish`) names a loopback host (``localhost``, 127.0.0.0/8, ``::1``)
+  or one of the site's ``upload_allowed_hosts``: patient frames must not leave for a host the
+  site did not name; never a wildcard bind (``0.0.0.0``, ``::``), never a listener (``listen=1``,
+  ``rtsp_flags=listen``: a port any caller may feed or read, with no token), never an FFmpeg
+  protocol prefix (``async:``, ``concat:``…) that would hide an address or a path from the rule;
 - ``app.fragments`` off and ``app.threads`` bounded.
 """
 
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+from clara_stream.platform.security import is_loopback
 from clara_stream.platform.status import PipelineFileError
 
 UPLOAD_DIR = "pipeline-files"
@@ -34,6 +43,15 @@ _PATH_WORDS = frozenset({"path", "paths", "file", "files", "filename", "dir", "d
                          "repository", "onnx", "weights"})
 _PATH_KEYS = frozenset({"input", "output", "inputs", "outputs", "model", "labels"})
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+#: every ``scheme://authority`` in a string (nested ones too: ``async:tcp://…``)
+_NET = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#\s]*)")
+#: a key is address-ish when one of its ``_`` words is one of these (``live_url``, ``render_address``)
+_ADDRESS_WORDS = frozenset({"url", "urls", "uri", "uris", "address", "addresses", "host", "hosts", "endpoint",
+                            "endpoints", "bind"})
+#: FFmpeg protocols that wrap another address or path (``async:tcp://…``, ``concat:/a|/b``, ``subfile,,…:/x``)
+_PROTOCOL_PREFIX = re.compile(r"^\s*(async|bluray|cache|concat|concatf|crypto|fd|ffrtmpcrypt|ffrtmphttp|gopher|"
+                              r"gophers|hls|httpproxy|ipfs|ipns|md5|pipe|prompeg|sctp|srtp|subfile|tee|tls|unix|zmq)"
+                              r"[:,]", re.I)
 #: ``clara_stream.pipeline.spec.REF``, not imported: that package loads the runtime (and holoscan) into the service
 _REF = re.compile(r"\$\{([A-Za-z_][\w.]*)(?:\|([^}]*))?\}")
 
@@ -48,12 +66,14 @@ class UploadRules:
     uploads : ``<data_dir>/pipeline-files``, where accepted files are kept.
     jobs : the job folders (``${app.input}`` / ``${app.output}`` before a job exists lie there).
     allow_commands : accept ``type: command`` services (``--allow-pipeline-commands``).
+    allowed_hosts : hosts beside loopback that addresses may name (``upload_allowed_hosts``; :func:`normal_host`).
     """
 
     roots: tuple[Path, ...]
     uploads: Path
     jobs: Path
     allow_commands: bool = False
+    allowed_hosts: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, service: Any) -> UploadRules:
@@ -64,7 +84,8 @@ class UploadRules:
     def where(cls, settings: Any, input_roots: Iterable[Path], data_dir: Path, jobs: Path) -> UploadRules:
         """The rules of a service whose (shared) data folder is ``data_dir``."""
         roots = tuple(Path(r).resolve() for r in (*input_roots, *settings.app_roots))
-        return cls(roots, data_dir / UPLOAD_DIR, jobs, bool(settings.allow_pipeline_commands))
+        hosts = frozenset(normal_host(h) for h in getattr(settings, "upload_allowed_hosts", None) or () if h.strip())
+        return cls(roots, data_dir / UPLOAD_DIR, jobs, bool(settings.allow_pipeline_commands), hosts)
 
 
 def is_upload(app: str, uploads: Path) -> bool:
@@ -115,9 +136,53 @@ def _pathish(key: str) -> bool:
 
 def _may_escape(text: str) -> bool:
     """A string that could name a file outside the job's folder: absolute, ``~``, a ``..`` part, ``file:``."""
+    if text.lower().startswith("file:"):
+        return True
     if _URL.match(text):
-        return text.lower().startswith("file:")
+        return False
     return text.startswith(("/", "~")) or ".." in Path(text).parts
+
+
+def _addressish(key: str) -> bool:
+    return any(word in _ADDRESS_WORDS for word in key.lower().split("_"))
+
+
+def _listens(key: str, value: Any) -> bool:
+    """An FFmpeg option (or URL query parameter) that makes the address a listener."""
+    if value is None or value is False:
+        return False
+    k, v = key.lower(), str(value).strip().lower()
+    return ((k in ("listen", "rtmp_listen") and v not in ("0", "false", "no", "off"))
+            or (k == "rtsp_flags" and "listen" in v) or (k == "mode" and v in ("listener", "rendezvous")))
+
+
+def _host(authority: str) -> str | None:
+    """The host of ``[user@]host[:port]`` (brackets off, lower case); None when there is none."""
+    try:
+        return ipaddress.ip_address(authority.strip().strip("[]")).compressed  # a bare address (``::1``), no port
+    except ValueError:
+        pass
+    try:
+        name = urlsplit(f"//{authority.strip()}").hostname
+    except ValueError:
+        return None
+    return normal_host(name) if name else None
+
+
+def normal_host(host: str) -> str:
+    """``host`` as the rule compares it: lower case, no brackets, an IP address in its compressed form."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    try:
+        return ipaddress.ip_address(name).compressed
+    except ValueError:
+        return name
+
+
+def _wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 class _Checker:
@@ -154,25 +219,63 @@ class _Checker:
         text = self._expand(value)
         if text is None:
             return
-        text = re.sub(r"^file://", "", text, flags=re.I)
+        text = re.sub(r"^file:(//)?", "", text, flags=re.I)
         p = Path(text)
         resolved = (p if p.is_absolute() else base / p).resolve()
         if text.startswith("~") or not any(resolved.is_relative_to(r) for r in self.rules.roots):
             self.errors.append(f"{where}: pipeline: {what}: expected a path under the configured roots "
                                f"{[str(r) for r in self.rules.roots]}; got {value!r} (resolves to {resolved})")
 
-    def walk(self, where: str, what: str, value: Any, pathish: bool) -> None:
-        """Every string under ``value`` (nested mappings and lists too): checked when its key is path-ish or
-        it could escape; relative values resolve against the job's folder (the app's working folder)."""
+    def address(self, where: str, what: str, value: str, text: str) -> None:
+        """Refuse a network address in ``text`` (``value`` with references filled) that is not loopback or an
+        allowed host, a wildcard bind, a listener, or hidden behind an FFmpeg protocol prefix."""
+        def refuse(rule: str, found: str) -> None:
+            self.errors.append(f"{where}: pipeline: {what}: expected {rule}; got {value!r}{found}")
+
+        if m := _PROTOCOL_PREFIX.match(text):
+            return refuse("a path or a scheme://HOST address", f" (the FFmpeg protocol prefix {m.group(1)!r} "
+                                                               "wraps an address or path the rule cannot check)")
+        found = [(m.group(1).lower(), m.group(2)) for m in _NET.finditer(text)] or [("", text.split("/", 1)[0])]
+        allowed = sorted(self.rules.allowed_hosts)
+        for scheme, authority in found:
+            if scheme == "file":
+                continue  # a path: the roots rule
+            host = _host(authority)
+            if host is None:
+                refuse("an address naming its host (scheme://HOST[:PORT])", f" (no host in {authority!r})")
+            elif _wildcard(host):
+                refuse("a host, not a wildcard bind (0.0.0.0 or :: listens on every interface)", f" (host {host!r})")
+            elif not (is_loopback(host) or normal_host(host) in self.rules.allowed_hosts):
+                refuse(f"a loopback host (localhost, 127.0.0.0/8, ::1) or one of upload_allowed_hosts {allowed}",
+                       f" (host {host!r})")
+        for m in _NET.finditer(text):
+            for k, v in parse_qsl(urlsplit(text[m.start():]).query, keep_blank_values=True):
+                if _listens(k, v or "1"):
+                    refuse("no listener in an uploaded pipeline (listen=1, rtsp_flags=listen: a port any caller "
+                           "may feed or read, no token)", f" ({k}={v})")
+
+    def walk(self, where: str, what: str, key: str, value: Any, pathish: bool) -> None:
+        """Every value under ``value`` (nested mappings and lists too): a listener option is refused; a string
+        holding an address (or under an address-ish key) gets :meth:`address`; else it is checked as a path when
+        its key is path-ish or it could escape; relative paths resolve against the job's folder (the app's)."""
         if isinstance(value, dict):
             for k, v in value.items():
-                self.walk(where, f"{what}.{k}", v, _pathish(str(k)))
+                self.walk(where, f"{what}.{k}", str(k), v, _pathish(str(k)))
         elif isinstance(value, list):
             for v in value:
-                self.walk(where, what, v, pathish)
+                self.walk(where, what, key, v, pathish)
+        elif _listens(key, value):
+            self.errors.append(f"{where}: pipeline: {what}: expected no listener in an uploaded pipeline (a port "
+                               f"any caller may feed or read, no token); got {key}: {value!r}")
         elif isinstance(value, str) and value:
             expanded = self._expand(value)
-            if expanded is not None and (pathish or _may_escape(expanded)):
+            if expanded is None:
+                return
+            network = any(m.group(1).lower() != "file" for m in _NET.finditer(expanded))
+            if network or _PROTOCOL_PREFIX.match(expanded) or (
+                    _addressish(key) and "://" not in expanded and not _may_escape(expanded)):
+                self.address(where, what, value, expanded)
+            elif pathish or _may_escape(expanded):
                 self.path(where, what, value, self.job)
 
     def _service(self, name: str, svc: Any) -> None:
@@ -203,7 +306,7 @@ class _Checker:
             self.errors.append(f"{y.where('app', 'threads')}: pipeline: app.threads: expected 1..{MAX_THREADS}; "
                                f"got {threads!r}")
         for key, value in app.items():
-            self.walk(y.where("app", key), f"app.{key}", value, _pathish(key))
+            self.walk(y.where("app", key), f"app.{key}", key, value, _pathish(key))
         for name, op in self.spec.operators.items():
             if op.cls is None:  # parse_pipeline refused it already; never imported by path
                 self.errors.append(f"{op.where}: pipeline: operator {name!r}: expected a registered type; "
@@ -211,7 +314,7 @@ class _Checker:
                 continue
             typed = _path_params(op.cls)
             for key, value in self.sections[name].items():
-                self.walk(y.where("operators", name, "args", key), f"operator {name!r} argument {key}", value,
+                self.walk(y.where("operators", name, "args", key), f"operator {name!r} argument {key}", key, value,
                           key in typed or _pathish(key))
         if self.spec.file.parent == self.rules.uploads:
             return self.errors
