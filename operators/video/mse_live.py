@@ -45,6 +45,9 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", 
            "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
 
 
+MAX_VIEWERS = 16
+
+
 def loopback_name(host: str) -> bool:
     """Whether a host name (a bind address or a Host header, port and brackets allowed) is this machine only."""
     return is_loopback(host)
@@ -93,6 +96,7 @@ class MseLiveSink(FrameSink):
         self.live, self.removed, self.closed, self.padded = True, False, False, None
         self.encoder: str | None = None
         self.written = self.dropped = self.viewer_drops = self.viewers = 0
+        self.max_viewers = MAX_VIEWERS  # at once: each costs a socket, a queue and a copy of every fragment
         self.timeline: list[tuple[float, float, float]] = []  # (packet read, received, fragment sent out)
         self._frames: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._viewers: set[Viewer] = set()

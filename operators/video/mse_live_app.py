@@ -75,6 +75,8 @@ def live_app(sink: MseLiveSink) -> FastAPI:
     async def stream(socket: WebSocket) -> None:
         why = refusal(socket)  # accepted only to say why in the close frame; nothing is sent
         await socket.accept()
+        if not why and len(sink._viewers) >= sink.max_viewers:
+            why = 1013, f"{who}: expected at most {sink.max_viewers} viewers at once; got one more"  # try again later
         if why:
             await socket.close(code=why[0], reason=why[1])
             return

@@ -143,6 +143,13 @@ def test_refuses_what_the_gateway_refuses(tmp_path: Path) -> None:
                     ws.recv(timeout=10)
             assert closed.value.rcvd.code in (4401, 4403), why
         assert sink.viewers == 0
+        sink.max_viewers = 1  # viewers at once are bounded: the next one is told to come back later
+        with connect(sink.path, additional_headers={"Cookie": f"{COOKIE}=s3cret"}):
+            wait_until(lambda: len(sink._viewers) == 1, "the first viewer registered")
+            with connect(sink.path, additional_headers={"Cookie": f"{COOKIE}=s3cret"}) as second:
+                with pytest.raises(ConnectionClosed) as closed:
+                    second.recv(timeout=10)
+            assert closed.value.rcvd.code == 1013 and "at most 1 viewers at once" in closed.value.rcvd.reason
     finally:
         sink.close()
 
