@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from clara_stream.platform.security import is_loopback
+from clara_stream.loopback import is_loopback
 from clara_stream.platform.status import PipelineFileError
 
 UPLOAD_DIR = "pipeline-files"

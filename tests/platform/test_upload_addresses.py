@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import pytest
 
 from clara_stream.pipeline import parse_pipeline
@@ -57,6 +58,10 @@ ESCAPES = {  # name -> (file text, what the message must say, the text on the li
     "address through an app reference": (hello().replace("log_level: critical}", "log_level: critical, "
                                                          "dest: '203.0.113.5:1'}").replace(
         "operators:\n", "operators:\n" + ENCODER % "udp://${app.dest}"), "(host '203.0.113.5')", "encoder:"),
+    "file: without slashes": (with_operator(DECODER % ("file:/etc/passwd", "{}")),
+                              "argument path: expected a path under the configured roots", "decoder:"),
+    "concat: of files outside": (with_operator(DECODER % ("concat:/etc/passwd|/etc/hosts", "{}")),
+                                 "the FFmpeg protocol prefix 'concat'", "decoder:"),
 }
 
 
@@ -69,6 +74,9 @@ def test_each_escape_is_refused_over_rest_naming_operator_argument_and_host(plat
     assert r.status_code == 400, r.text
     detail = r.json()["detail"]
     assert says in detail and f"pipelineFile:{_line(text, on_line)}: pipeline:" in detail, detail
+    with pytest.raises(grpc.RpcError) as err:  # gRPC CreatePipeline: the same function, the same answer
+        platform.grpc.create_pipeline(text, name="escape", overrides=params.get("set", []))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details() == detail
     assert platform.names() == [] and platform.stored() == []
 
 
@@ -111,3 +119,28 @@ def test_the_shipped_pipeline_passes_and_its_addresses_are_checked(tmp_path: Pat
     assert [e.split(": expected")[0].rsplit(": ", 1)[1] for e in errors] == [
         "operator 'inference' argument url", "operator 'encoder' argument live_url"], errors
     assert "(host '192.0.2.4')" in errors[0] and "(host '192.0.2.5')" in errors[1]
+
+
+def test_launch_applies_the_allowlist_of_now(tmp_path: Path) -> None:
+    """A file stored while its host was allowed is refused at launch once the site drops the host: fails if only
+    the upload is checked, or if the launch check ignores the allowlist."""
+    from clara_stream.platform.pipeline_uploads import check_job_app
+    from clara_stream.platform.settings import PlatformSettings
+    from clara_stream.platform.status import InvalidRequestError
+
+    p = Platform(tmp_path, upload_allowed_hosts=["10.20.30.40"])
+    try:
+        text = hello().replace("log_level: critical}", "log_level: critical, notes: {stream_url: 'udp://10.20.30.40:5'}}")
+        made = p.post_yaml(text, name="cam").json()
+        job = tmp_path / "data" / "jobs" / "j1"
+        row = {"app": made["app"], "overrides": "[]", "input_dir": str(job / "input"),
+               "output_dir": str(job / "output")}
+        now = dict(data_dir=tmp_path / "data", app_roots=[p.apps], input_roots=[p.inputs])
+        rules = UploadRules.where(PlatformSettings(**now, upload_allowed_hosts=["10.20.30.40"]),
+                                  p.svc.input_roots, tmp_path / "data", job.parent)
+        assert check_job_app(row, [p.apps], rules) == job
+        dropped = UploadRules.where(PlatformSettings(**now), p.svc.input_roots, tmp_path / "data", job.parent)
+        with pytest.raises(InvalidRequestError, match=r"notes.stream_url: expected a loopback host .*'10.20.30.40'"):
+            check_job_app(row, [p.apps], dropped)
+    finally:
+        p.close()
