@@ -4,12 +4,16 @@ The servicers are Riva's own (``riva.client.proto.riva_asr_pb2_grpc`` / ``riva_t
 any Riva client — ``riva.client``, HoloHub's ASR apps — works on a CPU box: speech is recognised by
 pocketsphinx with the command grammar (or faster-whisper), speech is made by espeak-ng. Loopback
 by default; beyond it a token is required (``authorization: Bearer``, Riva's ``metadata_args``).
+Every stream ends within ``STREAM_S`` (DEADLINE_EXCEEDED), a SynthesizeOnline call takes at most
+``MAX_TTS_REQUESTS`` texts, and calls beyond ``workers`` at once are refused (RESOURCE_EXHAUSTED), not queued.
 """
 
 from __future__ import annotations
 
 import hmac
 import queue
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent import futures
 
@@ -24,6 +28,37 @@ from riva.client.proto import riva_tts_pb2_grpc as rtts_grpc
 
 MAX_AUDIO_BYTES = int(MAX_SECONDS * SAMPLE_RATE * 2)
 TTS_CHUNK_SAMPLES = 4410
+#: Wall-clock limit of one stream, first request to last (a byte cap alone let 40 B/s hold a worker 13 h).
+STREAM_S = MAX_SECONDS + 30.0
+MAX_TTS_REQUESTS = 64
+_END = object()
+
+
+def _within(requests: Iterator, context, limit_s: float) -> Iterator:
+    """The requests of one stream; once it has lasted ``limit_s`` the call is aborted with
+    DEADLINE_EXCEEDED, even while the client sends nothing (a reader thread waits on the client)."""
+    got: queue.SimpleQueue = queue.SimpleQueue()
+
+    def pump() -> None:
+        try:
+            for r in requests:
+                got.put(r)
+        except grpc.RpcError:  # the call ended (aborted, cancelled): nothing more will come
+            pass
+        finally:
+            got.put(_END)
+
+    threading.Thread(target=pump, name="riva-serve-stream", daemon=True).start()
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            r = got.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"riva-serve: expected a stream to end within "
+                          f"{limit_s:g} s (STREAM_S)")  # fmt: skip
+        if r is _END:
+            return
+        yield r
 
 
 def _bad(context, message: str) -> None:
@@ -51,8 +86,8 @@ class _Pool:
 class ASRServicer(rasr_grpc.RivaSpeechRecognitionServicer):
     """StreamingRecognize (interim + final results) and Recognize over an embedded recogniser."""
 
-    def __init__(self, factory, workers: int = 4) -> None:
-        self.pool = _Pool(factory, workers)
+    def __init__(self, factory, workers: int = 4, stream_s: float = STREAM_S) -> None:
+        self.pool, self.stream_s = _Pool(factory, workers), stream_s
 
     @staticmethod
     def _check(config: rasr.RecognitionConfig, context) -> None:
@@ -66,6 +101,7 @@ class ASRServicer(rasr_grpc.RivaSpeechRecognitionServicer):
             _bad(context, f"riva-serve: expected 1 audio channel; got {config.audio_channel_count}")
 
     def StreamingRecognize(self, request_iterator, context) -> Iterator[rasr.StreamingRecognizeResponse]:
+        request_iterator = _within(request_iterator, context, self.stream_s)
         first = next(request_iterator, None)
         if first is None or not first.HasField("streaming_config"):
             context.abort(
@@ -114,8 +150,8 @@ class ASRServicer(rasr_grpc.RivaSpeechRecognitionServicer):
 class TTSServicer(rtts_grpc.RivaSpeechSynthesisServicer):
     """Synthesize / SynthesizeOnline (LINEAR_PCM at the requested rate) over espeak-ng."""
 
-    def __init__(self, tts) -> None:
-        self.tts = tts
+    def __init__(self, tts, stream_s: float = STREAM_S) -> None:
+        self.tts, self.stream_s = tts, stream_s
 
     def _pcm(self, request, context) -> bytes:
         if request.encoding not in (raudio.AudioEncoding.LINEAR_PCM, raudio.AudioEncoding.ENCODING_UNSPECIFIED):
@@ -139,7 +175,10 @@ class TTSServicer(rtts_grpc.RivaSpeechSynthesisServicer):
     def SynthesizeOnline(self, request_iterator, context) -> Iterator[rtts.SynthesizeSpeechResponse]:
         """Each request's text is spoken in turn, in chunks of 0.2 s (at 22.05 kHz) as it is ready."""
         step = TTS_CHUNK_SAMPLES * 2
-        for request in request_iterator:
+        for n, request in enumerate(_within(request_iterator, context, self.stream_s)):
+            if n >= MAX_TTS_REQUESTS:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"riva-serve: expected at most "
+                              f"{MAX_TTS_REQUESTS} requests per SynthesizeOnline call (MAX_TTS_REQUESTS)")  # fmt: skip
             pcm = self._pcm(request, context)
             for i in range(0, len(pcm), step):
                 yield rtts.SynthesizeSpeechResponse(audio=pcm[i : i + step])
@@ -165,13 +204,15 @@ class _TokenInterceptor(grpc.ServerInterceptor):
 
 
 def serve(host: str = "127.0.0.1", port: int = 50052, token: str = "", asr_backend: str = "pocketsphinx",
-          labels: Sequence[tuple[int, str]] = (), workers: int = 4) -> tuple[grpc.Server, int]:  # fmt: skip
+          labels: Sequence[tuple[int, str]] = (), workers: int = 4,
+          stream_s: float = STREAM_S) -> tuple[grpc.Server, int]:  # fmt: skip
     """Start the Riva-compatible server; returns ``(server, bound port)`` (``port=0``: a free one).
+    At most ``workers`` calls run at once (more are refused); a stream lasts at most ``stream_s``.
 
     Raises
     ------
     ValueError
-        If ``host`` is beyond loopback and no token is set.
+        If ``host`` is beyond loopback and no token is set, or ``workers``/``stream_s`` are not positive.
     """
     from clara_stream.voice.asr import make
     from clara_stream.voice.service import _loopback
@@ -179,13 +220,16 @@ def serve(host: str = "127.0.0.1", port: int = 50052, token: str = "", asr_backe
 
     if not token and not _loopback(host):
         raise ValueError(f"riva-serve: expected a token when listening beyond loopback; got host {host!r}")
+    if workers < 1 or not stream_s > 0:
+        raise ValueError(f"riva-serve: expected workers >= 1 and stream_s > 0; got {workers}, {stream_s!r}")
     make(asr_backend, labels)  # fail now, not on the first call, if the backend cannot start
     interceptors = [_TokenInterceptor(token)] if token else []
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), interceptors=interceptors)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), interceptors=interceptors,
+                         maximum_concurrent_rpcs=workers)  # fmt: skip
     rasr_grpc.add_RivaSpeechRecognitionServicer_to_server(
-        ASRServicer(lambda: make(asr_backend, labels), workers), server
+        ASRServicer(lambda: make(asr_backend, labels), workers, stream_s), server
     )
-    rtts_grpc.add_RivaSpeechSynthesisServicer_to_server(TTSServicer(EspeakTTS()), server)
+    rtts_grpc.add_RivaSpeechSynthesisServicer_to_server(TTSServicer(EspeakTTS(), stream_s), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:
         raise ValueError(f"riva-serve: expected a free port at {host}:{port}; got none")

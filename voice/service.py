@@ -3,7 +3,8 @@
 
 Optional parameters: ``dataset`` (its label names come from the render service), ``session`` (a
 render session: the command is executed there over gRPC and the new view state returned) and
-``conversation`` (who a pending confirmation belongs to; default the project). Also
+``conversation`` (who a pending confirmation belongs to, at most 64 characters; without one, nothing is
+left pending for another request to confirm). Also
 ``POST /<project>/transcribe`` (a 16 kHz mono WAV body → transcript + the same JSON) and
 ``GET /<project>/say?text=`` (WAV). Loopback by default; a token is required beyond it.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import re
+import threading
+import uuid
 from typing import Any
 
 from clara_stream.voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioInputError, read_wav, to_wav
@@ -24,6 +27,31 @@ from fastapi.responses import JSONResponse, Response
 PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_BODY = int(MAX_SECONDS * SAMPLE_RATE * 2) + 4096
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_CONVERSATION = 64
+NEEDS_CONVERSATION = "I can only do that within a conversation: send a conversation id, then confirm with yes."
+
+
+def process_once(dialog: DialogManager, text: str, labels, conversation: str = ""):
+    """``dialog.process`` where a pending confirmation belongs to ``conversation`` only; without one the
+    query gets a key of its own and a destructive command is answered as needing a conversation (a
+    shared default key let one client's "yes" confirm another's reset).
+
+    Raises
+    ------
+    ValueError
+        If ``conversation`` is longer than ``MAX_CONVERSATION`` characters.
+    """
+    if len(conversation) > MAX_CONVERSATION:
+        raise ValueError(f"voice: expected a conversation id of at most {MAX_CONVERSATION} characters; "
+                         f"got {len(conversation)}")  # fmt: skip
+    if conversation:
+        return dialog.process(text, labels, conversation)
+    key = "\x00once-" + uuid.uuid4().hex
+    res = dialog.process(text, labels, key)
+    if res.pending_confirmation:
+        dialog.process("cancel", labels, key)  # drop it: nobody can ever confirm this key
+        res.pending_confirmation, res.reply = False, NEEDS_CONVERSATION
+    return res
 
 
 def _loopback(host: str) -> bool:
@@ -48,11 +76,18 @@ def view_summary(state) -> dict[str, Any]:
 
 
 class VoiceContext:
-    """What the routes share: the dialog manager, an optional render client, lazily built engines."""
+    """What the routes share: the dialog manager, an optional render client, lazily built engines.
+
+    Notes
+    -----
+    A recogniser keeps per-utterance state (``alternatives``, ``decoded``) and is not thread-safe:
+    each comes with a lock held for a whole ``hear()``; the cache has a lock of its own.
+    """
 
     def __init__(self, dialog: DialogManager, render_client=None, asr_backend: str = "auto") -> None:
         self.dialog, self.client, self.asr_backend = dialog, render_client, asr_backend
-        self._asr: dict[tuple, Any] = {}
+        self._asr: dict[tuple, tuple[Any, threading.Lock]] = {}
+        self._cache_lock = threading.Lock()
 
     def labels(self, dataset: str) -> list[tuple[int, str]]:
         if not dataset:
@@ -61,22 +96,30 @@ class VoiceContext:
             raise ValueError("voice: expected --render ADDRESS to read the labels of dataset " + repr(dataset))
         return [(int(lb.value), lb.name) for lb in self.client.info(dataset).labels]
 
-    def asr(self, labels: list[tuple[int, str]]):
+    def asr(self, labels: list[tuple[int, str]]) -> tuple[Any, threading.Lock]:
+        """``(recogniser, its lock)`` for ``labels``, built once (hold the lock while using it)."""
         from clara_stream.voice.asr import make
 
         key = (self.asr_backend, tuple(labels))
-        if key not in self._asr:
-            if len(self._asr) > 16:
-                self._asr.clear()
-            self._asr[key] = make(self.asr_backend, labels)
-        return self._asr[key]
+        with self._cache_lock:
+            if key not in self._asr:
+                if len(self._asr) > 16:
+                    self._asr.clear()  # users of a dropped recogniser keep it and its lock
+                self._asr[key] = (make(self.asr_backend, labels), threading.Lock())
+            return self._asr[key]
+
+    def hear(self, samples, labels: list[tuple[int, str]]) -> str:
+        """The transcript to act on (``pipeline.hear``), the recogniser held for the whole utterance."""
+        asr, lock = self.asr(labels)
+        with lock:
+            return hear(asr, self.dialog, samples, labels)
 
     def handle(self, text: str, dataset: str = "", session: str = "", conversation: str = "") -> dict[str, Any]:
         """Understand ``text``; when ``session`` is given, run the command there (gRPC)."""
         if session and self.client is not None and not dataset:
             dataset = self.client.state(session).dataset_id
         labels = self.labels(dataset)
-        res = self.dialog.process(text, labels, conversation).to_json()
+        res = process_once(self.dialog, text, labels, conversation).to_json()
         if session:
             if self.client is None:
                 raise ValueError("voice: expected --render ADDRESS to act on a render session")
@@ -124,7 +167,7 @@ def create_app(ctx: VoiceContext, token: str = "", bind_host: str = "127.0.0.1")
     def process_query(project: str, request: Request, query: str = Query(...),
                       dataset: str = "", session: str = "", conversation: str = "") -> JSONResponse:  # fmt: skip
         guard(request, project)
-        return JSONResponse(run(ctx.handle, query, dataset, session, conversation or project))
+        return JSONResponse(run(ctx.handle, query, dataset, session, conversation))
 
     @app.post("/{project}/transcribe")
     async def transcribe(project: str, request: Request, dataset: str = "", session: str = "",
@@ -139,10 +182,10 @@ def create_app(ctx: VoiceContext, token: str = "", bind_host: str = "127.0.0.1")
         def work() -> dict[str, Any]:
             samples = read_wav(bytes(body))
             labels = ctx.labels(dataset)
-            text = hear(ctx.asr(labels), ctx.dialog, samples, labels)  # n-best and second opinion, as the viewer
+            text = ctx.hear(samples, labels)  # n-best and second opinion, as the viewer
             if not text:
                 return {"transcript": "", "intent": None, "command": [], "reply": "I heard no command."}
-            return {"transcript": text, **ctx.handle(text, dataset, session, conversation or project)}
+            return {"transcript": text, **ctx.handle(text, dataset, session, conversation)}
 
         return JSONResponse(await asyncio.to_thread(run, work))  # decoding off the event loop
 

@@ -78,7 +78,7 @@ def test_rest_transcribe_leaves_the_event_loop_free(dialog):
             return "zoom in"
 
     ctx = VoiceContext(dialog)
-    ctx.asr = lambda labels: Waiting()
+    ctx.asr = lambda labels: (Waiting(), threading.Lock())
     wav = to_wav((np.random.default_rng(3).normal(0, 3000, SAMPLE_RATE)).astype("<i2"), SAMPLE_RATE)
 
     async def both() -> tuple[httpx.Response, httpx.Response]:

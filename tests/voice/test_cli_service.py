@@ -97,7 +97,7 @@ def test_rest_transcribe_chooses_as_the_viewer_does(dialog, utterances):
     with TestClient(create_app(ctx)) as c:
         right = 0
         for intent, clip in clips:
-            text, res = understand(ctx.asr([]), dialog, read_wav(clip), [], "oracle")
+            text, res = understand(ctx.asr([])[0], dialog, read_wav(clip), [], "oracle")
             got = c.post("/p/transcribe", content=clip.read_bytes(), params={"conversation": "rest"})
             assert got.status_code == 200, got.text
             body = got.json()
