@@ -48,10 +48,12 @@ _NET = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#\s]*)")
 #: a key is address-ish when one of its ``_`` words is one of these (``live_url``, ``render_address``)
 _ADDRESS_WORDS = frozenset({"url", "urls", "uri", "uris", "address", "addresses", "host", "hosts", "endpoint",
                             "endpoints", "bind"})
-#: FFmpeg protocols that wrap another address or path (``async:tcp://…``, ``concat:/a|/b``, ``subfile,,…:/x``)
-_PROTOCOL_PREFIX = re.compile(r"^\s*(async|bluray|cache|concat|concatf|crypto|fd|ffrtmpcrypt|ffrtmphttp|gopher|"
+#: FFmpeg protocols that wrap another address or path (``async:tcp://…``, ``concat:/a|/b``, ``subfile,,…:/x``),
+#: and network ones without ``//`` (FFmpeg reads ``tcp:HOST:PORT`` as ``tcp://HOST:PORT``; the rule would not)
+_PROTOCOL_PREFIX = re.compile(r"^\s*(?:(async|bluray|cache|concat|concatf|crypto|fd|ffrtmpcrypt|ffrtmphttp|gopher|"
                               r"gophers|hls|httpproxy|ipfs|ipns|md5|pipe|prompeg|sctp|srtp|subfile|tee|tls|unix|zmq)"
-                              r"[:,]", re.I)
+                              r"[:,]|(ftp|https?|icecast|mmsh|mmst|rtmp[est]?|rtmpt[es]|rtp|rtsps?|srt|tcp|udp|udplite|"
+                              r"wss?):(?!//))", re.I)
 #: ``clara_stream.pipeline.spec.REF``, not imported: that package loads the runtime (and holoscan) into the service
 _REF = re.compile(r"\$\{([A-Za-z_][\w.]*)(?:\|([^}]*))?\}")
 
@@ -233,8 +235,9 @@ class _Checker:
             self.errors.append(f"{where}: pipeline: {what}: expected {rule}; got {value!r}{found}")
 
         if m := _PROTOCOL_PREFIX.match(text):
-            return refuse("a path or a scheme://HOST address", f" (the FFmpeg protocol prefix {m.group(1)!r} "
-                                                               "wraps an address or path the rule cannot check)")
+            prefix = m.group(1) or m.group(2)
+            return refuse("a path or a scheme://HOST address", f" (the FFmpeg protocol prefix {prefix!r} hides an "
+                                                               "address or path from this rule)")
         found = [(m.group(1).lower(), m.group(2)) for m in _NET.finditer(text)] or [("", text.split("/", 1)[0])]
         allowed = sorted(self.rules.allowed_hosts)
         for scheme, authority in found:

@@ -60,6 +60,8 @@ ESCAPES = {  # name -> (file text, what the message must say, the text on the li
         "operators:\n", "operators:\n" + ENCODER % "udp://${app.dest}"), "(host '203.0.113.5')", "encoder:"),
     "file: without slashes": (with_operator(DECODER % ("file:/etc/passwd", "{}")),
                               "argument path: expected a path under the configured roots", "decoder:"),
+    "network scheme without slashes": (with_operator(DECODER % ("tcp:198.51.100.7:9000", "{}")),
+                                       "the FFmpeg protocol prefix 'tcp'", "decoder:"),
     "concat: of files outside": (with_operator(DECODER % ("concat:/etc/passwd|/etc/hosts", "{}")),
                                  "the FFmpeg protocol prefix 'concat'", "decoder:"),
 }
