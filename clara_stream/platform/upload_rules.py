@@ -197,14 +197,17 @@ class _Checker:
         self.io = {"input": input_dir or str(self.job / "input"), "output": output_dir or str(self.job / "output")}
 
     def _expand(self, value: str) -> str | None:
-        """``value`` with references filled; None when it names a service connection (checked there)."""
+        """``value`` with references filled; None when it is a service connection (checked there). A connection
+        inside a longer string reads as the services' loopback host, so the rest of the string is still checked."""
         out, pos = [], 0
         for m in _REF.finditer(value):
             head, _, rest = m.group(1).partition(".")
-            if head == "services":
+            if head == "services" and m.group(0) == value.strip():
                 return None
-            if head == "here":
-                filled: Any = str(self.spec.here)
+            if head == "services":
+                filled: Any = "127.0.0.1"  # clara_stream.pipeline.services.HOST (not imported: see _REF)
+            elif head == "here":
+                filled = str(self.spec.here)
             elif rest in self.io and self.sections["app"].get(rest) is None:
                 filled = self.io[rest]
             else:

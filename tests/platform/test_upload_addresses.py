@@ -146,3 +146,15 @@ def test_launch_applies_the_allowlist_of_now(tmp_path: Path) -> None:
             check_job_app(row, [p.apps], dropped)
     finally:
         p.close()
+
+
+def test_a_service_connection_inside_an_address_does_not_hide_its_host(platform: Platform) -> None:
+    """``udp://203.0.113.5:1234/${services.triton.url}``: the old rule skipped every string holding a service
+    reference, so the outside host passed; the whole-value connection of the shipped pipeline still passes."""
+    services = f"services:\n  triton: {{type: triton, model_repository: {platform.inputs}}}\n"
+    text = hello(services=services).replace("operators:\n", "operators:\n" + ENCODER % (
+        "udp://203.0.113.5:1234/${services.triton.url}"))
+    r = platform.post_yaml(text, name="hidden")
+    assert r.status_code == 400 and "argument live_url: expected a loopback host" in r.json()["detail"] and \
+        "(host '203.0.113.5')" in r.json()["detail"], r.text
+    assert platform.names() == [] and platform.stored() == []
