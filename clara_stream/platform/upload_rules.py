@@ -205,6 +205,8 @@ class _Checker:
             if head == "services" and m.group(0) == value.strip():
                 return None
             if head == "services":
+                if ".." in re.split(r"[/\\]", value[m.end():]):  # a repository folder's parent: outside the rule
+                    raise PipelineFileError(f"{FIELD}: expected no '..' after ${{{m.group(1)}}}; got {value!r}")
                 filled: Any = "127.0.0.1"  # clara_stream.pipeline.services.HOST (not imported: see _REF)
             elif head == "here":
                 filled = str(self.spec.here)

@@ -158,3 +158,6 @@ def test_a_service_connection_inside_an_address_does_not_hide_its_host(platform:
     assert r.status_code == 400 and "argument live_url: expected a loopback host" in r.json()["detail"] and \
         "(host '203.0.113.5')" in r.json()["detail"], r.text
     assert platform.names() == [] and platform.stored() == []
+    r = platform.post_yaml(hello(services=services, sink_out="${services.triton.repository}/../../../etc/x"), name="up")
+    assert r.status_code == 400 and "expected no '..' after ${services.triton.repository}" in r.json()["detail"], r.text
+    assert platform.names() == [] and platform.stored() == []
