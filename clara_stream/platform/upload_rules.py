@@ -280,10 +280,11 @@ class _Checker:
             if expanded is None:
                 return
             network = any(m.group(1).lower() != "file" for m in _NET.finditer(expanded))
-            if network or _PROTOCOL_PREFIX.match(expanded) or (
-                    _addressish(key) and "://" not in expanded and not _may_escape(expanded)):
+            prefixed = _PROTOCOL_PREFIX.match(expanded)
+            if network or prefixed or (_addressish(key) and "://" not in expanded and not _may_escape(expanded)):
                 self.address(where, what, value, expanded)
-            elif pathish or _may_escape(expanded):
+            url = _URL.match(expanded.strip()) and not expanded.strip().lower().startswith("file:")
+            if not (url or prefixed) and (pathish or _may_escape(expanded)):  # /out/udp://127.0.0.1:1 is a path too
                 self.path(where, what, value, self.job)
 
     def _service(self, name: str, svc: Any) -> None:

@@ -62,6 +62,9 @@ ESCAPES = {  # name -> (file text, what the message must say, the text on the li
                               "argument path: expected a path under the configured roots", "decoder:"),
     "network scheme without slashes": (with_operator(DECODER % ("tcp:198.51.100.7:9000", "{}")),
                                        "the FFmpeg protocol prefix 'tcp'", "decoder:"),
+    "a path outside holding a loopback URL": (hello(sink_out="/tmp/out/udp://127.0.0.1:1234"),
+                                              "argument output: expected a path under the configured roots",
+                                              "sink:"),
     "concat: of files outside": (with_operator(DECODER % ("concat:/etc/passwd|/etc/hosts", "{}")),
                                  "the FFmpeg protocol prefix 'concat'", "decoder:"),
 }
