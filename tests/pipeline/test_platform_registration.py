@@ -38,7 +38,8 @@ def test_pipeline_file_registered_and_run_by_a_worker(tmp_path: Path) -> None:
                    .format(services="", sink_out="${app.output}"))
     inbox = tmp_path / "in"
     inbox.mkdir()
-    with TestClient(create_app(PlatformService(_settings(tmp_path, apps), dicom=False))) as client:
+    svc = PlatformService(_settings(tmp_path, apps), dicom=False)
+    with TestClient(base_url="http://127.0.0.1", app=create_app(svc)) as client:
         r = client.put("/pipelines/bad", json={"name": "bad", "app": str(bad)})
         assert r.status_code == 422, r.text
         assert f"{bad}:15:" in r.json()["detail"] and "'frames'" in r.json()["detail"]
@@ -63,7 +64,8 @@ def test_pipeline_graph_route_matches_the_file(tmp_path: Path) -> None:
     good = apps / "hello.yaml"
     good.write_text(HELLO.format(services="", sink_out="${app.output}"))
     data = yaml.safe_load(good.read_text())
-    with TestClient(create_app(PlatformService(_settings(tmp_path, apps), dicom=False))) as client:
+    svc = PlatformService(_settings(tmp_path, apps), dicom=False)
+    with TestClient(base_url="http://127.0.0.1", app=create_app(svc)) as client:
         pid = client.put("/pipelines/hello", json={"name": "hello", "app": str(good)}).json()["id"]
         graph = client.get(f"/pipelines/{pid}/graph").json()
         assert client.get("/pipelines/nope/graph").status_code == 404

@@ -112,7 +112,7 @@ def test_low_space_watermark_refuses_before_the_disk_fills(settings, small_fs, c
         rj = peer_reject(refused)
         assert rj is not None
         assert (rj.result, rj.result_source, rj.diagnostic) == REJECT_LOW_SPACE
-        health = TestClient(create_app(svc, manage=False)).get("/health").json()
+        health = TestClient(base_url="http://127.0.0.1", app=create_app(svc, manage=False)).get("/health").json()
         assert "low space" in health["lowSpace"] and "--min-free-mb" in health["lowSpace"]
         assert svc.store.count() == 0
         filler.unlink()

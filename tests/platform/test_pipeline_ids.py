@@ -25,7 +25,7 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 @pytest.fixture
 def client(settings):
     svc = PlatformService(settings)
-    with TestClient(create_app(svc)) as c:
+    with TestClient(base_url="http://127.0.0.1", app=create_app(svc)) as c:
         yield c, svc
 
 

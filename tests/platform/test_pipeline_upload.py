@@ -57,7 +57,7 @@ class Platform:
         self.svc = PlatformService(PlatformSettings(
             data_dir=tmp / "data", app_roots=[self.apps], input_roots=[self.inputs], dicom_port=0, http_port=0,
             poll_interval_s=0.05, **settings), dicom=False)
-        self.rest = TestClient(create_app(self.svc))
+        self.rest = TestClient(base_url="http://127.0.0.1", app=create_app(self.svc))
         self.rest.__enter__()  # starts the service (lifespan)
         self.server, port = serve(self.svc)
         self.target = f"127.0.0.1:{port}"

@@ -18,7 +18,7 @@ PROBE = str(Path(__file__).parent / "apps" / "probe")
 @pytest.fixture
 def client(settings):
     svc = PlatformService(settings)
-    with TestClient(create_app(svc)) as c:
+    with TestClient(base_url="http://127.0.0.1", app=create_app(svc)) as c:
         yield c
 
 
@@ -125,7 +125,7 @@ def test_bearer_token_guards_everything_but_health_and_console(settings):
     from pydantic import SecretStr
 
     settings.api_token = SecretStr("s3cret")
-    with TestClient(create_app(PlatformService(settings, dicom=False))) as c:
+    with TestClient(base_url="http://127.0.0.1", app=create_app(PlatformService(settings, dicom=False))) as c:
         r = c.get("/jobs")
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
         assert "Authorization: Bearer" in r.json()["detail"]

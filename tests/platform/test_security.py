@@ -20,7 +20,7 @@ PROBE = str(APPS / "probe")
 
 @pytest.fixture
 def client(settings):
-    with TestClient(create_app(PlatformService(settings, dicom=False))) as c:
+    with TestClient(base_url="http://127.0.0.1", app=create_app(PlatformService(settings, dicom=False))) as c:
         yield c
 
 
@@ -36,6 +36,23 @@ def test_defaults_bind_loopback_and_rest_is_apart_from_dicom(monkeypatch, tmp_pa
     assert svc.api_token is None and not (tmp_path / "api-token").exists()  # loopback REST: open
 
 
+def test_a_loopback_service_refuses_foreign_hosts_and_cross_site_pages(client):
+    """DNS rebinding (a foreign Host on the loopback port, or one that only starts like 127.x) gets
+    421; while no token is set, a page of another origin gets 403 even for a "simple" text/plain
+    POST that needs no preflight, and nothing is created. The service's own pages and clients
+    without an Origin (CLI, httpx) are served."""
+    for host in ("evil.example", "127.0.0.1.rebind.example:8080"):
+        r = client.get("/pipelines", headers={"Host": host})
+        assert r.status_code == 421 and "expected a loopback Host header" in r.json()["detail"], host
+    body = f"name: x\napp: {PROBE}\n"
+    for origin in ("http://evil.example", "null"):
+        r = client.post("/pipelines?name=x", content=body, headers={"Content-Type": "text/plain", "Origin": origin})
+        assert r.status_code == 403 and origin in r.json()["detail"], origin
+    assert client.get("/pipelines").json() == []  # nothing was created
+    assert client.get("/pipelines", headers={"Origin": "http://127.0.0.1:8080"}).status_code == 200
+    assert client.get("/health", headers={"Host": "localhost:5000"}).status_code == 200
+
+
 def test_token_generated_0600_beyond_loopback_and_required(settings, tmp_path):
     """Fails if REST beyond loopback answers without a token, or the token file is readable by others."""
     settings.http_host = "0.0.0.0"
@@ -44,7 +61,7 @@ def test_token_generated_0600_beyond_loopback_and_required(settings, tmp_path):
     assert svc.token_generated and stat.S_IMODE(token_file.stat().st_mode) == 0o600
     token = token_file.read_text().strip()
     assert token == svc.api_token.get_secret_value() and len(token) >= 32
-    with TestClient(create_app(svc)) as c:
+    with TestClient(base_url="http://127.0.0.1", app=create_app(svc)) as c:
         assert c.get("/jobs").status_code == 401
         assert c.put("/pipelines/x", json={"name": "x", "app": PROBE}).status_code == 401
         assert c.get("/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
@@ -144,7 +161,7 @@ def test_ae_titles_follow_dicom_rules(client, title):
 def test_hosts_must_resolve_and_localhost_matches_loopback(settings, dcmtk):
     """A source named ``localhost`` admits a peer at 127.0.0.1; an unresolvable name is refused."""
     svc = PlatformService(settings)
-    with TestClient(create_app(svc)) as c:
+    with TestClient(base_url="http://127.0.0.1", app=create_app(svc)) as c:
         r = c.post("/config/source", json={"name": "s", "aeTitle": "S", "hostIp": "no-such-host.invalid"})
         assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "hostIp"
         assert c.post("/config/source", json={"name": "m", "aeTitle": "MOD", "hostIp": "localhost"}).status_code == 201

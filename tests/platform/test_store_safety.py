@@ -92,7 +92,7 @@ def test_same_sop_uid_in_two_studies_never_mixes_patients(svc, ct_small, tmp_pat
         for p in files:
             ds = dcmread(p, stop_before_pixels=True)
             sources.setdefault(str(ds.StudyInstanceUID), {})[str(ds.SOPInstanceUID)] = p
-    client = TestClient(create_app(svc, manage=False))
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(svc, manage=False))
     for jid in job_ids:
         files = sorted(Path(svc.queue.get(jid).input_dir).iterdir())
         assert len(files) == 4
