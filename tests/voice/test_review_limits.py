@@ -98,13 +98,17 @@ def _result(v) -> dict:
     return msg
 
 
+def _utter(v, clip, start: dict) -> dict:
+    v.send(json.dumps({"type": "start", **start}))
+    for c in chunks(read_wav(clip)):
+        v.send(c)
+    v.send(json.dumps({"type": "end"}))
+    return _result(v)
+
+
 def _say(url: str, clip) -> dict:
     with connect(url, max_size=1 << 24) as v:
-        v.send(json.dumps({"type": "start", "conversation": "other"}))
-        for c in chunks(read_wav(clip)):
-            v.send(c)
-        v.send(json.dumps({"type": "end"}))
-        return _result(v)
+        return _utter(v, clip, {"conversation": "other"})
 
 
 def _first_error(v) -> str:
@@ -146,6 +150,16 @@ def test_silent_utterance_times_out_and_frees_the_recogniser(gateway, utterances
         message = _first_error(a)
         assert "expected the end message within 4 s" in message, message
         assert _say(gateway.url, _clip(utterances, "next slice"))["intent"] == "next_slice"
+
+
+def test_spoken_yes_on_another_socket_confirms_nothing(gateway, utterances):
+    """Two sockets without a conversation id: A's spoken reset waits for A's yes; B's yes confirms
+    nothing. Fails when both fell back to the shared key "" (B's yes ran A's reset)."""
+    with connect(gateway.url, max_size=1 << 24) as a, connect(gateway.url, max_size=1 << 24) as b:
+        assert _utter(a, _clip(utterances, "reset the view"), {})["pending_confirmation"]
+        other = _utter(b, _clip(utterances, "yes"), {})
+        assert other["intent"] == "confirm" and other["command"] == [], other
+        assert _utter(a, _clip(utterances, "yes"), {})["command"]
 
 
 def test_mount_refuses_a_bad_deadline():
