@@ -215,10 +215,11 @@ def serve(host: str = "127.0.0.1", port: int = 50052, token: str = "", asr_backe
         If ``host`` is beyond loopback and no token is set, or ``workers``/``stream_s`` are not positive.
     """
     from clara_stream.voice.asr import make
-    from clara_stream.voice.service import _loopback
     from clara_stream.voice.tts import EspeakTTS
 
-    if not token and not _loopback(host):
+    from clara_stream.loopback import is_loopback
+
+    if not token and not is_loopback(host):
         raise ValueError(f"riva-serve: expected a token when listening beyond loopback; got host {host!r}")
     if workers < 1 or not stream_s > 0:
         raise ValueError(f"riva-serve: expected workers >= 1 and stream_s > 0; got {workers}, {stream_s!r}")

@@ -17,6 +17,7 @@ import re
 import threading
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from clara_stream.voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioInputError, read_wav, to_wav
 from clara_stream.voice.dialog import DialogManager
@@ -24,9 +25,10 @@ from clara_stream.voice.pipeline import hear
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from clara_stream.loopback import is_loopback
+
 PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_BODY = int(MAX_SECONDS * SAMPLE_RATE * 2) + 4096
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_CONVERSATION = 64
 NEEDS_CONVERSATION = "I can only do that within a conversation: send a conversation id, then confirm with yes."
 
@@ -52,10 +54,6 @@ def process_once(dialog: DialogManager, text: str, labels, conversation: str = "
         dialog.process("cancel", labels, key)  # drop it: nobody can ever confirm this key
         res.pending_confirmation, res.reply = False, NEEDS_CONVERSATION
     return res
-
-
-def _loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
 
 
 def view_summary(state) -> dict[str, Any]:
@@ -139,10 +137,25 @@ def create_app(ctx: VoiceContext, token: str = "", bind_host: str = "127.0.0.1")
     """
     import grpc
 
-    if not token and not _loopback(bind_host):
+    if not token and not is_loopback(bind_host):
         raise ValueError(f"voice serve: expected a token when listening beyond loopback; got host {bind_host!r}")
     app = FastAPI(title="clara-stream voice dialog manager")
     app.state.ctx = ctx
+    loopback_only = is_loopback(bind_host)
+
+    @app.middleware("http")
+    async def _this_machine(request: Request, call_next):  # noqa: ANN202 - Starlette's middleware shape
+        """Loopback-only: loopback Host headers only (DNS rebinding); no token: no other origin's pages
+        (``process_query`` with ``session=`` acts on a render session on a plain GET)."""
+        host, origin = request.headers.get("host", ""), request.headers.get("origin")
+        if loopback_only and not is_loopback(host):
+            return JSONResponse(status_code=421, content={
+                "detail": f"voice: expected a loopback Host header on a loopback-only service; got {host!r}"})
+        if origin is not None and not token and not is_loopback(urlsplit(origin).netloc):
+            return JSONResponse(status_code=403, content={
+                "detail": f"voice: expected requests from this machine's own pages while no token is set; "
+                          f"got Origin {origin!r}"})
+        return await call_next(request)
 
     def guard(request: Request, project: str) -> None:
         if token:

@@ -71,6 +71,23 @@ def test_process_query_acts_on_a_render_session(rest, render_session):
     assert status == 404 and "render service" in body["detail"]
 
 
+def test_loopback_rest_refuses_foreign_hosts_and_other_origins_pages(dialog):
+    """DNS rebinding (a foreign Host, or one that only starts like 127.x) gets 421; without a token a
+    page of another origin gets 403 (process_query acts on a render session on a plain GET)."""
+    from clara_stream.voice.service import VoiceContext, create_app
+    from fastapi.testclient import TestClient
+
+    with TestClient(base_url="http://127.0.0.1", app=create_app(VoiceContext(dialog))) as c:
+        q = {"query": "zoom in"}
+        for host in ("evil.example", "127.0.0.1.rebind.example:8080"):
+            r = c.get("/p/process_query", params=q, headers={"Host": host})
+            assert r.status_code == 421 and "expected a loopback Host header" in r.json()["detail"], host
+        r = c.get("/p/process_query", params=q, headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403 and "evil.example" in r.json()["detail"]
+        ok = c.get("/p/process_query", params=q, headers={"Origin": "http://localhost:8765"})
+        assert ok.status_code == 200 and ok.json()["intent"] == "zoom_in"
+
+
 def test_rest_needs_a_token_beyond_loopback(dialog):
     from clara_stream.voice.service import VoiceContext, create_app
     from fastapi.testclient import TestClient
@@ -94,7 +111,7 @@ def test_rest_transcribe_chooses_as_the_viewer_does(dialog, utterances):
 
     ctx = VoiceContext(dialog)
     clips = [(u.intent, u.clean) for u in utterances] + [(u.intent, u.noisy) for u in utterances[:12]]
-    with TestClient(create_app(ctx)) as c:
+    with TestClient(base_url="http://127.0.0.1", app=create_app(ctx)) as c:
         right = 0
         for intent, clip in clips:
             text, res = understand(ctx.asr([])[0], dialog, read_wav(clip), [], "oracle")

@@ -206,7 +206,7 @@ def test_rest_query_without_conversation_shares_no_confirmation(dialog):
     from clara_stream.voice.service import VoiceContext, create_app
     from fastapi.testclient import TestClient
 
-    client = TestClient(create_app(VoiceContext(dialog)))
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(VoiceContext(dialog)))
 
     def get(q: str, conversation: str) -> dict:
         r = client.get("/liver/process_query", params={"query": q, "conversation": conversation})

@@ -51,7 +51,7 @@ def test_rest_fillers_never_confirm(dialog):
     from clara_stream.voice.service import VoiceContext, create_app
     from fastapi.testclient import TestClient
 
-    client = TestClient(create_app(VoiceContext(dialog)))
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(VoiceContext(dialog)))
 
     def ask(q: str) -> dict:
         r = client.get("/liver/process_query?" + urllib.parse.urlencode({"query": q, "conversation": "rest-safety"}))
