@@ -82,7 +82,8 @@ def test_rest_transcribe_leaves_the_event_loop_free(dialog):
     wav = to_wav((np.random.default_rng(3).normal(0, 3000, SAMPLE_RATE)).astype("<i2"), SAMPLE_RATE)
 
     async def both() -> tuple[httpx.Response, httpx.Response]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://t") as c:
+        transport = httpx.ASGITransport(app=create_app(ctx))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:  # a loopback Host
             upload = asyncio.create_task(c.post("/p/transcribe", content=wav))
             query = await c.get("/p/process_query", params={"query": "pan left"})
             answered.set()
