@@ -33,3 +33,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def refusal(who: str, host: str, origin: str | None, *, loopback_only: bool, has_token: bool) -> tuple[int, str] | None:
+    """``(HTTP status, message)`` for a request a service must not answer, else None.
+
+    A loopback-only service answers loopback Host headers only (421: DNS rebinding); one without a
+    token answers no page of another origin (403: a cross-site form or text/plain POST needs no
+    preflight, so a browser would send it)."""
+    if loopback_only and not is_loopback(host):
+        return 421, f"{who}: expected a loopback Host header on a loopback-only service; got {host!r}"
+    if origin is not None and not has_token and not is_loopback(urlsplit(origin).netloc):
+        return 403, (f"{who}: expected requests from this machine's own pages while no token is set; "
+                     f"got Origin {origin!r}")
+    return None

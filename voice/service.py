@@ -17,7 +17,6 @@ import re
 import threading
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 from clara_stream.voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioInputError, read_wav, to_wav
 from clara_stream.voice.dialog import DialogManager
@@ -25,7 +24,7 @@ from clara_stream.voice.pipeline import hear
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from clara_stream.loopback import is_loopback
+from clara_stream.loopback import is_loopback, refusal
 
 PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_BODY = int(MAX_SECONDS * SAMPLE_RATE * 2) + 4096
@@ -145,16 +144,10 @@ def create_app(ctx: VoiceContext, token: str = "", bind_host: str = "127.0.0.1")
 
     @app.middleware("http")
     async def _this_machine(request: Request, call_next):  # noqa: ANN202 - Starlette's middleware shape
-        """Loopback-only: loopback Host headers only (DNS rebinding); no token: no other origin's pages
-        (``process_query`` with ``session=`` acts on a render session on a plain GET)."""
-        host, origin = request.headers.get("host", ""), request.headers.get("origin")
-        if loopback_only and not is_loopback(host):
-            return JSONResponse(status_code=421, content={
-                "detail": f"voice: expected a loopback Host header on a loopback-only service; got {host!r}"})
-        if origin is not None and not token and not is_loopback(urlsplit(origin).netloc):
-            return JSONResponse(status_code=403, content={
-                "detail": f"voice: expected requests from this machine's own pages while no token is set; "
-                          f"got Origin {origin!r}"})
+        why = refusal("voice", request.headers.get("host", ""), request.headers.get("origin"),
+                      loopback_only=loopback_only, has_token=bool(token))  # process_query acts on a GET
+        if why:
+            return JSONResponse(status_code=why[0], content={"detail": why[1]})
         return await call_next(request)
 
     def guard(request: Request, project: str) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from clara_stream import __version__
 from clara_stream.errors import DicomInputError
-from clara_stream.loopback import is_loopback
+from clara_stream.loopback import is_loopback, refusal
 from clara_stream.platform.api.deps import require_token
 from clara_stream.platform.api.routers import config, console, health, jobs, pipelines, results
 from clara_stream.platform.service import PlatformService
@@ -59,17 +58,11 @@ def create_app(service: PlatformService, *, manage: bool = True) -> FastAPI:
 
     @app.middleware("http")
     async def _this_machine(request: Request, call_next):  # noqa: ANN202 - Starlette's middleware shape
-        """A loopback-only service answers loopback Host headers only (DNS rebinding), and while it
-        has no token, no page of another origin (a cross-site form or text/plain POST needs no
-        preflight, so the browser would send it)."""
-        host, origin = request.headers.get("host", ""), request.headers.get("origin")
-        if loopback_only and not is_loopback(host):
-            return JSONResponse(status_code=421, content={"error": "Misdirected Request", "detail":
-                                f"REST: expected a loopback Host header on a loopback-only service; got {host!r}"})
-        if origin is not None and service.api_token is None and not is_loopback(urlsplit(origin).netloc):
-            return JSONResponse(status_code=403, content={"error": "Forbidden", "detail":
-                                f"REST: expected requests from this machine's own pages while no token is set; "
-                                f"got Origin {origin!r}"})
+        why = refusal("REST", request.headers.get("host", ""), request.headers.get("origin"),
+                      loopback_only=loopback_only, has_token=service.api_token is not None)
+        if why:
+            title = "Misdirected Request" if why[0] == 421 else "Forbidden"
+            return JSONResponse(status_code=why[0], content={"error": title, "detail": why[1]})
         return await call_next(request)
     for r in (health.router, console.router):
         app.include_router(r)
